@@ -1,0 +1,184 @@
+/*
+ * ringlet: collective operations over RDMA (verbs) and libfabric.
+ *
+ * Conventions
+ * - Every handle is opaque and owned by the caller from its create call until
+ *   the matching destroy/free call.
+ * - Every call returns rl_status_t; outputs are written only on success.
+ * - A communicator is used by one thread at a time, except rl_comm_abort(),
+ *   which may be called from any thread.
+ * - Configuration comes from RINGLET_* environment variables (see
+ *   `ringlet-info` or rl_config_print()); options passed in code win.
+ */
+#ifndef RINGLET_H
+#define RINGLET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RL_VERSION_MAJOR 0
+#define RL_VERSION_MINOR 1
+#define RL_VERSION_PATCH 0
+/* Wire protocol version: ranks with different values refuse to connect. */
+#define RL_PROTOCOL_VERSION 1
+
+/* One list gives the enum, the names and the messages (they cannot drift). */
+#define RL_STATUS_MAP(X)                                                       \
+    X(RL_OK, 0, "success")                                                     \
+    X(RL_INPROGRESS, 1, "operation still in progress")                         \
+    X(RL_ERR_INVALID_ARG, -1, "invalid argument")                              \
+    X(RL_ERR_NO_MEMORY, -2, "out of memory")                                   \
+    X(RL_ERR_UNSUPPORTED, -3, "not supported")                                 \
+    X(RL_ERR_TIMEOUT, -4, "deadline expired")                                  \
+    X(RL_ERR_PEER_FAILED, -5, "a peer rank failed")                            \
+    X(RL_ERR_TRANSPORT, -6, "transport error")                                 \
+    X(RL_ERR_BOOTSTRAP, -7, "bootstrap failed")                                \
+    X(RL_ERR_MISMATCH, -8, "arguments differ between ranks")                   \
+    X(RL_ERR_PROTOCOL, -9, "malformed or unexpected message from a peer")      \
+    X(RL_ERR_VERSION, -10, "peer runs an incompatible ringlet version")        \
+    X(RL_ERR_ABORTED, -11, "communicator aborted")                             \
+    X(RL_ERR_AUTH, -12, "authentication failed")                               \
+    X(RL_ERR_CONFIG, -13, "invalid configuration")                             \
+    X(RL_ERR_AGAIN, -14, "resource temporarily unavailable")                   \
+    X(RL_ERR_INTERNAL, -15, "internal error")
+
+typedef enum {
+#define RL_STATUS_ENUM_(name, value, msg) name = value,
+    RL_STATUS_MAP(RL_STATUS_ENUM_)
+#undef RL_STATUS_ENUM_
+} rl_status_t;
+
+/* Human-readable message for a status; never NULL. */
+const char *rl_strerror(rl_status_t status);
+/* Symbolic name of a status ("RL_ERR_TIMEOUT"); never NULL. */
+const char *rl_status_name(rl_status_t status);
+
+/* Element types. The numbering is part of the ABI and the wire protocol. */
+typedef enum {
+    RL_INT8 = 0,
+    RL_UINT8 = 1,
+    RL_INT32 = 2,
+    RL_UINT32 = 3,
+    RL_INT64 = 4,
+    RL_UINT64 = 5,
+    RL_FLOAT16 = 6,
+    RL_BFLOAT16 = 7,
+    RL_FLOAT32 = 8,
+    RL_FLOAT64 = 9,
+    RL_DTYPE_COUNT
+} rl_dtype_t;
+
+/* Reduction operators. RL_AVG is defined for floating types only. */
+typedef enum {
+    RL_SUM = 0,
+    RL_PROD = 1,
+    RL_MIN = 2,
+    RL_MAX = 3,
+    RL_AVG = 4,
+    RL_OP_COUNT
+} rl_op_t;
+
+/* Size in bytes of one element, or 0 for an unknown type. */
+size_t rl_dtype_size(rl_dtype_t dtype);
+/* "float32", "int64", ...; NULL for an unknown type. */
+const char *rl_dtype_name(rl_dtype_t dtype);
+/* "sum", "prod", ...; NULL for an unknown op. */
+const char *rl_op_name(rl_op_t op);
+/* Parse a name from rl_dtype_name()/rl_op_name() (also "float", "double",
+ * "int", "half", "bf16"). */
+rl_status_t rl_dtype_parse(const char *name, rl_dtype_t *dtype);
+rl_status_t rl_op_parse(const char *name, rl_op_t *op);
+
+typedef struct rl_comm *rl_comm_t;       /* a group of ranks */
+typedef struct rl_mem *rl_mem_t;         /* a registered buffer */
+typedef struct rl_request *rl_request_t; /* a non-blocking operation */
+
+/*
+ * Options for rl_comm_create(). Zero-initialise, set struct_size, then set
+ * what you need; a zero/NULL field means "take it from the environment".
+ */
+typedef struct {
+    size_t struct_size;    /* sizeof(rl_comm_opts_t), for ABI growth */
+    int rank;              /* this rank, used when nranks > 0 */
+    int nranks;            /* group size; 0 = RINGLET_SIZE / WORLD_SIZE */
+    const char *addr;      /* "host:port" of rank 0's rendezvous */
+    const int *ring_order; /* nranks ranks in ring order; NULL = identity */
+    int timeout_ms;        /* bootstrap/connect/wait deadline; 0 = env */
+} rl_comm_opts_t;
+
+/*
+ * Create a communicator; collective over all nranks processes. With opts NULL
+ * everything comes from RINGLET_RANK/RINGLET_SIZE/RINGLET_ADDR, or torchrun's
+ * RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT (ringlet then uses MASTER_PORT+1,
+ * leaving MASTER_PORT to torch's own store). The caller owns *comm.
+ */
+rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *comm);
+/* Free the communicator and everything it owns. Not collective, but peers
+ * still running operations with this rank will see it as failed. */
+rl_status_t rl_comm_destroy(rl_comm_t comm);
+/* Fail every pending and future operation with RL_ERR_ABORTED and tell the
+ * peers. Safe from any thread; rl_comm_destroy() must still be called. */
+rl_status_t rl_comm_abort(rl_comm_t comm);
+rl_status_t rl_comm_rank(rl_comm_t comm, int *rank);
+rl_status_t rl_comm_size(rl_comm_t comm, int *nranks);
+/* Detailed message of the last error on this communicator (which rank, which
+ * peer, what failed); "" when there was none. Valid until the next call. */
+const char *rl_comm_last_error(rl_comm_t comm);
+/* Name of the transport in use, e.g. "ofi:tcp;ofi_rxm" or "verbs:rxe0:1". */
+const char *rl_comm_transport(rl_comm_t comm);
+
+/*
+ * Register [buf, buf+len) for zero-copy use in collectives. Buffers that were
+ * not registered still work (ringlet registers and caches them itself). The
+ * caller owns *mem and must deregister it before freeing the buffer.
+ */
+rl_status_t rl_mem_register(rl_comm_t comm, void *buf, size_t len, rl_mem_t *mem);
+rl_status_t rl_mem_deregister(rl_comm_t comm, rl_mem_t mem);
+
+/*
+ * All-reduce `count` elements: recvbuf = op over ranks of sendbuf. In-place
+ * when sendbuf == recvbuf. Collective: every rank passes the same count,
+ * dtype and op.
+ */
+rl_status_t rl_all_reduce(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                          size_t count, rl_dtype_t dtype, rl_op_t op);
+/*
+ * All-gather: recvbuf holds nranks blocks of `sendcount` elements, block i
+ * from rank i. In-place when sendbuf == recvbuf + rank * sendcount * size.
+ */
+rl_status_t rl_all_gather(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                          size_t sendcount, rl_dtype_t dtype);
+
+/* Non-blocking forms: the buffers must stay untouched until the request
+ * completes. Operations on one communicator run in the order issued. The
+ * caller owns *req and frees it with rl_request_free(). */
+rl_status_t rl_iall_reduce(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                           size_t count, rl_dtype_t dtype, rl_op_t op,
+                           rl_request_t *req);
+rl_status_t rl_iall_gather(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                           size_t sendcount, rl_dtype_t dtype, rl_request_t *req);
+
+/* Make progress; RL_INPROGRESS while running, else the operation's status. */
+rl_status_t rl_test(rl_request_t req);
+/* Wait up to timeout_ms (< 0: the communicator's RINGLET_TIMEOUT_MS).
+ * RL_ERR_TIMEOUT leaves the request running; any other result is final. */
+rl_status_t rl_wait(rl_request_t req, int timeout_ms);
+/* Release a request. A request still running is cancelled, which fails the
+ * communicator (peers cannot be told to skip half an operation). */
+void rl_request_free(rl_request_t req);
+
+/* Print every RINGLET_* setting with its value, default and help text. */
+void rl_config_print(FILE *out);
+
+/* "0.1.0" */
+const char *rl_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGLET_H */
