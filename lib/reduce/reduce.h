@@ -1,8 +1,23 @@
-/* Reduction kernels: one place maps (dtype, op) to a kernel. */
+/* Reduction kernels: one place maps (dtype, op) to a kernel.
+ *
+ * Semantics (identical on every instruction set, bit for bit):
+ * - Elementwise only, so a result never depends on how [0, n) is split.
+ * - Integers: sum and prod wrap around modulo 2^bits (two's complement).
+ * - Floating types: IEEE arithmetic, round-to-nearest-even, no fused
+ *   multiply-add, subnormals kept (the kernels never set FTZ/DAZ).
+ * - float16/bfloat16 sum/prod: both inputs are widened to float exactly, the
+ *   float result is rounded once to the narrow type (this equals the exactly
+ *   rounded result: float has more than 2p+2 bits for both types).
+ * - Float min/max follow IEEE 754-2019 minimum/maximum: a NaN in either input
+ *   gives a NaN (not the other number, unlike fminf/fmaxf), and -0 < +0.
+ *   Which NaN: a's if a is a NaN, else b's; min/max copy the NaN's bits as
+ *   they are, sum/prod return a quiet NaN.
+ */
 #ifndef RL_REDUCE_H
 #define RL_REDUCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "ringlet.h"
 
 /* dst[i] = a[i] op b[i] for i < n elements. dst may alias a or b exactly
@@ -30,5 +45,40 @@ float rl_half_to_float(uint16_t h);
 uint16_t rl_float_to_half(float f);
 float rl_bf16_to_float(uint16_t b);
 uint16_t rl_float_to_bf16(float f);
+
+
+/* ---- Internal: lib/reduce and its tests only ---------------------------- */
+
+/* Instruction sets in increasing order; a kernel table per ISA. */
+typedef enum { RL_ISA_GENERIC, RL_ISA_AVX2, RL_ISA_AVX512, RL_ISA_COUNT } rl_isa_t;
+
+/* Kernels indexed [dtype][op] (op < RL_AVG); NULL where a file has none. */
+typedef rl_reduce_fn rl_reduce_table_t[RL_DTYPE_COUNT][RL_AVG];
+
+/* Portable C kernels: integers, float32, float64 (kernels_generic.c). */
+extern const rl_reduce_table_t rl_reduce_generic_table;
+/* Portable C kernels for float16 and bfloat16 (half.c). */
+extern const rl_reduce_table_t rl_reduce_half_table;
+/* Vector kernels; only linked when the compiler can target them. Their tails
+ * (fewer elements than a vector) run the portable kernel. */
+extern const rl_reduce_table_t rl_reduce_avx2_table;
+extern const rl_reduce_table_t rl_reduce_avx512_table;
+
+/* The portable kernel for (dtype, op) (op < RL_AVG), never NULL for a
+ * supported pair: used for vector tails and as the reference ISA. */
+rl_reduce_fn rl_reduce_generic(rl_dtype_t dtype, rl_op_t op);
+
+/* Portable float16/bfloat16 avg step (half.c): buf[i] = buf[i] / divisor. */
+void rl_reduce_half_scale(void *buf, size_t n, rl_dtype_t dtype, int divisor);
+
+/* Highest ISA this CPU (and this build) supports. */
+rl_isa_t rl_reduce_isa_max(void);
+/* Switch every later rl_reduce_lookup() to the ISA called `name` ("generic",
+ * "avx2", "avx512"). Returns 0, or -1 if the name is unknown or the ISA is
+ * above rl_reduce_isa_max(). For tests and benchmarks; kernels already
+ * looked up keep working. */
+int rl_reduce_force_isa(const char *name);
+/* "generic", "avx2", "avx512"; NULL for an unknown value. */
+const char *rl_reduce_isa_name(rl_isa_t isa);
 
 #endif

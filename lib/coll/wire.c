@@ -1,0 +1,73 @@
+#include "coll/wire.h"
+
+#include <string.h>
+
+uint32_t rl_imm_encode(rl_imm_kind_t kind, unsigned channel, uint64_t seq, uint32_t index)
+{
+    return (uint32_t)kind << 30 | (channel & 0xfu) << 26 | (uint32_t)(seq & RL_IMM_TAG_MASK) << 22 |
+           (index & RL_IMM_INDEX_MAX);
+}
+
+rl_status_t rl_imm_decode(uint32_t imm, int nchannels, rl_imm_t *out)
+{
+    rl_imm_t d = {
+        .kind = (rl_imm_kind_t)(imm >> 30),
+        .channel = (imm >> 26) & 0xfu,
+        .tag = (imm >> 22) & RL_IMM_TAG_MASK,
+        .index = imm & RL_IMM_INDEX_MAX,
+    };
+    if ((int)d.channel >= nchannels)
+        return RL_ERR_PROTOCOL;
+    *out = d;
+    return RL_OK;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void rl_ctrl_encode(const rl_ctrl_t *c, uint8_t out[RL_CTRL_WIRE_SIZE])
+{
+    memset(out, 0, RL_CTRL_WIRE_SIZE);
+    put64(out, (uint64_t)RL_CTRL_MAGIC | (uint64_t)c->coll << 32);
+    put64(out + 8, c->seq);
+    put64(out + 16, (uint64_t)c->dtype | (uint64_t)c->op << 32);
+    put64(out + 24, (uint64_t)(uint32_t)c->rank);
+    put64(out + 32, c->count);
+    put64(out + 40, c->out_addr);
+    put64(out + 48, c->out_key);
+    put64(out + 56, c->out_len);
+}
+
+rl_status_t rl_ctrl_decode(const uint8_t in[RL_CTRL_WIRE_SIZE], int nranks, rl_ctrl_t *out)
+{
+    uint64_t w0 = get64(in), w2 = get64(in + 16), w3 = get64(in + 24);
+    rl_ctrl_t c = {
+        .coll = (uint32_t)(w0 >> 32),
+        .seq = get64(in + 8),
+        .dtype = (uint32_t)w2,
+        .op = (uint32_t)(w2 >> 32),
+        .rank = (int32_t)(uint32_t)w3,
+        .count = get64(in + 32),
+        .out_addr = get64(in + 40),
+        .out_key = get64(in + 48),
+        .out_len = get64(in + 56),
+    };
+    if ((uint32_t)w0 != RL_CTRL_MAGIC || (w3 >> 32) != 0)
+        return RL_ERR_PROTOCOL;
+    if (c.coll < 1 || c.coll > RL_COLL_MAX || c.dtype >= RL_DTYPE_COUNT || c.op >= RL_OP_COUNT)
+        return RL_ERR_PROTOCOL;
+    if (c.rank < 0 || c.rank >= nranks)
+        return RL_ERR_PROTOCOL;
+    *out = c;
+    return RL_OK;
+}

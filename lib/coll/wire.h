@@ -1,0 +1,62 @@
+/*
+ * What travels on the data path: 32-bit immediates and the control record a
+ * rank writes into its ring predecessor's mailbox at the start of each
+ * operation. Everything decoded here came from the network: decoders
+ * validate, callers trust only decoded values.
+ */
+#ifndef RL_WIRE_H
+#define RL_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ringlet.h"
+
+/* Immediate: [31:30] kind, [29:26] channel, [25:22] op sequence tag,
+ * [21:0] index (staging slot, unit number, credit count or mailbox slot). */
+typedef enum {
+    RL_IMM_STAGE = 0,  /* a chunk landed in staging slot `index` */
+    RL_IMM_DIRECT = 1, /* unit `index` was written straight into my output */
+    RL_IMM_CREDIT = 2, /* `index` staging slots were freed at the receiver */
+    RL_IMM_CTRL = 3,   /* a control record landed in mailbox slot `index` */
+} rl_imm_kind_t;
+
+#define RL_IMM_INDEX_BITS 22
+#define RL_IMM_INDEX_MAX ((1u << RL_IMM_INDEX_BITS) - 1)
+#define RL_IMM_TAG_MASK 0xfu
+
+typedef struct {
+    rl_imm_kind_t kind;
+    unsigned channel;
+    unsigned tag;
+    uint32_t index;
+} rl_imm_t;
+
+uint32_t rl_imm_encode(rl_imm_kind_t kind, unsigned channel, uint64_t seq, uint32_t index);
+/* Validates the channel against nchannels. */
+rl_status_t rl_imm_decode(uint32_t imm, int nchannels, rl_imm_t *out);
+
+/* Collective kinds as they appear on the wire. */
+typedef enum { RL_COLL_ALL_REDUCE = 1, RL_COLL_ALL_GATHER = 2, RL_COLL_MAX = 2 } rl_coll_t;
+
+#define RL_MBOX_SLOTS 4
+#define RL_CTRL_MAGIC 0x524c4354u /* "RLCT" */
+
+/* Control record: "for operation seq, here is what I was asked to do and
+ * where my output buffer is". 64 bytes, little-endian, fixed layout. */
+typedef struct {
+    uint64_t seq;
+    uint32_t coll;
+    uint32_t dtype;
+    uint32_t op;
+    int32_t rank;
+    uint64_t count;
+    uint64_t out_addr; /* remote name of the receiver's output buffer */
+    uint64_t out_key;
+    uint64_t out_len;  /* bytes the peer may write there */
+} rl_ctrl_t;
+
+#define RL_CTRL_WIRE_SIZE 64
+void rl_ctrl_encode(const rl_ctrl_t *c, uint8_t out[RL_CTRL_WIRE_SIZE]);
+rl_status_t rl_ctrl_decode(const uint8_t in[RL_CTRL_WIRE_SIZE], int nranks, rl_ctrl_t *out);
+
+#endif

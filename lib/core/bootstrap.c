@@ -1,0 +1,688 @@
+#include "core/bootstrap.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+struct rl_boot {
+    int rank, nranks;
+    int fd;       /* non-root: socket to rank 0 */
+    int *fds;     /* root: socket per rank, -1 when gone */
+    int *bye;     /* root: rank left normally */
+    void **early; /* root: a rank's all-gather contribution that came
+                     while rank 0 was still busy with an operation */
+    uint32_t *early_len;
+    rl_status_t failed;
+    char failmsg[256];
+};
+
+/* ---- wire encoding (explicit little-endian, validated on decode) ---- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void rl_boot_hdr_encode(const rl_boot_hdr_t *h, uint8_t out[16])
+{
+    put32(out, h->magic);
+    put32(out + 4, (uint32_t)h->version | (uint32_t)h->type << 16);
+    put32(out + 8, (uint32_t)h->rank);
+    put32(out + 12, h->len);
+}
+
+rl_status_t rl_boot_hdr_decode(const uint8_t in[16], int nranks, uint32_t max_len, rl_boot_hdr_t *h,
+                               char *err, size_t errlen)
+{
+    rl_boot_hdr_t d;
+    d.magic = get32(in);
+    uint32_t vt = get32(in + 4);
+    d.version = (uint16_t)vt;
+    d.type = (uint16_t)(vt >> 16);
+    d.rank = (int32_t)get32(in + 8);
+    d.len = get32(in + 12);
+    if (d.magic != RL_BOOT_MAGIC) {
+        snprintf(err, errlen, "bootstrap: bad magic 0x%08x (not a ringlet peer)", d.magic);
+        return RL_ERR_PROTOCOL;
+    }
+    if (d.type < 1 || d.type > RL_BOOT_TYPE_MAX) {
+        snprintf(err, errlen, "bootstrap: unknown message type %u", d.type);
+        return RL_ERR_PROTOCOL;
+    }
+    if (d.len > max_len) {
+        snprintf(err, errlen, "bootstrap: message of %u bytes exceeds the limit %u", d.len, max_len);
+        return RL_ERR_PROTOCOL;
+    }
+    if (d.rank < -1 || d.rank >= nranks) {
+        snprintf(err, errlen, "bootstrap: rank %d out of range [0, %d)", d.rank, nranks);
+        return RL_ERR_PROTOCOL;
+    }
+    *h = d;
+    return RL_OK;
+}
+
+rl_status_t rl_boot_status_decode(const void *buf, size_t len, rl_boot_status_msg_t *m)
+{
+    if (len != sizeof(*m))
+        return RL_ERR_PROTOCOL;
+    const uint8_t *p = buf;
+    m->status = (int32_t)get32(p);
+    m->rank = (int32_t)get32(p + 4);
+    memcpy(m->msg, p + 8, sizeof(m->msg));
+    m->msg[sizeof(m->msg) - 1] = '\0';
+    if (m->status > 1 || m->status < -64)
+        return RL_ERR_PROTOCOL;
+    return RL_OK;
+}
+
+static void status_encode(const rl_boot_status_msg_t *m, uint8_t *p)
+{
+    put32(p, (uint32_t)m->status);
+    put32(p + 4, (uint32_t)m->rank);
+    memcpy(p + 8, m->msg, sizeof(m->msg));
+}
+
+/* ---- socket I/O with deadlines ---- */
+
+static rl_status_t io_full(int fd, void *buf, size_t len, int64_t deadline, int writing)
+{
+    char *p = buf;
+    while (len) {
+        struct pollfd pfd = {.fd = fd, .events = writing ? POLLOUT : POLLIN};
+        int pr = poll(&pfd, 1, rl_ms_left(deadline));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0)
+            return RL_ERR_TIMEOUT;
+        if (pr < 0)
+            return RL_ERR_BOOTSTRAP;
+        ssize_t n = writing ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            return RL_ERR_PEER_FAILED; /* EOF or reset: the other side is gone */
+        p += n;
+        len -= (size_t)n;
+    }
+    return RL_OK;
+}
+
+static rl_status_t send_msg(int fd, int type, int rank, const void *payload, uint32_t len, int64_t deadline)
+{
+    rl_boot_hdr_t h = {RL_BOOT_MAGIC, RL_PROTOCOL_VERSION, (uint16_t)type, rank, len};
+    uint8_t hdr[16];
+    rl_boot_hdr_encode(&h, hdr);
+    rl_status_t st = io_full(fd, hdr, sizeof(hdr), deadline, 1);
+    if (st == RL_OK && len)
+        st = io_full(fd, (void *)payload, len, deadline, 1);
+    return st;
+}
+
+static rl_status_t send_status(int fd, int type, rl_status_t status, int rank, const char *msg, int64_t deadline)
+{
+    rl_boot_status_msg_t m = {.status = status, .rank = rank};
+    snprintf(m.msg, sizeof(m.msg), "%s", msg ? msg : "");
+    uint8_t buf[sizeof(m)];
+    status_encode(&m, buf);
+    return send_msg(fd, type, rank, buf, sizeof(buf), deadline);
+}
+
+/* Read one message; *payload is malloc'ed (NULL when empty). */
+static rl_status_t recv_msg(int fd, int nranks, uint32_t max_len, rl_boot_hdr_t *h, void **payload,
+                            int64_t deadline, char *err, size_t errlen)
+{
+    uint8_t hdr[16];
+    *payload = NULL;
+    rl_status_t st = io_full(fd, hdr, sizeof(hdr), deadline, 0);
+    if (st != RL_OK) {
+        snprintf(err, errlen, "%s", st == RL_ERR_TIMEOUT ? "timed out reading a bootstrap message"
+                                                         : "connection closed");
+        return st;
+    }
+    if ((st = rl_boot_hdr_decode(hdr, nranks, max_len, h, err, errlen)) != RL_OK)
+        return st;
+    if (h->len) {
+        *payload = malloc(h->len);
+        if (!*payload)
+            return RL_ERR_NO_MEMORY;
+        if ((st = io_full(fd, *payload, h->len, deadline, 0)) != RL_OK) {
+            free(*payload);
+            *payload = NULL;
+            snprintf(err, errlen, "connection closed inside a message");
+            return st;
+        }
+    }
+    return RL_OK;
+}
+
+static int split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || !colon[1])
+        return -1;
+    size_t n = (size_t)(colon - addr);
+    if (addr[0] == '[' && n >= 2 && addr[n - 1] == ']') {
+        addr++;
+        n -= 2;
+    }
+    if (n >= hlen || strlen(colon + 1) >= plen)
+        return -1;
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    snprintf(port, plen, "%s", colon + 1);
+    return 0;
+}
+
+static void tune_socket(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* ---- rank 0 ---- */
+
+static rl_status_t root_listen(const char *host, const char *port, int *out, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve %s:%s: %s", host, port, gai_strerror(rc));
+        return RL_ERR_BOOTSTRAP;
+    }
+    int fd = -1, saved = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+            break;
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        snprintf(err, errlen, "rank 0 cannot listen on %s:%s: %s", host, port, strerror(saved));
+        return RL_ERR_BOOTSTRAP;
+    }
+    *out = fd;
+    return RL_OK;
+}
+
+/* Validate one HELLO; answer it. Returns the rank it joined as, or -1. */
+static int root_admit(rl_boot_t *b, int fd, int64_t deadline)
+{
+    rl_boot_hdr_t h = {0};
+    void *pl = NULL;
+    char why[RL_BOOT_MSG_MAX];
+    int64_t dl = rl_now_ns() + 5000000000LL < deadline ? rl_now_ns() + 5000000000LL : deadline;
+    rl_status_t st = recv_msg(fd, b->nranks, 64, &h, &pl, dl, why, sizeof(why));
+    int joined = -1;
+    if (st == RL_OK && h.type != RL_BOOT_HELLO) {
+        st = RL_ERR_PROTOCOL;
+        snprintf(why, sizeof(why), "expected a hello, got message type %u", h.type);
+    } else if (st == RL_OK && h.version != RL_PROTOCOL_VERSION) {
+        st = RL_ERR_VERSION;
+        snprintf(why, sizeof(why), "rank %d speaks ringlet protocol %u, rank 0 speaks %u", h.rank, h.version,
+                 RL_PROTOCOL_VERSION);
+    } else if (st == RL_OK && (h.len != sizeof(rl_boot_hello_t) || h.rank < 1)) {
+        st = RL_ERR_PROTOCOL;
+        snprintf(why, sizeof(why), "malformed hello (rank %d, %u bytes)", h.rank, h.len);
+    } else if (st == RL_OK) {
+        uint32_t n = get32(pl);
+        if (n != (uint32_t)b->nranks) {
+            st = RL_ERR_MISMATCH;
+            snprintf(why, sizeof(why), "rank %d believes the group has %u ranks, rank 0 has %d", h.rank, n,
+                     b->nranks);
+        } else if (b->fds[h.rank] >= 0) {
+            st = RL_ERR_BOOTSTRAP;
+            snprintf(why, sizeof(why), "rank %d joined twice (a second process claims the same rank)", h.rank);
+        } else {
+            joined = h.rank;
+        }
+    }
+    free(pl);
+    if (joined < 0) {
+        RL_WARN("bootstrap: refused a connection: %s", why);
+        if (st != RL_ERR_TIMEOUT && st != RL_ERR_PEER_FAILED)
+            send_status(fd, RL_BOOT_HELLO_ACK, st, h.rank, why, dl);
+        return -1;
+    }
+    if (send_status(fd, RL_BOOT_HELLO_ACK, RL_OK, joined, "", deadline) != RL_OK)
+        return -1;
+    return joined;
+}
+
+static rl_status_t root_accept_all(rl_boot_t *b, int lfd, int64_t deadline, char *err, size_t errlen)
+{
+    int need = b->nranks - 1;
+    while (need > 0) {
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        int pr = poll(&pfd, 1, rl_ms_left(deadline));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            int pos = snprintf(err, errlen, "bootstrap deadline expired: rank 0 still waits for rank(s)");
+            for (int r = 1, shown = 0; r < b->nranks && shown < 16; r++) {
+                if (b->fds[r] < 0 && pos < (int)errlen) {
+                    pos += snprintf(err + pos, errlen - (size_t)pos, " %d", r);
+                    shown++;
+                }
+            }
+            return RL_ERR_TIMEOUT;
+        }
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        tune_socket(fd);
+        int r = root_admit(b, fd, deadline);
+        if (r < 0) {
+            close(fd);
+            continue;
+        }
+        b->fds[r] = fd;
+        need--;
+    }
+    return RL_OK;
+}
+
+/* ---- other ranks ---- */
+
+static rl_status_t rank_connect(rl_boot_t *b, const char *host, const char *port, int64_t deadline,
+                                char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int last = 0;
+    while (rl_now_ns() < deadline) {
+        struct addrinfo *res = NULL;
+        int rc = getaddrinfo(host, port, &hints, &res);
+        if (rc) {
+            snprintf(err, errlen, "cannot resolve %s:%s: %s", host, port, gai_strerror(rc));
+            return RL_ERR_BOOTSTRAP;
+        }
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+                continue;
+            if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+                freeaddrinfo(res);
+                tune_socket(fd);
+                b->fd = fd;
+                return RL_OK;
+            }
+            last = errno;
+            close(fd);
+        }
+        freeaddrinfo(res);
+        usleep(50000); /* rank 0 may not be listening yet */
+    }
+    snprintf(err, errlen, "cannot reach rank 0 at %s:%s before the deadline: %s", host, port,
+             last ? strerror(last) : "timed out");
+    return RL_ERR_TIMEOUT;
+}
+
+static rl_status_t rank_hello(rl_boot_t *b, int64_t deadline, char *err, size_t errlen)
+{
+    uint8_t hello[sizeof(rl_boot_hello_t)];
+    put32(hello, (uint32_t)b->nranks);
+    put32(hello + 4, RL_PROTOCOL_VERSION);
+    rl_status_t st = send_msg(b->fd, RL_BOOT_HELLO, b->rank, hello, sizeof(hello), deadline);
+    if (st != RL_OK) {
+        snprintf(err, errlen, "sending hello to rank 0 failed");
+        return RL_ERR_BOOTSTRAP;
+    }
+    rl_boot_hdr_t h;
+    void *pl = NULL;
+    st = recv_msg(b->fd, b->nranks, sizeof(rl_boot_status_msg_t), &h, &pl, deadline, err, errlen);
+    if (st != RL_OK) {
+        if (st == RL_ERR_PEER_FAILED)
+            snprintf(err, errlen, "rank 0 closed the connection during hello");
+        return st == RL_ERR_PEER_FAILED ? RL_ERR_BOOTSTRAP : st;
+    }
+    rl_boot_status_msg_t m;
+    if (h.type != RL_BOOT_HELLO_ACK || rl_boot_status_decode(pl, h.len, &m) != RL_OK) {
+        free(pl);
+        snprintf(err, errlen, "rank 0 answered hello with a malformed message");
+        return RL_ERR_PROTOCOL;
+    }
+    free(pl);
+    if (m.status != RL_OK) {
+        snprintf(err, errlen, "rank 0 refused rank %d: %s", b->rank, m.msg);
+        return (rl_status_t)m.status;
+    }
+    if (h.version != RL_PROTOCOL_VERSION) {
+        snprintf(err, errlen, "rank 0 speaks protocol %u, this rank %u", h.version, RL_PROTOCOL_VERSION);
+        return RL_ERR_VERSION;
+    }
+    return RL_OK;
+}
+
+rl_status_t rl_boot_create(int rank, int nranks, const char *addr, int64_t deadline, rl_boot_t **out,
+                           char *err, size_t errlen)
+{
+    if (nranks < 1 || rank < 0 || rank >= nranks) {
+        snprintf(err, errlen, "rank %d out of range for a group of %d", rank, nranks);
+        return RL_ERR_INVALID_ARG;
+    }
+    rl_boot_t *b = calloc(1, sizeof(*b));
+    if (!b)
+        return RL_ERR_NO_MEMORY;
+    b->rank = rank;
+    b->nranks = nranks;
+    b->fd = -1;
+    if (nranks == 1) {
+        *out = b;
+        return RL_OK;
+    }
+    char host[256], port[32];
+    if (!addr || split_addr(addr, host, sizeof(host), port, sizeof(port))) {
+        snprintf(err, errlen, "bootstrap address \"%s\" is not host:port (set RINGLET_ADDR)", addr ? addr : "");
+        free(b);
+        return RL_ERR_CONFIG;
+    }
+    rl_status_t st;
+    if (rank == 0) {
+        b->fds = malloc(sizeof(int) * (size_t)nranks);
+        b->bye = calloc((size_t)nranks, sizeof(int));
+        b->early = calloc((size_t)nranks, sizeof(void *));
+        b->early_len = calloc((size_t)nranks, sizeof(uint32_t));
+        if (!b->fds || !b->bye || !b->early || !b->early_len) {
+            st = RL_ERR_NO_MEMORY;
+            goto fail;
+        }
+        for (int i = 0; i < nranks; i++)
+            b->fds[i] = -1;
+        int lfd;
+        if ((st = root_listen(host, port, &lfd, err, errlen)) != RL_OK)
+            goto fail;
+        st = root_accept_all(b, lfd, deadline, err, errlen);
+        close(lfd);
+    } else {
+        st = rank_connect(b, host, port, deadline, err, errlen);
+        if (st == RL_OK)
+            st = rank_hello(b, deadline, err, errlen);
+    }
+    if (st != RL_OK)
+        goto fail;
+    *out = b;
+    return RL_OK;
+fail:
+    rl_boot_destroy(b, 0);
+    return st;
+}
+
+static void set_failed(rl_boot_t *b, rl_status_t st, const char *msg)
+{
+    if (b->failed == RL_OK) {
+        b->failed = st;
+        snprintf(b->failmsg, sizeof(b->failmsg), "%s", msg);
+    }
+}
+
+/* Root: tell every live rank except `skip` that the group failed. */
+static void root_broadcast_abort(rl_boot_t *b, rl_status_t st, int failed_rank, const char *msg, int skip)
+{
+    int64_t dl = rl_deadline_ms(1000);
+    for (int r = 1; r < b->nranks; r++) {
+        if (r != skip && b->fds[r] >= 0 && !b->bye[r])
+            send_status(b->fds[r], RL_BOOT_ABORT, st, failed_rank, msg, dl);
+    }
+}
+
+/* Handle one control message or EOF from `r` (rank 0 side). */
+static void root_handle(rl_boot_t *b, int r, int64_t deadline)
+{
+    rl_boot_hdr_t h;
+    void *pl = NULL;
+    char err[160], msg[256];
+    rl_status_t st = recv_msg(b->fds[r], b->nranks, 1u << 20, &h, &pl, deadline, err, sizeof(err));
+    rl_boot_status_msg_t m;
+    if (st == RL_OK && h.type == RL_BOOT_BYE) {
+        b->bye[r] = 1;
+    } else if (st == RL_OK && h.type == RL_BOOT_GATHER && !b->early[r]) {
+        b->early[r] = pl; /* this rank is ahead of us: keep it for the all-gather */
+        b->early_len[r] = h.len;
+        pl = NULL;
+    } else if (st == RL_OK && h.type == RL_BOOT_ABORT && rl_boot_status_decode(pl, h.len, &m) == RL_OK) {
+        snprintf(msg, sizeof(msg), "%s", m.msg);
+        set_failed(b, m.status < 0 ? (rl_status_t)m.status : RL_ERR_ABORTED, msg);
+        root_broadcast_abort(b, b->failed, m.rank, msg, r);
+    } else {
+        snprintf(msg, sizeof(msg), "rank %d failed: control connection to rank 0 %s", r,
+                 st == RL_OK ? "sent an unexpected message" : err);
+        set_failed(b, RL_ERR_PEER_FAILED, msg);
+        root_broadcast_abort(b, RL_ERR_PEER_FAILED, r, msg, r);
+        close(b->fds[r]);
+        b->fds[r] = -1;
+    }
+    free(pl);
+}
+
+rl_status_t rl_boot_check(rl_boot_t *b, char *err, size_t errlen)
+{
+    if (b->failed == RL_OK && b->nranks > 1) {
+        if (b->rank == 0) {
+            for (int r = 1; r < b->nranks; r++) {
+                if (b->fds[r] < 0 || b->bye[r])
+                    continue;
+                struct pollfd pfd = {.fd = b->fds[r], .events = POLLIN};
+                if (poll(&pfd, 1, 0) > 0)
+                    root_handle(b, r, rl_deadline_ms(1000));
+            }
+        } else if (b->fd >= 0) {
+            struct pollfd pfd = {.fd = b->fd, .events = POLLIN};
+            if (poll(&pfd, 1, 0) > 0) {
+                rl_boot_hdr_t h;
+                void *pl = NULL;
+                char e[160];
+                rl_status_t st = recv_msg(b->fd, b->nranks, sizeof(rl_boot_status_msg_t), &h, &pl,
+                                          rl_deadline_ms(1000), e, sizeof(e));
+                rl_boot_status_msg_t m;
+                if (st == RL_OK && h.type == RL_BOOT_ABORT && rl_boot_status_decode(pl, h.len, &m) == RL_OK)
+                    set_failed(b, m.status < 0 ? (rl_status_t)m.status : RL_ERR_ABORTED, m.msg);
+                else
+                    set_failed(b, RL_ERR_PEER_FAILED, "rank 0 failed: control connection lost");
+                free(pl);
+            }
+        }
+    }
+    if (b->failed != RL_OK)
+        snprintf(err, errlen, "%s", b->failmsg);
+    return b->failed;
+}
+
+rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *all, int64_t deadline,
+                              char *err, size_t errlen)
+{
+    if (b->failed != RL_OK) {
+        snprintf(err, errlen, "%s", b->failmsg);
+        return b->failed;
+    }
+    if ((uint64_t)len * (uint64_t)b->nranks > RL_BOOT_MAX_PAYLOAD) {
+        snprintf(err, errlen, "bootstrap all-gather of %zu bytes per rank is too large", len);
+        return RL_ERR_INVALID_ARG;
+    }
+    memcpy((char *)all + (size_t)b->rank * len, mine, len);
+    if (b->nranks == 1)
+        return RL_OK;
+    rl_status_t st;
+    if (b->rank != 0) {
+        if ((st = send_msg(b->fd, RL_BOOT_GATHER, b->rank, mine, (uint32_t)len, deadline)) != RL_OK) {
+            snprintf(err, errlen, "rank 0 failed: sending to it failed during all-gather");
+            return set_failed(b, RL_ERR_PEER_FAILED, err), RL_ERR_PEER_FAILED;
+        }
+        rl_boot_hdr_t h;
+        void *pl = NULL;
+        st = recv_msg(b->fd, b->nranks, (uint32_t)(len * (size_t)b->nranks), &h, &pl, deadline, err, errlen);
+        if (st == RL_OK && h.type == RL_BOOT_RESULT && h.len == len * (size_t)b->nranks) {
+            memcpy(all, pl, h.len);
+            free(pl);
+            return RL_OK;
+        }
+        rl_boot_status_msg_t m;
+        if (st == RL_OK && h.type == RL_BOOT_ABORT && rl_boot_status_decode(pl, h.len, &m) == RL_OK) {
+            snprintf(err, errlen, "%s", m.msg);
+            st = m.status < 0 ? (rl_status_t)m.status : RL_ERR_ABORTED;
+        } else if (st == RL_OK) {
+            snprintf(err, errlen, "rank 0 sent an unexpected bootstrap message (type %u, %u bytes)", h.type, h.len);
+            st = RL_ERR_PROTOCOL;
+        } else if (st == RL_ERR_PEER_FAILED) {
+            snprintf(err, errlen, "rank 0 failed: connection closed during all-gather");
+        } else if (st == RL_ERR_TIMEOUT) {
+            snprintf(err, errlen, "bootstrap all-gather timed out waiting for rank 0");
+        }
+        free(pl);
+        set_failed(b, st, err);
+        return st;
+    }
+    /* Root: collect from every rank, in whatever order they come. */
+    int left = b->nranks - 1;
+    char *got = calloc((size_t)b->nranks, 1);
+    struct pollfd *pfd = calloc((size_t)b->nranks, sizeof(*pfd));
+    if (!got || !pfd) {
+        free(got);
+        free(pfd);
+        return RL_ERR_NO_MEMORY;
+    }
+    st = RL_OK;
+    for (int r = 1; r < b->nranks; r++) {
+        if (!b->early[r])
+            continue;
+        if (b->early_len[r] != len) {
+            snprintf(err, errlen, "rank %d sent %u bytes to a bootstrap all-gather of %zu", r, b->early_len[r], len);
+            st = RL_ERR_PROTOCOL;
+        } else {
+            memcpy((char *)all + (size_t)r * len, b->early[r], len);
+            got[r] = 1;
+            left--;
+        }
+        free(b->early[r]);
+        b->early[r] = NULL;
+    }
+    if (st != RL_OK) {
+        set_failed(b, st, err);
+        root_broadcast_abort(b, st, 0, err, -1);
+    }
+    while (left > 0 && st == RL_OK) {
+        for (int r = 1; r < b->nranks; r++)
+            pfd[r] = (struct pollfd){.fd = got[r] ? -1 : b->fds[r], .events = POLLIN};
+        int pr = poll(pfd + 1, (nfds_t)(b->nranks - 1), rl_ms_left(deadline));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            int pos = snprintf(err, errlen, "bootstrap all-gather timed out; rank 0 waits for rank(s)");
+            for (int r = 1; r < b->nranks && pos < (int)errlen; r++)
+                if (!got[r])
+                    pos += snprintf(err + pos, errlen - (size_t)pos, " %d", r);
+            st = RL_ERR_TIMEOUT;
+            break;
+        }
+        for (int r = 1; r < b->nranks && st == RL_OK; r++) {
+            if (!(pfd[r].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            rl_boot_hdr_t h;
+            void *pl = NULL;
+            char e[160];
+            rl_status_t rs = recv_msg(b->fds[r], b->nranks, (uint32_t)len > sizeof(rl_boot_status_msg_t) ? (uint32_t)len : sizeof(rl_boot_status_msg_t),
+                                      &h, &pl, deadline, e, sizeof(e));
+            if (rs == RL_OK && h.type == RL_BOOT_GATHER && h.len == len && h.rank == r) {
+                memcpy((char *)all + (size_t)r * len, pl, len);
+                got[r] = 1;
+                left--;
+            } else {
+                if (rs == RL_OK)
+                    snprintf(err, errlen, "rank %d sent an unexpected message (type %u, %u bytes) during all-gather",
+                             r, h.type, h.len);
+                else
+                    snprintf(err, errlen, "rank %d failed during bootstrap all-gather: %s", r, e);
+                st = rs == RL_OK ? RL_ERR_PROTOCOL : RL_ERR_PEER_FAILED;
+                set_failed(b, st, err);
+                root_broadcast_abort(b, st, r, err, r);
+            }
+            free(pl);
+        }
+    }
+    free(got);
+    free(pfd);
+    if (st != RL_OK) {
+        if (st == RL_ERR_TIMEOUT) {
+            set_failed(b, st, err);
+            root_broadcast_abort(b, st, 0, err, -1);
+        }
+        return st;
+    }
+    for (int r = 1; r < b->nranks; r++) {
+        if (send_msg(b->fds[r], RL_BOOT_RESULT, 0, all, (uint32_t)(len * (size_t)b->nranks), deadline) != RL_OK) {
+            snprintf(err, errlen, "rank %d failed: sending the all-gather result failed", r);
+            set_failed(b, RL_ERR_PEER_FAILED, err);
+            root_broadcast_abort(b, RL_ERR_PEER_FAILED, r, err, r);
+            return RL_ERR_PEER_FAILED;
+        }
+    }
+    return RL_OK;
+}
+
+void rl_boot_abort(rl_boot_t *b, rl_status_t why, int failed_rank, const char *msg)
+{
+    if (!b)
+        return;
+    int first = b->failed == RL_OK;
+    set_failed(b, why, msg);
+    if (!first || b->nranks == 1)
+        return;
+    if (b->rank == 0)
+        root_broadcast_abort(b, why, failed_rank, msg, -1);
+    else if (b->fd >= 0)
+        send_status(b->fd, RL_BOOT_ABORT, why, failed_rank, msg, rl_deadline_ms(1000));
+}
+
+void rl_boot_destroy(rl_boot_t *b, int64_t deadline)
+{
+    if (!b)
+        return;
+    if (b->rank != 0 && b->fd >= 0) {
+        if (b->failed == RL_OK)
+            send_msg(b->fd, RL_BOOT_BYE, b->rank, NULL, 0, deadline > rl_now_ns() ? deadline : rl_deadline_ms(100));
+        close(b->fd);
+    }
+    if (b->rank == 0 && b->fds) {
+        /* Wait for each rank's BYE (or its close) before closing, so that a
+         * rank still finishing its last operation is not told we failed. */
+        for (int r = 1; r < b->nranks; r++) {
+            while (b->fds[r] >= 0 && !b->bye[r] && b->failed == RL_OK && rl_now_ns() < deadline) {
+                struct pollfd pfd = {.fd = b->fds[r], .events = POLLIN};
+                if (poll(&pfd, 1, rl_ms_left(deadline)) <= 0)
+                    break;
+                root_handle(b, r, deadline);
+            }
+        }
+        for (int r = 1; r < b->nranks; r++)
+            if (b->fds[r] >= 0)
+                close(b->fds[r]);
+    }
+    for (int r = 0; b->early && r < b->nranks; r++)
+        free(b->early[r]);
+    free(b->early);
+    free(b->early_len);
+    free(b->fds);
+    free(b->bye);
+    free(b);
+}

@@ -1,0 +1,74 @@
+/*
+ * Bootstrap: a TCP star around rank 0. Ranks say hello (version, rank, size),
+ * exchange blobs with all-gather, and keep the sockets open as the control
+ * channel that carries aborts and peer failures.
+ */
+#ifndef RL_BOOTSTRAP_H
+#define RL_BOOTSTRAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ringlet.h"
+
+#define RL_BOOT_MAGIC 0x524c4254u /* "RLBT" */
+#define RL_BOOT_MAX_PAYLOAD (16u << 20)
+#define RL_BOOT_MSG_MAX 200
+
+enum {
+    RL_BOOT_HELLO = 1,
+    RL_BOOT_HELLO_ACK = 2,
+    RL_BOOT_GATHER = 3, /* rank -> root: my contribution */
+    RL_BOOT_RESULT = 4, /* root -> rank: everyone's */
+    RL_BOOT_ABORT = 5,  /* either way: the group failed */
+    RL_BOOT_BYE = 6,    /* rank -> root: leaving normally */
+    RL_BOOT_TYPE_MAX = 6
+};
+
+/* Fixed little-endian wire header (16 bytes). */
+typedef struct {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    int32_t rank;
+    uint32_t len;
+} rl_boot_hdr_t;
+
+typedef struct {
+    uint32_t nranks;
+    uint32_t protocol;
+} rl_boot_hello_t;
+
+/* HELLO_ACK and ABORT: a status, the rank it concerns, and a message. */
+typedef struct {
+    int32_t status;
+    int32_t rank;
+    char msg[RL_BOOT_MSG_MAX];
+} rl_boot_status_msg_t;
+
+void rl_boot_hdr_encode(const rl_boot_hdr_t *h, uint8_t out[16]);
+/* Decode and validate a header: magic, type, length <= max_len, rank in
+ * [-1, nranks). Returns RL_ERR_PROTOCOL / RL_ERR_VERSION with a message. */
+rl_status_t rl_boot_hdr_decode(const uint8_t in[16], int nranks, uint32_t max_len, rl_boot_hdr_t *h,
+                               char *err, size_t errlen);
+/* Decode a status message payload (NUL-terminates msg). */
+rl_status_t rl_boot_status_decode(const void *buf, size_t len, rl_boot_status_msg_t *m);
+
+typedef struct rl_boot rl_boot_t;
+
+/* Join the group (rank 0 listens on addr's port). */
+rl_status_t rl_boot_create(int rank, int nranks, const char *addr, int64_t deadline, rl_boot_t **b,
+                           char *err, size_t errlen);
+/* All-gather `len` bytes from every rank into all[nranks * len]. */
+rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *all, int64_t deadline,
+                              char *err, size_t errlen);
+/* Non-blocking look at the control channel. RL_OK while the group is
+ * healthy; else the failure (RL_ERR_PEER_FAILED/ABORTED...) with a message
+ * naming the rank. */
+rl_status_t rl_boot_check(rl_boot_t *b, char *err, size_t errlen);
+/* Tell every rank that this group failed (best effort, bounded). */
+void rl_boot_abort(rl_boot_t *b, rl_status_t why, int failed_rank, const char *msg);
+/* Leave: ranks say BYE; rank 0 waits (until deadline) for every BYE so that
+ * nobody mistakes a normal exit for a failure. Frees b. */
+void rl_boot_destroy(rl_boot_t *b, int64_t deadline);
+
+#endif

@@ -1,0 +1,508 @@
+/* Communicator: bootstrap, transport set-up, progress, failure, teardown. */
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/comm.h"
+#include "core/log.h"
+
+#define HOSTNAME_MAX 64
+
+/* What each rank tells the others before the transport opens. */
+typedef struct {
+    char host[HOSTNAME_MAX];
+    uint64_t order_hash;
+    uint32_t nch, depth;
+    uint64_t chunk_bytes;
+    char transport[32];
+} host_rec_t;
+
+/* Per channel: the blobs for the connections to prev and next, and the
+ * remote names of the staging slots and mailbox. */
+typedef struct {
+    char backend[16]; /* ranks must agree on the backend "auto" picked */
+    uint32_t len_prev, len_next;
+    uint8_t blob_prev[RL_TP_BLOB_MAX], blob_next[RL_TP_BLOB_MAX];
+    rl_rkey_t stage, mbox;
+} chan_rec_t;
+
+void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
+{
+    if (c->failed != RL_OK)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    va_end(ap);
+    c->failed = st;
+    RL_ERROR("%s (%s)", c->errmsg, rl_status_name(st));
+    for (struct rl_request *r = c->head; r; r = r->next) {
+        r->status = st;
+        rl_ring_release(c, r);
+    }
+    /* Peers must not wait for us: tell them through rank 0. */
+    if (c->boot)
+        rl_boot_abort(c->boot, st, c->rank, c->errmsg);
+}
+
+static void pop_head(struct rl_comm *c)
+{
+    struct rl_request *r = c->head;
+    c->head = r->next;
+    if (!c->head)
+        c->tail = NULL;
+    r->next = NULL;
+    rl_ring_release(c, r);
+}
+
+rl_status_t rl_comm_progress(struct rl_comm *c)
+{
+    if (c->failed != RL_OK)
+        return c->failed;
+    if (atomic_load(&c->abort_flag)) {
+        rl_comm_fail(c, RL_ERR_ABORTED, "rank %d: rl_comm_abort() was called", c->rank);
+        return c->failed;
+    }
+    if (c->tp) {
+        rl_tp_cqe_t ev[16];
+        for (int round = 0; round < 8; round++) {
+            int n = 0;
+            rl_status_t st = c->ops->poll(c->tp, ev, 16, &n);
+            if (st != RL_OK) {
+                rl_comm_fail(c, st, "rank %d: polling completions failed: %s", c->rank, c->ops->last_error(c->tp));
+                return c->failed;
+            }
+            for (int i = 0; i < n && c->failed == RL_OK; i++) {
+                if (ev[i].kind == RL_CQE_SEND)
+                    rl_ring_send_done(c, ev[i].ctx, ev[i].status);
+                else if (ev[i].status != RL_OK)
+                    rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: receive completion error (peer rank %d): %s",
+                                 c->rank, ev[i].peer, c->ops->last_error(c->tp));
+                else
+                    rl_ring_handle_imm(c, ev[i].imm);
+            }
+            if (n < 16 || c->failed != RL_OK)
+                break;
+        }
+    }
+    while (c->head && c->failed == RL_OK && rl_ring_advance(c, c->head))
+        pop_head(c);
+    if (c->nranks > 1 && c->failed == RL_OK) {
+        int64_t now = rl_now_ns();
+        if (now >= c->next_boot_check) {
+            c->next_boot_check = now + 2000000; /* every 2 ms: a syscall per rank */
+            char msg[256];
+            rl_status_t st = rl_boot_check(c->boot, msg, sizeof(msg));
+            if (st != RL_OK)
+                rl_comm_fail(c, st, "rank %d: %s", c->rank, msg);
+        }
+    }
+    return c->failed;
+}
+
+static void comm_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void comm_err(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+/* rank, size and address: explicit options, then RINGLET_*, then torchrun's. */
+static rl_status_t resolve_identity(const rl_comm_opts_t *o, rl_config_t *cfg, char *err, size_t len)
+{
+    if (o && o->nranks > 0) {
+        cfg->rank = o->rank;
+        cfg->size = o->nranks;
+    }
+    if (o && o->addr)
+        snprintf(cfg->addr, sizeof(cfg->addr), "%s", o->addr);
+    if (o && o->timeout_ms > 0)
+        cfg->timeout_ms = o->timeout_ms;
+    const char *r = getenv("RANK"), *w = getenv("WORLD_SIZE");
+    if (cfg->rank < 0 && r)
+        cfg->rank = atoi(r);
+    if (cfg->size < 0 && w)
+        cfg->size = atoi(w);
+    if (!cfg->addr[0]) {
+        const char *ma = getenv("MASTER_ADDR"), *mp = getenv("MASTER_PORT");
+        if (ma && mp)
+            snprintf(cfg->addr, sizeof(cfg->addr), "%s:%d", ma, atoi(mp) + 1);
+    }
+    if (cfg->size < 1) {
+        comm_err(err, len, "group size unknown: set RINGLET_SIZE (or WORLD_SIZE), or pass opts.nranks");
+        return RL_ERR_CONFIG;
+    }
+    if (cfg->rank < 0 || cfg->rank >= cfg->size) {
+        comm_err(err, len, "rank %d is not in [0, %d): set RINGLET_RANK (or RANK)", cfg->rank, cfg->size);
+        return RL_ERR_CONFIG;
+    }
+    if (cfg->size > 1 && !cfg->addr[0]) {
+        comm_err(err, len, "rank 0's address unknown: set RINGLET_ADDR=host:port (or MASTER_ADDR/MASTER_PORT)");
+        return RL_ERR_CONFIG;
+    }
+    return RL_OK;
+}
+
+static uint64_t hash_order(const int *order, int n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < n; i++)
+        h = (h ^ (uint64_t)order[i]) * 1099511628211ull;
+    return h;
+}
+
+static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl, char *err, size_t len)
+{
+    host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
+                       .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes};
+    gethostname(mine.host, sizeof(mine.host) - 1);
+    snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
+    host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
+    if (!all)
+        return RL_ERR_NO_MEMORY;
+    rl_status_t st = rl_boot_allgather(c->boot, &mine, sizeof(mine), all, dl, err, len);
+    *all_local = 1;
+    for (int r = 0; st == RL_OK && r < c->nranks; r++) {
+        all[r].host[HOSTNAME_MAX - 1] = '\0';
+        all[r].transport[sizeof(all[r].transport) - 1] = '\0';
+        if (strcmp(all[r].host, mine.host))
+            *all_local = 0;
+        if (all[r].order_hash != mine.order_hash || all[r].nch != mine.nch || all[r].depth != mine.depth ||
+            all[r].chunk_bytes != mine.chunk_bytes || strcmp(all[r].transport, mine.transport)) {
+            comm_err(err, len,
+                     "rank %d and rank %d disagree on RINGLET_RING_ORDER, RINGLET_NCHANNELS, "
+                     "RINGLET_PIPELINE_DEPTH, RINGLET_CHUNK_BYTES or RINGLET_TRANSPORT (%s/%u/%u/%llu vs %s/%u/%u/%llu)",
+                     c->rank, r, mine.transport, mine.nch, mine.depth, (unsigned long long)mine.chunk_bytes,
+                     all[r].transport, all[r].nch, all[r].depth, (unsigned long long)all[r].chunk_bytes);
+            st = RL_ERR_MISMATCH;
+        }
+    }
+    free(all);
+    return st;
+}
+
+/* RINGLET_TRANSPORT names one backend; "auto" takes the first that opens
+ * (verbs when an RDMA device is up, else libfabric). */
+static rl_status_t open_transport(struct rl_comm *c, int all_local, char *err, size_t len)
+{
+    rl_tp_params_t p = {.rank = c->rank, .nranks = c->nranks, .all_local = all_local, .cfg = &c->cfg};
+    if (strcmp(c->cfg.transport, "auto") != 0) {
+        c->ops = rl_transport_find(c->cfg.transport);
+        if (!c->ops) {
+            comm_err(err, len, "RINGLET_TRANSPORT=%s is not built in (available: %s)", c->cfg.transport,
+                     rl_transport_list());
+            return RL_ERR_UNSUPPORTED;
+        }
+        return c->ops->open(&p, &c->tp, err, len);
+    }
+    rl_status_t st = RL_ERR_UNSUPPORTED;
+    comm_err(err, len, "no transport built in");
+    for (int i = 0; (c->ops = rl_transport_at(i)) != NULL; i++) {
+        char why[256];
+        st = c->ops->open(&p, &c->tp, why, sizeof(why));
+        if (st == RL_OK)
+            return RL_OK;
+        RL_INFO("transport %s unavailable: %s", c->ops->name, why);
+        comm_err(err, len, "no transport could open; last: %s: %s", c->ops->name, why);
+    }
+    return st;
+}
+
+static void *alloc_pages(size_t len)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, len ? len : 1))
+        return NULL;
+    memset(p, 0, len);
+    return p;
+}
+
+static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec)
+{
+    rl_chan_t *ch = &c->ch[i];
+    int n = c->nranks;
+    int me = -1;
+    for (int k = 0; k < n; k++)
+        if (c->order[k] == c->rank)
+            me = k;
+    ch->id = i;
+    ch->pos = me;
+    ch->prev = c->order[(me + n - 1) % n];
+    ch->next = c->order[(me + 1) % n];
+    ch->credits = c->depth;
+    size_t stage_len = (size_t)c->depth * c->chunk_bytes;
+    ch->stage = alloc_pages(stage_len);
+    ch->mbox = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
+    ch->ctrl_tx = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
+    ch->slot_full = calloc((size_t)c->depth, 1);
+    if (!ch->stage || !ch->mbox || !ch->ctrl_tx || !ch->slot_full)
+        return RL_ERR_NO_MEMORY;
+    rl_status_t st;
+    if ((st = c->ops->mr_reg(c->tp, ch->stage, stage_len, RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
+        (st = c->ops->mr_reg(c->tp, ch->mbox, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_REMOTE_WRITE,
+                             &ch->mbox_mr)) ||
+        (st = c->ops->mr_reg(c->tp, ch->ctrl_tx, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_LOCAL,
+                             &ch->ctrl_tx_mr)))
+        return st;
+    snprintf(rec->backend, sizeof(rec->backend), "%s", c->ops->name);
+    c->ops->mr_remote(ch->stage_mr, ch->stage, &rec->stage);
+    c->ops->mr_remote(ch->mbox_mr, ch->mbox, &rec->mbox);
+    size_t l = RL_TP_BLOB_MAX;
+    if ((st = c->ops->conn_create(c->tp, ch->prev, &ch->to_prev, rec->blob_prev, &l)) != RL_OK)
+        return st;
+    rec->len_prev = (uint32_t)l;
+    if (ch->next == ch->prev) {
+        ch->to_next = ch->to_prev;
+        memcpy(rec->blob_next, rec->blob_prev, l);
+        rec->len_next = (uint32_t)l;
+        return RL_OK;
+    }
+    l = RL_TP_BLOB_MAX;
+    if ((st = c->ops->conn_create(c->tp, ch->next, &ch->to_next, rec->blob_next, &l)) != RL_OK)
+        return st;
+    rec->len_next = (uint32_t)l;
+    return RL_OK;
+}
+
+static rl_status_t connect_rings(struct rl_comm *c, int64_t dl, char *err, size_t len)
+{
+    size_t rlen = sizeof(chan_rec_t) * (size_t)c->nch;
+    chan_rec_t *mine = calloc(1, rlen), *all = calloc((size_t)c->nranks, rlen);
+    rl_status_t st = (mine && all) ? RL_OK : RL_ERR_NO_MEMORY;
+    for (int i = 0; i < c->nch && st == RL_OK; i++) {
+        st = chan_setup(c, i, &mine[i]);
+        if (st != RL_OK)
+            comm_err(err, len, "rank %d: setting up channel %d failed: %s", c->rank, i, c->ops->last_error(c->tp));
+    }
+    int local = st;
+    if (st != RL_OK)
+        rl_boot_abort(c->boot, st, c->rank, err);
+    else
+        st = rl_boot_allgather(c->boot, mine, rlen, all, dl, err, len);
+    for (int i = 0; i < c->nch && st == RL_OK; i++) {
+        rl_chan_t *ch = &c->ch[i];
+        chan_rec_t *nx = (chan_rec_t *)((char *)all + (size_t)ch->next * rlen) + i;
+        chan_rec_t *pv = (chan_rec_t *)((char *)all + (size_t)ch->prev * rlen) + i;
+        if (strncmp(nx->backend, c->ops->name, sizeof(nx->backend)) ||
+            strncmp(pv->backend, c->ops->name, sizeof(pv->backend))) {
+            comm_err(err, len, "rank %d uses transport %s but rank %d uses %.15s and rank %d %.15s: set RINGLET_TRANSPORT",
+                     c->rank, c->ops->name, ch->next, nx->backend, ch->prev, pv->backend);
+            st = RL_ERR_MISMATCH;
+            break;
+        }
+        if (nx->len_prev > RL_TP_BLOB_MAX || pv->len_next > RL_TP_BLOB_MAX) {
+            comm_err(err, len, "rank %d: malformed connection data from rank %d or %d", c->rank, ch->next, ch->prev);
+            st = RL_ERR_PROTOCOL;
+            break;
+        }
+        ch->next_stage = nx->stage;
+        ch->prev_mbox = pv->mbox;
+        st = c->ops->conn_establish(ch->to_next, nx->blob_prev, nx->len_prev, dl);
+        if (st == RL_OK && ch->to_prev != ch->to_next)
+            st = c->ops->conn_establish(ch->to_prev, pv->blob_next, pv->len_next, dl);
+        if (st != RL_OK)
+            comm_err(err, len, "rank %d: connecting channel %d to ranks %d/%d failed: %s", c->rank, i, ch->prev,
+                     ch->next, c->ops->last_error(c->tp));
+    }
+    free(mine);
+    free(all);
+    (void)local;
+    /* Everyone connected before anyone writes. */
+    if (st == RL_OK) {
+        int32_t ok = 0, *oks = calloc((size_t)c->nranks, sizeof(int32_t));
+        if (!oks)
+            return RL_ERR_NO_MEMORY;
+        st = rl_boot_allgather(c->boot, &ok, sizeof(ok), oks, dl, err, len);
+        free(oks);
+    } else {
+        rl_boot_abort(c->boot, st, c->rank, err);
+    }
+    return st;
+}
+
+static void chan_teardown(struct rl_comm *c, rl_chan_t *ch)
+{
+    if (c->ops) {
+        if (ch->to_next && ch->to_next != ch->to_prev)
+            c->ops->conn_destroy(ch->to_next);
+        if (ch->to_prev)
+            c->ops->conn_destroy(ch->to_prev);
+        if (ch->stage_mr)
+            c->ops->mr_dereg(ch->stage_mr);
+        if (ch->mbox_mr)
+            c->ops->mr_dereg(ch->mbox_mr);
+        if (ch->ctrl_tx_mr)
+            c->ops->mr_dereg(ch->ctrl_tx_mr);
+    }
+    free(ch->stage);
+    free(ch->mbox);
+    free(ch->ctrl_tx);
+    free(ch->slot_full);
+    memset(ch, 0, sizeof(*ch));
+}
+
+static void comm_free(struct rl_comm *c)
+{
+    rl_reg_cleanup(c);
+    for (int i = 0; i < RL_MAX_CHANNELS; i++)
+        chan_teardown(c, &c->ch[i]);
+    if (c->tp)
+        c->ops->close(c->tp);
+    free(c->order);
+    free(c);
+}
+
+rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
+{
+    if (!out)
+        return RL_ERR_INVALID_ARG;
+    rl_log_init();
+    if (opts && opts->struct_size != sizeof(rl_comm_opts_t) && opts->struct_size < offsetof(rl_comm_opts_t, timeout_ms)) {
+        RL_ERROR("rl_comm_create: opts.struct_size is %zu; set it to sizeof(rl_comm_opts_t)", opts->struct_size);
+        return RL_ERR_INVALID_ARG;
+    }
+    struct rl_comm *c = calloc(1, sizeof(*c));
+    if (!c)
+        return RL_ERR_NO_MEMORY;
+    char err[512] = "";
+    rl_status_t st = rl_config_load(&c->cfg, err, sizeof(err));
+    if (st == RL_OK)
+        st = resolve_identity(opts, &c->cfg, err, sizeof(err));
+    if (st != RL_OK)
+        goto fail;
+    c->rank = c->cfg.rank;
+    c->nranks = c->cfg.size;
+    c->nch = c->cfg.nchannels;
+    c->depth = c->cfg.pipeline_depth;
+    c->chunk_bytes = (c->cfg.chunk_bytes + 63) & ~(size_t)63;
+    rl_log_set_rank(c->rank);
+    c->order = malloc(sizeof(int) * (size_t)c->nranks);
+    if (!c->order) {
+        st = RL_ERR_NO_MEMORY;
+        goto fail;
+    }
+    if (opts && opts->ring_order) {
+        char buf[1024] = "";
+        for (int i = 0, pos = 0; i < c->nranks && pos < (int)sizeof(buf); i++)
+            pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%d", i ? "," : "", opts->ring_order[i]);
+        st = rl_parse_ring_order(buf, c->nranks, c->order, err, sizeof(err));
+    } else {
+        st = rl_parse_ring_order(c->cfg.ring_order, c->nranks, c->order, err, sizeof(err));
+    }
+    if (st != RL_OK)
+        goto fail;
+    int64_t dl = rl_deadline_ms(c->cfg.timeout_ms);
+    if ((st = rl_boot_create(c->rank, c->nranks, c->cfg.addr, dl, &c->boot, err, sizeof(err))) != RL_OK)
+        goto fail;
+    if (c->nranks == 1) {
+        snprintf(c->desc, sizeof(c->desc), "none (1 rank)");
+        *out = c;
+        return RL_OK;
+    }
+    int all_local = 0;
+    if ((st = exchange_hosts(c, &all_local, dl, err, sizeof(err))) != RL_OK) {
+        rl_boot_abort(c->boot, st, c->rank, err);
+        goto fail;
+    }
+    if ((st = open_transport(c, all_local, err, sizeof(err))) != RL_OK) {
+        rl_boot_abort(c->boot, st, c->rank, err);
+        goto fail;
+    }
+    if ((st = connect_rings(c, dl, err, sizeof(err))) != RL_OK)
+        goto fail;
+    snprintf(c->desc, sizeof(c->desc), "%s", c->ops->describe(c->tp));
+    if (c->rank == 0) {
+        char ord[256];
+        int pos = 0;
+        for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 12; i++)
+            pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : "", c->order[i]);
+        RL_INFO("communicator of %d ranks over %s, ring %s, %d channel(s), chunk %zu B, depth %d", c->nranks,
+                c->desc, ord, c->nch, c->chunk_bytes, c->depth);
+    }
+    *out = c;
+    return RL_OK;
+fail:
+    RL_ERROR("rl_comm_create: %s (%s)", err, rl_status_name(st));
+    if (c->boot)
+        rl_boot_destroy(c->boot, 0);
+    comm_free(c);
+    return st;
+}
+
+rl_status_t rl_comm_abort(rl_comm_t c)
+{
+    if (!c)
+        return RL_ERR_INVALID_ARG;
+    atomic_store(&c->abort_flag, 1);
+    return RL_OK;
+}
+
+/* Wait, bounded, for our own credit writes to land so that peers see them
+ * before we tear the transport down. */
+static void drain(struct rl_comm *c, int64_t dl)
+{
+    for (;;) {
+        int busy = c->head != NULL;
+        for (int i = 0; i < c->nch; i++)
+            busy |= c->ch[i].ctl_inflight > 0 || c->ch[i].credit_owed > 0;
+        if (!busy || c->failed != RL_OK || rl_now_ns() > dl)
+            return;
+        rl_comm_progress(c);
+        sched_yield();
+    }
+}
+
+rl_status_t rl_comm_destroy(rl_comm_t c)
+{
+    if (!c)
+        return RL_ERR_INVALID_ARG;
+    int64_t dl = rl_deadline_ms(c->cfg.timeout_ms);
+    if (c->tp && c->failed == RL_OK) {
+        drain(c, dl);
+        /* Nobody closes its endpoint while a peer may still write to it. */
+        if (c->failed == RL_OK && !c->head) {
+            char err[256];
+            int32_t z = 0, *all = calloc((size_t)c->nranks, sizeof(int32_t));
+            if (all && rl_boot_allgather(c->boot, &z, sizeof(z), all, dl, err, sizeof(err)) != RL_OK)
+                RL_WARN("rl_comm_destroy: final barrier failed: %s", err);
+            free(all);
+        }
+    }
+    while (c->head) {
+        struct rl_request *r = c->head;
+        if (r->status == RL_INPROGRESS)
+            r->status = RL_ERR_ABORTED;
+        pop_head(c);
+        r->comm = NULL;
+    }
+    rl_boot_destroy(c->boot, dl);
+    c->boot = NULL;
+    comm_free(c);
+    return RL_OK;
+}
+
+rl_status_t rl_comm_rank(rl_comm_t c, int *rank)
+{
+    if (!c || !rank)
+        return RL_ERR_INVALID_ARG;
+    *rank = c->rank;
+    return RL_OK;
+}
+
+rl_status_t rl_comm_size(rl_comm_t c, int *n)
+{
+    if (!c || !n)
+        return RL_ERR_INVALID_ARG;
+    *n = c->nranks;
+    return RL_OK;
+}
+
+const char *rl_comm_last_error(rl_comm_t c) { return c ? c->errmsg : "null communicator"; }
+
+const char *rl_comm_transport(rl_comm_t c) { return c ? c->desc : ""; }

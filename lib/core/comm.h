@@ -1,0 +1,131 @@
+/* Communicator internals, shared by core/ and coll/ (never by transports). */
+#ifndef RL_COMM_H
+#define RL_COMM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "coll/geom.h"
+#include "coll/wire.h"
+#include "core/bootstrap.h"
+#include "core/config.h"
+#include "reduce/reduce.h"
+#include "ringlet.h"
+#include "transport/transport.h"
+
+/* A registration: made by the user (pinned) or cached by ringlet. */
+typedef struct rl_regent {
+    char *base;
+    size_t len;
+    unsigned access;
+    rl_tp_mr_t *mr;
+    int pinned;   /* rl_mem_register(): never evicted */
+    int cached;   /* kept after use */
+    int refs;     /* operations using it now */
+    uint64_t used;
+    struct rl_regent *next;
+} rl_regent_t;
+
+struct rl_mem {
+    struct rl_comm *comm;
+    rl_regent_t *ent;
+};
+
+/* One ring: its neighbours, connections, staging slots and mailboxes. */
+typedef struct {
+    int id;
+    int pos, prev, next;
+    rl_tp_conn_t *to_prev, *to_next; /* the same object when prev == next */
+    /* receive side: prev writes chunks into stage, next writes control
+     * records into mbox */
+    char *stage;
+    rl_tp_mr_t *stage_mr;
+    uint8_t *slot_full; /* [depth]: op tag + 1 of the chunk in the slot */
+    uint64_t rx_chunks;
+    uint8_t *mbox;
+    rl_tp_mr_t *mbox_mr;
+    uint8_t mbox_full[RL_MBOX_SLOTS];
+    /* send side */
+    rl_rkey_t next_stage, prev_mbox;
+    uint8_t *ctrl_tx;
+    rl_tp_mr_t *ctrl_tx_mr;
+    uint64_t tx_chunks;
+    int credits;     /* free staging slots at next */
+    int credit_owed; /* credits for prev not yet posted (queue was full) */
+    int ctl_inflight;
+} rl_chan_t;
+
+/* Per-channel progress of one operation. */
+typedef struct {
+    rl_geom_t g;
+    uint64_t sent, recvd; /* units */
+    uint8_t *arrived;     /* direct units that landed, by unit */
+    int inflight;         /* data and control writes not completed */
+    int ctrl_sent, have_peer, done;
+    rl_ctrl_t peer;       /* next's control record */
+    int empty;            /* no elements: one zero-length token each way */
+} rl_opch_t;
+
+struct rl_request {
+    struct rl_comm *comm; /* NULL once the communicator is gone */
+    rl_coll_t coll;
+    const char *in;
+    char *out;
+    size_t count;
+    rl_dtype_t dtype;
+    rl_op_t op;
+    size_t esize;
+    rl_reduce_fn fn;
+    uint64_t seq;
+    rl_status_t status; /* RL_INPROGRESS until final */
+    int started;
+    rl_regent_t *in_reg, *out_reg;
+    int64_t last_progress;
+    rl_opch_t ch[RL_MAX_CHANNELS];
+    struct rl_request *next;
+};
+
+struct rl_comm {
+    int rank, nranks;
+    rl_config_t cfg;
+    int *order;
+    rl_boot_t *boot;
+    const rl_tp_ops_t *ops;
+    rl_tp_t *tp;
+    int nch;
+    rl_chan_t ch[RL_MAX_CHANNELS];
+    size_t chunk_bytes;
+    int depth;
+    uint64_t next_seq;
+    struct rl_request *head, *tail;
+    rl_status_t failed;
+    char errmsg[512];
+    atomic_int abort_flag;
+    int64_t next_boot_check;
+    rl_regent_t *regs;
+    int nregs;
+    uint64_t reg_clock;
+    char desc[128];
+};
+
+/* Record a failure once: every pending operation ends with st, and the
+ * peers hear of it through the bootstrap channel. */
+void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Drive completions and the running operation; never blocks. */
+rl_status_t rl_comm_progress(struct rl_comm *c);
+
+/* Registration cache (core/mem.c). */
+rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsigned access, rl_regent_t **out);
+void rl_reg_release(struct rl_comm *c, rl_regent_t *e);
+void rl_reg_cleanup(struct rl_comm *c);
+
+/* Ring algorithms (coll/ring.c). */
+void rl_ring_handle_imm(struct rl_comm *c, uint32_t imm);
+void rl_ring_send_done(struct rl_comm *c, void *ctx, rl_status_t st);
+/* Advance the head operation; returns nonzero when it finished. */
+int rl_ring_advance(struct rl_comm *c, struct rl_request *r);
+/* Why the operation is not finished, naming the peer it waits for. */
+void rl_ring_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
+void rl_ring_release(struct rl_comm *c, struct rl_request *r);
+
+#endif

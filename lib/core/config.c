@@ -1,0 +1,212 @@
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define F_(field) offsetof(rl_config_t, field)
+#define STR_(name, field, dflt, help) {name, dflt, help, RL_CFG_STRING, F_(field), sizeof(((rl_config_t *)0)->field), 0, 0}
+#define INT_(name, field, dflt, lo, hi, help) {name, dflt, help, RL_CFG_INT, F_(field), 0, lo, hi}
+
+const rl_config_field_t rl_config_fields[] = {
+    INT_("RANK", rank, "-1", -1, INT_MAX, "Rank of this process (else RANK from torchrun)"),
+    INT_("SIZE", size, "-1", -1, 1 << 20, "Number of ranks (else WORLD_SIZE from torchrun)"),
+    STR_("ADDR", addr, "", "host:port of rank 0's rendezvous (else MASTER_ADDR:MASTER_PORT+1)"),
+    INT_("TIMEOUT_MS", timeout_ms, "30000", 1, INT_MAX,
+         "Deadline in ms for bootstrap, connection setup and each wait"),
+    STR_("TRANSPORT", transport, "auto", "Transport backend: auto, ofi or verbs"),
+    STR_("OFI_PROVIDER", ofi_provider, "auto",
+         "libfabric provider (tcp, shm, verbs, efa...); auto: shm when all ranks share a host, else tcp"),
+    {"CHUNK_BYTES", "512K", "Bytes per pipelined chunk (one network write)", RL_CFG_SIZE,
+     F_(chunk_bytes), 0, 4096, 1LL << 30},
+    INT_("PIPELINE_DEPTH", pipeline_depth, "4", 1, 64,
+         "Chunks in flight per neighbour (staging slots per connection)"),
+    INT_("NCHANNELS", nchannels, "1", 1, RL_MAX_CHANNELS,
+         "Rings the data is split over, each with its own connections"),
+    STR_("RING_ORDER", ring_order, "",
+         "Ring order as a permutation of ranks, e.g. 0,2,3,1 (default: 0,1,...,n-1)"),
+    {"REG_CACHE", "1", "Cache registrations of buffers the user did not register", RL_CFG_BOOL,
+     F_(reg_cache), 0, 0, 1},
+    INT_("REG_CACHE_ENTRIES", reg_cache_entries, "64", 1, 1 << 16, "Registrations kept in the cache"),
+    INT_("SPIN_US", spin_us, "50", 0, 10000000,
+         "Microseconds a wait busy-polls before yielding the CPU between polls"),
+    STR_("LOG_LEVEL", log_level, "warn", "Log level: none, error, warn, info, debug, trace"),
+    STR_("LOG_FILE", log_file, "", "Log file (%h host, %p pid); default stderr"),
+    STR_("IB_HCA", ib_hca, "", "verbs device and port, e.g. rxe0:1 (default: first active port)"),
+    INT_("IB_GID_INDEX", ib_gid_index, "-1", -1, 1 << 16,
+         "GID index (-1: the RoCE v2 GID of the bootstrap's interface, else the first RoCE v2 one)"),
+    STR_("IB_CM", ib_cm, "oob", "verbs connection setup: oob (QP data over bootstrap) or rdmacm"),
+    INT_("IB_TC", ib_tc, "0", 0, 255, "Traffic class for RoCE (DSCP << 2)"),
+    INT_("IB_SL", ib_sl, "0", 0, 15, "Service level"),
+    INT_("IB_TIMEOUT", ib_timeout, "20", 1, 31, "QP ACK timeout exponent (4.096us * 2^x)"),
+    INT_("IB_RETRY_CNT", ib_retry_cnt, "7", 0, 7, "QP transport retry count"),
+    INT_("IB_MTU", ib_mtu, "0", 0, 4096, "Path MTU in bytes (0: the port's active MTU)"),
+    INT_("IB_QPS_PER_PEER", ib_qps_per_peer, "1", 1, 16, "QPs per peer; chunks are striped over them"),
+};
+const size_t rl_config_nfields = sizeof(rl_config_fields) / sizeof(rl_config_fields[0]);
+
+int rl_parse_size(const char *s, size_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -1;
+    unsigned shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case '\0': break;
+    default: return -1;
+    }
+    if (*end == 'i' || *end == 'B' || *end == 'b')
+        end += (*end == 'i' && (end[1] == 'B' || end[1] == 'b')) ? 2 : 1;
+    if (*end)
+        return -1;
+    if (shift && v > (ULLONG_MAX >> shift))
+        return -1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+rl_status_t rl_config_set(rl_config_t *cfg, const rl_config_field_t *f, const char *val,
+                          char *err, size_t errlen)
+{
+    char *dst = (char *)cfg + f->offset;
+    switch (f->type) {
+    case RL_CFG_STRING:
+        if (strlen(val) >= f->len) {
+            snprintf(err, errlen, "RINGLET_%s: value longer than %zu characters", f->name, f->len - 1);
+            return RL_ERR_CONFIG;
+        }
+        memcpy(dst, val, strlen(val) + 1);
+        return RL_OK;
+    case RL_CFG_BOOL: {
+        int b;
+        if (!strcasecmp(val, "1") || !strcasecmp(val, "yes") || !strcasecmp(val, "true") || !strcasecmp(val, "on"))
+            b = 1;
+        else if (!strcasecmp(val, "0") || !strcasecmp(val, "no") || !strcasecmp(val, "false") || !strcasecmp(val, "off"))
+            b = 0;
+        else {
+            snprintf(err, errlen, "RINGLET_%s=%s: expected 0/1, yes/no, true/false, on/off", f->name, val);
+            return RL_ERR_CONFIG;
+        }
+        memcpy(dst, &b, sizeof(b));
+        return RL_OK;
+    }
+    case RL_CFG_SIZE: {
+        size_t v;
+        if (rl_parse_size(val, &v) || (long long)v < f->min || (long long)v > f->max) {
+            snprintf(err, errlen, "RINGLET_%s=%s: expected a byte count from %lld to %lld (K/M/G suffixes allowed)",
+                     f->name, val, f->min, f->max);
+            return RL_ERR_CONFIG;
+        }
+        memcpy(dst, &v, sizeof(v));
+        return RL_OK;
+    }
+    case RL_CFG_INT: {
+        errno = 0;
+        char *end;
+        long long v = strtoll(val, &end, 10);
+        if (errno || end == val || *end || v < f->min || v > f->max) {
+            snprintf(err, errlen, "RINGLET_%s=%s: expected an integer from %lld to %lld", f->name, val,
+                     f->min, f->max);
+            return RL_ERR_CONFIG;
+        }
+        int iv = (int)v;
+        memcpy(dst, &iv, sizeof(iv));
+        return RL_OK;
+    }
+    }
+    return RL_ERR_INTERNAL;
+}
+
+rl_status_t rl_config_load(rl_config_t *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < rl_config_nfields; i++) {
+        const rl_config_field_t *f = &rl_config_fields[i];
+        rl_status_t st = rl_config_set(cfg, f, f->dflt, err, errlen);
+        if (st != RL_OK)
+            return st;
+        char var[96];
+        snprintf(var, sizeof(var), "RINGLET_%s", f->name);
+        const char *v = getenv(var);
+        if (v && *v) {
+            st = rl_config_set(cfg, f, v, err, errlen);
+            if (st != RL_OK)
+                return st;
+        }
+    }
+    return RL_OK;
+}
+
+rl_status_t rl_parse_ring_order(const char *s, int n, int *order, char *err, size_t errlen)
+{
+    if (n <= 0) {
+        snprintf(err, errlen, "ring order: invalid group size %d", n);
+        return RL_ERR_INVALID_ARG;
+    }
+    if (!s || !*s) {
+        for (int i = 0; i < n; i++)
+            order[i] = i;
+        return RL_OK;
+    }
+    unsigned char *seen = calloc((size_t)n, 1);
+    if (!seen)
+        return RL_ERR_NO_MEMORY;
+    rl_status_t st = RL_OK;
+    int k = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= n) {
+            snprintf(err, errlen, "ring order \"%s\": entry %d is not a rank in [0, %d)", s, k, n);
+            st = RL_ERR_CONFIG;
+            break;
+        }
+        if (k >= n || seen[v]) {
+            snprintf(err, errlen, "ring order \"%s\": %s", s, k >= n ? "more entries than ranks" : "a rank appears twice");
+            st = RL_ERR_CONFIG;
+            break;
+        }
+        seen[v] = 1;
+        order[k++] = (int)v;
+        p = end;
+        while (*p == ' ')
+            p++;
+        if (*p == ',')
+            p++;
+        else if (*p) {
+            snprintf(err, errlen, "ring order \"%s\": expected a comma-separated list of ranks", s);
+            st = RL_ERR_CONFIG;
+            break;
+        }
+    }
+    if (st == RL_OK && k != n) {
+        snprintf(err, errlen, "ring order \"%s\" names %d ranks, the group has %d", s, k, n);
+        st = RL_ERR_CONFIG;
+    }
+    free(seen);
+    return st;
+}
+
+void rl_config_print(FILE *out)
+{
+    fprintf(out, "%-28s %-14s %-14s %s\n", "# variable", "value", "default", "description");
+    for (size_t i = 0; i < rl_config_nfields; i++) {
+        const rl_config_field_t *f = &rl_config_fields[i];
+        char var[96];
+        snprintf(var, sizeof(var), "RINGLET_%s", f->name);
+        const char *v = getenv(var);
+        fprintf(out, "%-28s %-14s %-14s %s\n", var, v ? v : "(unset)", f->dflt[0] ? f->dflt : "\"\"", f->help);
+    }
+}

@@ -1,0 +1,59 @@
+/* Configuration: one table of RINGLET_* variables drives parsing and listing. */
+#ifndef RL_CONFIG_H
+#define RL_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "ringlet.h"
+
+#define RL_MAX_CHANNELS 16
+
+typedef struct {
+    int rank, size;            /* -1 when unset */
+    char addr[256];            /* host:port of rank 0 */
+    int timeout_ms;
+    char transport[32];        /* auto | ofi | verbs */
+    char ofi_provider[64];     /* auto | tcp | shm | ... */
+    size_t chunk_bytes;
+    int pipeline_depth;
+    int nchannels;
+    char ring_order[1024];     /* "" or comma list */
+    int reg_cache;             /* bool */
+    int reg_cache_entries;
+    int spin_us;               /* busy-poll time before yielding in waits */
+    char log_level[16];
+    char log_file[256];
+    /* verbs */
+    char ib_hca[256];
+    int ib_gid_index;          /* -1 = auto */
+    char ib_cm[16];            /* oob | rdmacm */
+    int ib_tc, ib_sl, ib_timeout, ib_retry_cnt, ib_mtu, ib_qps_per_peer;
+} rl_config_t;
+
+typedef enum { RL_CFG_INT, RL_CFG_SIZE, RL_CFG_BOOL, RL_CFG_STRING } rl_cfg_type_t;
+
+typedef struct {
+    const char *name;     /* without the RINGLET_ prefix */
+    const char *dflt;
+    const char *help;
+    rl_cfg_type_t type;
+    size_t offset;
+    size_t len;           /* string capacity */
+    long long min, max;   /* numeric bounds */
+} rl_config_field_t;
+
+extern const rl_config_field_t rl_config_fields[];
+extern const size_t rl_config_nfields;
+
+/* Fill cfg with defaults overridden by the environment. On a bad value,
+ * returns RL_ERR_CONFIG and writes a message naming the variable to err. */
+rl_status_t rl_config_load(rl_config_t *cfg, char *err, size_t errlen);
+/* Parse one field's value into cfg (used by load and by tests). */
+rl_status_t rl_config_set(rl_config_t *cfg, const rl_config_field_t *f, const char *val,
+                          char *err, size_t errlen);
+/* Parse "512K", "4M", "1G", "123" into bytes; -1 on error. */
+int rl_parse_size(const char *s, size_t *out);
+/* Parse a ring order "0,2,1,3" into a permutation of n ranks. */
+rl_status_t rl_parse_ring_order(const char *s, int n, int *order, char *err, size_t errlen);
+
+#endif

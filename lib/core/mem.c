@@ -1,0 +1,169 @@
+/*
+ * Registrations: the user's (rl_mem_register) and a small cache of the ones
+ * ringlet makes for buffers it was handed unregistered. A cached entry covers
+ * whole pages and is found again by address range.
+ *
+ * Caveat: a cache keyed by virtual address cannot see a buffer freed and
+ * another mapped at the same address. libfabric's tcp and shm providers do
+ * not pin pages, so a stale entry there still names the right memory; for
+ * pinning backends (verbs), RINGLET_REG_CACHE=0 turns caching off.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/comm.h"
+#include "core/log.h"
+
+static void reg_free(struct rl_comm *c, rl_regent_t *e)
+{
+    if (e->mr)
+        c->ops->mr_dereg(e->mr);
+    free(e);
+}
+
+static void unlink_ent(struct rl_comm *c, rl_regent_t *e)
+{
+    for (rl_regent_t **pp = &c->regs; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            c->nregs--;
+            return;
+        }
+    }
+}
+
+/* Drop the least recently used idle cached entry once over the limit. */
+static void evict(struct rl_comm *c)
+{
+    while (c->nregs > c->cfg.reg_cache_entries) {
+        rl_regent_t *victim = NULL;
+        for (rl_regent_t *e = c->regs; e; e = e->next)
+            if (!e->pinned && e->refs == 0 && (!victim || e->used < victim->used))
+                victim = e;
+        if (!victim)
+            return;
+        unlink_ent(c, victim);
+        reg_free(c, victim);
+    }
+}
+
+static rl_status_t reg_new(struct rl_comm *c, const void *ptr, size_t len, unsigned access, int align,
+                           rl_regent_t **out)
+{
+    rl_regent_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return RL_ERR_NO_MEMORY;
+    uintptr_t lo = (uintptr_t)ptr, hi = lo + len;
+    if (align) {
+        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+        lo &= ~(pg - 1);
+        hi = (hi + pg - 1) & ~(pg - 1);
+    }
+    e->base = (char *)lo;
+    e->len = hi - lo;
+    e->access = access;
+    rl_status_t st = c->ops->mr_reg(c->tp, e->base, e->len, access, &e->mr);
+    if (st != RL_OK) {
+        /* Page rounding can reach an unmapped or read-only neighbour page. */
+        if (align)
+            st = c->ops->mr_reg(c->tp, (void *)ptr, len, access, &e->mr), e->base = (char *)ptr, e->len = len;
+        if (st != RL_OK) {
+            free(e);
+            return st;
+        }
+    }
+    *out = e;
+    return RL_OK;
+}
+
+rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsigned access, rl_regent_t **out)
+{
+    const char *p = ptr;
+    for (rl_regent_t *e = c->regs; e; e = e->next) {
+        if (p >= e->base && p + len <= e->base + e->len && (e->access & access) == access) {
+            e->refs++;
+            e->used = ++c->reg_clock;
+            *out = e;
+            return RL_OK;
+        }
+    }
+    rl_regent_t *e;
+    rl_status_t st = reg_new(c, ptr, len, access, c->cfg.reg_cache, &e);
+    if (st != RL_OK)
+        return st;
+    e->refs = 1;
+    e->used = ++c->reg_clock;
+    e->cached = c->cfg.reg_cache;
+    if (e->cached) {
+        e->next = c->regs;
+        c->regs = e;
+        c->nregs++;
+        evict(c);
+    }
+    *out = e;
+    return RL_OK;
+}
+
+void rl_reg_release(struct rl_comm *c, rl_regent_t *e)
+{
+    if (!e)
+        return;
+    e->refs--;
+    if (!e->cached && !e->pinned && e->refs == 0)
+        reg_free(c, e);
+}
+
+void rl_reg_cleanup(struct rl_comm *c)
+{
+    while (c->regs) {
+        rl_regent_t *e = c->regs;
+        c->regs = e->next;
+        if (e->pinned)
+            RL_WARN("rl_comm_destroy: a buffer registered with rl_mem_register was never deregistered");
+        reg_free(c, e);
+    }
+    c->nregs = 0;
+}
+
+rl_status_t rl_mem_register(rl_comm_t c, void *buf, size_t len, rl_mem_t *mem)
+{
+    if (!c || !buf || !len || !mem)
+        return RL_ERR_INVALID_ARG;
+    struct rl_mem *m = calloc(1, sizeof(*m));
+    if (!m)
+        return RL_ERR_NO_MEMORY;
+    m->comm = c;
+    if (c->tp) {
+        rl_status_t st = reg_new(c, buf, len, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, 0, &m->ent);
+        if (st != RL_OK) {
+            snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_register(%p, %zu): %s", buf, len,
+                     c->ops->last_error(c->tp));
+            free(m);
+            return st;
+        }
+        m->ent->pinned = 1;
+        m->ent->next = c->regs;
+        c->regs = m->ent;
+        c->nregs++;
+    }
+    *mem = m;
+    return RL_OK;
+}
+
+rl_status_t rl_mem_deregister(rl_comm_t c, rl_mem_t m)
+{
+    if (!c || !m || m->comm != c)
+        return RL_ERR_INVALID_ARG;
+    if (m->ent) {
+        if (m->ent->refs > 0) {
+            snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_deregister: the buffer is in use by a running operation");
+            return RL_ERR_INVALID_ARG;
+        }
+        unlink_ent(c, m->ent);
+        reg_free(c, m->ent);
+    }
+    free(m);
+    return RL_OK;
+}

@@ -1,0 +1,218 @@
+/*
+ * AVX-512 (F, BW, VL, DQ) kernels, called only after reduce.c checked the
+ * CPU. Every kernel computes exactly what the portable kernel computes
+ * (reduce.h), 64 bytes at a time; the last partial vector runs the portable
+ * kernel.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "reduce/reduce.h"
+
+typedef __m512i V;
+
+static inline V ld(const char *p) { return _mm512_loadu_si512((const void *)p); }
+static inline void st(char *p, V v) { _mm512_storeu_si512((void *)p, v); }
+
+#define VKERNEL(name, esize, dt, op, vop)                                      \
+    static void name(void *dst, const void *a, const void *b, size_t n)        \
+    {                                                                          \
+        char *d = dst;                                                         \
+        const char *x = a, *y = b;                                             \
+        const size_t per = 64 / (esize);                                       \
+        size_t i = 0;                                                          \
+        for (; i + per <= n; i += per) {                                       \
+            size_t off = i * (esize);                                          \
+            st(d + off, vop(ld(x + off), ld(y + off)));                        \
+        }                                                                      \
+        if (i < n)                                                             \
+            rl_reduce_generic(dt, op)(d + i * (esize), x + i * (esize),         \
+                                      y + i * (esize), n - i);                 \
+    }
+
+/* ---- integers ----------------------------------------------------------- */
+
+/* 8-bit multiply through 16-bit multiplies of the even and odd bytes. */
+static inline V mul8(V p, V q)
+{
+    V lo = _mm512_mullo_epi16(p, q);
+    V hi = _mm512_mullo_epi16(_mm512_srli_epi16(p, 8), _mm512_srli_epi16(q, 8));
+    return _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi16(0xFF)), _mm512_slli_epi16(hi, 8));
+}
+
+VKERNEL(i8_sum, 1, RL_INT8, RL_SUM, _mm512_add_epi8)
+VKERNEL(i8_prod, 1, RL_INT8, RL_PROD, mul8)
+VKERNEL(i8_min, 1, RL_INT8, RL_MIN, _mm512_min_epi8)
+VKERNEL(i8_max, 1, RL_INT8, RL_MAX, _mm512_max_epi8)
+VKERNEL(u8_sum, 1, RL_UINT8, RL_SUM, _mm512_add_epi8)
+VKERNEL(u8_prod, 1, RL_UINT8, RL_PROD, mul8)
+VKERNEL(u8_min, 1, RL_UINT8, RL_MIN, _mm512_min_epu8)
+VKERNEL(u8_max, 1, RL_UINT8, RL_MAX, _mm512_max_epu8)
+VKERNEL(i32_sum, 4, RL_INT32, RL_SUM, _mm512_add_epi32)
+VKERNEL(i32_prod, 4, RL_INT32, RL_PROD, _mm512_mullo_epi32)
+VKERNEL(i32_min, 4, RL_INT32, RL_MIN, _mm512_min_epi32)
+VKERNEL(i32_max, 4, RL_INT32, RL_MAX, _mm512_max_epi32)
+VKERNEL(u32_sum, 4, RL_UINT32, RL_SUM, _mm512_add_epi32)
+VKERNEL(u32_prod, 4, RL_UINT32, RL_PROD, _mm512_mullo_epi32)
+VKERNEL(u32_min, 4, RL_UINT32, RL_MIN, _mm512_min_epu32)
+VKERNEL(u32_max, 4, RL_UINT32, RL_MAX, _mm512_max_epu32)
+VKERNEL(i64_sum, 8, RL_INT64, RL_SUM, _mm512_add_epi64)
+VKERNEL(i64_prod, 8, RL_INT64, RL_PROD, _mm512_mullo_epi64)
+VKERNEL(i64_min, 8, RL_INT64, RL_MIN, _mm512_min_epi64)
+VKERNEL(i64_max, 8, RL_INT64, RL_MAX, _mm512_max_epi64)
+VKERNEL(u64_sum, 8, RL_UINT64, RL_SUM, _mm512_add_epi64)
+VKERNEL(u64_prod, 8, RL_UINT64, RL_PROD, _mm512_mullo_epi64)
+VKERNEL(u64_min, 8, RL_UINT64, RL_MIN, _mm512_min_epu64)
+VKERNEL(u64_max, 8, RL_UINT64, RL_MAX, _mm512_max_epu64)
+
+/* ---- float32 / float64 -------------------------------------------------- */
+
+/* As in the AVX2 file: canonical NaN for sum/prod; min/max let a NaN win
+ * (p first) and give p|q / p&q for equal operands (-0 < +0). */
+static inline __m512 canon_ps(__m512 r)
+{
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q), r,
+                                _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000)));
+}
+
+static inline __m512d canon_pd(__m512d r)
+{
+    return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(r, r, _CMP_UNORD_Q), r,
+                                _mm512_castsi512_pd(_mm512_set1_epi64(0x7FF8000000000000)));
+}
+
+static inline __m512 fl(V v) { return _mm512_castsi512_ps(v); }
+static inline __m512d db(V v) { return _mm512_castsi512_pd(v); }
+
+static inline V sum_f32(V p, V q) { return _mm512_castps_si512(canon_ps(_mm512_add_ps(fl(p), fl(q)))); }
+static inline V prod_f32(V p, V q) { return _mm512_castps_si512(canon_ps(_mm512_mul_ps(fl(p), fl(q)))); }
+static inline V sum_f64(V p, V q) { return _mm512_castpd_si512(canon_pd(_mm512_add_pd(db(p), db(q)))); }
+static inline V prod_f64(V p, V q) { return _mm512_castpd_si512(canon_pd(_mm512_mul_pd(db(p), db(q)))); }
+
+static inline V min_f32(V p, V q)
+{
+    V m = _mm512_castps_si512(_mm512_min_ps(fl(p), fl(q)));
+    m = _mm512_mask_or_epi32(m, _mm512_cmp_ps_mask(fl(p), fl(q), _CMP_EQ_OQ), m, p);
+    return _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(fl(p), fl(p), _CMP_UNORD_Q), m, p);
+}
+
+static inline V max_f32(V p, V q)
+{
+    V m = _mm512_castps_si512(_mm512_max_ps(fl(p), fl(q)));
+    m = _mm512_mask_and_epi32(m, _mm512_cmp_ps_mask(fl(p), fl(q), _CMP_EQ_OQ), m, p);
+    return _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(fl(p), fl(p), _CMP_UNORD_Q), m, p);
+}
+
+static inline V min_f64(V p, V q)
+{
+    V m = _mm512_castpd_si512(_mm512_min_pd(db(p), db(q)));
+    m = _mm512_mask_or_epi64(m, _mm512_cmp_pd_mask(db(p), db(q), _CMP_EQ_OQ), m, p);
+    return _mm512_mask_blend_epi64(_mm512_cmp_pd_mask(db(p), db(p), _CMP_UNORD_Q), m, p);
+}
+
+static inline V max_f64(V p, V q)
+{
+    V m = _mm512_castpd_si512(_mm512_max_pd(db(p), db(q)));
+    m = _mm512_mask_and_epi64(m, _mm512_cmp_pd_mask(db(p), db(q), _CMP_EQ_OQ), m, p);
+    return _mm512_mask_blend_epi64(_mm512_cmp_pd_mask(db(p), db(p), _CMP_UNORD_Q), m, p);
+}
+
+VKERNEL(f32_sum, 4, RL_FLOAT32, RL_SUM, sum_f32)
+VKERNEL(f32_prod, 4, RL_FLOAT32, RL_PROD, prod_f32)
+VKERNEL(f32_min, 4, RL_FLOAT32, RL_MIN, min_f32)
+VKERNEL(f32_max, 4, RL_FLOAT32, RL_MAX, max_f32)
+VKERNEL(f64_sum, 8, RL_FLOAT64, RL_SUM, sum_f64)
+VKERNEL(f64_prod, 8, RL_FLOAT64, RL_PROD, prod_f64)
+VKERNEL(f64_min, 8, RL_FLOAT64, RL_MIN, min_f64)
+VKERNEL(f64_max, 8, RL_FLOAT64, RL_MAX, max_f64)
+
+/* ---- float16 / bfloat16 ------------------------------------------------- */
+
+/* 32 narrow values per vector: two halves of 16 floats each. */
+static inline __m256i lo256(V v) { return _mm512_castsi512_si256(v); }
+static inline __m256i hi256(V v) { return _mm512_extracti64x4_epi64(v, 1); }
+
+static inline __m512 h_lo(V v) { return _mm512_cvtph_ps(lo256(v)); }
+static inline __m512 h_hi(V v) { return _mm512_cvtph_ps(hi256(v)); }
+
+static inline V join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+
+static inline V h_pack(__m512 lo, __m512 hi)
+{
+    return join(_mm512_cvtps_ph(lo, _MM_FROUND_TO_NEAREST_INT), _mm512_cvtps_ph(hi, _MM_FROUND_TO_NEAREST_INT));
+}
+
+static inline __m512 bf_widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+
+/* Round 16 floats to bfloat16, ties to even (no non-canonical NaN here). */
+static inline __m256i bf_round(__m512 f)
+{
+    V u = _mm512_castps_si512(f);
+    V odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    V r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
+    return _mm512_cvtepi32_epi16(r);
+}
+
+static inline V bf_pack(__m512 lo, __m512 hi) { return join(bf_round(lo), bf_round(hi)); }
+
+static inline V sum_f16(V p, V q)
+{
+    return h_pack(canon_ps(_mm512_add_ps(h_lo(p), h_lo(q))), canon_ps(_mm512_add_ps(h_hi(p), h_hi(q))));
+}
+
+static inline V prod_f16(V p, V q)
+{
+    return h_pack(canon_ps(_mm512_mul_ps(h_lo(p), h_lo(q))), canon_ps(_mm512_mul_ps(h_hi(p), h_hi(q))));
+}
+
+static inline V sum_bf16(V p, V q)
+{
+    return bf_pack(canon_ps(_mm512_add_ps(bf_widen(lo256(p)), bf_widen(lo256(q)))),
+                   canon_ps(_mm512_add_ps(bf_widen(hi256(p)), bf_widen(hi256(q)))));
+}
+
+static inline V prod_bf16(V p, V q)
+{
+    return bf_pack(canon_ps(_mm512_mul_ps(bf_widen(lo256(p)), bf_widen(lo256(q)))),
+                   canon_ps(_mm512_mul_ps(bf_widen(hi256(p)), bf_widen(hi256(q)))));
+}
+
+/* min/max on the bits (see the AVX2 file): key orders -0 below +0, a NaN
+ * (|v| > inf) wins, p first. */
+static inline V key16(V v) { return _mm512_xor_si512(v, _mm512_srli_epi16(_mm512_srai_epi16(v, 15), 1)); }
+
+static inline __mmask32 isnan16(V v, short inf)
+{
+    return _mm512_cmpgt_epi16_mask(_mm512_and_si512(v, _mm512_set1_epi16(0x7FFF)), _mm512_set1_epi16(inf));
+}
+
+static inline V minmax16(V p, V q, short inf, int is_max)
+{
+    V kp = key16(p), kq = key16(q);
+    __mmask32 take_q = is_max ? _mm512_cmpgt_epi16_mask(kq, kp) : _mm512_cmpgt_epi16_mask(kp, kq);
+    V r = _mm512_mask_blend_epi16(take_q, p, q);
+    r = _mm512_mask_blend_epi16(isnan16(q, inf), r, q);
+    return _mm512_mask_blend_epi16(isnan16(p, inf), r, p);
+}
+
+static inline V min_f16(V p, V q) { return minmax16(p, q, 0x7C00, 0); }
+static inline V max_f16(V p, V q) { return minmax16(p, q, 0x7C00, 1); }
+static inline V min_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 0); }
+static inline V max_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 1); }
+
+VKERNEL(f16_sum, 2, RL_FLOAT16, RL_SUM, sum_f16)
+VKERNEL(f16_prod, 2, RL_FLOAT16, RL_PROD, prod_f16)
+VKERNEL(f16_min, 2, RL_FLOAT16, RL_MIN, min_f16)
+VKERNEL(f16_max, 2, RL_FLOAT16, RL_MAX, max_f16)
+VKERNEL(bf16_sum, 2, RL_BFLOAT16, RL_SUM, sum_bf16)
+VKERNEL(bf16_prod, 2, RL_BFLOAT16, RL_PROD, prod_bf16)
+VKERNEL(bf16_min, 2, RL_BFLOAT16, RL_MIN, min_bf16)
+VKERNEL(bf16_max, 2, RL_BFLOAT16, RL_MAX, max_bf16)
+
+#define ROW(tag) {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max}
+
+const rl_reduce_table_t rl_reduce_avx512_table = {
+    [RL_INT8] = ROW(i8),       [RL_UINT8] = ROW(u8),       [RL_INT32] = ROW(i32),     [RL_UINT32] = ROW(u32),
+    [RL_INT64] = ROW(i64),     [RL_UINT64] = ROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
+    [RL_FLOAT32] = ROW(f32),   [RL_FLOAT64] = ROW(f64),
+};

@@ -1,0 +1,367 @@
+/*
+ * libfabric backend: one RDM endpoint per communicator, RMA writes carrying
+ * remote CQ data, honouring the provider's mr_mode bits.
+ */
+#include <rdma/fabric.h>
+#include <rdma/fi_cm.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "transport/transport.h"
+
+/* Receives kept posted when the provider needs one per remote CQ datum. */
+#define OFI_RX_POSTED 256
+#define OFI_CQ_SIZE 4096
+#define OFI_RECV_CTX ((void *)(uintptr_t)0x52454356u)
+
+/* mr_mode bits ringlet knows how to honour. */
+#define OFI_MR_MODES (FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT)
+
+struct rl_tp {
+    struct fi_info *info;
+    struct fid_fabric *fabric;
+    struct fid_domain *domain;
+    struct fid_av *av;
+    struct fid_cq *cq;
+    struct fid_ep *ep;
+    char name[RL_TP_BLOB_MAX];
+    size_t namelen;
+    int rx_cq_data; /* FI_RX_CQ_DATA: each CQ datum consumes a receive */
+    uint64_t next_key;
+    char desc[96];
+    char err[256];
+};
+
+struct rl_tp_conn {
+    rl_tp_t *tp;
+    int peer;
+    fi_addr_t addr;
+};
+
+struct rl_tp_mr {
+    rl_tp_t *tp;
+    struct fid_mr *mr; /* NULL for a local-only region the provider needs no MR for */
+    void *base;
+    void *desc;
+};
+
+static rl_status_t ofi_fail(rl_tp_t *tp, int ret, const char *what)
+{
+    snprintf(tp->err, sizeof(tp->err), "libfabric %s: %s (%d)", what, fi_strerror(-ret), ret);
+    RL_DEBUG("%s", tp->err);
+    return ret == -FI_EAGAIN ? RL_ERR_AGAIN : RL_ERR_TRANSPORT;
+}
+
+static struct fi_info *ofi_hints(const char *prov)
+{
+    struct fi_info *h = fi_allocinfo();
+    if (!h)
+        return NULL;
+    h->caps = FI_RMA | FI_WRITE | FI_REMOTE_WRITE;
+    h->mode = FI_RX_CQ_DATA;
+    h->ep_attr->type = FI_EP_RDM;
+    h->domain_attr->mr_mode = OFI_MR_MODES;
+    h->domain_attr->threading = FI_THREAD_DOMAIN;
+    h->tx_attr->op_flags = FI_COMPLETION;
+    if (prov)
+        h->fabric_attr->prov_name = strdup(prov);
+    return h;
+}
+
+/* The first usable entry; with all ranks local prefer the loopback domain
+ * so traffic never leaves the host. */
+static struct fi_info *ofi_pick(struct fi_info *list, int all_local)
+{
+    struct fi_info *best = NULL;
+    for (struct fi_info *i = list; i; i = i->next) {
+        if (i->domain_attr->cq_data_size < 4 || (i->domain_attr->mr_mode & ~OFI_MR_MODES & ~FI_MR_BASIC))
+            continue;
+        if (!best)
+            best = i;
+        if (all_local && i->domain_attr->name && !strcmp(i->domain_attr->name, "lo"))
+            return i;
+    }
+    return best;
+}
+
+static rl_status_t ofi_getinfo(const rl_tp_params_t *p, rl_tp_t *tp)
+{
+    const char *want = p->cfg->ofi_provider;
+    const char *tries[3] = {NULL, NULL, NULL};
+    if (strcmp(want, "auto") != 0) {
+        tries[0] = want;
+    } else if (p->all_local) {
+        tries[0] = "shm";
+        tries[1] = "tcp";
+    } else {
+        tries[0] = "tcp";
+        tries[1] = NULL;
+    }
+    int last = 0;
+    for (int t = 0; t < 3 && (t == 0 || tries[t]); t++) {
+        struct fi_info *hints = ofi_hints(tries[t]);
+        struct fi_info *list = NULL;
+        if (!hints)
+            return RL_ERR_NO_MEMORY;
+        last = fi_getinfo(FI_VERSION(1, 9), NULL, NULL, 0, hints, &list);
+        fi_freeinfo(hints);
+        if (last == 0) {
+            struct fi_info *pick = ofi_pick(list, p->all_local);
+            if (pick) {
+                tp->info = fi_dupinfo(pick);
+                fi_freeinfo(list);
+                return tp->info ? RL_OK : RL_ERR_NO_MEMORY;
+            }
+            fi_freeinfo(list);
+            last = -FI_ENODATA;
+        }
+        if (!tries[t])
+            break;
+    }
+    snprintf(tp->err, sizeof(tp->err),
+             "no libfabric provider %s offers RDM endpoints with RMA writes and remote CQ data (%s)",
+             strcmp(want, "auto") ? want : "(auto: shm, tcp)", fi_strerror(-last));
+    return RL_ERR_UNSUPPORTED;
+}
+
+static rl_status_t ofi_post_recvs(rl_tp_t *tp, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int ret = fi_recv(tp->ep, NULL, 0, NULL, FI_ADDR_UNSPEC, OFI_RECV_CTX);
+        if (ret)
+            return ofi_fail(tp, ret, "fi_recv");
+    }
+    return RL_OK;
+}
+
+static void ofi_close(rl_tp_t *tp)
+{
+    if (!tp)
+        return;
+    if (tp->ep)
+        fi_close(&tp->ep->fid);
+    if (tp->av)
+        fi_close(&tp->av->fid);
+    if (tp->cq)
+        fi_close(&tp->cq->fid);
+    if (tp->domain)
+        fi_close(&tp->domain->fid);
+    if (tp->fabric)
+        fi_close(&tp->fabric->fid);
+    if (tp->info)
+        fi_freeinfo(tp->info);
+    free(tp);
+}
+
+static rl_status_t ofi_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, size_t errlen)
+{
+    rl_tp_t *tp = calloc(1, sizeof(*tp));
+    if (!tp)
+        return RL_ERR_NO_MEMORY;
+    tp->next_key = 1;
+    rl_status_t st = ofi_getinfo(p, tp);
+    int ret = 0;
+    const char *what = NULL;
+    if (st != RL_OK)
+        goto fail;
+    tp->rx_cq_data = (tp->info->mode & FI_RX_CQ_DATA) != 0;
+    struct fi_cq_attr cq_attr = {.size = OFI_CQ_SIZE, .format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_NONE};
+    struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
+    if ((ret = fi_fabric(tp->info->fabric_attr, &tp->fabric, NULL))) { what = "fi_fabric"; goto fail_ret; }
+    if ((ret = fi_domain(tp->fabric, tp->info, &tp->domain, NULL))) { what = "fi_domain"; goto fail_ret; }
+    if ((ret = fi_cq_open(tp->domain, &cq_attr, &tp->cq, NULL))) { what = "fi_cq_open"; goto fail_ret; }
+    if ((ret = fi_av_open(tp->domain, &av_attr, &tp->av, NULL))) { what = "fi_av_open"; goto fail_ret; }
+    if ((ret = fi_endpoint(tp->domain, tp->info, &tp->ep, NULL))) { what = "fi_endpoint"; goto fail_ret; }
+    if ((ret = fi_ep_bind(tp->ep, &tp->cq->fid, FI_TRANSMIT | FI_RECV))) { what = "fi_ep_bind(cq)"; goto fail_ret; }
+    if ((ret = fi_ep_bind(tp->ep, &tp->av->fid, 0))) { what = "fi_ep_bind(av)"; goto fail_ret; }
+    if ((ret = fi_enable(tp->ep))) { what = "fi_enable"; goto fail_ret; }
+    tp->namelen = sizeof(tp->name);
+    if ((ret = fi_getname(&tp->ep->fid, tp->name, &tp->namelen))) { what = "fi_getname"; goto fail_ret; }
+    if (tp->rx_cq_data && (st = ofi_post_recvs(tp, OFI_RX_POSTED)) != RL_OK)
+        goto fail;
+    snprintf(tp->desc, sizeof(tp->desc), "ofi:%s/%s", tp->info->fabric_attr->prov_name,
+             tp->info->domain_attr->name);
+    RL_INFO("libfabric provider %s domain %s mr_mode 0x%x cq_data_size %zu", tp->info->fabric_attr->prov_name,
+            tp->info->domain_attr->name, (unsigned)tp->info->domain_attr->mr_mode,
+            tp->info->domain_attr->cq_data_size);
+    *out = tp;
+    return RL_OK;
+fail_ret:
+    st = ofi_fail(tp, ret, what);
+    if (st == RL_ERR_AGAIN)
+        st = RL_ERR_TRANSPORT;
+fail:
+    snprintf(err, errlen, "%s", tp->err);
+    ofi_close(tp);
+    return st;
+}
+
+static const char *ofi_describe(rl_tp_t *tp) { return tp->desc; }
+
+static rl_status_t ofi_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **c, void *blob, size_t *len)
+{
+    if (*len < tp->namelen)
+        return RL_ERR_INTERNAL;
+    rl_tp_conn_t *conn = calloc(1, sizeof(*conn));
+    if (!conn)
+        return RL_ERR_NO_MEMORY;
+    conn->tp = tp;
+    conn->peer = peer;
+    conn->addr = FI_ADDR_NOTAVAIL;
+    memcpy(blob, tp->name, tp->namelen);
+    *len = tp->namelen;
+    *c = conn;
+    return RL_OK;
+}
+
+static rl_status_t ofi_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, int64_t deadline)
+{
+    (void)deadline;
+    /* The address comes from the network: its length must be the one this
+     * provider uses before libfabric parses it. */
+    if (len != c->tp->namelen) {
+        snprintf(c->tp->err, sizeof(c->tp->err), "rank %d sent an endpoint address of %zu bytes, expected %zu",
+                 c->peer, len, c->tp->namelen);
+        return RL_ERR_PROTOCOL;
+    }
+    int ret = fi_av_insert(c->tp->av, blob, 1, &c->addr, 0, NULL);
+    if (ret != 1) {
+        snprintf(c->tp->err, sizeof(c->tp->err), "fi_av_insert for rank %d failed (%d)", c->peer, ret);
+        return RL_ERR_TRANSPORT;
+    }
+    return RL_OK;
+}
+
+static void ofi_conn_destroy(rl_tp_conn_t *c) { free(c); }
+
+static rl_status_t ofi_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access, rl_tp_mr_t **out)
+{
+    rl_tp_mr_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return RL_ERR_NO_MEMORY;
+    m->tp = tp;
+    m->base = buf;
+    uint64_t mode = tp->info->domain_attr->mr_mode;
+    if (!(access & RL_ACCESS_REMOTE_WRITE) && !(mode & FI_MR_LOCAL)) {
+        *out = m; /* the provider needs no registration for a write source */
+        return RL_OK;
+    }
+    uint64_t acc = 0;
+    if (access & RL_ACCESS_LOCAL)
+        acc |= FI_WRITE;
+    if (access & RL_ACCESS_REMOTE_WRITE)
+        acc |= FI_REMOTE_WRITE;
+    uint64_t key = (mode & FI_MR_PROV_KEY) ? 0 : tp->next_key++;
+    int ret = fi_mr_reg(tp->domain, buf, len, acc, 0, key, 0, &m->mr, NULL);
+    if (ret)
+        goto fail;
+    if (mode & FI_MR_ENDPOINT) {
+        if ((ret = fi_mr_bind(m->mr, &tp->ep->fid, 0)) || (ret = fi_mr_enable(m->mr)))
+            goto fail;
+    }
+    m->desc = fi_mr_desc(m->mr);
+    *out = m;
+    return RL_OK;
+fail:
+    if (m->mr)
+        fi_close(&m->mr->fid);
+    free(m);
+    ofi_fail(tp, ret, "fi_mr_reg");
+    return RL_ERR_TRANSPORT;
+}
+
+static void ofi_mr_dereg(rl_tp_mr_t *m)
+{
+    if (m && m->mr)
+        fi_close(&m->mr->fid);
+    free(m);
+}
+
+static void ofi_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
+{
+    uint64_t off = (uint64_t)((const char *)ptr - (const char *)m->base);
+    rk->key = m->mr ? fi_mr_key(m->mr) : 0;
+    rk->addr = (m->tp->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) ? (uint64_t)(uintptr_t)ptr : off;
+}
+
+static rl_status_t ofi_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr,
+                                 uint64_t raddr, uint64_t rkey, uint32_t imm, void *ctx)
+{
+    ssize_t ret = fi_writedata(c->tp->ep, src, len, smr ? smr->desc : NULL, imm, c->addr, raddr, rkey, ctx);
+    if (ret == 0)
+        return RL_OK;
+    if (ret == -FI_EAGAIN) {
+        /* Manual-progress providers need the CQ driven before room frees. */
+        fi_cq_read(c->tp->cq, NULL, 0);
+        return RL_ERR_AGAIN;
+    }
+    rl_status_t st = ofi_fail(c->tp, (int)ret, "fi_writedata");
+    snprintf(c->tp->err + strlen(c->tp->err), sizeof(c->tp->err) - strlen(c->tp->err), " to rank %d", c->peer);
+    return st;
+}
+
+static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
+{
+    struct fi_cq_data_entry ent[32];
+    *n = 0;
+    if (max > 32)
+        max = 32;
+    ssize_t got = fi_cq_read(tp->cq, ent, (size_t)max);
+    if (got == -FI_EAGAIN)
+        return RL_OK;
+    if (got == -FI_EAVAIL) {
+        struct fi_cq_err_entry e = {0};
+        if (fi_cq_readerr(tp->cq, &e, 0) < 0)
+            return ofi_fail(tp, -FI_EIO, "fi_cq_readerr");
+        snprintf(tp->err, sizeof(tp->err), "completion error: %s (provider: %s)", fi_strerror(e.err),
+                 fi_cq_strerror(tp->cq, e.prov_errno, e.err_data, NULL, 0));
+        out[0] = (rl_tp_cqe_t){.kind = (e.flags & FI_REMOTE_CQ_DATA) || e.op_context == OFI_RECV_CTX
+                                           ? RL_CQE_RECV_IMM : RL_CQE_SEND,
+                               .status = RL_ERR_TRANSPORT, .ctx = e.op_context, .peer = -1};
+        *n = 1;
+        return RL_OK;
+    }
+    if (got < 0)
+        return ofi_fail(tp, (int)got, "fi_cq_read");
+    int k = 0, reposts = 0;
+    for (ssize_t i = 0; i < got; i++) {
+        if (ent[i].flags & FI_REMOTE_CQ_DATA) {
+            out[k++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .imm = (uint32_t)ent[i].data, .peer = -1};
+            if (tp->rx_cq_data)
+                reposts++;
+        } else if (ent[i].op_context == OFI_RECV_CTX) {
+            reposts++; /* a receive consumed by something else: keep the pool full */
+        } else {
+            out[k++] = (rl_tp_cqe_t){.kind = RL_CQE_SEND, .ctx = ent[i].op_context, .peer = -1};
+        }
+    }
+    *n = k;
+    return reposts ? ofi_post_recvs(tp, reposts) : RL_OK;
+}
+
+static const char *ofi_last_error(rl_tp_t *tp) { return tp->err; }
+
+const rl_tp_ops_t rl_tp_ofi_ops = {
+    .size = sizeof(rl_tp_ops_t),
+    .name = "ofi",
+    .open = ofi_open,
+    .close = ofi_close,
+    .describe = ofi_describe,
+    .conn_create = ofi_conn_create,
+    .conn_establish = ofi_conn_establish,
+    .conn_destroy = ofi_conn_destroy,
+    .mr_reg = ofi_mr_reg,
+    .mr_dereg = ofi_mr_dereg,
+    .mr_remote = ofi_mr_remote,
+    .write_imm = ofi_write_imm,
+    .poll = ofi_poll,
+    .last_error = ofi_last_error,
+};

@@ -1,0 +1,529 @@
+/*
+ * rdma-core verbs backend: RC queue pairs, RDMA WRITE WITH IMMEDIATE,
+ * receives posted only to catch immediates, one CQ with a completion channel
+ * for blocking waits. Connections are set up out of band: QPN, PSN, LID, GID
+ * and MTU travel through ringlet's bootstrap (as InfiniBand fabrics without
+ * IPoIB need), so no IP route between the NICs is required.
+ */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <infiniband/verbs.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "transport/transport.h"
+
+#define VB_MAX_QPS 16
+#define VB_SEND_WR 256
+#define VB_RECV_WR 256
+#define VB_CQE 8192
+#define VB_INLINE 64
+#define VB_BLOB_MAGIC 0x52564231u /* "RVB1" */
+
+struct rl_tp {
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct ibv_comp_channel *chan;
+    struct ibv_cq *cq;
+    uint8_t port;
+    int gid_index;
+    union ibv_gid gid;
+    struct ibv_port_attr pattr;
+    const rl_config_t *cfg;
+    int nqps;
+    int max_inline;
+    rl_tp_conn_t **conns; /* for QPN -> connection lookups */
+    int nconns, capconns;
+    int armed;
+    char desc[96];
+    char err[320];
+};
+
+struct rl_tp_conn {
+    rl_tp_t *tp;
+    int peer;
+    int nqp, next_qp;
+    struct ibv_qp *qp[VB_MAX_QPS];
+    int outstanding[VB_MAX_QPS];
+    uint32_t psn;
+};
+
+struct rl_tp_mr {
+    struct ibv_mr *mr;
+};
+
+/* The out-of-band connection record (little-endian, fixed size). */
+typedef struct {
+    uint32_t magic;
+    uint32_t nqp;
+    uint32_t qpn[VB_MAX_QPS];
+    uint32_t psn;
+    uint16_t lid;
+    uint8_t mtu; /* enum ibv_mtu */
+    uint8_t link_layer;
+    uint8_t gid[16];
+} vb_blob_t;
+
+static rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tp->err, sizeof(tp->err), fmt, ap);
+    va_end(ap);
+    RL_DEBUG("%s", tp->err);
+    return st;
+}
+
+static int mtu_bytes(enum ibv_mtu m) { return 128 << ((int)m - 1); }
+
+static enum ibv_mtu mtu_enum(int bytes)
+{
+    enum ibv_mtu m = IBV_MTU_256;
+    while (m < IBV_MTU_4096 && mtu_bytes(m) < bytes)
+        m++;
+    return m;
+}
+
+/* "rxe0:1" -> name and port; "" -> first device with an active port. */
+static rl_status_t pick_device(rl_tp_t *tp, const char *spec)
+{
+    char want[256] = "";
+    int want_port = 0;
+    if (spec && *spec) {
+        snprintf(want, sizeof(want), "%s", spec);
+        char *colon = strchr(want, ':');
+        if (colon) {
+            *colon = '\0';
+            want_port = atoi(colon + 1);
+        }
+        char *comma = strchr(want, ',');
+        if (comma)
+            *comma = '\0';
+    }
+    int n = 0;
+    struct ibv_device **list = ibv_get_device_list(&n);
+    if (!list || n == 0) {
+        if (list)
+            ibv_free_device_list(list);
+        return vb_err(tp, RL_ERR_UNSUPPORTED,
+                      "no RDMA devices (ibv_get_device_list found none: no rdma_rxe/NIC driver or /dev/infiniband)");
+    }
+    rl_status_t st = RL_ERR_UNSUPPORTED;
+    snprintf(tp->err, sizeof(tp->err), "no RDMA device %s with an active port", want[0] ? want : "");
+    for (int i = 0; i < n && st != RL_OK; i++) {
+        const char *name = ibv_get_device_name(list[i]);
+        if (want[0] && strcmp(name, want))
+            continue;
+        struct ibv_context *ctx = ibv_open_device(list[i]);
+        if (!ctx)
+            continue;
+        struct ibv_device_attr da;
+        if (ibv_query_device(ctx, &da)) {
+            ibv_close_device(ctx);
+            continue;
+        }
+        for (int p = 1; p <= da.phys_port_cnt; p++) {
+            if (want_port && p != want_port)
+                continue;
+            struct ibv_port_attr pa;
+            if (ibv_query_port(ctx, (uint8_t)p, &pa) || pa.state != IBV_PORT_ACTIVE)
+                continue;
+            tp->ctx = ctx;
+            tp->port = (uint8_t)p;
+            tp->pattr = pa;
+            snprintf(tp->desc, sizeof(tp->desc), "verbs:%s:%d", name, p);
+            st = RL_OK;
+            break;
+        }
+        if (st != RL_OK)
+            ibv_close_device(ctx);
+    }
+    ibv_free_device_list(list);
+    return st;
+}
+
+/* RoCE v2 GID: prefer an IPv4-mapped one (routable), else any RoCE v2 one
+ * (link-local, as rxe on a bare veth has). InfiniBand: index 0. */
+static rl_status_t pick_gid(rl_tp_t *tp, int want)
+{
+    if (want < 0 && tp->pattr.link_layer != IBV_LINK_LAYER_ETHERNET)
+        want = 0;
+    if (want < 0) {
+        int best = -1, best_score = 0;
+        for (int i = 0; i < tp->pattr.gid_tbl_len; i++) {
+            struct ibv_gid_entry e;
+            if (ibv_query_gid_ex(tp->ctx, tp->port, (uint32_t)i, &e, 0))
+                continue;
+            if (e.gid_type != IBV_GID_TYPE_ROCE_V2)
+                continue;
+            static const uint8_t v4map[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+            int score = !memcmp(e.gid.raw, v4map, 12) ? 3 : (e.gid.raw[0] == 0xfe && e.gid.raw[1] == 0x80) ? 1 : 2;
+            if (score > best_score) {
+                best = i;
+                best_score = score;
+            }
+        }
+        if (best < 0)
+            return vb_err(tp, RL_ERR_TRANSPORT, "%s: no RoCE v2 GID; set RINGLET_IB_GID_INDEX", tp->desc);
+        want = best;
+    }
+    if (ibv_query_gid(tp->ctx, tp->port, want, &tp->gid))
+        return vb_err(tp, RL_ERR_TRANSPORT, "%s: cannot read GID index %d", tp->desc, want);
+    tp->gid_index = want;
+    return RL_OK;
+}
+
+static void vb_close(rl_tp_t *tp)
+{
+    if (!tp)
+        return;
+    if (tp->cq)
+        ibv_destroy_cq(tp->cq);
+    if (tp->chan)
+        ibv_destroy_comp_channel(tp->chan);
+    if (tp->pd)
+        ibv_dealloc_pd(tp->pd);
+    if (tp->ctx)
+        ibv_close_device(tp->ctx);
+    free(tp->conns);
+    free(tp);
+}
+
+static rl_status_t vb_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, size_t errlen)
+{
+    rl_tp_t *tp = calloc(1, sizeof(*tp));
+    if (!tp)
+        return RL_ERR_NO_MEMORY;
+    tp->cfg = p->cfg;
+    tp->nqps = p->cfg->ib_qps_per_peer;
+    rl_status_t st = pick_device(tp, p->cfg->ib_hca);
+    if (st == RL_OK)
+        st = pick_gid(tp, p->cfg->ib_gid_index);
+    if (st == RL_OK && !(tp->pd = ibv_alloc_pd(tp->ctx)))
+        st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_alloc_pd: %s", tp->desc, strerror(errno));
+    if (st == RL_OK && !(tp->chan = ibv_create_comp_channel(tp->ctx)))
+        st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_comp_channel: %s", tp->desc, strerror(errno));
+    if (st == RL_OK && !(tp->cq = ibv_create_cq(tp->ctx, VB_CQE, NULL, tp->chan, 0)))
+        st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_cq(%d): %s", tp->desc, VB_CQE, strerror(errno));
+    if (st != RL_OK) {
+        snprintf(err, errlen, "%s", tp->err);
+        vb_close(tp);
+        return st;
+    }
+    tp->max_inline = VB_INLINE;
+    char gs[64];
+    inet_ntop(AF_INET6, tp->gid.raw, gs, sizeof(gs));
+    RL_INFO("%s: link %s, active MTU %d, GID index %d (%s)", tp->desc,
+            tp->pattr.link_layer == IBV_LINK_LAYER_ETHERNET ? "Ethernet (RoCE)" : "InfiniBand",
+            mtu_bytes(tp->pattr.active_mtu), tp->gid_index, gs);
+    size_t l = strlen(tp->desc);
+    snprintf(tp->desc + l, sizeof(tp->desc) - l, "/gid%d", tp->gid_index);
+    *out = tp;
+    return RL_OK;
+}
+
+static const char *vb_describe(rl_tp_t *tp) { return tp->desc; }
+
+static rl_status_t post_recvs(rl_tp_conn_t *c, int q, int n)
+{
+    for (int i = 0; i < n; i++) {
+        /* No scatter list: a write-with-immediate needs a receive only to
+         * deliver its immediate. */
+        struct ibv_recv_wr wr = {.wr_id = (uint64_t)q, .num_sge = 0}, *bad;
+        int rc = ibv_post_recv(c->qp[q], &wr, &bad);
+        if (rc)
+            return vb_err(c->tp, RL_ERR_TRANSPORT, "ibv_post_recv on QP 0x%x (rank %d): %s", c->qp[q]->qp_num,
+                          c->peer, strerror(rc));
+    }
+    return RL_OK;
+}
+
+static rl_status_t track_conn(rl_tp_t *tp, rl_tp_conn_t *c)
+{
+    if (tp->nconns == tp->capconns) {
+        int cap = tp->capconns ? tp->capconns * 2 : 8;
+        rl_tp_conn_t **n = realloc(tp->conns, sizeof(*n) * (size_t)cap);
+        if (!n)
+            return RL_ERR_NO_MEMORY;
+        tp->conns = n;
+        tp->capconns = cap;
+    }
+    tp->conns[tp->nconns++] = c;
+    return RL_OK;
+}
+
+static void vb_conn_destroy(rl_tp_conn_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->tp->nconns; i++) {
+        if (c->tp->conns[i] == c) {
+            c->tp->conns[i] = c->tp->conns[--c->tp->nconns];
+            break;
+        }
+    }
+    for (int q = 0; q < c->nqp; q++)
+        if (c->qp[q])
+            ibv_destroy_qp(c->qp[q]);
+    free(c);
+}
+
+static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **out, void *blob, size_t *len)
+{
+    if (*len < sizeof(vb_blob_t))
+        return RL_ERR_INTERNAL;
+    rl_tp_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return RL_ERR_NO_MEMORY;
+    c->tp = tp;
+    c->peer = peer;
+    c->nqp = tp->nqps;
+    c->psn = (uint32_t)(random() & 0xffffff);
+    vb_blob_t b = {.magic = VB_BLOB_MAGIC, .nqp = (uint32_t)c->nqp, .psn = c->psn, .lid = tp->pattr.lid,
+                   .mtu = (uint8_t)tp->pattr.active_mtu, .link_layer = tp->pattr.link_layer};
+    memcpy(b.gid, tp->gid.raw, 16);
+    rl_status_t st = track_conn(tp, c);
+    for (int q = 0; q < c->nqp && st == RL_OK; q++) {
+        struct ibv_qp_init_attr ia = {
+            .send_cq = tp->cq, .recv_cq = tp->cq, .qp_type = IBV_QPT_RC, .sq_sig_all = 0,
+            .cap = {.max_send_wr = VB_SEND_WR, .max_recv_wr = VB_RECV_WR, .max_send_sge = 1, .max_recv_sge = 1,
+                    .max_inline_data = (uint32_t)tp->max_inline},
+        };
+        c->qp[q] = ibv_create_qp(tp->pd, &ia);
+        if (!c->qp[q]) {
+            st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_qp for rank %d: %s", tp->desc, peer, strerror(errno));
+            break;
+        }
+        struct ibv_qp_attr a = {.qp_state = IBV_QPS_INIT, .pkey_index = 0, .port_num = tp->port,
+                                .qp_access_flags = IBV_ACCESS_REMOTE_WRITE};
+        int rc = ibv_modify_qp(c->qp[q], &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+        if (rc) {
+            st = vb_err(tp, RL_ERR_TRANSPORT, "%s: QP 0x%x to INIT: %s", tp->desc, c->qp[q]->qp_num, strerror(rc));
+            break;
+        }
+        if ((st = post_recvs(c, q, VB_RECV_WR)) != RL_OK)
+            break;
+        b.qpn[q] = c->qp[q]->qp_num;
+    }
+    if (st != RL_OK) {
+        vb_conn_destroy(c);
+        return st;
+    }
+    memcpy(blob, &b, sizeof(b));
+    *len = sizeof(b);
+    *out = c;
+    return RL_OK;
+}
+
+static rl_status_t vb_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, int64_t deadline)
+{
+    (void)deadline;
+    rl_tp_t *tp = c->tp;
+    vb_blob_t b;
+    if (len != sizeof(b))
+        return vb_err(tp, RL_ERR_PROTOCOL, "rank %d sent %zu bytes of QP data, expected %zu", c->peer, len, sizeof(b));
+    memcpy(&b, blob, sizeof(b));
+    if (b.magic != VB_BLOB_MAGIC || b.nqp != (uint32_t)c->nqp || b.mtu < IBV_MTU_256 || b.mtu > IBV_MTU_4096 ||
+        b.psn > 0xffffff)
+        return vb_err(tp, RL_ERR_PROTOCOL,
+                      "rank %d sent malformed QP data (or uses a different RINGLET_IB_QPS_PER_PEER: %u vs %d)",
+                      c->peer, b.nqp, c->nqp);
+    if (b.link_layer != tp->pattr.link_layer)
+        return vb_err(tp, RL_ERR_TRANSPORT, "rank %d is on %s, this rank on %s: they cannot connect", c->peer,
+                      b.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand",
+                      tp->pattr.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand");
+    enum ibv_mtu mtu = tp->pattr.active_mtu < b.mtu ? tp->pattr.active_mtu : (enum ibv_mtu)b.mtu;
+    if (tp->cfg->ib_mtu > 0 && mtu_enum(tp->cfg->ib_mtu) < mtu)
+        mtu = mtu_enum(tp->cfg->ib_mtu);
+    for (int q = 0; q < c->nqp; q++) {
+        struct ibv_qp_attr a = {
+            .qp_state = IBV_QPS_RTR, .path_mtu = mtu, .dest_qp_num = b.qpn[q], .rq_psn = b.psn,
+            .max_dest_rd_atomic = 1, .min_rnr_timer = 12,
+            .ah_attr = {.dlid = b.lid, .sl = (uint8_t)tp->cfg->ib_sl, .port_num = tp->port},
+        };
+        if (tp->pattr.link_layer == IBV_LINK_LAYER_ETHERNET || b.lid == 0) {
+            a.ah_attr.is_global = 1;
+            memcpy(a.ah_attr.grh.dgid.raw, b.gid, 16);
+            a.ah_attr.grh.sgid_index = (uint8_t)tp->gid_index;
+            a.ah_attr.grh.hop_limit = 64;
+            a.ah_attr.grh.traffic_class = (uint8_t)tp->cfg->ib_tc;
+        }
+        int rc = ibv_modify_qp(c->qp[q], &a,
+                               IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+                                   IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
+        if (rc)
+            return vb_err(tp, RL_ERR_TRANSPORT, "QP 0x%x to rank %d: RTR failed: %s (GID index %d, MTU %d)",
+                          c->qp[q]->qp_num, c->peer, strerror(rc), tp->gid_index, mtu_bytes(mtu));
+        struct ibv_qp_attr s = {.qp_state = IBV_QPS_RTS, .timeout = (uint8_t)tp->cfg->ib_timeout,
+                                .retry_cnt = (uint8_t)tp->cfg->ib_retry_cnt, .rnr_retry = 7, .sq_psn = c->psn,
+                                .max_rd_atomic = 1};
+        rc = ibv_modify_qp(c->qp[q], &s,
+                           IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
+                               IBV_QP_MAX_QP_RD_ATOMIC);
+        if (rc)
+            return vb_err(tp, RL_ERR_TRANSPORT, "QP 0x%x to rank %d: RTS failed: %s", c->qp[q]->qp_num, c->peer,
+                          strerror(rc));
+    }
+    return RL_OK;
+}
+
+static rl_status_t vb_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access, rl_tp_mr_t **out)
+{
+    rl_tp_mr_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return RL_ERR_NO_MEMORY;
+    /* A write source needs no access flag; a write target needs both. */
+    int acc = (access & RL_ACCESS_REMOTE_WRITE) ? IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE : 0;
+    m->mr = ibv_reg_mr(tp->pd, buf, len, acc);
+    if (!m->mr) {
+        int e = errno;
+        free(m);
+        return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_reg_mr(%zu bytes): %s%s", tp->desc, len, strerror(e),
+                      e == ENOMEM || e == EPERM ? " (check ulimit -l, the locked-memory limit)" : "");
+    }
+    *out = m;
+    return RL_OK;
+}
+
+static void vb_mr_dereg(rl_tp_mr_t *m)
+{
+    if (m && m->mr)
+        ibv_dereg_mr(m->mr);
+    free(m);
+}
+
+static void vb_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
+{
+    rk->addr = (uint64_t)(uintptr_t)ptr;
+    rk->key = m->mr->rkey;
+}
+
+/* wr_id carries the caller's ctx; the QP of a completion is found from
+ * wc.qp_num. Chunks are striped round-robin over the peer's QPs. */
+static rl_status_t vb_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
+                                uint64_t rkey, uint32_t imm, void *ctx)
+{
+    int q = c->next_qp;
+    if (c->outstanding[q] >= VB_SEND_WR)
+        return RL_ERR_AGAIN;
+    struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)src, .length = (uint32_t)len,
+                          .lkey = smr ? smr->mr->lkey : 0};
+    struct ibv_send_wr wr = {
+        .wr_id = (uint64_t)(uintptr_t)ctx, .sg_list = len ? &sge : NULL, .num_sge = len ? 1 : 0,
+        .opcode = IBV_WR_RDMA_WRITE_WITH_IMM, .send_flags = IBV_SEND_SIGNALED, .imm_data = htobe32(imm),
+        .wr.rdma = {.remote_addr = raddr, .rkey = (uint32_t)rkey},
+    }, *bad;
+    if (len && len <= (size_t)c->tp->max_inline)
+        wr.send_flags |= IBV_SEND_INLINE;
+    if (len > 0xffffffffu)
+        return vb_err(c->tp, RL_ERR_INVALID_ARG, "write of %zu bytes exceeds the verbs limit", len);
+    int rc = ibv_post_send(c->qp[q], &wr, &bad);
+    if (rc == ENOMEM)
+        return RL_ERR_AGAIN;
+    if (rc)
+        return vb_err(c->tp, RL_ERR_TRANSPORT, "ibv_post_send on QP 0x%x to rank %d: %s", c->qp[q]->qp_num,
+                      c->peer, strerror(rc));
+    c->outstanding[q]++;
+    c->next_qp = (q + 1) % c->nqp;
+    return RL_OK;
+}
+
+static rl_tp_conn_t *find_qp(rl_tp_t *tp, uint32_t qpn, int *q)
+{
+    for (int i = 0; i < tp->nconns; i++)
+        for (int k = 0; k < tp->conns[i]->nqp; k++)
+            if (tp->conns[i]->qp[k]->qp_num == qpn) {
+                *q = k;
+                return tp->conns[i];
+            }
+    return NULL;
+}
+
+static rl_status_t vb_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
+{
+    struct ibv_wc wc[32];
+    *n = 0;
+    if (max > 32)
+        max = 32;
+    int got = ibv_poll_cq(tp->cq, max, wc);
+    if (got < 0)
+        return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_poll_cq failed", tp->desc);
+    for (int i = 0; i < got; i++) {
+        int q = 0;
+        rl_tp_conn_t *c = find_qp(tp, wc[i].qp_num, &q);
+        int peer = c ? c->peer : -1;
+        int is_recv = (wc[i].opcode & IBV_WC_RECV) != 0;
+        if (wc[i].status != IBV_WC_SUCCESS) {
+            vb_err(tp, RL_ERR_PEER_FAILED, "%s completion error on QP 0x%x (rank %d): %s (status %d, vendor 0x%x)%s",
+                   is_recv ? "receive" : "send", wc[i].qp_num, peer, ibv_wc_status_str(wc[i].status),
+                   (int)wc[i].status, wc[i].vendor_err,
+                   wc[i].status == IBV_WC_RETRY_EXC_ERR ? ": the peer did not answer; check that it is alive, and "
+                                                         "RINGLET_IB_GID_INDEX / RINGLET_IB_TC on RoCE" : "");
+            out[(*n)++] = (rl_tp_cqe_t){.kind = is_recv ? RL_CQE_RECV_IMM : RL_CQE_SEND,
+                                        .status = RL_ERR_PEER_FAILED, .ctx = (void *)(uintptr_t)wc[i].wr_id,
+                                        .peer = peer};
+            continue;
+        }
+        if (wc[i].opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
+            out[(*n)++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .imm = be32toh(wc[i].imm_data), .peer = peer};
+            if (c) {
+                rl_status_t st = post_recvs(c, q, 1);
+                if (st != RL_OK)
+                    return st;
+            }
+        } else if (!is_recv) {
+            if (c && c->outstanding[q] > 0)
+                c->outstanding[q]--;
+            out[(*n)++] = (rl_tp_cqe_t){.kind = RL_CQE_SEND, .ctx = (void *)(uintptr_t)wc[i].wr_id, .peer = peer};
+        }
+    }
+    return RL_OK;
+}
+
+/* Block until the CQ has something or timeout_ms passes. */
+static rl_status_t vb_wait(rl_tp_t *tp, int timeout_ms)
+{
+    if (!tp->armed) {
+        if (ibv_req_notify_cq(tp->cq, 0))
+            return vb_err(tp, RL_ERR_TRANSPORT, "ibv_req_notify_cq failed");
+        tp->armed = 1;
+        return RL_OK; /* poll once more before sleeping: a completion may have raced the arm */
+    }
+    struct pollfd pfd = {.fd = tp->chan->fd, .events = POLLIN};
+    if (poll(&pfd, 1, timeout_ms) > 0) {
+        struct ibv_cq *cq;
+        void *cctx;
+        if (ibv_get_cq_event(tp->chan, &cq, &cctx) == 0) {
+            ibv_ack_cq_events(cq, 1);
+            tp->armed = 0;
+        }
+    }
+    return RL_OK;
+}
+
+static const char *vb_last_error(rl_tp_t *tp) { return tp->err; }
+
+const rl_tp_ops_t rl_tp_verbs_ops = {
+    .size = sizeof(rl_tp_ops_t),
+    .name = "verbs",
+    .open = vb_open,
+    .close = vb_close,
+    .describe = vb_describe,
+    .conn_create = vb_conn_create,
+    .conn_establish = vb_conn_establish,
+    .conn_destroy = vb_conn_destroy,
+    .mr_reg = vb_mr_reg,
+    .mr_dereg = vb_mr_dereg,
+    .mr_remote = vb_mr_remote,
+    .write_imm = vb_write_imm,
+    .poll = vb_poll,
+    .wait = vb_wait,
+    .last_error = vb_last_error,
+};

@@ -1,0 +1,165 @@
+/* Bootstrap between threads of one process over real loopback sockets. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/bootstrap.h"
+#include "core/clock.h"
+
+static char addr[64];
+
+static void pick_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+    close(fd);
+}
+
+typedef struct {
+    int rank, nranks, timeout_ms, gather;
+    int delay_ms; /* start late, so that refusals happen before the group is complete */
+    rl_status_t st;
+    char err[256];
+    int all[8];
+} job_t;
+
+static void *member(void *arg)
+{
+    job_t *j = arg;
+    rl_boot_t *b = NULL;
+    usleep((useconds_t)j->delay_ms * 1000);
+    j->st = rl_boot_create(j->rank, j->nranks, addr, rl_deadline_ms(j->timeout_ms), &b, j->err, sizeof(j->err));
+    if (j->st == RL_OK && j->gather) {
+        int mine = 100 + j->rank;
+        j->st = rl_boot_allgather(b, &mine, sizeof(mine), j->all, rl_deadline_ms(j->timeout_ms), j->err,
+                                  sizeof(j->err));
+    }
+    if (b)
+        rl_boot_destroy(b, rl_deadline_ms(2000));
+    return NULL;
+}
+
+static void run_jobs(job_t *jobs, int n)
+{
+    pthread_t t[8];
+    for (int i = 0; i < n; i++) {
+        pthread_create(&t[i], NULL, member, &jobs[i]);
+        if (i == 0)
+            usleep(20000);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+}
+
+TestSuite(bootstrap, .init = pick_port, .timeout = 30);
+
+Test(bootstrap, three_ranks_all_gather)
+{
+    job_t j[3];
+    for (int i = 0; i < 3; i++)
+        j[i] = (job_t){.rank = i, .nranks = 3, .timeout_ms = 5000, .gather = 1};
+    run_jobs(j, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(j[i].st, RL_OK, "rank %d: %s", i, j[i].err);
+        for (int r = 0; r < 3; r++)
+            cr_assert_eq(j[i].all[r], 100 + r);
+    }
+}
+
+Test(bootstrap, missing_rank_hits_the_deadline_and_is_named)
+{
+    job_t j[2] = {{.rank = 0, .nranks = 3, .timeout_ms = 700}, {.rank = 1, .nranks = 3, .timeout_ms = 700}};
+    int64_t t0 = rl_now_ns();
+    run_jobs(j, 2);
+    cr_assert_eq(j[0].st, RL_ERR_TIMEOUT, "%s", rl_status_name(j[0].st));
+    cr_assert(strstr(j[0].err, "rank(s) 2"), "%s", j[0].err);
+    cr_assert_lt(rl_now_ns() - t0, 5000000000LL, "the deadline was not kept");
+}
+
+Test(bootstrap, duplicate_rank_is_refused)
+{
+    job_t j[4] = {{.rank = 0, .nranks = 3, .timeout_ms = 3000},
+                  {.rank = 1, .nranks = 3, .timeout_ms = 3000},
+                  {.rank = 1, .nranks = 3, .timeout_ms = 3000, .delay_ms = 100},
+                  {.rank = 2, .nranks = 3, .timeout_ms = 3000, .delay_ms = 400}};
+    run_jobs(j, 4);
+    cr_assert_eq(j[0].st, RL_OK, "%s", j[0].err);
+    cr_assert_eq(j[1].st, RL_OK, "%s", j[1].err);
+    cr_assert_eq(j[2].st, RL_ERR_BOOTSTRAP, "the second rank 1 is refused: %s", j[2].err);
+    cr_assert(strstr(j[2].err, "twice"), "%s", j[2].err);
+    cr_assert_eq(j[3].st, RL_OK, "%s", j[3].err);
+}
+
+Test(bootstrap, size_mismatch_is_refused)
+{
+    job_t j[3] = {{.rank = 0, .nranks = 2, .timeout_ms = 1500},
+                  {.rank = 1, .nranks = 4, .timeout_ms = 1500},
+                  {.rank = 1, .nranks = 2, .timeout_ms = 1500, .delay_ms = 300}};
+    run_jobs(j, 3);
+    cr_assert_eq(j[1].st, RL_ERR_MISMATCH, "%s: %s", rl_status_name(j[1].st), j[1].err);
+    cr_assert_eq(j[0].st, RL_OK, "%s", j[0].err);
+    cr_assert_eq(j[2].st, RL_OK, "%s", j[2].err);
+}
+
+/* A raw client: send a 16-byte header, read the answer's status. */
+static int32_t raw_hello(uint16_t version, int32_t rank, uint32_t len)
+{
+    int port = atoi(strchr(addr, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 100 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)); i++)
+        usleep(10000);
+    rl_boot_hdr_t h = {RL_BOOT_MAGIC, version, RL_BOOT_HELLO, rank, len};
+    uint8_t buf[16 + 8] = {0};
+    rl_boot_hdr_encode(&h, buf);
+    buf[16] = 2; /* nranks = 2 */
+    buf[20] = 1;
+    send(fd, buf, 16 + (len <= 8 ? len : 8), 0);
+    uint8_t ans[16 + sizeof(rl_boot_status_msg_t)];
+    size_t got = 0;
+    while (got < sizeof(ans)) {
+        ssize_t n = recv(fd, ans + got, sizeof(ans) - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (got < sizeof(ans))
+        return 1; /* closed without an answer */
+    rl_boot_status_msg_t m;
+    cr_assert_eq(rl_boot_status_decode(ans + 16, sizeof(m), &m), RL_OK);
+    return m.status;
+}
+
+static void *root_only(void *arg)
+{
+    job_t *j = arg;
+    member(j);
+    return NULL;
+}
+
+Test(bootstrap, strangers_are_refused_and_the_group_still_forms)
+{
+    job_t root = {.rank = 0, .nranks = 2, .timeout_ms = 4000};
+    pthread_t t;
+    pthread_create(&t, NULL, root_only, &root);
+    usleep(50000);
+    cr_assert_eq(raw_hello(99, 1, 8), RL_ERR_VERSION);
+    cr_assert_eq(raw_hello(RL_PROTOCOL_VERSION, 7, 8), RL_ERR_PROTOCOL, "rank out of range");
+    cr_assert_eq(raw_hello(RL_PROTOCOL_VERSION, 1, 3), RL_ERR_PROTOCOL, "short hello");
+    job_t one = {.rank = 1, .nranks = 2, .timeout_ms = 4000};
+    member(&one);
+    pthread_join(t, NULL);
+    cr_assert_eq(one.st, RL_OK, "%s", one.err);
+    cr_assert_eq(root.st, RL_OK, "%s", root.err);
+}

@@ -1,0 +1,67 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "coll/wire.h"
+
+Test(wire, immediates_round_trip)
+{
+    const rl_imm_kind_t kinds[] = {RL_IMM_STAGE, RL_IMM_DIRECT, RL_IMM_CREDIT, RL_IMM_CTRL};
+    for (int k = 0; k < 4; k++)
+        for (unsigned ch = 0; ch < 16; ch += 5)
+            for (uint64_t seq = 0; seq < 40; seq += 7)
+                for (uint32_t idx = 0; idx <= RL_IMM_INDEX_MAX; idx += RL_IMM_INDEX_MAX / 3) {
+                    rl_imm_t d;
+                    uint32_t imm = rl_imm_encode(kinds[k], ch, seq, idx);
+                    cr_assert_eq(rl_imm_decode(imm, 16, &d), RL_OK);
+                    cr_assert_eq(d.kind, kinds[k]);
+                    cr_assert_eq(d.channel, ch);
+                    cr_assert_eq(d.tag, seq & RL_IMM_TAG_MASK);
+                    cr_assert_eq(d.index, idx);
+                }
+}
+
+Test(wire, immediate_for_a_missing_channel_is_refused)
+{
+    rl_imm_t d = {0};
+    uint32_t imm = rl_imm_encode(RL_IMM_STAGE, 3, 0, 1);
+    cr_assert_eq(rl_imm_decode(imm, 3, &d), RL_ERR_PROTOCOL);
+    cr_assert_eq(rl_imm_decode(imm, 4, &d), RL_OK);
+}
+
+static rl_ctrl_t sample(void)
+{
+    return (rl_ctrl_t){.seq = 0x123456789aull, .coll = RL_COLL_ALL_GATHER, .dtype = RL_INT64, .op = RL_MAX,
+                       .rank = 3, .count = 77777, .out_addr = 0xdeadbeef000ull, .out_key = 42, .out_len = 4096};
+}
+
+Test(wire, control_record_round_trip)
+{
+    uint8_t buf[RL_CTRL_WIRE_SIZE];
+    rl_ctrl_t c = sample(), d;
+    rl_ctrl_encode(&c, buf);
+    cr_assert_eq(rl_ctrl_decode(buf, 4, &d), RL_OK);
+    cr_assert_eq(memcmp(&c, &d, sizeof(c)), 0);
+}
+
+Test(wire, control_record_validation)
+{
+    uint8_t buf[RL_CTRL_WIRE_SIZE];
+    rl_ctrl_t c = sample(), d;
+    rl_ctrl_encode(&c, buf);
+    cr_assert_eq(rl_ctrl_decode(buf, 3, &d), RL_ERR_PROTOCOL, "rank 3 is out of a group of 3");
+    uint8_t bad[RL_CTRL_WIRE_SIZE];
+    memcpy(bad, buf, sizeof(bad));
+    bad[0] ^= 1;
+    cr_assert_eq(rl_ctrl_decode(bad, 4, &d), RL_ERR_PROTOCOL, "magic");
+    c.dtype = RL_DTYPE_COUNT;
+    rl_ctrl_encode(&c, bad);
+    cr_assert_eq(rl_ctrl_decode(bad, 4, &d), RL_ERR_PROTOCOL, "dtype");
+    c = sample();
+    c.coll = 9;
+    rl_ctrl_encode(&c, bad);
+    cr_assert_eq(rl_ctrl_decode(bad, 4, &d), RL_ERR_PROTOCOL, "coll");
+    c = sample();
+    c.rank = -1;
+    rl_ctrl_encode(&c, bad);
+    cr_assert_eq(rl_ctrl_decode(bad, 4, &d), RL_ERR_PROTOCOL, "negative rank");
+}
