@@ -26,5 +26,9 @@ typedef struct {
  * fits the immediate's index field. */
 uint64_t rl_geom_nchunks(uint64_t max_block_elems, size_t esize, size_t chunk_bytes, uint64_t steps,
                          uint64_t max_units);
+/* The same, but with at least min_chunks chunks per block as long as each
+ * stays at least min_chunk_bytes (so that small blocks still pipeline). */
+uint64_t rl_geom_nchunks_min(uint64_t max_block_elems, size_t esize, size_t chunk_bytes, uint64_t min_chunks,
+                             size_t min_chunk_bytes, uint64_t steps, uint64_t max_units);
 
 #endif

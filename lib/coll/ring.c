@@ -87,7 +87,8 @@ static void set_geometry(struct rl_comm *c, struct rl_request *r, int chi)
     o->g.steps = is_allreduce(r) ? 2 * (uint64_t)(n - 1) : (uint64_t)(n - 1);
     uint64_t maxblk = is_allreduce(r) ? (len + (uint64_t)n - 1) / (uint64_t)n : len;
     o->empty = maxblk == 0;
-    o->g.nchunks = rl_geom_nchunks(maxblk, r->esize, c->chunk_bytes, o->g.steps, RL_IMM_INDEX_MAX);
+    o->g.nchunks = rl_geom_nchunks_min(maxblk, r->esize, c->chunk_bytes, (uint64_t)c->depth, c->min_chunk_bytes,
+                                       o->g.steps, RL_IMM_INDEX_MAX);
     o->g.units = o->empty ? 1 : o->g.steps * o->g.nchunks;
 }
 

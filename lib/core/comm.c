@@ -17,7 +17,7 @@ typedef struct {
     char host[HOSTNAME_MAX];
     uint64_t order_hash;
     uint32_t nch, depth;
-    uint64_t chunk_bytes;
+    uint64_t chunk_bytes, min_chunk_bytes;
     char transport[32];
 } host_rec_t;
 
@@ -160,7 +160,8 @@ static uint64_t hash_order(const int *order, int n)
 static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl, char *err, size_t len)
 {
     host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
-                       .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes};
+                       .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes,
+                       .min_chunk_bytes = c->min_chunk_bytes};
     gethostname(mine.host, sizeof(mine.host) - 1);
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
@@ -174,7 +175,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
         if (strcmp(all[r].host, mine.host))
             *all_local = 0;
         if (all[r].order_hash != mine.order_hash || all[r].nch != mine.nch || all[r].depth != mine.depth ||
-            all[r].chunk_bytes != mine.chunk_bytes || strcmp(all[r].transport, mine.transport)) {
+            all[r].chunk_bytes != mine.chunk_bytes || all[r].min_chunk_bytes != mine.min_chunk_bytes || strcmp(all[r].transport, mine.transport)) {
             comm_err(err, len,
                      "rank %d and rank %d disagree on RINGLET_RING_ORDER, RINGLET_NCHANNELS, "
                      "RINGLET_PIPELINE_DEPTH, RINGLET_CHUNK_BYTES or RINGLET_TRANSPORT (%s/%u/%u/%llu vs %s/%u/%u/%llu)",
@@ -381,6 +382,7 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     c->nch = c->cfg.nchannels;
     c->depth = c->cfg.pipeline_depth;
     c->chunk_bytes = (c->cfg.chunk_bytes + 63) & ~(size_t)63;
+    c->min_chunk_bytes = c->cfg.min_chunk_bytes < c->chunk_bytes ? c->cfg.min_chunk_bytes : c->chunk_bytes;
     rl_log_set_rank(c->rank);
     c->order = malloc(sizeof(int) * (size_t)c->nranks);
     if (!c->order) {

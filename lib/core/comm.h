@@ -95,6 +95,7 @@ struct rl_comm {
     int nch;
     rl_chan_t ch[RL_MAX_CHANNELS];
     size_t chunk_bytes;
+    size_t min_chunk_bytes;
     int depth;
     uint64_t next_seq;
     struct rl_request *head, *tail;

@@ -15,6 +15,7 @@ typedef struct {
     char transport[32];        /* auto | ofi | verbs */
     char ofi_provider[64];     /* auto | tcp | shm | ... */
     size_t chunk_bytes;
+    size_t min_chunk_bytes;
     int pipeline_depth;
     int nchannels;
     char ring_order[1024];     /* "" or comma list */

@@ -43,3 +43,17 @@ Test(geom, unit_count_never_overflows_the_immediate)
     cr_assert_leq(nc * steps, RL_IMM_INDEX_MAX);
     cr_assert_geq(nc, 1);
 }
+
+Test(geom, small_blocks_are_cut_finer_to_pipeline)
+{
+    /* 1 MiB block of floats, 512 KiB chunks: 2 by size, 4 to fill the pipeline. */
+    cr_assert_eq(rl_geom_nchunks_min(1 << 18, 4, 512 << 10, 4, 64 << 10, 6, RL_IMM_INDEX_MAX), 4);
+    /* 128 KiB block: only two 64 KiB chunks fit the floor. */
+    cr_assert_eq(rl_geom_nchunks_min(1 << 15, 4, 512 << 10, 4, 64 << 10, 6, RL_IMM_INDEX_MAX), 2);
+    /* Below the floor: one chunk. */
+    cr_assert_eq(rl_geom_nchunks_min(1 << 12, 4, 512 << 10, 4, 64 << 10, 6, RL_IMM_INDEX_MAX), 1);
+    /* Large blocks are cut by the chunk size alone. */
+    cr_assert_eq(rl_geom_nchunks_min(1 << 22, 4, 512 << 10, 4, 64 << 10, 6, RL_IMM_INDEX_MAX), 32);
+    /* Empty block. */
+    cr_assert_eq(rl_geom_nchunks_min(0, 4, 512 << 10, 4, 64 << 10, 6, RL_IMM_INDEX_MAX), 1);
+}
