@@ -42,6 +42,8 @@ const rl_config_field_t rl_config_fields[] = {
     INT_("IB_GID_INDEX", ib_gid_index, "-1", -1, 1 << 16,
          "GID index (-1: the RoCE v2 GID of the bootstrap's interface, else the first RoCE v2 one)"),
     STR_("IB_CM", ib_cm, "oob", "verbs connection setup: oob (QP data over bootstrap) or rdmacm"),
+    STR_("IB_ADDR", ib_addr, "",
+         "rdmacm: IP address of this rank's RDMA interface (default: the IPv4 in its RoCE GID)"),
     INT_("IB_TC", ib_tc, "0", 0, 255, "Traffic class for RoCE (DSCP << 2)"),
     INT_("IB_SL", ib_sl, "0", 0, 15, "Service level"),
     INT_("IB_TIMEOUT", ib_timeout, "20", 1, 31, "QP ACK timeout exponent (4.096us * 2^x)"),

@@ -28,6 +28,7 @@ typedef struct {
     char ib_hca[256];
     int ib_gid_index;          /* -1 = auto */
     char ib_cm[16];            /* oob | rdmacm */
+    char ib_addr[64];          /* rdmacm: IP of this rank's RDMA interface */
     int ib_tc, ib_sl, ib_timeout, ib_retry_cnt, ib_mtu, ib_qps_per_peer;
 } rl_config_t;
 

@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
-#include <infiniband/verbs.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,59 +18,9 @@
 #include "core/log.h"
 #include "transport/transport.h"
 
-#define VB_MAX_QPS 16
-#define VB_SEND_WR 256
-#define VB_RECV_WR 256
-#define VB_CQE 8192
-#define VB_INLINE 64
-#define VB_BLOB_MAGIC 0x52564231u /* "RVB1" */
+#include "transport/verbs/verbs_int.h"
 
-struct rl_tp {
-    struct ibv_context *ctx;
-    struct ibv_pd *pd;
-    struct ibv_comp_channel *chan;
-    struct ibv_cq *cq;
-    uint8_t port;
-    int gid_index;
-    union ibv_gid gid;
-    struct ibv_port_attr pattr;
-    const rl_config_t *cfg;
-    int nqps;
-    int max_inline;
-    rl_tp_conn_t **conns; /* for QPN -> connection lookups */
-    int nconns, capconns;
-    int armed;
-    char desc[96];
-    char err[320];
-};
-
-struct rl_tp_conn {
-    rl_tp_t *tp;
-    int peer;
-    int nqp, next_qp;
-    struct ibv_qp *qp[VB_MAX_QPS];
-    int outstanding[VB_MAX_QPS];
-    uint32_t psn;
-};
-
-struct rl_tp_mr {
-    struct ibv_mr *mr;
-};
-
-/* The out-of-band connection record (little-endian, fixed size). */
-typedef struct {
-    uint32_t magic;
-    uint32_t nqp;
-    uint32_t qpn[VB_MAX_QPS];
-    uint32_t psn;
-    uint16_t lid;
-    uint8_t mtu; /* enum ibv_mtu */
-    uint8_t link_layer;
-    uint8_t gid[16];
-} vb_blob_t;
-
-static rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...)
+rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -92,7 +41,7 @@ static enum ibv_mtu mtu_enum(int bytes)
 }
 
 /* "rxe0:1" -> name and port; "" -> first device with an active port. */
-static rl_status_t pick_device(rl_tp_t *tp, const char *spec)
+rl_status_t vb_pick_device(rl_tp_t *tp, const char *spec)
 {
     char want[256] = "";
     int want_port = 0;
@@ -151,7 +100,7 @@ static rl_status_t pick_device(rl_tp_t *tp, const char *spec)
 
 /* RoCE v2 GID: prefer an IPv4-mapped one (routable), else any RoCE v2 one
  * (link-local, as rxe on a bare veth has). InfiniBand: index 0. */
-static rl_status_t pick_gid(rl_tp_t *tp, int want)
+rl_status_t vb_pick_gid(rl_tp_t *tp, int want)
 {
     if (want < 0 && tp->pattr.link_layer != IBV_LINK_LAYER_ETHERNET)
         want = 0;
@@ -190,7 +139,9 @@ static void vb_close(rl_tp_t *tp)
         ibv_destroy_comp_channel(tp->chan);
     if (tp->pd)
         ibv_dealloc_pd(tp->pd);
-    if (tp->ctx)
+    if (tp->use_cm)
+        vb_cm_close(tp);
+    else if (tp->ctx)
         ibv_close_device(tp->ctx);
     free(tp->conns);
     free(tp);
@@ -202,10 +153,19 @@ static rl_status_t vb_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, si
     if (!tp)
         return RL_ERR_NO_MEMORY;
     tp->cfg = p->cfg;
+    tp->rank = p->rank;
     tp->nqps = p->cfg->ib_qps_per_peer;
-    rl_status_t st = pick_device(tp, p->cfg->ib_hca);
+    rl_status_t st = RL_OK;
+    if (!strcmp(p->cfg->ib_cm, "rdmacm"))
+        tp->use_cm = 1;
+    else if (strcmp(p->cfg->ib_cm, "oob"))
+        st = vb_err(tp, RL_ERR_CONFIG, "RINGLET_IB_CM=%s: expected oob or rdmacm", p->cfg->ib_cm);
     if (st == RL_OK)
-        st = pick_gid(tp, p->cfg->ib_gid_index);
+        st = vb_pick_device(tp, p->cfg->ib_hca);
+    if (st == RL_OK)
+        st = vb_pick_gid(tp, p->cfg->ib_gid_index);
+    if (st == RL_OK && tp->use_cm)
+        st = vb_cm_open(tp); /* rdma_cm owns the device context from here on */
     if (st == RL_OK && !(tp->pd = ibv_alloc_pd(tp->ctx)))
         st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_alloc_pd: %s", tp->desc, strerror(errno));
     if (st == RL_OK && !(tp->chan = ibv_create_comp_channel(tp->ctx)))
@@ -231,7 +191,7 @@ static rl_status_t vb_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, si
 
 static const char *vb_describe(rl_tp_t *tp) { return tp->desc; }
 
-static rl_status_t post_recvs(rl_tp_conn_t *c, int q, int n)
+rl_status_t vb_post_recvs(rl_tp_conn_t *c, int q, int n)
 {
     for (int i = 0; i < n; i++) {
         /* No scatter list: a write-with-immediate needs a receive only to
@@ -259,6 +219,15 @@ static rl_status_t track_conn(rl_tp_t *tp, rl_tp_conn_t *c)
     return RL_OK;
 }
 
+void vb_qp_init_attr(rl_tp_t *tp, struct ibv_qp_init_attr *ia)
+{
+    *ia = (struct ibv_qp_init_attr){
+        .send_cq = tp->cq, .recv_cq = tp->cq, .qp_type = IBV_QPT_RC, .sq_sig_all = 0,
+        .cap = {.max_send_wr = VB_SEND_WR, .max_recv_wr = VB_RECV_WR, .max_send_sge = 1, .max_recv_sge = 1,
+                .max_inline_data = (uint32_t)tp->max_inline},
+    };
+}
+
 static void vb_conn_destroy(rl_tp_conn_t *c)
 {
     if (!c)
@@ -269,9 +238,12 @@ static void vb_conn_destroy(rl_tp_conn_t *c)
             break;
         }
     }
-    for (int q = 0; q < c->nqp; q++)
-        if (c->qp[q])
-            ibv_destroy_qp(c->qp[q]);
+    if (c->tp->use_cm)
+        vb_cm_conn_destroy(c);
+    else
+        for (int q = 0; q < c->nqp; q++)
+            if (c->qp[q])
+                ibv_destroy_qp(c->qp[q]);
     free(c);
 }
 
@@ -286,16 +258,26 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **out, voi
     c->peer = peer;
     c->nqp = tp->nqps;
     c->psn = (uint32_t)(random() & 0xffffff);
+    for (int i = 0; i < tp->nconns; i++)
+        c->token += tp->conns[i]->peer == peer;
+    if (tp->use_cm) {
+        rl_status_t cst = track_conn(tp, c);
+        if (cst == RL_OK)
+            cst = vb_cm_conn_create(c, blob, len);
+        if (cst != RL_OK) {
+            vb_conn_destroy(c);
+            return cst;
+        }
+        *out = c;
+        return RL_OK;
+    }
     vb_blob_t b = {.magic = VB_BLOB_MAGIC, .nqp = (uint32_t)c->nqp, .psn = c->psn, .lid = tp->pattr.lid,
                    .mtu = (uint8_t)tp->pattr.active_mtu, .link_layer = tp->pattr.link_layer};
     memcpy(b.gid, tp->gid.raw, 16);
     rl_status_t st = track_conn(tp, c);
     for (int q = 0; q < c->nqp && st == RL_OK; q++) {
-        struct ibv_qp_init_attr ia = {
-            .send_cq = tp->cq, .recv_cq = tp->cq, .qp_type = IBV_QPT_RC, .sq_sig_all = 0,
-            .cap = {.max_send_wr = VB_SEND_WR, .max_recv_wr = VB_RECV_WR, .max_send_sge = 1, .max_recv_sge = 1,
-                    .max_inline_data = (uint32_t)tp->max_inline},
-        };
+        struct ibv_qp_init_attr ia;
+        vb_qp_init_attr(tp, &ia);
         c->qp[q] = ibv_create_qp(tp->pd, &ia);
         if (!c->qp[q]) {
             st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_qp for rank %d: %s", tp->desc, peer, strerror(errno));
@@ -308,7 +290,7 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **out, voi
             st = vb_err(tp, RL_ERR_TRANSPORT, "%s: QP 0x%x to INIT: %s", tp->desc, c->qp[q]->qp_num, strerror(rc));
             break;
         }
-        if ((st = post_recvs(c, q, VB_RECV_WR)) != RL_OK)
+        if ((st = vb_post_recvs(c, q, VB_RECV_WR)) != RL_OK)
             break;
         b.qpn[q] = c->qp[q]->qp_num;
     }
@@ -324,8 +306,9 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **out, voi
 
 static rl_status_t vb_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, int64_t deadline)
 {
-    (void)deadline;
     rl_tp_t *tp = c->tp;
+    if (tp->use_cm)
+        return vb_cm_conn_establish(c, blob, len, deadline);
     vb_blob_t b;
     if (len != sizeof(b))
         return vb_err(tp, RL_ERR_PROTOCOL, "rank %d sent %zu bytes of QP data, expected %zu", c->peer, len, sizeof(b));
@@ -439,7 +422,7 @@ static rl_tp_conn_t *find_qp(rl_tp_t *tp, uint32_t qpn, int *q)
 {
     for (int i = 0; i < tp->nconns; i++)
         for (int k = 0; k < tp->conns[i]->nqp; k++)
-            if (tp->conns[i]->qp[k]->qp_num == qpn) {
+            if (tp->conns[i]->qp[k] && tp->conns[i]->qp[k]->qp_num == qpn) {
                 *q = k;
                 return tp->conns[i];
             }
@@ -474,7 +457,7 @@ static rl_status_t vb_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
         if (wc[i].opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
             out[(*n)++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .imm = be32toh(wc[i].imm_data), .peer = peer};
             if (c) {
-                rl_status_t st = post_recvs(c, q, 1);
+                rl_status_t st = vb_post_recvs(c, q, 1);
                 if (st != RL_OK)
                     return st;
             }

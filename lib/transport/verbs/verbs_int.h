@@ -1,0 +1,86 @@
+/* verbs backend internals, shared by verbs.c (QPs, data path) and cm.c
+ * (connection set-up through librdmacm). Never included outside this folder. */
+#ifndef RL_VERBS_INT_H
+#define RL_VERBS_INT_H
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "transport/transport.h"
+
+#define VB_MAX_QPS 16
+#define VB_SEND_WR 256
+#define VB_RECV_WR 256
+#define VB_CQE 8192
+#define VB_INLINE 64
+#define VB_BLOB_MAGIC 0x52564231u /* "RVB1" */
+
+struct rl_tp {
+    int rank;
+    int use_cm;                         /* RINGLET_IB_CM=rdmacm */
+    struct rdma_event_channel *cm_chan;
+    struct rdma_cm_id *listener;
+    struct sockaddr_storage cm_addr;    /* where the listener is */
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct ibv_comp_channel *chan;
+    struct ibv_cq *cq;
+    uint8_t port;
+    int gid_index;
+    union ibv_gid gid;
+    struct ibv_port_attr pattr;
+    const rl_config_t *cfg;
+    int nqps;
+    int max_inline;
+    rl_tp_conn_t **conns; /* for QPN -> connection lookups */
+    int nconns, capconns;
+    int armed;
+    char desc[96];
+    char err[320];
+};
+
+struct rl_tp_conn {
+    rl_tp_t *tp;
+    int peer;
+    int nqp, next_qp;
+    struct ibv_qp *qp[VB_MAX_QPS];
+    int outstanding[VB_MAX_QPS];
+    uint32_t psn;
+    uint32_t token;                 /* k-th connection to this peer (rdmacm matching) */
+    struct rdma_cm_id *cmid[VB_MAX_QPS];
+    int cm_state[VB_MAX_QPS];       /* VB_CM_* */
+};
+
+enum { VB_CM_IDLE, VB_CM_ADDR, VB_CM_ROUTING, VB_CM_ROUTE, VB_CM_CONNECTING, VB_CM_UP, VB_CM_FAILED };
+
+struct rl_tp_mr {
+    struct ibv_mr *mr;
+};
+
+/* The out-of-band connection record (little-endian, fixed size). */
+typedef struct {
+    uint32_t magic;
+    uint32_t nqp;
+    uint32_t qpn[VB_MAX_QPS];
+    uint32_t psn;
+    uint16_t lid;
+    uint8_t mtu; /* enum ibv_mtu */
+    uint8_t link_layer;
+    uint8_t gid[16];
+} vb_blob_t;
+
+
+rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+rl_status_t vb_post_recvs(rl_tp_conn_t *c, int q, int n);
+rl_status_t vb_pick_device(rl_tp_t *tp, const char *spec);
+rl_status_t vb_pick_gid(rl_tp_t *tp, int want);
+void vb_qp_init_attr(rl_tp_t *tp, struct ibv_qp_init_attr *ia);
+
+/* cm.c */
+rl_status_t vb_cm_open(rl_tp_t *tp);
+void vb_cm_close(rl_tp_t *tp);
+rl_status_t vb_cm_conn_create(rl_tp_conn_t *c, void *blob, size_t *len);
+rl_status_t vb_cm_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, int64_t deadline);
+void vb_cm_conn_destroy(rl_tp_conn_t *c);
+
+#endif
