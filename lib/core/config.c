@@ -36,6 +36,8 @@ const rl_config_field_t rl_config_fields[] = {
     INT_("REG_CACHE_ENTRIES", reg_cache_entries, "64", 1, 1 << 16, "Registrations kept in the cache"),
     INT_("SPIN_US", spin_us, "50", 0, 10000000,
          "Microseconds a wait busy-polls before yielding the CPU between polls"),
+    STR_("REDUCE_ISA", reduce_isa, "auto",
+         "Reduction kernels: auto, or force a lower ISA (generic, avx2) than the CPU offers"),
     STR_("LOG_LEVEL", log_level, "warn", "Log level: none, error, warn, info, debug, trace"),
     STR_("LOG_FILE", log_file, "", "Log file (%h host, %p pid); default stderr"),
     STR_("IB_HCA", ib_hca, "", "verbs device and port, e.g. rxe0:1 (default: first active port)"),

@@ -22,6 +22,7 @@ typedef struct {
     int reg_cache;             /* bool */
     int reg_cache_entries;
     int spin_us;               /* busy-poll time before yielding in waits */
+    char reduce_isa[16];       /* read by lib/reduce at first use */
     char log_level[16];
     char log_file[256];
     /* verbs */

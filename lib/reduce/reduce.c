@@ -11,6 +11,10 @@
 #include <string.h>
 #include <strings.h>
 #include <threads.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "core/log.h"
 #include "reduce/reduce.h"
@@ -26,6 +30,8 @@
 static const char *const isa_names[RL_ISA_COUNT] = {
     [RL_ISA_GENERIC] = "generic", [RL_ISA_AVX2] = "avx2", [RL_ISA_AVX512] = "avx512"};
 
+size_t rl_reduce_stream_bytes = SIZE_MAX; /* until init() sizes it */
+
 static once_flag init_once = ONCE_FLAG_INIT;
 static rl_reduce_table_t tables[RL_ISA_COUNT]; /* written once, in init */
 static rl_isa_t isa_max = RL_ISA_GENERIC;      /* written once, in init */
@@ -36,6 +42,15 @@ static int is_float(rl_dtype_t dtype)
     return dtype == RL_FLOAT16 || dtype == RL_BFLOAT16 || dtype == RL_FLOAT32 || dtype == RL_FLOAT64;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* clang does not know "f16c" in __builtin_cpu_supports: ask CPUID leaf 1. */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 static rl_isa_t detect_cpu(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -43,7 +58,7 @@ static rl_isa_t detect_cpu(void)
     if (RL_REDUCE_HAVE_AVX512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
         return RL_ISA_AVX512;
-    if (RL_REDUCE_HAVE_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+    if (RL_REDUCE_HAVE_AVX2 && __builtin_cpu_supports("avx2") && cpu_has_f16c())
         return RL_ISA_AVX2;
 #endif
     return RL_ISA_GENERIC;
@@ -74,8 +89,22 @@ static int parse_isa(const char *name, rl_isa_t *isa)
     return -1;
 }
 
+/* Half the last-level cache: with two inputs and an output of that size the
+ * working set is 1.5x the cache, so a regular store would only evict. */
+static size_t stream_threshold(void)
+{
+    long llc = -1;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (llc <= 0)
+        llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return llc > 0 ? (size_t)llc / 2 : (size_t)8 << 20;
+}
+
 static void init(void)
 {
+    rl_reduce_stream_bytes = stream_threshold();
     isa_max = detect_cpu();
     for (int isa = RL_ISA_GENERIC; isa <= (int)isa_max; isa++) {
         for (int d = 0; d < RL_DTYPE_COUNT; d++) {
@@ -98,7 +127,8 @@ static void init(void)
             cur = want;
     }
     atomic_store(&isa_cur, (int)cur);
-    RL_DEBUG("reduce kernels: %s (cpu supports up to %s)", isa_names[cur], isa_names[isa_max]);
+    RL_DEBUG("reduce kernels: %s (cpu supports up to %s), streaming stores from %zu bytes", isa_names[cur],
+             isa_names[isa_max], rl_reduce_stream_bytes);
 }
 
 rl_reduce_fn rl_reduce_generic(rl_dtype_t dtype, rl_op_t op)
@@ -162,6 +192,14 @@ int rl_reduce_force_isa(const char *name)
         return -1;
     atomic_store(&isa_cur, (int)want);
     return 0;
+}
+
+size_t rl_reduce_set_stream_bytes(size_t bytes)
+{
+    call_once(&init_once, init);
+    size_t old = rl_reduce_stream_bytes;
+    rl_reduce_stream_bytes = bytes;
+    return old;
 }
 
 const char *rl_reduce_isa_name(rl_isa_t isa)

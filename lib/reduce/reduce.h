@@ -71,6 +71,16 @@ rl_reduce_fn rl_reduce_generic(rl_dtype_t dtype, rl_op_t op);
 /* Portable float16/bfloat16 avg step (half.c): buf[i] = buf[i] / divisor. */
 void rl_reduce_half_scale(void *buf, size_t n, rl_dtype_t dtype, int divisor);
 
+/* Vector kernels write dst with streaming (non-temporal) stores, then an
+ * sfence, when one call writes at least this many bytes: such outputs do not
+ * fit in the cache anyway and regular stores would first read every line.
+ * Results are identical; only cache behaviour changes. Set at initialisation
+ * to half the last-level cache (8 MiB if unknown); SIZE_MAX means never. */
+extern size_t rl_reduce_stream_bytes;
+/* Override it (tests, benchmarks; not while kernels run in other threads).
+ * Returns the previous value. */
+size_t rl_reduce_set_stream_bytes(size_t bytes);
+
 /* Highest ISA this CPU (and this build) supports. */
 rl_isa_t rl_reduce_isa_max(void);
 /* Switch every later rl_reduce_lookup() to the ISA called `name` ("generic",
