@@ -169,11 +169,14 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
         return RL_ERR_NO_MEMORY;
     rl_status_t st = rl_boot_allgather(c->boot, &mine, sizeof(mine), all, dl, err, len);
     *all_local = 1;
+    c->local_ranks = 0;
     for (int r = 0; st == RL_OK && r < c->nranks; r++) {
         all[r].host[HOSTNAME_MAX - 1] = '\0';
         all[r].transport[sizeof(all[r].transport) - 1] = '\0';
         if (strcmp(all[r].host, mine.host))
             *all_local = 0;
+        else
+            c->local_ranks++;
         if (all[r].order_hash != mine.order_hash || all[r].nch != mine.nch || all[r].depth != mine.depth ||
             all[r].chunk_bytes != mine.chunk_bytes || all[r].min_chunk_bytes != mine.min_chunk_bytes || strcmp(all[r].transport, mine.transport)) {
             comm_err(err, len,
@@ -186,6 +189,19 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     }
     free(all);
     return st;
+}
+
+/* Busy-polling only pays when every rank has a core: with more ranks than
+ * cores a spinning rank steals the core of the rank it waits for. */
+static void set_spin(struct rl_comm *c)
+{
+    cpu_set_t set;
+    int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    c->oversubscribed = c->local_ranks > cores;
+    c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed ? 0 : 1000000000LL;
+    if (c->rank == 0)
+        RL_INFO("%d ranks on this host, %d cores: waits %s", c->local_ranks, cores,
+                c->spin_ns ? "spin, then yield" : "yield the CPU between polls");
 }
 
 /* RINGLET_TRANSPORT names one backend; "auto" takes the first that opens
@@ -419,6 +435,7 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     if ((st = connect_rings(c, dl, err, sizeof(err))) != RL_OK)
         goto fail;
     snprintf(c->desc, sizeof(c->desc), "%s", c->ops->describe(c->tp));
+    set_spin(c);
     if (c->rank == 0) {
         char ord[256];
         int pos = 0;

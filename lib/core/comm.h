@@ -97,6 +97,8 @@ struct rl_comm {
     size_t chunk_bytes;
     size_t min_chunk_bytes;
     int depth;
+    int local_ranks, oversubscribed;
+    int64_t spin_ns; /* how long a wait busy-polls before yielding/sleeping */
     uint64_t next_seq;
     struct rl_request *head, *tail;
     rl_status_t failed;

@@ -34,8 +34,9 @@ const rl_config_field_t rl_config_fields[] = {
     {"REG_CACHE", "1", "Cache registrations of buffers the user did not register", RL_CFG_BOOL,
      F_(reg_cache), 0, 0, 1},
     INT_("REG_CACHE_ENTRIES", reg_cache_entries, "64", 1, 1 << 16, "Registrations kept in the cache"),
-    INT_("SPIN_US", spin_us, "50", 0, 10000000,
-         "Microseconds a wait busy-polls before yielding the CPU between polls"),
+    INT_("SPIN_US", spin_us, "-1", -1, 10000000,
+         "Microseconds a wait busy-polls before it yields the CPU or sleeps on the completion channel; "
+         "-1: 0 when this host has more ranks than cores, else 1000000"),
     STR_("REDUCE_ISA", reduce_isa, "auto",
          "Reduction kernels: auto, or force a lower ISA (generic, avx2) than the CPU offers"),
     STR_("LOG_LEVEL", log_level, "warn", "Log level: none, error, warn, info, debug, trace"),

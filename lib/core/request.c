@@ -95,7 +95,7 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
         return rl_test(r);
     int64_t start = rl_now_ns();
     int64_t dl = start + (int64_t)(timeout_ms < 0 ? c->cfg.timeout_ms : timeout_ms) * 1000000LL;
-    int64_t spin_until = start + (int64_t)c->cfg.spin_us * 1000;
+    int64_t spin_until = start + c->spin_ns;
     for (;;) {
         rl_status_t st = rl_test(r);
         if (st != RL_INPROGRESS)

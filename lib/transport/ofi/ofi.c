@@ -177,6 +177,8 @@ static rl_status_t ofi_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, s
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     if ((ret = fi_fabric(tp->info->fabric_attr, &tp->fabric, NULL))) { what = "fi_fabric"; goto fail_ret; }
     if ((ret = fi_domain(tp->fabric, tp->info, &tp->domain, NULL))) { what = "fi_domain"; goto fail_ret; }
+    /* No wait object: tcp's (through ofi_rxm) was seen to sleep through
+     * arrivals for milliseconds, and shm has none. Waits poll and yield. */
     if ((ret = fi_cq_open(tp->domain, &cq_attr, &tp->cq, NULL))) { what = "fi_cq_open"; goto fail_ret; }
     if ((ret = fi_av_open(tp->domain, &av_attr, &tp->av, NULL))) { what = "fi_av_open"; goto fail_ret; }
     if ((ret = fi_endpoint(tp->domain, tp->info, &tp->ep, NULL))) { what = "fi_endpoint"; goto fail_ret; }
