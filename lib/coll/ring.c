@@ -209,7 +209,9 @@ static int recv_units(struct rl_comm *c, struct rl_request *r, int chi)
         o->recvd++;
         moved = 1;
     }
-    if (ch->credit_owed)
+    /* Credits go back in batches of half the slots: fewer tiny writes,
+     * and the sender never holds fewer than depth/2 free slots. */
+    if (ch->credit_owed >= (c->depth + 1) / 2)
         send_credits(c, ch);
     return moved;
 }
