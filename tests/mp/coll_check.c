@@ -6,7 +6,10 @@
  * Inputs are small integers (and +-1, 2 for products) so every reduction
  * order gives the exact same answer in every datatype.
  *
- *   coll_check [--big] [--quick] [--mismatch] [--bad-args]
+ *   coll_check [--big] [--quick] [--large BYTES] [--mismatch]
+ *     --big      every dtype and op at 8 MiB too
+ *     --quick    fewer counts and dtypes (slow transports: SoftRoCE)
+ *     --large B  one float32 sum all-reduce and one all-gather of B bytes
  */
 #include <inttypes.h>
 #include <math.h>
@@ -191,6 +194,7 @@ static int run_mismatch(rl_comm_t comm)
 int main(int argc, char **argv)
 {
     int big = 0, quick = 0, mismatch = 0;
+    size_t large = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--big"))
             big = 1;
@@ -198,8 +202,10 @@ int main(int argc, char **argv)
             quick = 1;
         else if (!strcmp(argv[i], "--mismatch"))
             mismatch = 1;
+        else if (!strcmp(argv[i], "--large") && i + 1 < argc)
+            large = strtoull(argv[++i], NULL, 0);
         else {
-            fprintf(stderr, "usage: coll_check [--big] [--quick] [--mismatch]\n");
+            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch]\n");
             return 2;
         }
     }
@@ -242,6 +248,13 @@ int main(int argc, char **argv)
                     check_all_reduce(comm, count, dts[d], ops[o], ip, ip);
             for (int ip = 0; ip < 2; ip++)
                 check_all_gather(comm, count / (size_t)nranks + 1, dts[d], ip, NULL);
+        }
+    }
+    if (large) {
+        size_t count = large / sizeof(float) + 3;
+        for (int ip = 0; ip < 2; ip++) {
+            check_all_reduce(comm, count, RL_FLOAT32, RL_SUM, ip, ip);
+            check_all_gather(comm, count / (size_t)nranks + 1, RL_FLOAT32, ip, NULL);
         }
     }
     CHECK(rl_comm_destroy(comm));

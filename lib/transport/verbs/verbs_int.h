@@ -10,7 +10,7 @@
 
 #define VB_MAX_QPS 16
 #define VB_SEND_WR 256
-#define VB_RECV_WR 256
+#define VB_RECV_WR 128
 #define VB_CQE 8192
 #define VB_INLINE 64
 #define VB_BLOB_MAGIC 0x52564231u /* "RVB1" */
