@@ -436,6 +436,8 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         goto fail;
     snprintf(c->desc, sizeof(c->desc), "%s", c->ops->describe(c->tp));
     set_spin(c);
+    if (c->cfg.reg_cache < 0)
+        c->cfg.reg_cache = !(c->ops->pins_memory && c->ops->pins_memory(c->tp));
     if (c->rank == 0) {
         char ord[256];
         int pos = 0;

@@ -31,8 +31,9 @@ const rl_config_field_t rl_config_fields[] = {
          "Rings the data is split over, each with its own connections"),
     STR_("RING_ORDER", ring_order, "",
          "Ring order as a permutation of ranks, e.g. 0,2,3,1 (default: 0,1,...,n-1)"),
-    {"REG_CACHE", "1", "Cache registrations of buffers the user did not register", RL_CFG_BOOL,
-     F_(reg_cache), 0, 0, 1},
+    INT_("REG_CACHE", reg_cache, "-1", -1, 1,
+         "Cache registrations of buffers the user did not register: 1 yes, 0 no, -1 only where "
+         "registrations do not pin pages (a freed and reused buffer would keep stale pages)"),
     INT_("REG_CACHE_ENTRIES", reg_cache_entries, "64", 1, 1 << 16, "Registrations kept in the cache"),
     INT_("SPIN_US", spin_us, "-1", -1, 10000000,
          "Microseconds a wait busy-polls before it yields the CPU or sleeps on the completion channel; "

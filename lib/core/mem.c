@@ -3,10 +3,12 @@
  * ringlet makes for buffers it was handed unregistered. A cached entry covers
  * whole pages and is found again by address range.
  *
- * Caveat: a cache keyed by virtual address cannot see a buffer freed and
- * another mapped at the same address. libfabric's tcp and shm providers do
- * not pin pages, so a stale entry there still names the right memory; for
- * pinning backends (verbs), RINGLET_REG_CACHE=0 turns caching off.
+ * A cache keyed by virtual address cannot see a buffer freed and another
+ * mapped at the same address. Where registrations do not pin pages
+ * (libfabric tcp, shm) a stale entry still names the right memory, so the
+ * cache is on; where they pin (verbs), unregistered buffers are registered
+ * for each call and released after it (RINGLET_REG_CACHE=1 overrides that
+ * for programs that never free buffers they hand to ringlet).
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -70,6 +70,10 @@ typedef struct rl_tp_ops {
      * (a completion channel); NULL means the caller yields instead. The
      * first call may return at once after arming: poll again, then call. */
     rl_status_t (*wait)(rl_tp_t *tp, int timeout_ms);
+    /* Nonzero when registrations pin physical pages (verbs, efa...): a
+     * cached registration would then outlive a free()d buffer and point
+     * at its old pages, so unregistered buffers are registered per call. */
+    int (*pins_memory)(rl_tp_t *tp);
     /* Message for the last error this backend reported. */
     const char *(*last_error)(rl_tp_t *tp);
 } rl_tp_ops_t;

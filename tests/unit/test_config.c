@@ -56,7 +56,8 @@ Test(config, bad_values_name_the_variable)
     cr_assert_eq(rl_config_load(&c, err, sizeof(err)), RL_ERR_CONFIG);
     unsetenv("RINGLET_PIPELINE_DEPTH");
     cr_assert_eq(rl_config_set(&c, field("REG_CACHE"), "maybe", err, sizeof(err)), RL_ERR_CONFIG);
-    cr_assert_eq(rl_config_set(&c, field("REG_CACHE"), "off", err, sizeof(err)), RL_OK);
+    cr_assert_eq(rl_config_set(&c, field("REG_CACHE"), "2", err, sizeof(err)), RL_ERR_CONFIG);
+    cr_assert_eq(rl_config_set(&c, field("REG_CACHE"), "0", err, sizeof(err)), RL_OK);
     cr_assert_eq(c.reg_cache, 0);
     cr_assert_eq(rl_config_set(&c, field("CHUNK_BYTES"), "1", err, sizeof(err)), RL_ERR_CONFIG);
     char big[600];

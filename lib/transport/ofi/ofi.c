@@ -351,6 +351,14 @@ static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
 
 static const char *ofi_last_error(rl_tp_t *tp) { return tp->err; }
 
+/* tcp, shm and udp keep no pinned pages behind a registration; the
+ * hardware providers (verbs, efa, psm*, cxi...) do. */
+static int ofi_pins_memory(rl_tp_t *tp)
+{
+    const char *p = tp->info->fabric_attr->prov_name;
+    return !(strstr(p, "tcp") || strstr(p, "shm") || strstr(p, "udp") || strstr(p, "sockets"));
+}
+
 const rl_tp_ops_t rl_tp_ofi_ops = {
     .size = sizeof(rl_tp_ops_t),
     .name = "ofi",
@@ -365,5 +373,6 @@ const rl_tp_ops_t rl_tp_ofi_ops = {
     .mr_remote = ofi_mr_remote,
     .write_imm = ofi_write_imm,
     .poll = ofi_poll,
+    .pins_memory = ofi_pins_memory,
     .last_error = ofi_last_error,
 };

@@ -85,13 +85,25 @@ rl_status_t vb_cm_open(rl_tp_t *tp)
         return vb_err(tp, RL_ERR_TRANSPORT, "rdma_create_id: %s", strerror(errno));
     if (rdma_bind_addr(tp->listener, (struct sockaddr *)&ss) || rdma_listen(tp->listener, 64))
         return vb_err(tp, RL_ERR_TRANSPORT, "rdmacm cannot listen on %s: %s", ip, strerror(errno));
-    if (!tp->listener->verbs)
-        return vb_err(tp, RL_ERR_TRANSPORT, "rdmacm: %s is not the address of an RDMA device", ip);
-    /* rdma_cm owns the device context for this address: use it, so that
-     * the PD and CQ belong to the device the QPs are created on. */
+    /* QPs are created on rdma_cm's own device contexts: take the context
+     * rdma_cm opened for our device, so the PD and CQ live on it. (A
+     * listener bound to a loopback address has no device yet.) */
+    const char *want = ibv_get_device_name(tp->ctx->device);
+    struct ibv_context *cmctx = NULL;
+    int nd = 0;
+    struct ibv_context **devs = rdma_get_devices(&nd);
+    for (int i = 0; devs && i < nd; i++)
+        if (!strcmp(ibv_get_device_name(devs[i]->device), want))
+            cmctx = devs[i];
+    if (devs)
+        rdma_free_devices(devs);
+    if (!cmctx)
+        return vb_err(tp, RL_ERR_TRANSPORT, "rdmacm does not know device %s", want);
+    if (tp->listener->verbs && tp->listener->verbs != cmctx)
+        return vb_err(tp, RL_ERR_CONFIG, "rdmacm: %s belongs to device %s, not %s: set RINGLET_IB_HCA or RINGLET_IB_ADDR",
+                      ip, ibv_get_device_name(tp->listener->verbs->device), want);
     ibv_close_device(tp->ctx);
-    tp->ctx = tp->listener->verbs;
-    tp->port = tp->listener->port_num ? tp->listener->port_num : tp->port;
+    tp->ctx = cmctx;
     ibv_query_port(tp->ctx, tp->port, &tp->pattr);
     memcpy(&tp->cm_addr, rdma_get_local_addr(tp->listener), sizeof(tp->cm_addr));
     snprintf(tp->desc, sizeof(tp->desc), "verbs:%s:%d/rdmacm", ibv_get_device_name(tp->ctx->device), tp->port);
@@ -125,6 +137,10 @@ rl_status_t vb_cm_conn_create(rl_tp_conn_t *c, void *blob, size_t *len)
 
 static rl_status_t make_qp(rl_tp_conn_t *c, int q, struct rdma_cm_id *id)
 {
+    if (id->verbs != c->tp->ctx)
+        return vb_err(c->tp, RL_ERR_TRANSPORT, "rdmacm routed rank %d through device %s, not %s", c->peer,
+                      id->verbs ? ibv_get_device_name(id->verbs->device) : "(none)",
+                      ibv_get_device_name(c->tp->ctx->device));
     struct ibv_qp_init_attr ia;
     vb_qp_init_attr(c->tp, &ia);
     if (rdma_create_qp(id, c->tp->pd, &ia))
@@ -249,7 +265,14 @@ rl_status_t vb_cm_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, 
         if (rdma_create_id(tp->cm_chan, &id, c, RDMA_PS_TCP))
             return vb_err(tp, RL_ERR_TRANSPORT, "rdma_create_id: %s", strerror(errno));
         c->cmid[q] = id;
-        if (rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, VB_CM_RESOLVE_MS))
+        /* From our own address, so that rdma_cm picks our device even for
+         * loopback destinations. */
+        struct sockaddr_storage src = tp->cm_addr;
+        if (src.ss_family == AF_INET)
+            ((struct sockaddr_in *)&src)->sin_port = 0;
+        else
+            ((struct sockaddr_in6 *)&src)->sin6_port = 0;
+        if (rdma_resolve_addr(id, (struct sockaddr *)&src, (struct sockaddr *)&dst, VB_CM_RESOLVE_MS))
             return vb_err(tp, RL_ERR_TRANSPORT, "rdma_resolve_addr for rank %d: %s", c->peer, strerror(errno));
     }
     /* Drive every QP of this connection to UP, serving requests meanwhile. */

@@ -493,6 +493,12 @@ static rl_status_t vb_wait(rl_tp_t *tp, int timeout_ms)
 
 static const char *vb_last_error(rl_tp_t *tp) { return tp->err; }
 
+static int vb_pins_memory(rl_tp_t *tp)
+{
+    (void)tp;
+    return 1;
+}
+
 const rl_tp_ops_t rl_tp_verbs_ops = {
     .size = sizeof(rl_tp_ops_t),
     .name = "verbs",
@@ -508,5 +514,6 @@ const rl_tp_ops_t rl_tp_verbs_ops = {
     .write_imm = vb_write_imm,
     .poll = vb_poll,
     .wait = vb_wait,
+    .pins_memory = vb_pins_memory,
     .last_error = vb_last_error,
 };
