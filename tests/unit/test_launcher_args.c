@@ -12,7 +12,21 @@
 
 /* ------------------------------------------------------------ parse_args */
 
-#define ARGV(...) ((char *[]){"ringlet-run", __VA_ARGS__, NULL})
+/* The parser keeps pointers into argv (as main's argv lives for the whole
+ * program), so the test's argv must outlive the assertion macro's block:
+ * copy each compound literal into static storage. */
+static char *argv_store[8][64];
+static unsigned argv_slot;
+static char **keep_argv(char **v)
+{
+    char **dst = argv_store[argv_slot++ % 8];
+    int i = 0;
+    for (; v[i] && i < 63; i++)
+        dst[i] = v[i];
+    dst[i] = NULL;
+    return dst;
+}
+#define ARGV(...) keep_argv((char *[]){"ringlet-run", __VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){"ringlet-run", __VA_ARGS__}) / sizeof(char *)))
 #define PARSE(o, env, ...)                                                     \
     rr_parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), env, o, err, sizeof(err))
