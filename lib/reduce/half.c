@@ -11,20 +11,7 @@
 #include <string.h>
 
 #include "reduce/reduce.h"
-
-static inline uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof(u));
-    return u;
-}
-
-static inline float f32_from(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
+#include "reduce/bits.h"
 
 static inline uint32_t half_to_bits(uint16_t h)
 {

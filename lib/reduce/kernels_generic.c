@@ -9,37 +9,10 @@
 #include <string.h>
 
 #include "reduce/reduce.h"
+#include "reduce/bits.h"
 
 #define CANON_NAN_F32 UINT32_C(0x7FC00000)
 #define CANON_NAN_F64 UINT64_C(0x7FF8000000000000)
-
-static inline uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof(u));
-    return u;
-}
-
-static inline float f32_from(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
-
-static inline uint64_t f64_bits(double f)
-{
-    uint64_t u;
-    memcpy(&u, &f, sizeof(u));
-    return u;
-}
-
-static inline double f64_from(uint64_t u)
-{
-    double f;
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
 
 /* Floating min/max: a NaN wins (a's first), -0 < +0 (a|b / a&b of the bits
  * of two equal numbers gives -0 for min and +0 for max). */
