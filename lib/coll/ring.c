@@ -453,8 +453,7 @@ void rl_ring_send_done(struct rl_comm *c, void *ctx, rl_status_t st)
     }
     rl_chan_t *ch = &c->ch[chi];
     if (st != RL_OK) {
-        rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: write to rank %d failed (channel %d): %s", c->rank,
-                     kind == CTX_DATA ? ch->next : ch->prev, chi, c->ops->last_error(c->tp));
+        rl_comm_transport_failure(c, kind == CTX_CREDIT ? ch->prev : ch->next);
         return;
     }
     if (kind == CTX_CREDIT) {

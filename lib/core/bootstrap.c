@@ -466,8 +466,10 @@ static void root_handle(rl_boot_t *b, int r, int64_t deadline)
         set_failed(b, m.status < 0 ? (rl_status_t)m.status : RL_ERR_ABORTED, msg);
         root_broadcast_abort(b, b->failed, m.rank, msg, r);
     } else {
-        snprintf(msg, sizeof(msg), "rank %d failed: control connection to rank 0 %s", r,
-                 st == RL_OK ? "sent an unexpected message" : err);
+        snprintf(msg, sizeof(msg), "rank %d failed: %s", r,
+                 st == RL_OK ? "it sent an unexpected control message"
+                 : st == RL_ERR_PEER_FAILED ? "its control connection closed (the process exited or was killed)"
+                                            : err);
         set_failed(b, RL_ERR_PEER_FAILED, msg);
         root_broadcast_abort(b, RL_ERR_PEER_FAILED, r, msg, r);
         close(b->fds[r]);
@@ -527,7 +529,8 @@ rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *
     if (b->rank != 0) {
         if ((st = send_msg(b->fd, RL_BOOT_GATHER, b->rank, mine, (uint32_t)len, deadline)) != RL_OK) {
             snprintf(err, errlen, "rank 0 failed: sending to it failed during all-gather");
-            return set_failed(b, RL_ERR_PEER_FAILED, err), RL_ERR_PEER_FAILED;
+            set_failed(b, RL_ERR_PEER_FAILED, err);
+            return RL_ERR_PEER_FAILED;
         }
         rl_boot_hdr_t h;
         void *pl = NULL;

@@ -59,6 +59,28 @@ static void pop_head(struct rl_comm *c)
     rl_ring_release(c, r);
 }
 
+/* A completion error often means a peer died, and the transport may not
+ * know which: give rank 0's failure report a moment (bounded) to arrive, so
+ * the error names the rank that failed rather than only the symptom. */
+void rl_comm_transport_failure(struct rl_comm *c, int peer)
+{
+    char symptom[256], msg[256];
+    snprintf(symptom, sizeof(symptom), "%s", c->ops->last_error(c->tp));
+    int64_t until = rl_now_ns() + 300000000LL;
+    while (c->nranks > 1 && rl_now_ns() < until) {
+        if (rl_boot_check(c->boot, msg, sizeof(msg)) != RL_OK) {
+            rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: %s (seen here as: %s)", c->rank, msg, symptom);
+            return;
+        }
+        usleep(5000);
+    }
+    if (peer >= 0)
+        rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: transport error with rank %d: %s", c->rank, peer, symptom);
+    else
+        rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: transport error with a ring neighbour (ranks %d/%d): %s",
+                     c->rank, c->ch[0].prev, c->ch[0].next, symptom);
+}
+
 rl_status_t rl_comm_progress(struct rl_comm *c)
 {
     if (c->failed != RL_OK)
@@ -80,8 +102,7 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
                 if (ev[i].kind == RL_CQE_SEND)
                     rl_ring_send_done(c, ev[i].ctx, ev[i].status);
                 else if (ev[i].status != RL_OK)
-                    rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: receive completion error (peer rank %d): %s",
-                                 c->rank, ev[i].peer, c->ops->last_error(c->tp));
+                    rl_comm_transport_failure(c, ev[i].peer);
                 else
                     rl_ring_handle_imm(c, ev[i].imm);
             }
@@ -297,7 +318,6 @@ static rl_status_t connect_rings(struct rl_comm *c, int64_t dl, char *err, size_
         if (st != RL_OK)
             comm_err(err, len, "rank %d: setting up channel %d failed: %s", c->rank, i, c->ops->last_error(c->tp));
     }
-    int local = st;
     if (st != RL_OK)
         rl_boot_abort(c->boot, st, c->rank, err);
     else
@@ -329,7 +349,6 @@ static rl_status_t connect_rings(struct rl_comm *c, int64_t dl, char *err, size_
     }
     free(mine);
     free(all);
-    (void)local;
     /* Everyone connected before anyone writes. */
     if (st == RL_OK) {
         int32_t ok = 0, *oks = calloc((size_t)c->nranks, sizeof(int32_t));

@@ -114,6 +114,9 @@ struct rl_comm {
 /* Record a failure once: every pending operation ends with st, and the
  * peers hear of it through the bootstrap channel. */
 void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A completion error: fail with the failed rank's name if rank 0 reports
+ * one within a short bound, else with the peer and the symptom. */
+void rl_comm_transport_failure(struct rl_comm *c, int peer);
 /* Drive completions and the running operation; never blocks. */
 rl_status_t rl_comm_progress(struct rl_comm *c);
 
