@@ -54,14 +54,14 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
     size_t len = p->sizes[k];
     int depth = p->o.tx_depth;
     long target = p->o.duration ? -1 : p->o.iters;
-    /* Timestamps of the last depth+1 completions, for the peak rate. */
-    int64_t *ring = calloc((size_t)depth + 1, sizeof(*ring));
-    if (!ring)
+    /* Post times of the last depth messages, for the peak rate. */
+    int64_t *posts = calloc((size_t)depth, sizeof(*posts));
+    if (!posts)
         return 1;
     memset(p->buf, pt_pattern(k), len);
     long warm = k == 0 ? (depth < 64 ? depth : 64) : 0;
     if (warm_up(p, len, warm)) {
-        free(ring);
+        free(posts);
         return 1;
     }
     long posted = 0, done0 = p->sends_done;
@@ -75,6 +75,7 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
         if (!more && done == posted)
             break;
         while (more && posted - done < depth) {
+            posts[posted % depth] = rl_now_ns();
             if ((rc = pt_write(p, len, (uint32_t)posted)) != 0)
                 goto out;
             posted++;
@@ -84,10 +85,12 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
             goto out;
         long now_done = p->sends_done - done0;
         int64_t now = rl_now_ns();
-        for (long c = done + 1; c <= now_done; c++) {
-            ring[c % (depth + 1)] = now;
-            if (c > depth && now > ring[(c - depth) % (depth + 1)]) {
-                double r = (double)depth * (double)len / ((double)(now - ring[(c - depth) % (depth + 1)]) / 1e9);
+        /* Peak: depth messages, from the post of the first to the completion
+         * of the last (completions arrive in batches; posts do not). */
+        if (now_done >= depth && now_done > done) {
+            int64_t first = posts[(now_done - depth) % depth];
+            if (now > first) {
+                double r = (double)depth * (double)len / ((double)(now - first) / 1e9);
                 best = r > best ? r : best;
             }
         }
@@ -108,7 +111,7 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
     *row = (bw_row_t){.bytes = len, .iters = posted, .total = posted + warm, .peak = to_unit(p, best), .avg = to_unit(p, avg),
                       .mpps = secs > 0 ? (double)posted / secs / 1e6 : 0};
 out:
-    free(ring);
+    free(posts);
     return rc;
 }
 

@@ -62,6 +62,8 @@ typedef struct {
     long sends_done, recvs_done; /* completions seen by pt_poll */
     uint32_t last_imm;
     int64_t timeout_ns;     /* longest wait without progress */
+    int64_t spin_ns;        /* busy-poll this long, then sleep on the CQ */
+    int64_t idle_since;     /* first empty poll of the current run, 0: busy */
 } pt_t;
 
 /* Parse argv. Returns 0 to run, 1 after --help, 2 on a usage error. */
