@@ -54,8 +54,10 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
     size_t len = p->sizes[k];
     int depth = p->o.tx_depth;
     long target = p->o.duration ? -1 : p->o.iters;
-    /* Post times of the last depth messages, for the peak rate. */
-    int64_t *posts = calloc((size_t)depth, sizeof(*posts));
+    /* Post times of the messages from the oldest of the last depth
+     * completed to the newest posted: at most 2 * depth. */
+    int slots = 2 * depth + 1;
+    int64_t *posts = calloc((size_t)slots, sizeof(*posts));
     if (!posts)
         return 1;
     memset(p->buf, pt_pattern(k), len);
@@ -75,7 +77,7 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
         if (!more && done == posted)
             break;
         while (more && posted - done < depth) {
-            posts[posted % depth] = rl_now_ns();
+            posts[posted % slots] = rl_now_ns();
             if ((rc = pt_write(p, len, (uint32_t)posted)) != 0)
                 goto out;
             posted++;
@@ -88,7 +90,7 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
         /* Peak: depth messages, from the post of the first to the completion
          * of the last (completions arrive in batches; posts do not). */
         if (now_done >= depth && now_done > done) {
-            int64_t first = posts[(now_done - depth) % depth];
+            int64_t first = posts[(now_done - depth) % slots];
             if (now > first) {
                 double r = (double)depth * (double)len / ((double)(now - first) / 1e9);
                 best = r > best ? r : best;

@@ -100,8 +100,13 @@ static int client_size(pt_t *p, int k, lat_row_t *row)
     }
     /* The server checks that the data arrived (its echo writes our own
      * pattern back, so checking here would prove nothing). */
+    uint32_t end = 0;
     if (!rc)
-        rc = pt_write(p, 0, END_IMM);
+        rc = pt_write(p, 0, END_IMM) || wait_imm(p, &end);
+    if (!rc && end != END_IMM) {
+        fprintf(stderr, "%s: the server answered the end of size %zu with %u\n", p->o.prog, len, end);
+        rc = 1;
+    }
     if (!rc && n == 0) {
         fprintf(stderr, "%s: no timed iteration\n", p->o.prog);
         rc = 1;
@@ -115,6 +120,13 @@ static int client_size(pt_t *p, int k, lat_row_t *row)
     return rc;
 }
 
+static int server_check(pt_t *p, int k)
+{
+    int bad = pt_check_data(p, k, p->sizes[k]);
+    printf(" %-10zu data %s\n", p->sizes[k], bad ? "WRONG" : "checked");
+    return bad;
+}
+
 /* Echo every write until the client ends the size. */
 static int server_size(pt_t *p, int k)
 {
@@ -123,8 +135,8 @@ static int server_size(pt_t *p, int k)
         uint32_t imm;
         if (wait_imm(p, &imm))
             return 1;
-        if (imm == END_IMM)
-            break;
+        if (imm == END_IMM) /* answered, so the next size cannot overtake it */
+            return pt_write(p, 0, END_IMM) || server_check(p, k);
         if (imm != expect) {
             fprintf(stderr, "%s: size %zu: immediate %u arrived, expected %u\n", p->o.prog, len, imm, expect);
             return 1;
@@ -132,9 +144,6 @@ static int server_size(pt_t *p, int k)
         if (pt_write(p, len, imm))
             return 1;
     }
-    int bad = pt_check_data(p, k, len);
-    printf(" %-10zu data %s\n", len, bad ? "WRONG" : "checked");
-    return bad;
 }
 
 static int write_json(const pt_t *p, const lat_row_t *r, int n)

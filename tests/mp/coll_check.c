@@ -6,8 +6,9 @@
  * Inputs are small integers (and +-1, 2 for products) so every reduction
  * order gives the exact same answer in every datatype.
  *
- *   coll_check [--big] [--quick] [--large BYTES] [--mismatch]
+ *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--register]
  *     --big      every dtype and op at 8 MiB too
+ *     --register every buffer registered with rl_mem_register first
  *     --quick    fewer counts and dtypes (slow transports: SoftRoCE)
  *     --large B  one float32 sum all-reduce and one all-gather of B bytes
  */
@@ -20,7 +21,7 @@
 
 #include "ringlet.h"
 
-static int rank, nranks;
+static int rank, nranks, register_all;
 static long failures;
 
 #define CHECK(call)                                                                                          \
@@ -111,6 +112,12 @@ static void check_all_reduce(rl_comm_t comm, size_t count, rl_dtype_t dt, rl_op_
         put(in, i, dt, gen(rank, i, op));
     memset(out, 0xA5, count * es + 64);
     void *dst = inplace ? in : out;
+    rl_mem_t rin = NULL, rout = NULL;
+    if (register_all && count) {
+        CHECK(rl_mem_register(comm, in, count * es, &rin));
+        if (!inplace)
+            CHECK(rl_mem_register(comm, out, count * es, &rout));
+    }
     if (nonblocking) {
         rl_request_t req;
         CHECK(rl_iall_reduce(comm, in, dst, count, dt, op, &req));
@@ -136,7 +143,11 @@ static void check_all_reduce(rl_comm_t comm, size_t count, rl_dtype_t dt, rl_op_
         for (size_t i = count * es; i < count * es + 64; i++)
             if ((unsigned char)out[i] != 0xA5 && !bad++)
                 first = i;
-    report("all_reduce", count, dt, rl_op_name(op), inplace, bad, first, got, want);
+    report(rin ? "all_reduce(registered)" : "all_reduce", count, dt, rl_op_name(op), inplace, bad, first, got, want);
+    if (rin)
+        CHECK(rl_mem_deregister(comm, rin));
+    if (rout)
+        CHECK(rl_mem_deregister(comm, rout));
     free(in);
     free(out);
 }
@@ -150,7 +161,7 @@ static void check_all_gather(rl_comm_t comm, size_t count, rl_dtype_t dt, int in
     for (size_t i = 0; i < count; i++)
         put(src, i, dt, gen(rank, i, RL_SUM) * 3 + rank);
     rl_mem_t reg = NULL;
-    if (regp && count)
+    if ((regp || register_all) && count)
         CHECK(rl_mem_register(comm, out, count * es * (size_t)nranks, &reg));
     CHECK(rl_all_gather(comm, src, out, count, dt));
     size_t bad = 0, first = 0;
@@ -202,10 +213,12 @@ int main(int argc, char **argv)
             quick = 1;
         else if (!strcmp(argv[i], "--mismatch"))
             mismatch = 1;
+        else if (!strcmp(argv[i], "--register"))
+            register_all = 1;
         else if (!strcmp(argv[i], "--large") && i + 1 < argc)
             large = strtoull(argv[++i], NULL, 0);
         else {
-            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch]\n");
+            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--register]\n");
             return 2;
         }
     }
