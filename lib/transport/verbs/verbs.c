@@ -444,11 +444,16 @@ static rl_status_t vb_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
         int peer = c ? c->peer : -1;
         int is_recv = (wc[i].opcode & IBV_WC_RECV) != 0;
         if (wc[i].status != IBV_WC_SUCCESS) {
-            vb_err(tp, RL_ERR_PEER_FAILED, "%s completion error on QP 0x%x (rank %d): %s (status %d, vendor 0x%x)%s",
-                   is_recv ? "receive" : "send", wc[i].qp_num, peer, ibv_wc_status_str(wc[i].status),
-                   (int)wc[i].status, wc[i].vendor_err,
-                   wc[i].status == IBV_WC_RETRY_EXC_ERR ? ": the peer did not answer; check that it is alive, and "
-                                                         "RINGLET_IB_GID_INDEX / RINGLET_IB_TC on RoCE" : "");
+            /* After the first error the QP flushes every other request with
+             * WR_FLUSH_ERR: keep the message of the error that caused it. */
+            if (wc[i].status != IBV_WC_WR_FLUSH_ERR || !tp->wc_failed)
+                vb_err(tp, RL_ERR_PEER_FAILED,
+                       "%s completion error on QP 0x%x (%s %d): %s (status %d, vendor 0x%x)%s",
+                       is_recv ? "receive" : "send", wc[i].qp_num, c ? "to rank" : "unknown QP, rank", peer,
+                       ibv_wc_status_str(wc[i].status), (int)wc[i].status, wc[i].vendor_err,
+                       wc[i].status == IBV_WC_RETRY_EXC_ERR ? ": the peer did not answer; check that it is alive, "
+                                                             "and RINGLET_IB_GID_INDEX / RINGLET_IB_TC on RoCE" : "");
+            tp->wc_failed = 1;
             out[(*n)++] = (rl_tp_cqe_t){.kind = is_recv ? RL_CQE_RECV_IMM : RL_CQE_SEND,
                                         .status = RL_ERR_PEER_FAILED, .ctx = (void *)(uintptr_t)wc[i].wr_id,
                                         .peer = peer};

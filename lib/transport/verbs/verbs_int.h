@@ -35,6 +35,7 @@ struct rl_tp {
     rl_tp_conn_t **conns; /* for QPN -> connection lookups */
     int nconns, capconns;
     int armed;
+    int wc_failed;                      /* a completion error was reported */
     char desc[96];
     char err[320];
 };
