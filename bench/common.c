@@ -442,6 +442,10 @@ void bench_print_table_header(FILE *out)
 static void print_block(FILE *out, const bench_result_t *r)
 {
     char wrong[32];
+    if (r->time_us < 0) {
+        fprintf(out, BLOCK_FMT, "N/A", "N/A", "N/A", "N/A");
+        return;
+    }
     const char *tfmt = r->time_us < 1e4 ? "  %7.2f" : r->time_us < 1e5 ? "  %7.1f" : "  %7.0f";
     if (r->wrong < 0)
         snprintf(wrong, sizeof(wrong), "N/A");
@@ -622,6 +626,10 @@ static void json_str(FILE *f, const char *s)
 
 static void json_result(FILE *f, const bench_result_t *r)
 {
+    if (r->time_us < 0) {
+        fputs("null", f);
+        return;
+    }
     fprintf(f, "{\"time_us\": %.3f, \"algbw\": %.6f, \"busbw\": %.6f, \"wrong\": ",
             r->time_us, r->algbw, r->busbw);
     if (r->wrong < 0)
@@ -821,13 +829,17 @@ int bench_main(const bench_coll_t *coll, int argc, char **argv)
                     continue;
                 }
                 run_case(&c, &rec.row, 0, &rec.oop);
-                run_case(&c, &rec.row, 1, &rec.ip);
+                if (coll->in_place_input) {
+                    run_case(&c, &rec.row, 1, &rec.ip);
+                } else {
+                    rec.ip = (bench_result_t){.time_us = -1, .wrong = -1}; /* no in-place form */
+                }
                 if (rec.oop.wrong > 0)
                     oob += rec.oop.wrong;
                 if (rec.ip.wrong > 0)
                     oob += rec.ip.wrong;
                 bw_sum += rec.oop.busbw + rec.ip.busbw;
-                bw_count += 2;
+                bw_count += coll->in_place_input ? 2 : 1;
                 if (c.rank == 0) {
                     bench_print_row(stdout, &rec.row, coll, &rec.oop, &rec.ip);
                     fflush(stdout);

@@ -56,7 +56,8 @@ typedef struct {
     /* Fill send/recv counts, count and bytes from the requested size; leaves
      * count 0 when the size is too small for one element per rank. */
     void (*shape)(bench_row_t *row, size_t req_bytes);
-    /* Where the input lives for an in-place call, given the output buffer. */
+    /* Where the input lives for an in-place call, given the output buffer;
+     * NULL when the collective has no in-place form (columns show N/A). */
     void *(*in_place_input)(const bench_row_t *row, void *recvbuf);
     /* Optional: where the output lives for an in-place call (default: the
      * output buffer itself). */

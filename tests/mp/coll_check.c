@@ -10,7 +10,7 @@
  * every root), all-gather and barrier, in-place and out-of-place, blocking
  * and non-blocking, every dtype and op, counts 0, 1, n-1, a prime and more.
  *
- *   coll_check [--big] [--quick] [--large BYTES] [--mismatch]
+ *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p]
  *     --big      four dtypes at 8 MiB too
  *     --quick    fewer counts and dtypes (slow transports: SoftRoCE)
  *     --large B  one float32 sum all-reduce and one all-gather of B bytes
@@ -496,9 +496,30 @@ static int run_mismatch(rl_comm_t comm)
     return (st == RL_ERR_MISMATCH || st == RL_ERR_PEER_FAILED) ? 0 : 1;
 }
 
+/* A send and its receive disagree on the count: both sides get an error. */
+static int run_mismatch_p2p(rl_comm_t comm)
+{
+    if (nranks < 2)
+        return 0;
+    int32_t buf[16] = {0};
+    rl_status_t st = RL_OK;
+    if (rank == 0)
+        st = rl_send(comm, buf, 10, RL_INT32, 1);
+    else if (rank == 1)
+        st = rl_recv(comm, buf, 11, RL_INT32, 0);
+    else
+        st = rl_barrier(comm); /* the others hear of it too */
+    if (st == RL_OK) {
+        fprintf(stderr, "rank %d: mismatched send/recv went undetected\n", rank);
+        return 1;
+    }
+    printf("rank %d: mismatch reported: %s: %s\n", rank, rl_status_name(st), rl_comm_last_error(comm));
+    return (st == RL_ERR_MISMATCH || st == RL_ERR_PEER_FAILED) ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
-    int big = 0, quick = 0, mismatch = 0;
+    int big = 0, quick = 0, mismatch = 0, mismatch_p2p = 0;
     size_t large = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--big"))
@@ -507,10 +528,12 @@ int main(int argc, char **argv)
             quick = 1;
         else if (!strcmp(argv[i], "--mismatch"))
             mismatch = 1;
+        else if (!strcmp(argv[i], "--mismatch-p2p"))
+            mismatch_p2p = 1;
         else if (!strcmp(argv[i], "--large") && i + 1 < argc)
             large = strtoull(argv[++i], NULL, 0);
         else {
-            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch]\n");
+            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p]\n");
             return 2;
         }
     }
@@ -518,8 +541,8 @@ int main(int argc, char **argv)
     CHECK(rl_comm_create(NULL, &comm));
     CHECK(rl_comm_rank(comm, &rank));
     CHECK(rl_comm_size(comm, &nranks));
-    if (mismatch) {
-        int rc = run_mismatch(comm);
+    if (mismatch || mismatch_p2p) {
+        int rc = mismatch ? run_mismatch(comm) : run_mismatch_p2p(comm);
         rl_comm_destroy(comm);
         return rc;
     }

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 static int run_env(const char *provider, int n, const char *env, const char *args)
@@ -48,6 +49,46 @@ Test(mismatch, tcp_3_ranks, .timeout = 120)
 Test(mismatch, shm_4_ranks, .timeout = 120)
 {
     cr_assert_eq(run("shm", 4, "--mismatch"), 0);
+}
+
+Test(mismatch, send_recv_counts_tcp_3_ranks, .timeout = 120)
+{
+    cr_assert_eq(run("tcp", 3, "--mismatch-p2p"), 0);
+}
+
+/* Every nccl-tests-style program runs, checks its results and reports
+ * "Out of bounds values : 0 OK". */
+static void bench_smoke(const char *prog, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s -n 3 --only-rank 0 --no-prefix --timeout 120 --env RINGLET_TRANSPORT=ofi "
+             "--env RINGLET_OFI_PROVIDER=shm -- %s/%s -b 1K -e 1M -f 32 -n 3 -w 1 %s </dev/null",
+             RINGLET_RUN, BENCH_DIR, prog, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    char line[512];
+    int ok = 0, rows = 0;
+    while (fgets(line, sizeof(line), p)) {
+        if (strstr(line, "Out of bounds values : 0 OK"))
+            ok = 1;
+        else if (line[0] != '#')
+            rows++;
+    }
+    int st = pclose(p);
+    cr_assert_eq(st, 0, "%s exited with %d", prog, st);
+    cr_assert(ok && rows >= 2, "%s: %d rows, ok=%d", prog, rows, ok);
+}
+
+Test(bench, every_program_runs_and_checks)
+{
+    bench_smoke("all_reduce_perf", "-d all -o sum");
+    bench_smoke("all_gather_perf", "-z 0");
+    bench_smoke("reduce_scatter_perf", "-o max");
+    bench_smoke("broadcast_perf", "-r 2");
+    bench_smoke("reduce_perf", "-r 1 -d bfloat16 -o avg");
+    bench_smoke("alltoall_perf", "-z 0");
+    bench_smoke("sendrecv_perf", "");
 }
 
 /* The ring is an input: a permutation, several channels, tiny chunks and a
