@@ -10,7 +10,7 @@
  * every root), all-gather and barrier, in-place and out-of-place, blocking
  * and non-blocking, every dtype and op, counts 0, 1, n-1, a prime and more.
  *
- *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p]
+ *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p] [--digest]
  *     --big      four dtypes at 8 MiB too
  *     --quick    fewer counts and dtypes (slow transports: SoftRoCE)
  *     --large B  one float32 sum all-reduce and one all-gather of B bytes
@@ -496,6 +496,45 @@ static int run_mismatch(rl_comm_t comm)
     return (st == RL_ERR_MISMATCH || st == RL_ERR_PEER_FAILED) ? 0 : 1;
 }
 
+/* Random inputs, so results depend on the order of reduction: print a hash
+ * of every rank's outputs. Runs with other chunk sizes and pipeline depths
+ * must print the same hashes (bitwise-identical results). */
+static int run_digest(rl_comm_t comm)
+{
+    const rl_dtype_t dts[] = {RL_FLOAT32, RL_BFLOAT16, RL_FLOAT16, RL_FLOAT64};
+    const size_t count = 100003;
+    uint64_t h = 1469598103934665603ull;
+    for (int d = 0; d < 4; d++) {
+        size_t es = rl_dtype_size(dts[d]);
+        char *in = malloc(count * es * (size_t)nranks), *out = malloc(count * es * (size_t)nranks);
+        uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(rank + 1);
+        for (size_t i = 0; i < count * (size_t)nranks; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            double v = (double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+            switch (dts[d]) {
+            case RL_FLOAT32: ((float *)in)[i] = (float)v; break;
+            case RL_FLOAT64: ((double *)in)[i] = v; break;
+            case RL_FLOAT16: ((_Float16 *)in)[i] = (_Float16)v; break;
+            default: ((uint16_t *)in)[i] = bf16_of((float)v); break; /* truncation is fine here */
+            }
+        }
+        CHECK(rl_all_reduce(comm, in, out, count, dts[d], d % 2 ? RL_AVG : RL_SUM));
+        for (size_t i = 0; i < count * es; i++)
+            h = (h ^ (unsigned char)out[i]) * 1099511628211ull;
+        CHECK(rl_reduce_scatter(comm, in, out, count, dts[d], RL_SUM));
+        for (size_t i = 0; i < count * es; i++)
+            h = (h ^ (unsigned char)out[i]) * 1099511628211ull;
+        CHECK(rl_reduce(comm, in, out, count, dts[d], RL_SUM, 1 % nranks));
+        if (rank == 1 % nranks)
+            for (size_t i = 0; i < count * es; i++)
+                h = (h ^ (unsigned char)out[i]) * 1099511628211ull;
+        free(in);
+        free(out);
+    }
+    printf("digest rank %d: %016llx\n", rank, (unsigned long long)h);
+    return 0;
+}
+
 /* A send and its receive disagree on the count: both sides get an error. */
 static int run_mismatch_p2p(rl_comm_t comm)
 {
@@ -519,7 +558,7 @@ static int run_mismatch_p2p(rl_comm_t comm)
 
 int main(int argc, char **argv)
 {
-    int big = 0, quick = 0, mismatch = 0, mismatch_p2p = 0;
+    int big = 0, quick = 0, mismatch = 0, mismatch_p2p = 0, digest = 0;
     size_t large = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--big"))
@@ -530,10 +569,12 @@ int main(int argc, char **argv)
             mismatch = 1;
         else if (!strcmp(argv[i], "--mismatch-p2p"))
             mismatch_p2p = 1;
+        else if (!strcmp(argv[i], "--digest"))
+            digest = 1;
         else if (!strcmp(argv[i], "--large") && i + 1 < argc)
             large = strtoull(argv[++i], NULL, 0);
         else {
-            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p]\n");
+            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p] [--digest]\n");
             return 2;
         }
     }
@@ -541,8 +582,8 @@ int main(int argc, char **argv)
     CHECK(rl_comm_create(NULL, &comm));
     CHECK(rl_comm_rank(comm, &rank));
     CHECK(rl_comm_size(comm, &nranks));
-    if (mismatch || mismatch_p2p) {
-        int rc = mismatch ? run_mismatch(comm) : run_mismatch_p2p(comm);
+    if (mismatch || mismatch_p2p || digest) {
+        int rc = mismatch ? run_mismatch(comm) : mismatch_p2p ? run_mismatch_p2p(comm) : run_digest(comm);
         rl_comm_destroy(comm);
         return rc;
     }
