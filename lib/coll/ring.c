@@ -333,6 +333,8 @@ static int recv_units(struct rl_comm *c, struct rl_request *r, int chi)
         }
         o->recvd++;
         moved = 1;
+        if (o->step_ns && o->recvd % o->g.nchunks == 0)
+            o->step_ns[o->recvd / o->g.nchunks - 1] = rl_now_ns();
     }
     /* Credits go back in batches of half the slots: fewer tiny writes,
      * and the sender never holds fewer than depth/2 free slots. */
@@ -563,15 +565,40 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
         r->ch[i].arrived = calloc(slots ? slots : 1, 1);
         if (!r->ch[i].arrived)
             return RL_ERR_NO_MEMORY;
+        /* per-step times feed the cost model (latency + size/bandwidth
+         * per step); kept only when someone reads them */
+        if (i == 0 && rl_log_level_cur >= RL_LOG_DEBUG && !is_chain(r) && !r->ch[i].empty)
+            r->ch[i].step_ns = calloc(r->ch[i].g.steps, sizeof(int64_t));
     }
     return RL_INPROGRESS;
+}
+
+/* Debug log: the operation's time and how long each ring step took here
+ * (channel 0), so per-step latency and bandwidth can be fitted. */
+static void log_steps(struct rl_comm *c, struct rl_request *r)
+{
+    rl_opch_t *o = &r->ch[0];
+    if (!o->step_ns)
+        return;
+    char buf[512];
+    int pos = 0;
+    int64_t prev = r->start_ns;
+    for (uint64_t s = 0; s < o->g.steps && pos < (int)sizeof(buf) - 16; s++) {
+        pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%.1f", s ? " " : "",
+                        (double)(o->step_ns[s] - prev) / 1e3);
+        prev = o->step_ns[s];
+    }
+    RL_DEBUG("%s #%llu: %zu elements of %s, %d ranks, %d channel(s), %llu chunks/step: %.1f us; step times (us, "
+             "channel 0): %s",
+             rl_coll_name(r->coll), (unsigned long long)r->seq, r->count, rl_dtype_name(r->dtype), c->nranks, c->nch,
+             (unsigned long long)o->g.nchunks, (double)(rl_now_ns() - r->start_ns) / 1e3, buf);
 }
 
 int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
 {
     if (!r->started) {
         r->started = 1;
-        r->last_progress = rl_now_ns();
+        r->last_progress = r->start_ns = rl_now_ns();
         rl_status_t st = start(c, r);
         if (st != RL_INPROGRESS) {
             if (st != RL_OK)
@@ -616,8 +643,10 @@ int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
         r->last_progress = rl_now_ns();
     if (c->failed != RL_OK)
         return 1;
-    if (all_done)
+    if (all_done) {
         r->status = RL_OK;
+        log_steps(c, r);
+    }
     return all_done;
 }
 
@@ -625,7 +654,9 @@ void rl_ring_release(struct rl_comm *c, struct rl_request *r)
 {
     for (int i = 0; i < RL_MAX_CHANNELS; i++) {
         free(r->ch[i].arrived);
+        free(r->ch[i].step_ns);
         r->ch[i].arrived = NULL;
+        r->ch[i].step_ns = NULL;
     }
     if (c) {
         rl_reg_release(c, r->in_reg);

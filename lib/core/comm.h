@@ -82,6 +82,7 @@ typedef struct {
     int ctrl_sent, have_peer, done;
     rl_ctrl_t peer;       /* next's control record */
     int empty;            /* no elements: one zero-length token each way */
+    int64_t *step_ns;     /* when each ring step's last chunk was received */
 } rl_opch_t;
 
 struct rl_request {
@@ -101,6 +102,7 @@ struct rl_request {
     int started;
     rl_regent_t *in_reg, *out_reg;
     int64_t last_progress;
+    int64_t start_ns;
     rl_opch_t ch[RL_MAX_CHANNELS];
     /* point-to-point (coll == RL_COLL_SENDRECV) */
     int peer, is_send, cts_sent, have_cts;
