@@ -16,6 +16,8 @@
 #include "core/clock.h"
 #include "core/log.h"
 
+#define RL_BOOT_GRACE_NS 1000000000LL
+
 struct rl_boot {
     int rank, nranks;
     int fd;       /* non-root: socket to rank 0 */
@@ -732,7 +734,9 @@ rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *
         uint32_t max = (uint32_t)(len * (size_t)b->nranks);
         if (max < sizeof(rl_boot_status_msg_t))
             max = sizeof(rl_boot_status_msg_t);
-        st = recv_msg(b->fd, b->nranks, max, &h, &pl, deadline, err, errlen);
+        /* Rank 0 sees the whole group and explains a failure (e.g. which
+         * rank never came) at the deadline: wait a little longer for that. */
+        st = recv_msg(b->fd, b->nranks, max, &h, &pl, deadline + RL_BOOT_GRACE_NS, err, errlen);
         if (st == RL_OK && h.type == RL_BOOT_RESULT && h.len == len * (size_t)b->nranks) {
             memcpy(all, pl, h.len);
             free(pl);
