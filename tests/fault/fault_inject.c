@@ -382,6 +382,14 @@ static int reap(rank_t *rk, int n, int64_t deadline)
                 r->exited = 1;
                 r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
             } else if (now_ns() > deadline) {
+                if (getenv("FAULT_GDB")) { /* where did it hang? */
+                    char cmd[128];
+                    snprintf(cmd, sizeof(cmd), "gdb -p %d -batch -ex 'thread apply all bt' 2>/dev/null | grep '^#'",
+                             (int)r->pid);
+                    fflush(stdout);
+                    if (system(cmd) < 0)
+                        perror("gdb");
+                }
                 kill(r->pid, SIGKILL);
                 waitpid(r->pid, &status, 0);
                 r->exited = 1;
