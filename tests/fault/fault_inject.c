@@ -627,7 +627,7 @@ static void usage(FILE *f)
             "usage: fault_inject [options]\n"
             "  --backend B      tcp, shm (libfabric) or verbs (default tcp)\n"
             "  -n N             ranks (2..%d, default 3)\n"
-            "  --scenario S     kill, absent, abort, auth, or all (default kill)\n"
+            "  --scenario S     kill, absent, abort, auth, a comma list, or all (default kill)\n"
             "  --trials T       kill trials (default 20)\n"
             "  --bound-ms MS    a survivor must report within MS after the kill (default 3000)\n"
             "  --max-delay-ms D kill at a random moment 0..D ms after all ranks are ready (default 1500)\n"
@@ -695,10 +695,10 @@ int main(int argc, char **argv)
         const char *name;
         tally_t t;
         int run;
-    } rows[4] = {{"kill -9", {0}, all || !strcmp(scenario, "kill")},
-                 {"absent rank", {0}, all || !strcmp(scenario, "absent")},
-                 {"abort", {0}, all || !strcmp(scenario, "abort")},
-                 {"auth", {0}, all || !strcmp(scenario, "auth")}};
+    } rows[4] = {{"kill -9", {0}, all || strstr(scenario, "kill") != NULL},
+                 {"absent rank", {0}, all || strstr(scenario, "absent") != NULL},
+                 {"abort", {0}, all || strstr(scenario, "abort") != NULL},
+                 {"auth", {0}, all || strstr(scenario, "auth") != NULL}};
     if (!rows[0].run && !rows[1].run && !rows[2].run && !rows[3].run) {
         usage(stderr);
         return 2;
