@@ -89,6 +89,10 @@ rl_status_t rl_ctrl_decode(const uint8_t in[RL_CTRL_WIRE_SIZE], int nranks, rl_c
         return RL_ERR_PROTOCOL;
     if (c.rank < 0 || c.rank >= nranks || c.root < 0 || c.root >= nranks)
         return RL_ERR_PROTOCOL;
+    /* The announced output range must not wrap: writes go to out_addr +
+     * offset for every offset below out_len. */
+    if (c.out_len > UINT64_MAX - c.out_addr)
+        return RL_ERR_PROTOCOL;
     *out = c;
     return RL_OK;
 }

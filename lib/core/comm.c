@@ -451,7 +451,16 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     if (st != RL_OK)
         goto fail;
     int64_t dl = rl_deadline_ms(c->cfg.timeout_ms);
-    if ((st = rl_boot_create(c->rank, c->nranks, c->cfg.addr, dl, &c->boot, err, sizeof(err))) != RL_OK)
+    rl_auth_key_t key;
+    int have_key = 0;
+    st = rl_auth_load(&c->cfg, &key, &have_key, err, sizeof(err));
+    rl_auth_wipe(c->cfg.auth_key, sizeof(c->cfg.auth_key)); /* the derived key is all we keep */
+    if (st != RL_OK)
+        goto fail;
+    rl_boot_opts_t bo = {.key = have_key ? &key : NULL};
+    st = rl_boot_create_opts(c->rank, c->nranks, c->cfg.addr, &bo, dl, &c->boot, err, sizeof(err));
+    rl_auth_wipe(&key, sizeof(key));
+    if (st != RL_OK)
         goto fail;
     if (c->nranks == 1) {
         snprintf(c->desc, sizeof(c->desc), "none (1 rank)");

@@ -27,6 +27,8 @@ typedef struct {
     char reduce_isa[16];       /* read by lib/reduce at first use */
     char log_level[16];
     char log_file[256];
+    char auth_key[256];        /* shared secret for the bootstrap; "" = none */
+    char auth_key_file[256];   /* file holding it (preferred: not in the environment) */
     /* verbs */
     char ib_hca[256];
     int ib_gid_index;          /* -1 = auto */
