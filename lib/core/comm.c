@@ -410,13 +410,22 @@ static void comm_free(struct rl_comm *c)
     free(c);
 }
 
+/* Why the last rl_comm_create() of this thread failed: there is no
+ * communicator to hold the message. */
+static _Thread_local char create_err[512];
+
 rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
 {
-    if (!out)
+    if (!out) {
+        snprintf(create_err, sizeof(create_err), "rl_comm_create: the output pointer is NULL");
         return RL_ERR_INVALID_ARG;
+    }
     rl_log_init();
+    create_err[0] = '\0';
     if (opts && opts->struct_size != sizeof(rl_comm_opts_t) && opts->struct_size < offsetof(rl_comm_opts_t, timeout_ms)) {
-        RL_ERROR("rl_comm_create: opts.struct_size is %zu; set it to sizeof(rl_comm_opts_t)", opts->struct_size);
+        snprintf(create_err, sizeof(create_err),
+                 "rl_comm_create: opts.struct_size is %zu; set it to sizeof(rl_comm_opts_t)", opts->struct_size);
+        RL_ERROR("%s", create_err);
         return RL_ERR_INVALID_ARG;
     }
     struct rl_comm *c = calloc(1, sizeof(*c));
@@ -496,6 +505,7 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     return RL_OK;
 fail:
     RL_ERROR("rl_comm_create: %s (%s)", err, rl_status_name(st));
+    snprintf(create_err, sizeof(create_err), "rl_comm_create: %s", err);
     if (c->boot)
         rl_boot_destroy(c->boot, 0);
     comm_free(c);
@@ -584,6 +594,6 @@ rl_status_t rl_comm_size(rl_comm_t c, int *n)
     return RL_OK;
 }
 
-const char *rl_comm_last_error(rl_comm_t c) { return c ? c->errmsg : "null communicator"; }
+const char *rl_comm_last_error(rl_comm_t c) { return c ? c->errmsg : create_err; }
 
 const char *rl_comm_transport(rl_comm_t c) { return c ? c->desc : ""; }
