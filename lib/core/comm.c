@@ -230,10 +230,11 @@ static void set_spin(struct rl_comm *c)
     cpu_set_t set;
     int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     c->oversubscribed = c->local_ranks > cores;
-    c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed ? 0 : 1000000000LL;
+    int soft = c->ops->cpu_driven && c->ops->cpu_driven(c->tp);
+    c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed || soft ? 0 : 1000000000LL;
     if (c->rank == 0)
-        RL_INFO("%d ranks on this host, %d cores: waits %s", c->local_ranks, cores,
-                c->spin_ns ? "spin, then yield" : "yield the CPU between polls");
+        RL_INFO("%d ranks on this host, %d cores%s: waits %s", c->local_ranks, cores,
+                soft ? ", software RDMA device" : "", c->spin_ns ? "spin, then yield" : "yield the CPU between polls");
 }
 
 /* RINGLET_TRANSPORT names one backend; "auto" takes the first that opens

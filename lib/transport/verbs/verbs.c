@@ -598,6 +598,14 @@ static int vb_pins_memory(rl_tp_t *tp)
     return 1;
 }
 
+/* rxe and siw do the RDMA work in host kernel threads: a rank busy-polling
+ * for completions takes the CPU the transfer itself needs. */
+static int vb_cpu_driven(rl_tp_t *tp)
+{
+    const char *name = ibv_get_device_name(tp->ctx->device);
+    return name && (!strncmp(name, "rxe", 3) || !strncmp(name, "siw", 3));
+}
+
 const rl_tp_ops_t rl_tp_verbs_ops = {
     .size = sizeof(rl_tp_ops_t),
     .name = "verbs",
@@ -614,5 +622,6 @@ const rl_tp_ops_t rl_tp_verbs_ops = {
     .poll = vb_poll,
     .wait = vb_wait,
     .pins_memory = vb_pins_memory,
+    .cpu_driven = vb_cpu_driven,
     .last_error = vb_last_error,
 };
