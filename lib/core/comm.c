@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/comm.h"
+#include "core/launch.h"
 #include "core/log.h"
 
 #define HOSTNAME_MAX 64
@@ -408,6 +409,8 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         return RL_ERR_NO_MEMORY;
     char err[512] = "";
     rl_status_t st = rl_config_load(&c->cfg, err, sizeof(err));
+    if (st == RL_OK)
+        st = rl_launch_resolve(opts, &c->cfg, err, sizeof(err));
     if (st == RL_OK)
         st = resolve_identity(opts, &c->cfg, err, sizeof(err));
     if (st != RL_OK)
