@@ -460,13 +460,13 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     set_spin(c);
     if (c->cfg.reg_cache < 0)
         c->cfg.reg_cache = !(c->ops->pins_memory && c->ops->pins_memory(c->tp));
-    if (c->rank == 0) {
+    if (rl_log_level_cur >= RL_LOG_INFO) { /* every rank: each names its own device */
         char ord[256];
         int pos = 0;
         for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 12; i++)
             pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : "", c->order[i]);
-        RL_INFO("communicator of %d ranks over %s, ring %s, %d channel(s), chunk %zu B, depth %d", c->nranks,
-                c->desc, ord, c->nch, c->chunk_bytes, c->depth);
+        RL_INFO("communicator of %d ranks over %s, ring %s (prev %d, next %d), %d channel(s), chunk %zu B, depth %d",
+                c->nranks, c->desc, ord, c->ch[0].prev, c->ch[0].next, c->nch, c->chunk_bytes, c->depth);
     }
     *out = c;
     return RL_OK;
