@@ -40,7 +40,7 @@ needed=$(readelf -d "$work/hello_allreduce" | sed -n 's/.*(NEEDED).*\[\(libringl
 [ "$needed" = "$soname" ] || fail "example links against '$needed', not $soname"
 
 export LD_LIBRARY_PATH=$root$libdir
-for p in ringlet-run ringlet-info all_reduce_perf all_gather_perf reduce_kernel_perf; do
+for p in ringlet-run ringlet-info plot-bench all_reduce_perf all_gather_perf reduce_kernel_perf; do
   [ -x "$root$bindir/$p" ] || fail "$p not installed in $bindir"
   "$root$bindir/$p" --help | grep -qi '^usage' || fail "$p --help prints no usage line"
 done
