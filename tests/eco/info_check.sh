@@ -11,7 +11,7 @@ fail() { echo "info_check: FAIL: $*" >&2; exit 1; }
 
 out=$(RINGLET_CHUNK_BYTES=1M RINGLET_NCHANNELS=3 "$info")
 echo "$out"
-"$info" --help | grep -q '^usage: ringlet-info' || fail "--help"
+grep -q '^usage: ringlet-info' <<<"$("$info" --help)" || fail "--help"
 rc=0; "$info" --bogus >/dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || fail "a bad option exits $rc, not 2"
 

@@ -42,10 +42,21 @@ needed=$(readelf -d "$work/hello_allreduce" | sed -n 's/.*(NEEDED).*\[\(libringl
 export LD_LIBRARY_PATH=$root$libdir
 for p in ringlet-run ringlet-info plot-bench all_reduce_perf all_gather_perf reduce_kernel_perf; do
   [ -x "$root$bindir/$p" ] || fail "$p not installed in $bindir"
-  "$root$bindir/$p" --help | grep -qi '^usage' || fail "$p --help prints no usage line"
+  help=$("$root$bindir/$p" --help) || fail "$p --help failed"
+  grep -qi '^usage' <<<"$help" || fail "$p --help prints no usage line"
 done
 
 out=$("$root$bindir/ringlet-run" -n 3 --timeout 120 --env RINGLET_TRANSPORT=ofi -- "$work/hello_allreduce")
 echo "$out"
 [ "$(grep -c ', 0 wrong' <<<"$out")" = 3 ] || fail "not every rank reported 0 wrong"
+# The installed Python package: records the prefix's library; loaded here
+# through RINGLET_LIBRARY since the prefix is under a temporary root.
+pydir=$(cd "$root" && find . -path '*/ringlet/_libpath.py' | head -1)
+[ -n "$pydir" ] || fail "Python package not installed"
+pydir=$root/${pydir#./}; pydir=${pydir%/ringlet/_libpath.py}
+grep -q "LIBRARY = \"$libdir/$soname\"" "$pydir/ringlet/_libpath.py" || fail "_libpath.py: $(cat "$pydir/ringlet/_libpath.py")"
+out=$(PYTHONPATH=$pydir RINGLET_LIBRARY=$root$libdir/$soname "$root$bindir/ringlet-run" -n 2 --timeout 120 -- \
+  /usr/bin/python3 -c 'import numpy as np, ringlet; c = ringlet.Comm(); print("sum", c.all_reduce(np.arange(4.0) + c.rank))')
+echo "$out"
+[ "$(grep -c 'sum \[1. 3. 5. 7.\]' <<<"$out")" = 2 ] || fail "installed Python package"
 echo "install_check: OK"

@@ -16,7 +16,7 @@ echo "PNG: $dims"
 [ "${dims% *}" = 900x400 ] || fail "size ${dims% *}"
 [ "${dims#* }" -gt 10000 ] || fail "suspiciously small PNG"
 
-"$plot" --help | grep -q '^usage: plot-bench' || fail "--help"
+grep -q '^usage: plot-bench' <<<"$("$plot" --help)" || fail "--help"
 rc=0; "$plot" -o "$dir/x.png" >/dev/null 2>&1 || rc=$?; [ $rc = 2 ] || fail "no files: exit $rc"
 echo '{"rows": []}' >"$dir/empty.json"
 rc=0; err=$("$plot" -o "$dir/x.png" "$dir/empty.json" 2>&1) || rc=$?
