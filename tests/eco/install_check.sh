@@ -59,4 +59,10 @@ out=$(PYTHONPATH=$pydir RINGLET_LIBRARY=$root$libdir/$soname "$root$bindir/ringl
   /usr/bin/python3 -c 'import numpy as np, ringlet; c = ringlet.Comm(); print("sum", c.all_reduce(np.arange(4.0) + c.rank))')
 echo "$out"
 [ "$(grep -c 'sum \[1. 3. 5. 7.\]' <<<"$out")" = 2 ] || fail "installed Python package"
+if compgen -G "$pydir/ringlet_torch/_C*.so" >/dev/null; then  # built when torch was found
+  v=$(PYTHONPATH=$pydir /usr/bin/python3 -c 'import ringlet_torch; print(ringlet_torch.version())' 2>/dev/null) ||
+    fail "installed ringlet_torch does not import"
+  [ "$v" = "$(pkg-config --modversion ringlet)" ] || fail "ringlet_torch reports version '$v'"
+  echo "ringlet_torch installed and imports (ringlet $v)"
+fi
 echo "install_check: OK"
