@@ -64,6 +64,7 @@ static size_t ag_check(const bench_row_t *row, const void *recvbuf)
 static const bench_coll_t all_gather_coll = {
     .name = "all_gather",
     .has_op = 0,
+    .bus_formula = "(n-1)/n",
     .bus_factor = ag_bus_factor,
     .shape = ag_shape,
     .in_place_input = ag_in_place_input,

@@ -56,6 +56,7 @@ static size_t ar_check(const bench_row_t *row, const void *recvbuf)
 static const bench_coll_t all_reduce_coll = {
     .name = "all_reduce",
     .has_op = 1,
+    .bus_formula = "2(n-1)/n",
     .bus_factor = ar_bus_factor,
     .shape = ar_shape,
     .in_place_input = ar_in_place_input,

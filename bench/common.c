@@ -82,6 +82,8 @@ void bench_usage(FILE *out, const char *prog, const bench_coll_t *coll)
             prog, coll->name);
     if (coll->has_op)
         fprintf(out, "  -o, --op OP           sum (default), prod, min, max, avg, or all\n");
+    if (coll->has_root)
+        fprintf(out, "  -r, --root R          root rank (default 0)\n");
     fprintf(out,
             "  -z, --blocking 0|1    1: blocking calls (default); 0: rl_i*() + rl_wait()\n"
             "  -R, --register 0|1    register buffers with rl_mem_register (default 1)\n"
@@ -114,6 +116,7 @@ int bench_parse_args(bench_opts_t *o, const bench_coll_t *coll, int argc,
         {"blocking", required_argument, NULL, 'z'},
         {"register", required_argument, NULL, 'R'},
         {"json", required_argument, NULL, 'J'},
+        {"root", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -133,7 +136,7 @@ int bench_parse_args(bench_opts_t *o, const bench_coll_t *coll, int argc,
 
     opterr = 0;
     optind = 0; /* glibc: full re-initialisation, so this can be called again */
-    while ((c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:z:R:J:h", longopts,
+    while ((c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:z:R:J:r:h", longopts,
                             NULL)) != -1) {
         switch (c) {
         case 'b':
@@ -191,6 +194,15 @@ int bench_parse_args(bench_opts_t *o, const bench_coll_t *coll, int argc,
         case 'J':
             o->json_path = optarg;
             break;
+        case 'r': {
+            char *end;
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 0 || v > INT32_MAX)
+                return set_err(err, errlen, "-r root (a rank >= 0)", optarg), -1;
+            o->root = (int)v;
+            break;
+        }
         case 'h':
             return 1;
         case ':':
@@ -430,6 +442,10 @@ void bench_print_table_header(FILE *out)
 static void print_block(FILE *out, const bench_result_t *r)
 {
     char wrong[32];
+    if (r->time_us < 0) {
+        fprintf(out, BLOCK_FMT, "N/A", "N/A", "N/A", "N/A");
+        return;
+    }
     const char *tfmt = r->time_us < 1e4 ? "  %7.2f" : r->time_us < 1e5 ? "  %7.1f" : "  %7.0f";
     if (r->wrong < 0)
         snprintf(wrong, sizeof(wrong), "N/A");
@@ -443,7 +459,8 @@ void bench_print_row(FILE *out, const bench_row_t *row, const bench_coll_t *coll
                      const bench_result_t *oop, const bench_result_t *ip)
 {
     fprintf(out, "%12zu  %12zu  %8s  %6s  %6d", row->bytes, row->count,
-            rl_dtype_name(row->dtype), coll->has_op ? rl_op_name(row->op) : "none", -1);
+            rl_dtype_name(row->dtype), coll->has_op ? rl_op_name(row->op) : "none",
+            coll->has_root ? row->root : -1);
     print_block(out, oop);
     print_block(out, ip);
     fputc('\n', out);
@@ -532,10 +549,9 @@ static void run_once(const bench_ctx_t *c, const bench_row_t *row, const void *i
 
 static void barrier(const bench_ctx_t *c)
 {
-    int32_t one = 1;
-    rl_status_t st = rl_all_reduce(c->comm, &one, &one, 1, RL_INT32, RL_SUM);
+    rl_status_t st = rl_barrier(c->comm);
     if (st != RL_OK)
-        bench_die("rl_all_reduce (barrier)", st);
+        bench_die("rl_barrier", st);
 }
 
 /* Time one case (out-of-place or in-place) and check it. */
@@ -543,16 +559,17 @@ static void run_case(const bench_ctx_t *c, const bench_row_t *row, int in_place,
                      bench_result_t *res)
 {
     void *in = in_place ? c->coll->in_place_input(row, c->recvbuf) : c->sendbuf;
+    void *out = in_place && c->coll->in_place_output ? c->coll->in_place_output(row, c->recvbuf) : c->recvbuf;
     const bench_opts_t *o = c->opts;
     rl_status_t st;
 
     c->coll->fill(row, in);
     barrier(c);
     for (int k = 0; k < o->warmup; k++)
-        run_once(c, row, in, c->recvbuf);
+        run_once(c, row, in, out);
     for (int k = 0; k < o->iters; k++) {
         double t0 = now_us();
-        run_once(c, row, in, c->recvbuf);
+        run_once(c, row, in, out);
         c->times[k] = now_us() - t0;
     }
     st = rl_all_reduce(c->comm, c->times, c->times, (size_t)o->iters, RL_FLOAT64, RL_MAX);
@@ -564,10 +581,10 @@ static void run_case(const bench_ctx_t *c, const bench_row_t *row, int in_place,
     res->wrong = -1;
     if (o->check) {
         uint64_t wrong;
-        memset(c->recvbuf, 0xa5, row->recv_count * row->esize);
+        memset(out, 0xa5, row->recv_count * row->esize);
         c->coll->fill(row, in); /* in-place runs overwrote the input */
-        run_once(c, row, in, c->recvbuf);
-        wrong = c->coll->check(row, c->recvbuf);
+        run_once(c, row, in, out);
+        wrong = c->coll->check(row, out);
         st = rl_all_reduce(c->comm, &wrong, &wrong, 1, RL_UINT64, RL_SUM);
         if (st != RL_OK)
             bench_die("rl_all_reduce (#wrong)", st);
@@ -609,6 +626,10 @@ static void json_str(FILE *f, const char *s)
 
 static void json_result(FILE *f, const bench_result_t *r)
 {
+    if (r->time_us < 0) {
+        fputs("null", f);
+        return;
+    }
     fprintf(f, "{\"time_us\": %.3f, \"algbw\": %.6f, \"busbw\": %.6f, \"wrong\": ",
             r->time_us, r->algbw, r->busbw);
     if (r->wrong < 0)
@@ -658,7 +679,7 @@ static int write_json(const bench_ctx_t *c, const char *cmdline, const bench_rec
         json_str(f, rl_dtype_name(r->row.dtype));
         fputs(", \"redop\": ", f);
         json_str(f, c->coll->has_op ? rl_op_name(r->row.op) : "none");
-        fputs(", \"root\": -1, \"oop\": ", f);
+        fprintf(f, ", \"root\": %d, \"oop\": ", c->coll->has_root ? r->row.root : -1);
         json_result(f, &r->oop);
         fputs(", \"ip\": ", f);
         json_result(f, &r->ip);
@@ -695,8 +716,7 @@ static void print_header(const bench_ctx_t *c, const char *cmdline)
                o->step_factor);
     printf("# time(us): median over the %d timed iterations of the slowest rank's time"
            " (CLOCK_MONOTONIC)\n", o->iters);
-    printf("# algbw = size / time, busbw = algbw * %s; GB/s = 1e9 bytes/s\n",
-           c->coll->bus_factor(4) > 1.0 ? "2(n-1)/n" : "(n-1)/n");
+    printf("# algbw = size / time, busbw = algbw * %s; GB/s = 1e9 bytes/s\n", c->coll->bus_formula);
     printf("#\n# Rank %2d Pid %6d on %s transport %s\n#\n", c->rank, (int)getpid(), host,
            rl_comm_transport(c->comm));
     bench_print_table_header(stdout);
@@ -751,6 +771,12 @@ int bench_main(const bench_coll_t *coll, int argc, char **argv)
         bench_die("rl_comm_rank", st);
     if ((st = rl_comm_size(c.comm, &c.nranks)) != RL_OK)
         bench_die("rl_comm_size", st);
+    if (coll->has_root && o.root >= c.nranks) {
+        if (c.rank == 0)
+            fprintf(stderr, "%s: -r %d is not a rank of a group of %d\n", c.prog, o.root, c.nranks);
+        rl_comm_destroy(c.comm);
+        return 2;
+    }
 
     c.buf_bytes = o.max_bytes > 64 ? o.max_bytes : 64;
     c.buf_bytes = (c.buf_bytes + 4095) & ~(size_t)4095;
@@ -787,6 +813,7 @@ int bench_main(const bench_coll_t *coll, int argc, char **argv)
                 memset(&rec, 0, sizeof(rec));
                 rec.row = (bench_row_t){.comm = c.comm, .rank = c.rank, .nranks = c.nranks,
                                         .dtype = dtype, .op = op,
+                                        .root = coll->has_root ? o.root : -1,
                                         .esize = rl_dtype_size(dtype),
                                         .blocking = o.blocking};
                 coll->shape(&rec.row, size);
@@ -802,13 +829,17 @@ int bench_main(const bench_coll_t *coll, int argc, char **argv)
                     continue;
                 }
                 run_case(&c, &rec.row, 0, &rec.oop);
-                run_case(&c, &rec.row, 1, &rec.ip);
+                if (coll->in_place_input) {
+                    run_case(&c, &rec.row, 1, &rec.ip);
+                } else {
+                    rec.ip = (bench_result_t){.time_us = -1, .wrong = -1}; /* no in-place form */
+                }
                 if (rec.oop.wrong > 0)
                     oob += rec.oop.wrong;
                 if (rec.ip.wrong > 0)
                     oob += rec.ip.wrong;
                 bw_sum += rec.oop.busbw + rec.ip.busbw;
-                bw_count += 2;
+                bw_count += coll->in_place_input ? 2 : 1;
                 if (c.rank == 0) {
                     bench_print_row(stdout, &rec.row, coll, &rec.oop, &rec.ip);
                     fflush(stdout);

@@ -27,6 +27,7 @@ typedef struct {
     rl_op_t op;            /* -o */
     int blocking;          /* -z */
     int reg;               /* -R */
+    int root;              /* -r (rooted collectives) */
     const char *json_path; /* --json */
 } bench_opts_t;
 
@@ -36,6 +37,7 @@ typedef struct {
     int rank, nranks;
     rl_dtype_t dtype;
     rl_op_t op;            /* ignored by collectives without one */
+    int root;              /* rooted collectives; else -1 */
     size_t esize;          /* bytes per element */
     size_t count;          /* the "count" column */
     size_t bytes;          /* the "size" column and algbw's byte count */
@@ -47,13 +49,19 @@ typedef struct {
 typedef struct {
     const char *name;      /* "all_reduce" */
     int has_op;            /* prints redop; -o is meaningful */
+    int has_root;          /* prints root; -r is meaningful */
+    const char *bus_formula; /* "2(n-1)/n", "(n-1)/n", "1" for the header */
     /* busbw = algbw * bus_factor(nranks) */
     double (*bus_factor)(int nranks);
     /* Fill send/recv counts, count and bytes from the requested size; leaves
      * count 0 when the size is too small for one element per rank. */
     void (*shape)(bench_row_t *row, size_t req_bytes);
-    /* Where the input lives for an in-place call, given the output buffer. */
+    /* Where the input lives for an in-place call, given the output buffer;
+     * NULL when the collective has no in-place form (columns show N/A). */
     void *(*in_place_input)(const bench_row_t *row, void *recvbuf);
+    /* Optional: where the output lives for an in-place call (default: the
+     * output buffer itself). */
+    void *(*in_place_output)(const bench_row_t *row, void *recvbuf);
     /* Start (blocking: run) one operation. *fn names the rl_ call. */
     rl_status_t (*start)(const bench_row_t *row, const void *sendbuf,
                          void *recvbuf, rl_request_t *req, const char **fn);

@@ -25,7 +25,7 @@ extern "C" {
 #define RL_VERSION_MINOR 1
 #define RL_VERSION_PATCH 0
 /* Wire protocol version: ranks with different values refuse to connect. */
-#define RL_PROTOCOL_VERSION 1
+#define RL_PROTOCOL_VERSION 2
 
 /* One list gives the enum, the names and the messages (they cannot drift). */
 #define RL_STATUS_MAP(X)                                                       \
@@ -154,6 +154,57 @@ rl_status_t rl_all_reduce(rl_comm_t comm, const void *sendbuf, void *recvbuf,
 rl_status_t rl_all_gather(rl_comm_t comm, const void *sendbuf, void *recvbuf,
                           size_t sendcount, rl_dtype_t dtype);
 
+/*
+ * Reduce-scatter: sendbuf holds nranks blocks of `recvcount` elements;
+ * recvbuf (recvcount elements) = op over ranks of block `rank`. In-place
+ * when recvbuf == sendbuf + rank * recvcount * size.
+ */
+rl_status_t rl_reduce_scatter(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                              size_t recvcount, rl_dtype_t dtype, rl_op_t op);
+/*
+ * Broadcast `count` elements from root's sendbuf into every rank's recvbuf
+ * (root's too; in-place when they are the same). sendbuf is read on the root
+ * only and may be NULL elsewhere.
+ */
+rl_status_t rl_broadcast(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                         size_t count, rl_dtype_t dtype, int root);
+/*
+ * Reduce to root: root's recvbuf = op over ranks of sendbuf. recvbuf is
+ * written on the root only and may be NULL elsewhere.
+ */
+rl_status_t rl_reduce(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                      size_t count, rl_dtype_t dtype, rl_op_t op, int root);
+/* Return once every rank has entered the barrier. */
+rl_status_t rl_barrier(rl_comm_t comm);
+
+/*
+ * All-to-all: block j (count elements) of sendbuf goes to rank j, which
+ * stores it as block `rank` of its recvbuf. Not in place: the buffers must
+ * not overlap. Uses the point-to-point connections (RINGLET_P2P).
+ */
+rl_status_t rl_all_to_all(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                          size_t count, rl_dtype_t dtype);
+
+/*
+ * Point-to-point: send `count` elements to rank `peer`, or receive them from
+ * it. Between a pair, sends and receives match in the order posted; the
+ * counts and dtypes must agree (RL_ERR_MISMATCH otherwise). A blocking send
+ * returns once the data is in the receiver's buffer, so two ranks that send
+ * to each other must use the non-blocking forms or a group.
+ */
+rl_status_t rl_send(rl_comm_t comm, const void *buf, size_t count, rl_dtype_t dtype, int peer);
+rl_status_t rl_recv(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dtype, int peer);
+
+/*
+ * Groups: between rl_group_start() and rl_group_end(), blocking calls
+ * (collectives, send, recv) only start their operation; rl_group_end()
+ * waits for all of them and returns the first error. Ranks issuing the same
+ * calls in the same order cannot deadlock, e.g. a send to the next stage and
+ * a receive from the previous one. Groups nest; only the outermost end waits.
+ */
+rl_status_t rl_group_start(rl_comm_t comm);
+rl_status_t rl_group_end(rl_comm_t comm);
+
 /* Non-blocking forms: the buffers must stay untouched until the request
  * completes. Operations on one communicator run in the order issued. The
  * caller owns *req and frees it with rl_request_free(). */
@@ -162,6 +213,21 @@ rl_status_t rl_iall_reduce(rl_comm_t comm, const void *sendbuf, void *recvbuf,
                            rl_request_t *req);
 rl_status_t rl_iall_gather(rl_comm_t comm, const void *sendbuf, void *recvbuf,
                            size_t sendcount, rl_dtype_t dtype, rl_request_t *req);
+
+rl_status_t rl_ireduce_scatter(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                               size_t recvcount, rl_dtype_t dtype, rl_op_t op,
+                               rl_request_t *req);
+rl_status_t rl_ibroadcast(rl_comm_t comm, const void *sendbuf, void *recvbuf,
+                          size_t count, rl_dtype_t dtype, int root, rl_request_t *req);
+rl_status_t rl_ireduce(rl_comm_t comm, const void *sendbuf, void *recvbuf, size_t count,
+                       rl_dtype_t dtype, rl_op_t op, int root, rl_request_t *req);
+rl_status_t rl_ibarrier(rl_comm_t comm, rl_request_t *req);
+rl_status_t rl_iall_to_all(rl_comm_t comm, const void *sendbuf, void *recvbuf, size_t count,
+                           rl_dtype_t dtype, rl_request_t *req);
+rl_status_t rl_isend(rl_comm_t comm, const void *buf, size_t count, rl_dtype_t dtype,
+                     int peer, rl_request_t *req);
+rl_status_t rl_irecv(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dtype, int peer,
+                     rl_request_t *req);
 
 /* Make progress; RL_INPROGRESS while running, else the operation's status. */
 rl_status_t rl_test(rl_request_t req);

@@ -24,55 +24,155 @@ enum { CTX_DATA = 1, CTX_CTRL = 2, CTX_CREDIT = 3 };
 
 static void *mkctx(int kind, int ch) { return (void *)(uintptr_t)((unsigned)kind << 8 | (unsigned)ch); }
 
-static int is_allreduce(const struct rl_request *r) { return r->coll == RL_COLL_ALL_REDUCE; }
-
-static const char *coll_name(uint32_t coll)
-{
-    return coll == RL_COLL_ALL_REDUCE ? "all_reduce" : coll == RL_COLL_ALL_GATHER ? "all_gather" : "?";
-}
+static int is_chain(const struct rl_request *r) { return r->coll == RL_COLL_BROADCAST || r->coll == RL_COLL_REDUCE; }
+/* All-reduce and barrier share one algorithm. */
+static int is_ar(const struct rl_request *r) { return r->coll == RL_COLL_ALL_REDUCE || r->coll == RL_COLL_BARRIER; }
+static int reduces(const struct rl_request *r) { return r->fn != NULL; }
 
 static uint64_t mod(int64_t a, int n) { return (uint64_t)(((a % n) + n) % n); }
 
-/* Where unit u's chunk lives, as an element offset into the output (and
- * input, for all-reduce) and a length. send: the block this rank sends. */
+/* Bytes a peer may write straight into this rank's output. */
+static size_t direct_bytes(const struct rl_comm *c, const struct rl_request *r)
+{
+    switch (r->coll) {
+    case RL_COLL_ALL_REDUCE:
+    case RL_COLL_BARRIER:
+    case RL_COLL_BROADCAST: return r->count * r->esize;
+    case RL_COLL_ALL_GATHER: return r->count * r->esize * (size_t)c->nranks;
+    default: return 0; /* reduce-scatter and reduce go through staging */
+    }
+}
+
+/* One unit of an operation on one channel, seen from the sender (src,
+ * peer_off) or the receiver (dst = in (op) staging slot). */
 typedef struct {
-    uint64_t off, len;
-    int from_input; /* the first step sends straight from the input */
-    int staged;     /* reduce-scatter unit: goes through staging slots */
-    int last_rs;    /* final reduce-scatter step: the block is complete */
+    uint64_t len;      /* elements; 0: nothing moves */
+    int token;         /* a zero-length write that only signals */
+    int staged;        /* through the receiver's staging slots */
+    const char *src;   /* send */
+    rl_tp_mr_t *smr;
+    uint64_t peer_off; /* send, direct: byte offset into the receiver's output */
+    char *dst;         /* receive, staged */
+    const char *in;
+    int last;          /* receive: the reduction is complete (avg scales it) */
 } unit_t;
 
-static void unit_geom(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, rl_chan_t *ch, uint64_t u,
-                      int send, unit_t *out)
+static rl_tp_mr_t *mr_of(rl_regent_t *e) { return e ? e->mr : NULL; }
+
+/* Ring all-reduce: reduce-scatter steps 0..n-2 through staging, then
+ * all-gather steps written straight into the receiver's output. */
+static void unit_allreduce(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, rl_chan_t *ch, uint64_t s,
+                           uint64_t k, int send, unit_t *u)
 {
     int n = c->nranks, p = ch->pos;
-    uint64_t nc = o->g.nchunks, s = u / nc, k = u % nc;
-    uint64_t boff, blen, coff, clen;
-    memset(out, 0, sizeof(*out));
-    if (is_allreduce(r)) {
-        int64_t bpos;
-        if (s < (uint64_t)(n - 1)) {
-            bpos = send ? p - (int64_t)s : p - (int64_t)s - 1;
-            out->staged = 1;
-            out->last_rs = !send && s == (uint64_t)(n - 2);
-            out->from_input = send && s == 0;
-        } else {
-            int64_t t = (int64_t)s - (n - 1);
-            bpos = send ? p + 1 - t : p - t;
-        }
-        rl_split(o->g.len, (uint64_t)n, mod(bpos, n), &boff, &blen);
-        rl_split(blen, nc, k, &coff, &clen);
-        out->off = o->g.lo + boff + coff;
+    int64_t bpos;
+    if (s < (uint64_t)(n - 1)) {
+        bpos = send ? p - (int64_t)s : p - (int64_t)s - 1;
+        u->staged = 1;
+        u->last = !send && s == (uint64_t)(n - 2);
     } else {
-        int64_t bpos = send ? p - (int64_t)s : p - (int64_t)s - 1;
-        int owner = c->order[mod(bpos, n)];
-        rl_split(o->g.len, nc, k, &coff, &clen);
-        out->from_input = send && s == 0;
-        out->off = (uint64_t)owner * r->count + o->g.lo + coff;
-        if (out->from_input)
-            out->off = o->g.lo + coff; /* offset into the input block */
+        int64_t t = (int64_t)s - (n - 1);
+        bpos = send ? p + 1 - t : p - t;
     }
-    out->len = clen;
+    uint64_t boff, blen, coff;
+    rl_split(o->g.len, (uint64_t)n, mod(bpos, n), &boff, &blen);
+    rl_split(blen, o->g.nchunks, k, &coff, &u->len);
+    uint64_t off = (o->g.lo + boff + coff) * r->esize;
+    int from_input = send && s == 0;
+    u->src = (from_input ? r->in : r->out) + off;
+    u->smr = mr_of(from_input ? r->in_reg : r->out_reg);
+    u->peer_off = off;
+    u->dst = r->out + off;
+    u->in = r->in + off;
+}
+
+/* Ring all-gather: block of the rank at ring position p - s goes out at step
+ * s, straight into the receiver's output. */
+static void unit_allgather(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, rl_chan_t *ch, uint64_t s,
+                           uint64_t k, int send, unit_t *u)
+{
+    int n = c->nranks;
+    int owner = c->order[mod(send ? ch->pos - (int64_t)s : ch->pos - (int64_t)s - 1, n)];
+    uint64_t coff;
+    rl_split(o->g.len, o->g.nchunks, k, &coff, &u->len);
+    uint64_t off = ((uint64_t)owner * r->count + o->g.lo + coff) * r->esize;
+    int from_input = send && s == 0;
+    u->src = from_input ? r->in + (o->g.lo + coff) * r->esize : r->out + off;
+    u->smr = mr_of(from_input ? r->in_reg : r->out_reg);
+    u->peer_off = off;
+}
+
+/* Ring reduce-scatter: at step s a rank sends its partial sum of the block
+ * owned by ring position p - s - 1, so that after n - 1 steps it holds the
+ * full reduction of its own block. Partial sums live in scratch. */
+static void unit_reducescatter(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, rl_chan_t *ch, uint64_t s,
+                               uint64_t k, int send, unit_t *u)
+{
+    int n = c->nranks;
+    int owner = c->order[mod(send ? ch->pos - (int64_t)s - 1 : ch->pos - (int64_t)s - 2, n)];
+    uint64_t coff;
+    rl_split(o->g.len, o->g.nchunks, k, &coff, &u->len);
+    uint64_t off = ((uint64_t)owner * r->count + o->g.lo + coff) * r->esize;
+    u->staged = 1;
+    if (send) {
+        u->src = (s == 0 ? r->in : c->scratch) + off;
+        u->smr = mr_of(s == 0 ? r->in_reg : c->scratch_ent);
+        return;
+    }
+    u->last = s == (uint64_t)(n - 2);
+    u->dst = u->last ? r->out + (o->g.lo + coff) * r->esize : c->scratch + off;
+    u->in = r->in + off;
+}
+
+/* Broadcast and reduce run along the ring as a chain: cpos 0 starts it,
+ * cpos n-1 ends it and then sends a zero-length token back to cpos 0 (its
+ * ring successor), so no rank runs more than one operation ahead of the
+ * ranks whose mailboxes it writes. Unit k is chunk k. */
+static void unit_chain(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, uint64_t k, int send, unit_t *u)
+{
+    int n = c->nranks, first = r->cpos == 0, last = r->cpos == n - 1;
+    if ((send && last) || (!send && first)) {
+        u->token = 1;
+        return;
+    }
+    uint64_t coff;
+    rl_split(o->g.len, o->g.nchunks, k, &coff, &u->len);
+    uint64_t off = (o->g.lo + coff) * r->esize;
+    if (r->coll == RL_COLL_BROADCAST) {
+        u->src = (first ? r->in : r->out) + off;
+        u->smr = mr_of(first ? r->in_reg : r->out_reg);
+        u->peer_off = off;
+        return;
+    }
+    u->staged = 1;
+    u->src = (first ? r->in : c->scratch) + off;
+    u->smr = mr_of(first ? r->in_reg : c->scratch_ent);
+    u->last = last;
+    u->dst = (last ? r->out : c->scratch) + off;
+    u->in = r->in + off;
+}
+
+static void unit_geom(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, rl_chan_t *ch, uint64_t u, int send,
+                      unit_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t nc = o->g.nchunks, s = u / nc, k = u % nc;
+    if (is_chain(r))
+        unit_chain(c, r, o, u, send, out);
+    else if (is_ar(r))
+        unit_allreduce(c, r, o, ch, s, k, send, out);
+    else if (r->coll == RL_COLL_ALL_GATHER)
+        unit_allgather(c, r, o, ch, s, k, send, out);
+    else
+        unit_reducescatter(c, r, o, ch, s, k, send, out);
+}
+
+/* Before sending unit u, the units it forwards must have been received. */
+static uint64_t recv_needed(const struct rl_request *r, const rl_opch_t *o, uint64_t u)
+{
+    if (is_chain(r))
+        return r->cpos == 0 ? 0 : (u < o->nrecv ? u + 1 : o->nrecv);
+    return u >= o->g.nchunks ? u - o->g.nchunks + 1 : 0;
 }
 
 static void set_geometry(struct rl_comm *c, struct rl_request *r, int chi)
@@ -84,22 +184,37 @@ static void set_geometry(struct rl_comm *c, struct rl_request *r, int chi)
     o->g.nranks = n;
     o->g.lo = lo;
     o->g.len = len;
-    o->g.steps = is_allreduce(r) ? 2 * (uint64_t)(n - 1) : (uint64_t)(n - 1);
-    uint64_t maxblk = is_allreduce(r) ? (len + (uint64_t)n - 1) / (uint64_t)n : len;
+    uint64_t maxblk = len, min_chunks = (uint64_t)c->depth;
+    if (is_ar(r)) {
+        o->g.steps = 2 * (uint64_t)(n - 1);
+        maxblk = (len + (uint64_t)n - 1) / (uint64_t)n;
+    } else if (is_chain(r)) {
+        /* a chain fills in n - 1 hops: more, smaller chunks shorten that */
+        o->g.steps = 1;
+        min_chunks = (uint64_t)c->depth + (uint64_t)n;
+    } else {
+        o->g.steps = (uint64_t)(n - 1);
+    }
     o->empty = maxblk == 0;
-    o->g.nchunks = rl_geom_nchunks_min(maxblk, r->esize, c->chunk_bytes, (uint64_t)c->depth, c->min_chunk_bytes,
+    o->g.nchunks = rl_geom_nchunks_min(maxblk, r->esize, c->chunk_bytes, min_chunks, c->min_chunk_bytes,
                                        o->g.steps, RL_IMM_INDEX_MAX);
     o->g.units = o->empty ? 1 : o->g.steps * o->g.nchunks;
+    o->nsend = o->nrecv = o->g.units;
+    if (is_chain(r) && !o->empty) {
+        o->nsend = r->cpos == n - 1 ? 1 : o->g.nchunks;
+        o->nrecv = r->cpos == 0 ? 1 : o->g.nchunks;
+    }
 }
 
 static rl_status_t post_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
 {
     rl_chan_t *ch = &c->ch[chi];
     rl_ctrl_t rec = {
-        .seq = r->seq, .coll = r->coll, .dtype = r->dtype, .op = r->op, .rank = c->rank, .count = r->count,
+        .seq = r->seq, .coll = r->coll, .dtype = r->dtype, .op = r->op, .rank = c->rank, .root = r->root,
+        .count = r->count,
     };
-    size_t outlen = r->count * r->esize * (is_allreduce(r) ? 1 : (size_t)c->nranks);
-    if (r->out_reg) {
+    size_t outlen = direct_bytes(c, r);
+    if (r->out_reg && outlen) {
         rl_rkey_t rk;
         c->ops->mr_remote(r->out_reg->mr, r->out, &rk);
         rec.out_addr = rk.addr;
@@ -120,6 +235,21 @@ static rl_status_t post_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
     return st;
 }
 
+static void describe_call(char *buf, size_t len, int rank, uint32_t coll, uint64_t count, uint32_t dtype,
+                          uint32_t op, int root)
+{
+    int pos = snprintf(buf, len, "rank %d called %s(count=%llu, %s", rank, rl_coll_name(coll),
+                       (unsigned long long)count, rl_dtype_name((rl_dtype_t)dtype));
+    if (pos < 0 || (size_t)pos >= len)
+        return;
+    if (coll == RL_COLL_ALL_REDUCE || coll == RL_COLL_REDUCE_SCATTER || coll == RL_COLL_REDUCE)
+        pos += snprintf(buf + pos, len - (size_t)pos, ", %s", rl_op_name((rl_op_t)op));
+    if ((size_t)pos < len && (coll == RL_COLL_BROADCAST || coll == RL_COLL_REDUCE))
+        pos += snprintf(buf + pos, len - (size_t)pos, ", root %d", root);
+    if ((size_t)pos < len)
+        snprintf(buf + pos, len - (size_t)pos, ")");
+}
+
 /* Take next's control record for this operation out of the mailbox and
  * check that it called the same operation. */
 static rl_status_t take_peer_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
@@ -137,17 +267,17 @@ static rl_status_t take_peer_ctrl(struct rl_comm *c, struct rl_request *r, int c
     }
     ch->mbox_full[slot] = 0;
     if (rec.coll != (uint32_t)r->coll || rec.count != r->count || rec.dtype != (uint32_t)r->dtype ||
-        (is_allreduce(r) && rec.op != (uint32_t)r->op)) {
-        rl_comm_fail(c, RL_ERR_MISMATCH,
-                     "operation %llu differs between ranks: rank %d called %s(count=%llu, %s, %s), rank %d "
-                     "called %s(count=%llu, %s, %s)",
-                     (unsigned long long)r->seq, c->rank, coll_name(r->coll), (unsigned long long)r->count,
-                     rl_dtype_name(r->dtype), rl_op_name(r->op), rec.rank, coll_name(rec.coll),
-                     (unsigned long long)rec.count, rl_dtype_name((rl_dtype_t)rec.dtype),
-                     rl_op_name((rl_op_t)rec.op));
+        (reduces(r) && rec.op != (uint32_t)r->op) || (is_chain(r) && rec.root != r->root)) {
+        char mine[160], theirs[160];
+        describe_call(mine, sizeof(mine), c->rank, r->coll, r->count, r->dtype, r->op, r->root);
+        describe_call(theirs, sizeof(theirs), rec.rank, rec.coll, rec.count, rec.dtype, rec.op, rec.root);
+        rl_comm_fail(c, RL_ERR_MISMATCH, "operation %llu differs between ranks: %s, %s", (unsigned long long)r->seq,
+                     mine, theirs);
         return RL_ERR_MISMATCH;
     }
-    size_t need = r->count * r->esize * (is_allreduce(r) ? 1 : (size_t)c->nranks);
+    /* only a rank that writes into next's output needs its size */
+    int writes = !is_chain(r) || (r->coll == RL_COLL_BROADCAST && r->cpos < c->nranks - 1);
+    size_t need = writes ? direct_bytes(c, r) : 0;
     if (need && rec.out_len < need) {
         rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d announced an output buffer of %llu bytes, %zu needed",
                      rec.rank, (unsigned long long)rec.out_len, need);
@@ -182,32 +312,29 @@ static int recv_units(struct rl_comm *c, struct rl_request *r, int chi)
     rl_chan_t *ch = &c->ch[chi];
     rl_opch_t *o = &r->ch[chi];
     int moved = 0;
-    if (o->empty) {
-        if (o->recvd == 0 && o->arrived[0]) {
-            o->recvd = 1;
-            moved = 1;
-        }
-        return moved;
-    }
-    while (o->recvd < o->g.units) {
+    while (o->recvd < o->nrecv) {
         unit_t u;
-        unit_geom(c, r, o, ch, o->recvd, 0, &u);
+        if (o->empty)
+            u = (unit_t){.token = 1};
+        else
+            unit_geom(c, r, o, ch, o->recvd, 0, &u);
         if (u.len && u.staged) {
             unsigned slot = (unsigned)(ch->rx_chunks % (uint64_t)c->depth);
             if (!ch->slot_full[slot])
                 break;
-            r->fn(r->out + u.off * r->esize, r->in + u.off * r->esize, ch->stage + (size_t)slot * c->chunk_bytes,
-                  u.len);
-            if (u.last_rs && r->op == RL_AVG)
-                rl_reduce_scale(r->out + u.off * r->esize, u.len, r->dtype, c->nranks);
+            r->fn(u.dst, u.in, ch->stage + (size_t)slot * c->chunk_bytes, u.len);
+            if (u.last && r->op == RL_AVG)
+                rl_reduce_scale(u.dst, u.len, r->dtype, c->nranks);
             ch->slot_full[slot] = 0;
             ch->rx_chunks++;
             ch->credit_owed++;
-        } else if (u.len && !o->arrived[o->recvd]) {
+        } else if ((u.len || u.token) && !o->arrived[o->recvd]) {
             break;
         }
         o->recvd++;
         moved = 1;
+        if (o->step_ns && o->recvd % o->g.nchunks == 0)
+            o->step_ns[o->recvd / o->g.nchunks - 1] = rl_now_ns();
     }
     /* Credits go back in batches of half the slots: fewer tiny writes,
      * and the sender never holds fewer than depth/2 free slots. */
@@ -221,40 +348,19 @@ static int send_units(struct rl_comm *c, struct rl_request *r, int chi)
     rl_chan_t *ch = &c->ch[chi];
     rl_opch_t *o = &r->ch[chi];
     int moved = 0, cap = 2 * c->depth;
-    if (o->empty) {
-        if (o->sent == 0) {
-            uint32_t imm = rl_imm_encode(RL_IMM_DIRECT, (unsigned)chi, r->seq, 0);
-            rl_status_t st = c->ops->write_imm(ch->to_next, NULL, 0, NULL, ch->next_stage.addr, ch->next_stage.key,
-                                               imm, mkctx(CTX_DATA, chi));
-            if (st == RL_OK) {
-                o->sent = 1;
-                o->inflight++;
-                moved = 1;
-            } else if (st != RL_ERR_AGAIN) {
-                rl_comm_fail(c, st, "rank %d: write to rank %d failed: %s", c->rank, ch->next,
-                             c->ops->last_error(c->tp));
-            }
-        }
-        return moved;
-    }
-    while (o->sent < o->g.units && o->inflight < cap) {
-        uint64_t nc = o->g.nchunks;
-        if (o->sent >= nc && o->recvd < o->sent - nc + 1)
-            break; /* the data to forward has not arrived yet */
+    while (o->sent < o->nsend && o->inflight < cap) {
         unit_t u;
-        unit_geom(c, r, o, ch, o->sent, 1, &u);
-        if (u.len == 0) {
+        if (o->empty)
+            u = (unit_t){.token = 1};
+        else
+            unit_geom(c, r, o, ch, o->sent, 1, &u);
+        /* a token closes the chain: it goes once everything arrived */
+        uint64_t need = u.token && !o->empty ? o->nrecv : recv_needed(r, o, o->sent);
+        if (o->recvd < need)
+            break; /* the data to forward has not arrived yet */
+        if (u.len == 0 && !u.token) {
             o->sent++;
             continue;
-        }
-        const char *src;
-        rl_tp_mr_t *smr;
-        if (u.from_input) {
-            src = r->in + u.off * r->esize;
-            smr = r->in_reg->mr;
-        } else {
-            src = r->out + u.off * r->esize;
-            smr = r->out_reg->mr;
         }
         size_t bytes = u.len * r->esize;
         uint64_t raddr, rkey;
@@ -266,16 +372,17 @@ static int send_units(struct rl_comm *c, struct rl_request *r, int chi)
             raddr = ch->next_stage.addr + (uint64_t)slot * c->chunk_bytes;
             rkey = ch->next_stage.key;
             imm = rl_imm_encode(RL_IMM_STAGE, (unsigned)chi, r->seq, slot);
+        } else if (u.token) {
+            raddr = ch->next_stage.addr;
+            rkey = ch->next_stage.key;
+            imm = rl_imm_encode(RL_IMM_DIRECT, (unsigned)chi, r->seq, 0);
         } else {
-            /* Same element offset in the receiver's output. */
-            uint64_t doff = u.off;
-            if (u.from_input)
-                doff = (uint64_t)c->rank * r->count + u.off;
-            raddr = o->peer.out_addr + doff * r->esize;
+            raddr = o->peer.out_addr + u.peer_off;
             rkey = o->peer.out_key;
             imm = rl_imm_encode(RL_IMM_DIRECT, (unsigned)chi, r->seq, (uint32_t)o->sent);
         }
-        rl_status_t st = c->ops->write_imm(ch->to_next, src, bytes, smr, raddr, rkey, imm, mkctx(CTX_DATA, chi));
+        rl_status_t st = c->ops->write_imm(ch->to_next, u.token ? NULL : u.src, bytes, u.token ? NULL : u.smr, raddr,
+                                           rkey, imm, mkctx(CTX_DATA, chi));
         if (st == RL_ERR_AGAIN)
             break;
         if (st != RL_OK) {
@@ -294,45 +401,208 @@ static int send_units(struct rl_comm *c, struct rl_request *r, int chi)
     return moved;
 }
 
+/* Scratch for partial results: grown between operations, never exposed. */
+static rl_status_t ensure_scratch(struct rl_comm *c, size_t len)
+{
+    if (len <= c->scratch_len)
+        return RL_OK;
+    if (c->scratch_ent) {
+        c->ops->mr_dereg(c->scratch_ent->mr);
+        free(c->scratch_ent);
+        c->scratch_ent = NULL;
+    }
+    free(c->scratch);
+    c->scratch_len = 0;
+    len = (len + 4095) & ~(size_t)4095;
+    void *p = NULL;
+    rl_regent_t *e = calloc(1, sizeof(*e));
+    if (!e || posix_memalign(&p, 4096, len)) {
+        free(e);
+        c->scratch = NULL;
+        return RL_ERR_NO_MEMORY;
+    }
+    c->scratch = p;
+    rl_status_t st = c->ops->mr_reg(c->tp, p, len, RL_ACCESS_LOCAL, &e->mr);
+    if (st != RL_OK) {
+        free(e);
+        return st;
+    }
+    e->base = p;
+    e->len = len;
+    e->pinned = 1; /* owned by the communicator, not by the cache */
+    c->scratch_ent = e;
+    c->scratch_len = len;
+    return RL_OK;
+}
+
+static rl_status_t barrier_buffer(struct rl_comm *c, struct rl_request *r)
+{
+    if (!c->bar_ent) {
+        rl_regent_t *e = calloc(1, sizeof(*e));
+        void *p = NULL;
+        if (!e || posix_memalign(&p, 4096, 4096)) {
+            free(e);
+            return RL_ERR_NO_MEMORY;
+        }
+        memset(p, 0, 4096);
+        rl_status_t st = c->ops->mr_reg(c->tp, p, 4096, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &e->mr);
+        if (st != RL_OK) {
+            free(p);
+            free(e);
+            return st;
+        }
+        e->base = p;
+        e->len = 4096;
+        e->pinned = 1;
+        c->bar_ent = e;
+    }
+    r->in = r->out = c->bar_ent->base;
+    r->in_reg = r->out_reg = c->bar_ent;
+    c->bar_ent->refs += 2;
+    return RL_OK;
+}
+
+void rl_ring_free_buffers(struct rl_comm *c)
+{
+    rl_regent_t *ents[2] = {c->scratch_ent, c->bar_ent};
+    for (int i = 0; i < 2; i++) {
+        if (!ents[i])
+            continue;
+        c->ops->mr_dereg(ents[i]->mr);
+        free(ents[i]->base);
+        free(ents[i]);
+    }
+    if (!c->scratch_ent)
+        free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_ent = c->bar_ent = NULL;
+    c->scratch_len = 0;
+}
+
+/* Bytes of input and output, and the access each side needs. */
+static void buffer_needs(const struct rl_comm *c, const struct rl_request *r, size_t *inb, size_t *outb,
+                         unsigned *out_access, size_t *scratch)
+{
+    size_t blk = r->count * r->esize, n = (size_t)c->nranks;
+    int root = r->root == c->rank;
+    *inb = blk;
+    *outb = blk;
+    *out_access = RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE;
+    *scratch = 0;
+    switch (r->coll) {
+    case RL_COLL_ALL_GATHER: *outb = blk * n; break;
+    case RL_COLL_REDUCE_SCATTER:
+        *inb = blk * n;
+        *out_access = 0; /* written locally at the last step, never sent */
+        *scratch = blk * n;
+        break;
+    case RL_COLL_BROADCAST:
+        if (root) {
+            *out_access = 0;
+        } else {
+            *inb = 0;
+        }
+        break;
+    case RL_COLL_REDUCE:
+        if (root)
+            *out_access = 0;
+        else
+            *outb = 0, *scratch = blk;
+        break;
+    default: break;
+    }
+}
+
 static rl_status_t start(struct rl_comm *c, struct rl_request *r)
 {
-    size_t outbytes = r->count * r->esize * (is_allreduce(r) ? 1 : (size_t)c->nranks);
-    size_t inbytes = r->count * r->esize;
-    if (c->nranks == 1 || r->count == 0) {
-        if (c->nranks == 1 && r->in != r->out && inbytes)
-            memmove(r->out, r->in, inbytes);
-        if (c->nranks == 1)
-            return RL_OK; /* nothing to exchange: avg over one rank is the value */
+    if (r->coll == RL_COLL_BARRIER && c->nranks > 1) {
+        rl_status_t st = barrier_buffer(c, r);
+        if (st != RL_OK)
+            return st;
+        memset(r->out, 0, r->esize); /* the sum stays n: no overflow */
     }
+    size_t inb, outb, scratch;
+    unsigned out_access;
+    buffer_needs(c, r, &inb, &outb, &out_access, &scratch);
+    int root = r->root == c->rank;
+    /* The output already holding this rank's own data before data moves. */
+    const char *own = NULL;
+    char *own_dst = NULL;
+    if (r->coll == RL_COLL_ALL_GATHER) {
+        own = r->in, own_dst = r->out + (size_t)c->rank * inb;
+    } else if (r->coll == RL_COLL_BROADCAST && root) {
+        own = r->in, own_dst = r->out;
+    }
+    if (c->nranks == 1) {
+        /* nothing to exchange: every collective copies its input; avg over
+         * one rank is the value */
+        if (r->coll != RL_COLL_BARRIER && r->in != r->out && r->count)
+            memmove(r->out, r->in, r->count * r->esize);
+        return RL_OK;
+    }
+    if (own && own != own_dst && r->count)
+        memcpy(own_dst, own, r->count * r->esize);
     rl_status_t st;
-    if (inbytes && (st = rl_reg_acquire(c, r->in, inbytes, RL_ACCESS_LOCAL, &r->in_reg)) != RL_OK)
-        return st;
-    if (outbytes && (st = rl_reg_acquire(c, r->out, outbytes, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE,
-                                         &r->out_reg)) != RL_OK)
-        return st;
-    if (!is_allreduce(r) && inbytes) {
-        char *mine = r->out + (size_t)c->rank * inbytes;
-        if (mine != r->in)
-            memcpy(mine, r->in, inbytes);
+    if (r->coll != RL_COLL_BARRIER && r->count) {
+        if (inb && (st = rl_reg_acquire(c, r->in, inb, RL_ACCESS_LOCAL, &r->in_reg)) != RL_OK)
+            return st;
+        if (outb && out_access && (st = rl_reg_acquire(c, r->out, outb, out_access, &r->out_reg)) != RL_OK)
+            return st;
+        if (scratch && (st = ensure_scratch(c, scratch)) != RL_OK)
+            return st;
+    }
+    if (is_chain(r)) {
+        int proot = 0;
+        for (int i = 0; i < c->nranks; i++)
+            if (c->order[i] == r->root)
+                proot = i;
+        int shift = r->coll == RL_COLL_REDUCE ? 1 : 0;
+        r->cpos = (int)mod((int64_t)c->ch[0].pos - proot - shift, c->nranks);
     }
     for (int i = 0; i < c->nch; i++) {
         set_geometry(c, r, i);
-        r->ch[i].arrived = calloc(r->ch[i].g.units, 1);
+        uint64_t slots = r->ch[i].nrecv > r->ch[i].nsend ? r->ch[i].nrecv : r->ch[i].nsend;
+        r->ch[i].arrived = calloc(slots ? slots : 1, 1);
         if (!r->ch[i].arrived)
             return RL_ERR_NO_MEMORY;
+        /* per-step times feed the cost model (latency + size/bandwidth
+         * per step); kept only when someone reads them */
+        if (i == 0 && rl_log_level_cur >= RL_LOG_DEBUG && !is_chain(r) && !r->ch[i].empty)
+            r->ch[i].step_ns = calloc(r->ch[i].g.steps, sizeof(int64_t));
     }
     return RL_INPROGRESS;
+}
+
+/* Debug log: the operation's time and how long each ring step took here
+ * (channel 0), so per-step latency and bandwidth can be fitted. */
+static void log_steps(struct rl_comm *c, struct rl_request *r)
+{
+    rl_opch_t *o = &r->ch[0];
+    if (!o->step_ns)
+        return;
+    char buf[512];
+    int pos = 0;
+    int64_t prev = r->start_ns;
+    for (uint64_t s = 0; s < o->g.steps && pos < (int)sizeof(buf) - 16; s++) {
+        pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%.1f", s ? " " : "",
+                        (double)(o->step_ns[s] - prev) / 1e3);
+        prev = o->step_ns[s];
+    }
+    RL_DEBUG("%s #%llu: %zu elements of %s, %d ranks, %d channel(s), %llu chunks/step: %.1f us; step times (us, "
+             "channel 0): %s",
+             rl_coll_name(r->coll), (unsigned long long)r->seq, r->count, rl_dtype_name(r->dtype), c->nranks, c->nch,
+             (unsigned long long)o->g.nchunks, (double)(rl_now_ns() - r->start_ns) / 1e3, buf);
 }
 
 int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
 {
     if (!r->started) {
         r->started = 1;
-        r->last_progress = rl_now_ns();
+        r->last_progress = r->start_ns = rl_now_ns();
         rl_status_t st = start(c, r);
         if (st != RL_INPROGRESS) {
             if (st != RL_OK)
-                rl_comm_fail(c, st, "rank %d: starting %s failed: %s", c->rank, coll_name(r->coll),
+                rl_comm_fail(c, st, "rank %d: starting %s failed: %s", c->rank, rl_coll_name(r->coll),
                              c->ops ? c->ops->last_error(c->tp) : rl_strerror(st));
             else
                 r->status = RL_OK;
@@ -364,7 +634,7 @@ int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
         moved |= recv_units(c, r, i);
         moved |= send_units(c, r, i);
         moved |= recv_units(c, r, i);
-        if (o->ctrl_sent && o->sent == o->g.units && o->recvd == o->g.units && o->inflight == 0)
+        if (o->ctrl_sent && o->sent == o->nsend && o->recvd == o->nrecv && o->inflight == 0)
             o->done = 1;
         else
             all_done = 0;
@@ -373,8 +643,10 @@ int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
         r->last_progress = rl_now_ns();
     if (c->failed != RL_OK)
         return 1;
-    if (all_done)
+    if (all_done) {
         r->status = RL_OK;
+        log_steps(c, r);
+    }
     return all_done;
 }
 
@@ -382,13 +654,28 @@ void rl_ring_release(struct rl_comm *c, struct rl_request *r)
 {
     for (int i = 0; i < RL_MAX_CHANNELS; i++) {
         free(r->ch[i].arrived);
+        free(r->ch[i].step_ns);
         r->ch[i].arrived = NULL;
+        r->ch[i].step_ns = NULL;
     }
     if (c) {
         rl_reg_release(c, r->in_reg);
         rl_reg_release(c, r->out_reg);
     }
     r->in_reg = r->out_reg = NULL;
+}
+
+/* Whether unit `index` of the running operation may arrive as a direct
+ * write (or token) on this channel. */
+static int direct_ok(struct rl_comm *c, struct rl_request *r, rl_chan_t *ch, rl_opch_t *o, uint32_t index)
+{
+    if (!o->arrived || index >= o->nrecv || o->arrived[index])
+        return 0;
+    if (o->empty)
+        return 1;
+    unit_t u;
+    unit_geom(c, r, o, ch, index, 0, &u);
+    return u.token ? index == 0 : !u.staged && u.len > 0;
 }
 
 void rl_ring_handle_imm(struct rl_comm *c, uint32_t imm)
@@ -416,25 +703,16 @@ void rl_ring_handle_imm(struct rl_comm *c, uint32_t imm)
         /* Only the running operation's data can arrive: the sender waited
          * for our control record, which we send when the operation starts. */
         if (!r || !r->started || d.tag != (r->seq & RL_IMM_TAG_MASK) || d.index >= (uint32_t)c->depth ||
-            ch->slot_full[d.index] || !is_allreduce(r))
+            ch->slot_full[d.index] || !reduces(r))
             goto bad;
         ch->slot_full[d.index] = (uint8_t)(d.tag + 1);
         return;
-    case RL_IMM_DIRECT: {
-        if (!r || !r->started || d.tag != (r->seq & RL_IMM_TAG_MASK))
+    case RL_IMM_DIRECT:
+        if (!r || !r->started || d.tag != (r->seq & RL_IMM_TAG_MASK) ||
+            !direct_ok(c, r, ch, &r->ch[d.channel], d.index))
             goto bad;
-        rl_opch_t *o = &r->ch[d.channel];
-        if (!o->arrived || d.index >= o->g.units || o->arrived[d.index])
-            goto bad;
-        if (!o->empty) {
-            unit_t u;
-            unit_geom(c, r, o, ch, d.index, 0, &u);
-            if (u.staged || u.len == 0)
-                goto bad;
-        }
-        o->arrived[d.index] = 1;
+        r->ch[d.channel].arrived[d.index] = 1;
         return;
-    }
     }
 bad:
     rl_comm_fail(c, RL_ERR_PROTOCOL,
@@ -471,14 +749,15 @@ void rl_ring_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, s
         rl_chan_t *ch = &c->ch[i];
         if (o->done)
             continue;
+        const char *name = rl_coll_name(r->coll);
         if (!o->have_peer)
             snprintf(buf, len, "waiting for rank %d to start operation %llu (%s; its control record has not come)",
-                     ch->next, (unsigned long long)r->seq, coll_name(r->coll));
-        else if (o->recvd < o->g.units)
+                     ch->next, (unsigned long long)r->seq, name);
+        else if (o->recvd < o->nrecv)
             snprintf(buf, len, "waiting for data from rank %d: %s operation %llu, channel %d, unit %llu of %llu",
-                     ch->prev, coll_name(r->coll), (unsigned long long)r->seq, i, (unsigned long long)o->recvd,
-                     (unsigned long long)o->g.units);
-        else if (o->sent < o->g.units)
+                     ch->prev, name, (unsigned long long)r->seq, i, (unsigned long long)o->recvd,
+                     (unsigned long long)o->nrecv);
+        else if (o->sent < o->nsend)
             snprintf(buf, len, "waiting for rank %d to free a staging slot (operation %llu, channel %d)", ch->next,
                      (unsigned long long)r->seq, i);
         else

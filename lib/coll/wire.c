@@ -22,6 +22,26 @@ rl_status_t rl_imm_decode(uint32_t imm, int nchannels, rl_imm_t *out)
     return RL_OK;
 }
 
+int rl_imm_is_p2p(uint32_t imm) { return ((imm >> 26) & 0xfu) == RL_IMM_P2P_CHANNEL; }
+
+uint32_t rl_imm_p2p_encode(rl_p2p_kind_t kind, int rank, uint64_t seq)
+{
+    return (uint32_t)RL_IMM_DIRECT << 30 | RL_IMM_P2P_CHANNEL << 26 | ((uint32_t)rank & RL_IMM_P2P_RANK_MAX) << 6 |
+           ((uint32_t)kind & 3u) << 4 | (uint32_t)(seq & RL_IMM_TAG_MASK);
+}
+
+rl_status_t rl_imm_p2p_decode(uint32_t imm, int nranks, rl_p2p_imm_t *out)
+{
+    if (!rl_imm_is_p2p(imm) || (imm >> 30) != RL_IMM_DIRECT)
+        return RL_ERR_PROTOCOL;
+    unsigned kind = (imm >> 4) & 3u;
+    int rank = (int)((imm >> 6) & RL_IMM_P2P_RANK_MAX);
+    if (kind > RL_P2P_CTS || rank >= nranks)
+        return RL_ERR_PROTOCOL;
+    *out = (rl_p2p_imm_t){.kind = (rl_p2p_kind_t)kind, .rank = rank, .tag = imm & RL_IMM_TAG_MASK};
+    return RL_OK;
+}
+
 static void put64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -41,7 +61,7 @@ void rl_ctrl_encode(const rl_ctrl_t *c, uint8_t out[RL_CTRL_WIRE_SIZE])
     put64(out, (uint64_t)RL_CTRL_MAGIC | (uint64_t)c->coll << 32);
     put64(out + 8, c->seq);
     put64(out + 16, (uint64_t)c->dtype | (uint64_t)c->op << 32);
-    put64(out + 24, (uint64_t)(uint32_t)c->rank);
+    put64(out + 24, (uint64_t)(uint32_t)c->rank | (uint64_t)(uint32_t)c->root << 32);
     put64(out + 32, c->count);
     put64(out + 40, c->out_addr);
     put64(out + 48, c->out_key);
@@ -57,17 +77,29 @@ rl_status_t rl_ctrl_decode(const uint8_t in[RL_CTRL_WIRE_SIZE], int nranks, rl_c
         .dtype = (uint32_t)w2,
         .op = (uint32_t)(w2 >> 32),
         .rank = (int32_t)(uint32_t)w3,
+        .root = (int32_t)(uint32_t)(w3 >> 32),
         .count = get64(in + 32),
         .out_addr = get64(in + 40),
         .out_key = get64(in + 48),
         .out_len = get64(in + 56),
     };
-    if ((uint32_t)w0 != RL_CTRL_MAGIC || (w3 >> 32) != 0)
+    if ((uint32_t)w0 != RL_CTRL_MAGIC)
         return RL_ERR_PROTOCOL;
     if (c.coll < 1 || c.coll > RL_COLL_MAX || c.dtype >= RL_DTYPE_COUNT || c.op >= RL_OP_COUNT)
         return RL_ERR_PROTOCOL;
-    if (c.rank < 0 || c.rank >= nranks)
+    if (c.rank < 0 || c.rank >= nranks || c.root < 0 || c.root >= nranks)
+        return RL_ERR_PROTOCOL;
+    /* The announced output range must not wrap: writes go to out_addr +
+     * offset for every offset below out_len. */
+    if (c.out_len > UINT64_MAX - c.out_addr)
         return RL_ERR_PROTOCOL;
     *out = c;
     return RL_OK;
+}
+
+const char *rl_coll_name(uint32_t coll)
+{
+    static const char *const names[] = {"?",      "all_reduce", "all_gather", "reduce_scatter", "broadcast",
+                                        "reduce", "barrier",    "send/recv",  "all_to_all"};
+    return coll <= RL_COLL_ALLTOALL ? names[coll] : "?";
 }

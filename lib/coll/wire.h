@@ -35,8 +35,41 @@ uint32_t rl_imm_encode(rl_imm_kind_t kind, unsigned channel, uint64_t seq, uint3
 /* Validates the channel against nchannels. */
 rl_status_t rl_imm_decode(uint32_t imm, int nchannels, rl_imm_t *out);
 
+/*
+ * Point-to-point immediates use the channel value RL_IMM_P2P_CHANNEL:
+ * [25:6] the sender's rank, [5:4] type, [3:0] the pair's sequence tag.
+ * (Ring channels are 0..RL_IMM_P2P_CHANNEL-1.)
+ */
+#define RL_IMM_P2P_CHANNEL 15u
+#define RL_IMM_P2P_RANK_MAX ((1 << 20) - 1)
+typedef enum { RL_P2P_DATA = 0, RL_P2P_CTS = 1 } rl_p2p_kind_t;
+
+typedef struct {
+    rl_p2p_kind_t kind;
+    int rank;
+    unsigned tag;
+} rl_p2p_imm_t;
+
+int rl_imm_is_p2p(uint32_t imm);
+uint32_t rl_imm_p2p_encode(rl_p2p_kind_t kind, int rank, uint64_t seq);
+/* Validates the kind and that the rank is in [0, nranks). */
+rl_status_t rl_imm_p2p_decode(uint32_t imm, int nranks, rl_p2p_imm_t *out);
+
 /* Collective kinds as they appear on the wire. */
-typedef enum { RL_COLL_ALL_REDUCE = 1, RL_COLL_ALL_GATHER = 2, RL_COLL_MAX = 2 } rl_coll_t;
+typedef enum {
+    RL_COLL_ALL_REDUCE = 1,
+    RL_COLL_ALL_GATHER = 2,
+    RL_COLL_REDUCE_SCATTER = 3,
+    RL_COLL_BROADCAST = 4,
+    RL_COLL_REDUCE = 5,
+    RL_COLL_BARRIER = 6,
+    RL_COLL_SENDRECV = 7, /* a receiver's clear-to-send record */
+    RL_COLL_MAX = 7,
+    RL_COLL_ALLTOALL = 8, /* local only: a group of sends and receives */
+} rl_coll_t;
+
+/* "all_reduce", "broadcast", ...; "?" for an unknown kind. */
+const char *rl_coll_name(uint32_t coll);
 
 #define RL_MBOX_SLOTS 4
 #define RL_CTRL_MAGIC 0x524c4354u /* "RLCT" */
@@ -49,6 +82,7 @@ typedef struct {
     uint32_t dtype;
     uint32_t op;
     int32_t rank;
+    int32_t root;      /* broadcast/reduce: the root; else 0 */
     uint64_t count;
     uint64_t out_addr; /* remote name of the receiver's output buffer */
     uint64_t out_key;

@@ -1,6 +1,7 @@
 #include "core/bootstrap.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,6 +16,8 @@
 #include "core/clock.h"
 #include "core/log.h"
 
+#define RL_BOOT_GRACE_NS 1000000000LL
+
 struct rl_boot {
     int rank, nranks;
     int fd;       /* non-root: socket to rank 0 */
@@ -25,6 +28,9 @@ struct rl_boot {
     uint32_t *early_len;
     rl_status_t failed;
     char failmsg[256];
+    uint16_t version; /* spoken on the wire */
+    int have_key;
+    rl_auth_key_t key;
 };
 
 /* ---- wire encoding (explicit little-endian, validated on decode) ---- */
@@ -90,6 +96,44 @@ rl_status_t rl_boot_status_decode(const void *buf, size_t len, rl_boot_status_ms
     return RL_OK;
 }
 
+rl_status_t rl_boot_hello_decode(const void *buf, size_t len, rl_boot_hello_t *m)
+{
+    if (len != sizeof(*m))
+        return RL_ERR_PROTOCOL;
+    const uint8_t *p = buf;
+    m->nranks = get32(p);
+    m->protocol = get32(p + 4);
+    if (m->nranks < 1 || m->nranks > (1u << 20))
+        return RL_ERR_PROTOCOL;
+    return RL_OK;
+}
+
+size_t rl_boot_auth_len(int type)
+{
+    switch (type) {
+    case RL_BOOT_AUTH_CHALLENGE: return RL_AUTH_NONCE_BYTES;
+    case RL_BOOT_AUTH_RESPONSE: return RL_AUTH_NONCE_BYTES + RL_AUTH_MAC_BYTES;
+    case RL_BOOT_AUTH_PROOF: return RL_AUTH_MAC_BYTES;
+    default: return 0;
+    }
+}
+
+rl_status_t rl_boot_auth_decode(int type, const void *buf, size_t len, rl_boot_auth_msg_t *m)
+{
+    size_t want = rl_boot_auth_len(type);
+    if (!want || len != want)
+        return RL_ERR_PROTOCOL;
+    const uint8_t *p = buf;
+    memset(m, 0, sizeof(*m));
+    if (type != RL_BOOT_AUTH_PROOF) {
+        memcpy(m->nonce, p, RL_AUTH_NONCE_BYTES);
+        p += RL_AUTH_NONCE_BYTES;
+    }
+    if (type != RL_BOOT_AUTH_CHALLENGE)
+        memcpy(m->mac, p, RL_AUTH_MAC_BYTES);
+    return RL_OK;
+}
+
 static void status_encode(const rl_boot_status_msg_t *m, uint8_t *p)
 {
     put32(p, (uint32_t)m->status);
@@ -122,15 +166,21 @@ static rl_status_t io_full(int fd, void *buf, size_t len, int64_t deadline, int 
     return RL_OK;
 }
 
-static rl_status_t send_msg(int fd, int type, int rank, const void *payload, uint32_t len, int64_t deadline)
+static rl_status_t send_msg_v(int fd, uint16_t version, int type, int rank, const void *payload, uint32_t len,
+                              int64_t deadline)
 {
-    rl_boot_hdr_t h = {RL_BOOT_MAGIC, RL_PROTOCOL_VERSION, (uint16_t)type, rank, len};
+    rl_boot_hdr_t h = {RL_BOOT_MAGIC, version, (uint16_t)type, rank, len};
     uint8_t hdr[16];
     rl_boot_hdr_encode(&h, hdr);
     rl_status_t st = io_full(fd, hdr, sizeof(hdr), deadline, 1);
     if (st == RL_OK && len)
         st = io_full(fd, (void *)payload, len, deadline, 1);
     return st;
+}
+
+static rl_status_t send_msg(int fd, int type, int rank, const void *payload, uint32_t len, int64_t deadline)
+{
+    return send_msg_v(fd, RL_PROTOCOL_VERSION, type, rank, payload, len, deadline);
 }
 
 static rl_status_t send_status(int fd, int type, rl_status_t status, int rank, const char *msg, int64_t deadline)
@@ -227,14 +277,52 @@ static rl_status_t root_listen(const char *host, const char *port, int *out, cha
     return RL_OK;
 }
 
+/* Challenge a joiner that said hello as `rank`, check its answer, prove
+ * ourselves in turn. Nothing of the group's has been sent to it before this
+ * succeeds. */
+static rl_status_t root_auth(rl_boot_t *b, int fd, int rank, int64_t dl, char *why, size_t wlen)
+{
+    rl_auth_ctx_t ctx = {.rank = rank, .nranks = b->nranks, .version = RL_PROTOCOL_VERSION};
+    rl_auth_nonce(ctx.root_nonce);
+    if (send_msg(fd, RL_BOOT_AUTH_CHALLENGE, 0, ctx.root_nonce, RL_AUTH_NONCE_BYTES, dl) != RL_OK) {
+        snprintf(why, wlen, "rank %d went away before the authentication challenge", rank);
+        return RL_ERR_AUTH;
+    }
+    rl_boot_hdr_t h = {0};
+    void *pl = NULL;
+    char e[64];
+    rl_boot_auth_msg_t m;
+    rl_status_t st = recv_msg(fd, b->nranks, 64, &h, &pl, dl, e, sizeof(e));
+    if (st != RL_OK || h.type != RL_BOOT_AUTH_RESPONSE || rl_boot_auth_decode(h.type, pl, h.len, &m) != RL_OK) {
+        snprintf(why, wlen, "rank %d did not answer the authentication challenge (%s): it lacks RINGLET_AUTH_KEY?",
+                 rank, st != RL_OK ? e : "wrong message");
+        free(pl);
+        return RL_ERR_AUTH;
+    }
+    free(pl);
+    memcpy(ctx.rank_nonce, m.nonce, RL_AUTH_NONCE_BYTES);
+    if (!rl_auth_verify(&b->key, RL_AUTH_RANK, &ctx, m.mac)) {
+        snprintf(why, wlen, "rank %d failed authentication (it holds a different RINGLET_AUTH_KEY)", rank);
+        return RL_ERR_AUTH;
+    }
+    uint8_t mac[RL_AUTH_MAC_BYTES];
+    rl_auth_mac(&b->key, RL_AUTH_ROOT, &ctx, mac);
+    if (send_msg(fd, RL_BOOT_AUTH_PROOF, 0, mac, sizeof(mac), dl) != RL_OK) {
+        snprintf(why, wlen, "rank %d went away during authentication", rank);
+        return RL_ERR_AUTH;
+    }
+    return RL_OK;
+}
+
 /* Validate one HELLO; answer it. Returns the rank it joined as, or -1. */
-static int root_admit(rl_boot_t *b, int fd, int64_t deadline)
+static int root_admit(rl_boot_t *b, int fd, const char *who, int64_t deadline)
 {
     rl_boot_hdr_t h = {0};
     void *pl = NULL;
     char why[RL_BOOT_MSG_MAX];
     int64_t dl = rl_now_ns() + 5000000000LL < deadline ? rl_now_ns() + 5000000000LL : deadline;
     rl_status_t st = recv_msg(fd, b->nranks, 64, &h, &pl, dl, why, sizeof(why));
+    rl_boot_hello_t hello;
     int joined = -1;
     if (st == RL_OK && h.type != RL_BOOT_HELLO) {
         st = RL_ERR_PROTOCOL;
@@ -243,25 +331,29 @@ static int root_admit(rl_boot_t *b, int fd, int64_t deadline)
         st = RL_ERR_VERSION;
         snprintf(why, sizeof(why), "rank %d speaks ringlet protocol %u, rank 0 speaks %u", h.rank, h.version,
                  RL_PROTOCOL_VERSION);
-    } else if (st == RL_OK && (h.len != sizeof(rl_boot_hello_t) || h.rank < 1)) {
+    } else if (st == RL_OK && (rl_boot_hello_decode(pl, h.len, &hello) != RL_OK || h.rank < 1)) {
         st = RL_ERR_PROTOCOL;
         snprintf(why, sizeof(why), "malformed hello (rank %d, %u bytes)", h.rank, h.len);
-    } else if (st == RL_OK) {
-        uint32_t n = get32(pl);
-        if (n != (uint32_t)b->nranks) {
-            st = RL_ERR_MISMATCH;
-            snprintf(why, sizeof(why), "rank %d believes the group has %u ranks, rank 0 has %d", h.rank, n,
-                     b->nranks);
-        } else if (b->fds[h.rank] >= 0) {
-            st = RL_ERR_BOOTSTRAP;
-            snprintf(why, sizeof(why), "rank %d joined twice (a second process claims the same rank)", h.rank);
-        } else {
-            joined = h.rank;
-        }
+    } else if (st == RL_OK && hello.nranks != (uint32_t)b->nranks) {
+        st = RL_ERR_MISMATCH;
+        snprintf(why, sizeof(why), "rank %d believes the group has %u ranks, rank 0 has %d", h.rank,
+                 hello.nranks, b->nranks);
+    } else if (st == RL_OK && b->have_key) {
+        st = root_auth(b, fd, h.rank, dl, why, sizeof(why));
     }
+    /* Only an authenticated joiner learns which ranks are taken. */
+    if (st == RL_OK && b->fds[h.rank] >= 0) {
+        st = RL_ERR_BOOTSTRAP;
+        snprintf(why, sizeof(why), "rank %d joined twice (a second process claims the same rank)", h.rank);
+    }
+    if (st == RL_OK)
+        joined = h.rank;
     free(pl);
     if (joined < 0) {
-        RL_WARN("bootstrap: refused a connection: %s", why);
+        if (st == RL_ERR_AUTH)
+            RL_ERROR("bootstrap: refused a connection from %s: %s", who, why);
+        else
+            RL_WARN("bootstrap: refused a connection from %s: %s", who, why);
         if (st != RL_ERR_TIMEOUT && st != RL_ERR_PEER_FAILED)
             send_status(fd, RL_BOOT_HELLO_ACK, st, h.rank, why, dl);
         return -1;
@@ -269,6 +361,24 @@ static int root_admit(rl_boot_t *b, int fd, int64_t deadline)
     if (send_status(fd, RL_BOOT_HELLO_ACK, RL_OK, joined, "", deadline) != RL_OK)
         return -1;
     return joined;
+}
+
+static void peer_name(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    snprintf(buf, len, "%s port %d", host, port);
 }
 
 static rl_status_t root_accept_all(rl_boot_t *b, int lfd, int64_t deadline, char *err, size_t errlen)
@@ -293,7 +403,9 @@ static rl_status_t root_accept_all(rl_boot_t *b, int lfd, int64_t deadline, char
         if (fd < 0)
             continue;
         tune_socket(fd);
-        int r = root_admit(b, fd, deadline);
+        char who[INET6_ADDRSTRLEN + 16];
+        peer_name(fd, who, sizeof(who));
+        int r = root_admit(b, fd, who, deadline);
         if (r < 0) {
             close(fd);
             continue;
@@ -339,44 +451,121 @@ static rl_status_t rank_connect(rl_boot_t *b, const char *host, const char *port
     return RL_ERR_TIMEOUT;
 }
 
-static rl_status_t rank_hello(rl_boot_t *b, int64_t deadline, char *err, size_t errlen)
+/* Answer rank 0's challenge and check its proof. */
+static rl_status_t rank_auth(rl_boot_t *b, const void *challenge, uint32_t clen, int64_t deadline, char *err,
+                             size_t errlen)
 {
-    uint8_t hello[sizeof(rl_boot_hello_t)];
-    put32(hello, (uint32_t)b->nranks);
-    put32(hello + 4, RL_PROTOCOL_VERSION);
-    rl_status_t st = send_msg(b->fd, RL_BOOT_HELLO, b->rank, hello, sizeof(hello), deadline);
-    if (st != RL_OK) {
-        snprintf(err, errlen, "sending hello to rank 0 failed");
+    rl_boot_auth_msg_t m;
+    rl_auth_ctx_t ctx = {.rank = b->rank, .nranks = b->nranks, .version = RL_PROTOCOL_VERSION};
+    if (!b->have_key) {
+        snprintf(err, errlen, "rank 0 requires authentication: set RINGLET_AUTH_KEY or RINGLET_AUTH_KEY_FILE");
+        return RL_ERR_AUTH;
+    }
+    if (rl_boot_auth_decode(RL_BOOT_AUTH_CHALLENGE, challenge, clen, &m) != RL_OK) {
+        snprintf(err, errlen, "rank 0 sent a malformed authentication challenge");
+        return RL_ERR_PROTOCOL;
+    }
+    memcpy(ctx.root_nonce, m.nonce, RL_AUTH_NONCE_BYTES);
+    rl_auth_nonce(ctx.rank_nonce);
+    uint8_t resp[RL_AUTH_NONCE_BYTES + RL_AUTH_MAC_BYTES];
+    memcpy(resp, ctx.rank_nonce, RL_AUTH_NONCE_BYTES);
+    rl_auth_mac(&b->key, RL_AUTH_RANK, &ctx, resp + RL_AUTH_NONCE_BYTES);
+    if (send_msg(b->fd, RL_BOOT_AUTH_RESPONSE, b->rank, resp, sizeof(resp), deadline) != RL_OK) {
+        snprintf(err, errlen, "rank 0 closed the connection during authentication");
         return RL_ERR_BOOTSTRAP;
     }
     rl_boot_hdr_t h;
     void *pl = NULL;
-    st = recv_msg(b->fd, b->nranks, sizeof(rl_boot_status_msg_t), &h, &pl, deadline, err, errlen);
+    rl_status_t st = recv_msg(b->fd, b->nranks, sizeof(rl_boot_status_msg_t), &h, &pl, deadline, err, errlen);
     if (st != RL_OK) {
         if (st == RL_ERR_PEER_FAILED)
-            snprintf(err, errlen, "rank 0 closed the connection during hello");
+            snprintf(err, errlen, "rank 0 closed the connection during authentication");
         return st == RL_ERR_PEER_FAILED ? RL_ERR_BOOTSTRAP : st;
     }
-    rl_boot_status_msg_t m;
-    if (h.type != RL_BOOT_HELLO_ACK || rl_boot_status_decode(pl, h.len, &m) != RL_OK) {
-        free(pl);
-        snprintf(err, errlen, "rank 0 answered hello with a malformed message");
-        return RL_ERR_PROTOCOL;
+    rl_boot_status_msg_t sm;
+    if (h.type == RL_BOOT_HELLO_ACK && rl_boot_status_decode(pl, h.len, &sm) == RL_OK && sm.status != RL_OK) {
+        snprintf(err, errlen, "rank 0 refused rank %d: %s", b->rank, sm.msg);
+        st = (rl_status_t)sm.status;
+    } else if (h.type != RL_BOOT_AUTH_PROOF || rl_boot_auth_decode(h.type, pl, h.len, &m) != RL_OK) {
+        snprintf(err, errlen, "rank 0 answered the authentication with a malformed message");
+        st = RL_ERR_PROTOCOL;
+    } else if (!rl_auth_verify(&b->key, RL_AUTH_ROOT, &ctx, m.mac)) {
+        snprintf(err, errlen, "rank 0 failed authentication (it holds a different RINGLET_AUTH_KEY): not joining");
+        st = RL_ERR_AUTH;
     }
     free(pl);
-    if (m.status != RL_OK) {
-        snprintf(err, errlen, "rank 0 refused rank %d: %s", b->rank, m.msg);
-        return (rl_status_t)m.status;
+    return st;
+}
+
+static rl_status_t rank_hello(rl_boot_t *b, int64_t deadline, char *err, size_t errlen)
+{
+    uint8_t hello[sizeof(rl_boot_hello_t)];
+    put32(hello, (uint32_t)b->nranks);
+    put32(hello + 4, b->version);
+    rl_status_t st = send_msg_v(b->fd, b->version, RL_BOOT_HELLO, b->rank, hello, sizeof(hello), deadline);
+    if (st != RL_OK) {
+        snprintf(err, errlen, "sending hello to rank 0 failed");
+        return RL_ERR_BOOTSTRAP;
     }
-    if (h.version != RL_PROTOCOL_VERSION) {
-        snprintf(err, errlen, "rank 0 speaks protocol %u, this rank %u", h.version, RL_PROTOCOL_VERSION);
-        return RL_ERR_VERSION;
+    int authed = 0;
+    for (;;) {
+        rl_boot_hdr_t h;
+        void *pl = NULL;
+        st = recv_msg(b->fd, b->nranks, sizeof(rl_boot_status_msg_t), &h, &pl, deadline, err, errlen);
+        if (st != RL_OK) {
+            if (st == RL_ERR_PEER_FAILED)
+                snprintf(err, errlen, "rank 0 closed the connection during hello");
+            return st == RL_ERR_PEER_FAILED ? RL_ERR_BOOTSTRAP : st;
+        }
+        if (h.type == RL_BOOT_AUTH_CHALLENGE && !authed) {
+            st = rank_auth(b, pl, h.len, deadline, err, errlen);
+            free(pl);
+            if (st != RL_OK)
+                return st;
+            authed = 1;
+            continue;
+        }
+        rl_boot_status_msg_t m;
+        if (h.type != RL_BOOT_HELLO_ACK || rl_boot_status_decode(pl, h.len, &m) != RL_OK) {
+            free(pl);
+            snprintf(err, errlen, "rank 0 answered hello with a malformed message");
+            return RL_ERR_PROTOCOL;
+        }
+        free(pl);
+        if (m.status != RL_OK) {
+            snprintf(err, errlen, "rank 0 refused rank %d: %s", b->rank, m.msg);
+            return (rl_status_t)m.status;
+        }
+        if (h.version != b->version) {
+            snprintf(err, errlen, "rank 0 speaks protocol %u, this rank %u", h.version, b->version);
+            return RL_ERR_VERSION;
+        }
+        if (b->have_key && !authed) {
+            snprintf(err, errlen, "rank 0 did not authenticate itself (it has no RINGLET_AUTH_KEY): not joining");
+            return RL_ERR_AUTH;
+        }
+        return RL_OK;
     }
-    return RL_OK;
 }
 
 rl_status_t rl_boot_create(int rank, int nranks, const char *addr, int64_t deadline, rl_boot_t **out,
                            char *err, size_t errlen)
+{
+    return rl_boot_create_opts(rank, nranks, addr, NULL, deadline, out, err, errlen);
+}
+
+/* Rank 0 gave up on forming the group: tell the ranks that did join why,
+ * so their error names the real cause (e.g. the rank that never came). */
+static void root_abort_joined(rl_boot_t *b, rl_status_t st, const char *msg)
+{
+    int64_t dl = rl_deadline_ms(500);
+    for (int r = 1; b->fds && r < b->nranks; r++)
+        if (b->fds[r] >= 0)
+            send_status(b->fds[r], RL_BOOT_ABORT, st, 0, msg, dl);
+}
+
+rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl_boot_opts_t *opts,
+                                int64_t deadline, rl_boot_t **out, char *err, size_t errlen)
 {
     if (nranks < 1 || rank < 0 || rank >= nranks) {
         snprintf(err, errlen, "rank %d out of range for a group of %d", rank, nranks);
@@ -388,6 +577,11 @@ rl_status_t rl_boot_create(int rank, int nranks, const char *addr, int64_t deadl
     b->rank = rank;
     b->nranks = nranks;
     b->fd = -1;
+    b->version = opts && opts->version ? opts->version : RL_PROTOCOL_VERSION;
+    if (opts && opts->key) {
+        b->key = *opts->key;
+        b->have_key = 1;
+    }
     if (nranks == 1) {
         *out = b;
         return RL_OK;
@@ -415,6 +609,8 @@ rl_status_t rl_boot_create(int rank, int nranks, const char *addr, int64_t deadl
             goto fail;
         st = root_accept_all(b, lfd, deadline, err, errlen);
         close(lfd);
+        if (st != RL_OK)
+            root_abort_joined(b, st, err);
     } else {
         st = rank_connect(b, host, port, deadline, err, errlen);
         if (st == RL_OK)
@@ -534,7 +730,13 @@ rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *
         }
         rl_boot_hdr_t h;
         void *pl = NULL;
-        st = recv_msg(b->fd, b->nranks, (uint32_t)(len * (size_t)b->nranks), &h, &pl, deadline, err, errlen);
+        /* An ABORT may come instead of the result: allow for its size. */
+        uint32_t max = (uint32_t)(len * (size_t)b->nranks);
+        if (max < sizeof(rl_boot_status_msg_t))
+            max = sizeof(rl_boot_status_msg_t);
+        /* Rank 0 sees the whole group and explains a failure (e.g. which
+         * rank never came) at the deadline: wait a little longer for that. */
+        st = recv_msg(b->fd, b->nranks, max, &h, &pl, deadline + RL_BOOT_GRACE_NS, err, errlen);
         if (st == RL_OK && h.type == RL_BOOT_RESULT && h.len == len * (size_t)b->nranks) {
             memcpy(all, pl, h.len);
             free(pl);
@@ -687,5 +889,6 @@ void rl_boot_destroy(rl_boot_t *b, int64_t deadline)
     free(b->early_len);
     free(b->fds);
     free(b->bye);
+    rl_auth_wipe(&b->key, sizeof(b->key));
     free(b);
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "core/auth.h"
 #include "ringlet.h"
 
 #define RL_BOOT_MAGIC 0x524c4254u /* "RLBT" */
@@ -21,7 +22,11 @@ enum {
     RL_BOOT_RESULT = 4, /* root -> rank: everyone's */
     RL_BOOT_ABORT = 5,  /* either way: the group failed */
     RL_BOOT_BYE = 6,    /* rank -> root: leaving normally */
-    RL_BOOT_TYPE_MAX = 6
+    /* With a shared key, between HELLO and HELLO_ACK: */
+    RL_BOOT_AUTH_CHALLENGE = 7, /* root -> rank: root nonce */
+    RL_BOOT_AUTH_RESPONSE = 8,  /* rank -> root: rank nonce, rank's MAC */
+    RL_BOOT_AUTH_PROOF = 9,     /* root -> rank: root's MAC */
+    RL_BOOT_TYPE_MAX = 9
 };
 
 /* Fixed little-endian wire header (16 bytes). */
@@ -52,12 +57,33 @@ rl_status_t rl_boot_hdr_decode(const uint8_t in[16], int nranks, uint32_t max_le
                                char *err, size_t errlen);
 /* Decode a status message payload (NUL-terminates msg). */
 rl_status_t rl_boot_status_decode(const void *buf, size_t len, rl_boot_status_msg_t *m);
+/* Decode a HELLO payload. */
+rl_status_t rl_boot_hello_decode(const void *buf, size_t len, rl_boot_hello_t *m);
+
+/* The authentication messages: a nonce and/or a MAC, by type. */
+typedef struct {
+    uint8_t nonce[RL_AUTH_NONCE_BYTES]; /* CHALLENGE, RESPONSE */
+    uint8_t mac[RL_AUTH_MAC_BYTES];     /* RESPONSE, PROOF */
+} rl_boot_auth_msg_t;
+/* Exact length of an authentication message of `type`, 0 if not one. */
+size_t rl_boot_auth_len(int type);
+rl_status_t rl_boot_auth_decode(int type, const void *buf, size_t len, rl_boot_auth_msg_t *m);
 
 typedef struct rl_boot rl_boot_t;
+
+typedef struct {
+    /* Shared key: rank 0 admits only ranks that prove they hold it, and
+     * ranks join only a rank 0 that proves it too. NULL = no authentication
+     * (a rank with a key then refuses a rank 0 without one, and back). */
+    const rl_auth_key_t *key;
+    uint16_t version; /* protocol version spoken; 0 = RL_PROTOCOL_VERSION (tests set others) */
+} rl_boot_opts_t;
 
 /* Join the group (rank 0 listens on addr's port). */
 rl_status_t rl_boot_create(int rank, int nranks, const char *addr, int64_t deadline, rl_boot_t **b,
                            char *err, size_t errlen);
+rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl_boot_opts_t *opts,
+                                int64_t deadline, rl_boot_t **b, char *err, size_t errlen);
 /* All-gather `len` bytes from every rank into all[nranks * len]. */
 rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *all, int64_t deadline,
                               char *err, size_t errlen);

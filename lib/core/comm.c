@@ -45,6 +45,10 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
         r->status = st;
         rl_ring_release(c, r);
     }
+    for (struct rl_request *r = c->p2p_head; r; r = r->next) {
+        r->status = st;
+        rl_ring_release(c, r);
+    }
     /* Peers must not wait for us: tell them through rank 0. */
     if (c->boot)
         rl_boot_abort(c->boot, st, c->rank, c->errmsg);
@@ -58,6 +62,7 @@ static void pop_head(struct rl_comm *c)
         c->tail = NULL;
     r->next = NULL;
     rl_ring_release(c, r);
+    r->comm = NULL; /* finished: the request no longer needs the communicator */
 }
 
 /* A completion error often means a peer died, and the transport may not
@@ -100,10 +105,14 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
                 return c->failed;
             }
             for (int i = 0; i < n && c->failed == RL_OK; i++) {
-                if (ev[i].kind == RL_CQE_SEND)
+                if (ev[i].kind == RL_CQE_SEND && rl_ctx_kind(ev[i].ctx) >= RL_CTX_P2P_DATA)
+                    rl_p2p_send_done(c, ev[i].ctx, ev[i].status);
+                else if (ev[i].kind == RL_CQE_SEND)
                     rl_ring_send_done(c, ev[i].ctx, ev[i].status);
                 else if (ev[i].status != RL_OK)
                     rl_comm_transport_failure(c, ev[i].peer);
+                else if (rl_imm_is_p2p(ev[i].imm))
+                    rl_p2p_handle_imm(c, ev[i].imm);
                 else
                     rl_ring_handle_imm(c, ev[i].imm);
             }
@@ -113,6 +122,8 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
     }
     while (c->head && c->failed == RL_OK && rl_ring_advance(c, c->head))
         pop_head(c);
+    if (c->p2p_head && c->failed == RL_OK)
+        rl_p2p_progress(c);
     if (c->nranks > 1 && c->failed == RL_OK) {
         int64_t now = rl_now_ns();
         if (now >= c->next_boot_check) {
@@ -387,6 +398,11 @@ static void chan_teardown(struct rl_comm *c, rl_chan_t *ch)
 static void comm_free(struct rl_comm *c)
 {
     rl_reg_cleanup(c);
+    if (c->tp) {
+        rl_ring_free_buffers(c);
+        rl_p2p_teardown(c);
+    }
+    free(c->group);
     for (int i = 0; i < RL_MAX_CHANNELS; i++)
         chan_teardown(c, &c->ch[i]);
     if (c->tp)
@@ -438,7 +454,16 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     if (st != RL_OK)
         goto fail;
     int64_t dl = rl_deadline_ms(c->cfg.timeout_ms);
-    if ((st = rl_boot_create(c->rank, c->nranks, c->cfg.addr, dl, &c->boot, err, sizeof(err))) != RL_OK)
+    rl_auth_key_t key;
+    int have_key = 0;
+    st = rl_auth_load(&c->cfg, &key, &have_key, err, sizeof(err));
+    rl_auth_wipe(c->cfg.auth_key, sizeof(c->cfg.auth_key)); /* the derived key is all we keep */
+    if (st != RL_OK)
+        goto fail;
+    rl_boot_opts_t bo = {.key = have_key ? &key : NULL};
+    st = rl_boot_create_opts(c->rank, c->nranks, c->cfg.addr, &bo, dl, &c->boot, err, sizeof(err));
+    rl_auth_wipe(&key, sizeof(key));
+    if (st != RL_OK)
         goto fail;
     if (c->nranks == 1) {
         snprintf(c->desc, sizeof(c->desc), "none (1 rank)");
@@ -455,6 +480,8 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         goto fail;
     }
     if ((st = connect_rings(c, dl, err, sizeof(err))) != RL_OK)
+        goto fail;
+    if ((st = rl_p2p_connect(c, dl, err, sizeof(err))) != RL_OK)
         goto fail;
     snprintf(c->desc, sizeof(c->desc), "%s", c->ops->describe(c->tp));
     set_spin(c);
@@ -491,7 +518,7 @@ rl_status_t rl_comm_abort(rl_comm_t c)
 static void drain(struct rl_comm *c, int64_t dl)
 {
     for (;;) {
-        int busy = c->head != NULL;
+        int busy = c->head != NULL || rl_p2p_busy(c);
         for (int i = 0; i < c->nch; i++)
             busy |= c->ch[i].ctl_inflight > 0; /* credits still owed matter to no one now */
         if (!busy || c->failed != RL_OK || rl_now_ns() > dl)
@@ -509,7 +536,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     if (c->tp && c->failed == RL_OK) {
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */
-        if (c->failed == RL_OK && !c->head) {
+        if (c->failed == RL_OK && !c->head && !c->p2p_head) {
             char err[256];
             int32_t z = 0, *all = calloc((size_t)c->nranks, sizeof(int32_t));
             if (all && rl_boot_allgather(c->boot, &z, sizeof(z), all, dl, err, sizeof(err)) != RL_OK)
@@ -524,6 +551,20 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
         pop_head(c);
         r->comm = NULL;
     }
+    while (c->p2p_head) {
+        struct rl_request *r = c->p2p_head;
+        if (r->status == RL_INPROGRESS)
+            r->status = RL_ERR_ABORTED;
+        rl_p2p_unlink(c, r);
+        rl_ring_release(c, r);
+        r->comm = NULL;
+    }
+    /* requests of a group never closed belong to the communicator */
+    for (int i = 0; i < c->ngroup; i++) {
+        c->group[i]->comm = NULL;
+        rl_request_free(c->group[i]);
+    }
+    c->ngroup = 0;
     rl_boot_destroy(c->boot, dl);
     c->boot = NULL;
     comm_free(c);

@@ -55,15 +55,34 @@ typedef struct {
     int ctl_inflight;
 } rl_chan_t;
 
+/* Point-to-point: one connection to every other rank, with a mailbox for
+ * the clear-to-send records the peer writes (coll/p2p.c). */
+#define RL_P2P_SLOTS 4
+typedef struct {
+    rl_tp_conn_t *conn;
+    uint8_t *mbox; /* the peer's CTS records for my sends */
+    rl_tp_mr_t *mbox_mr;
+    uint8_t *ctrl_tx; /* my CTS records for its sends */
+    rl_tp_mr_t *ctrl_tx_mr;
+    rl_rkey_t peer_mbox;
+    uint8_t mbox_full[RL_P2P_SLOTS];
+    uint8_t rx_busy[RL_P2P_SLOTS]; /* a receive holds this CTS slot */
+    uint64_t send_seq, recv_seq;   /* next to assign */
+    uint64_t send_done;            /* sends complete in order: the active one */
+    int send_inflight, ctl_inflight;
+} rl_peer_t;
+
 /* Per-channel progress of one operation. */
 typedef struct {
     rl_geom_t g;
-    uint64_t sent, recvd; /* units */
+    uint64_t nsend, nrecv; /* units this rank sends and receives */
+    uint64_t sent, recvd;  /* units */
     uint8_t *arrived;     /* direct units that landed, by unit */
     int inflight;         /* data and control writes not completed */
     int ctrl_sent, have_peer, done;
     rl_ctrl_t peer;       /* next's control record */
     int empty;            /* no elements: one zero-length token each way */
+    int64_t *step_ns;     /* when each ring step's last chunk was received */
 } rl_opch_t;
 
 struct rl_request {
@@ -74,6 +93,8 @@ struct rl_request {
     size_t count;
     rl_dtype_t dtype;
     rl_op_t op;
+    int root;             /* broadcast/reduce */
+    int cpos;             /* broadcast/reduce: this rank's place on the chain, 0 first */
     size_t esize;
     rl_reduce_fn fn;
     uint64_t seq;
@@ -81,7 +102,17 @@ struct rl_request {
     int started;
     rl_regent_t *in_reg, *out_reg;
     int64_t last_progress;
+    int64_t start_ns;
     rl_opch_t ch[RL_MAX_CHANNELS];
+    /* point-to-point (coll == RL_COLL_SENDRECV) */
+    int peer, is_send, cts_sent, have_cts;
+    uint64_t pseq, nchunks, posted, arrived;
+    uint64_t out_len; /* send: the receiver's buffer size */
+    uint64_t raddr, rkey;
+    /* all-to-all: the sends and receives it is made of */
+    struct rl_request **kids;
+    int nkids;
+    int in_group; /* owned by the communicator's open group */
     struct rl_request *next;
 };
 
@@ -107,6 +138,16 @@ struct rl_comm {
     int64_t next_boot_check;
     rl_regent_t *regs;
     int nregs;
+    /* Partial results of reduce-scatter and reduce (sent on, never exposed
+     * to peers), and the barrier's one-element buffer. */
+    char *scratch;
+    size_t scratch_len;
+    rl_regent_t *scratch_ent, *bar_ent;
+    rl_peer_t *peers; /* NULL when RINGLET_P2P is off */
+    struct rl_request *p2p_head, *p2p_tail;
+    int group_depth;
+    struct rl_request **group;
+    int ngroup, group_cap;
     uint64_t reg_clock;
     char desc[128];
 };
@@ -133,5 +174,23 @@ int rl_ring_advance(struct rl_comm *c, struct rl_request *r);
 /* Why the operation is not finished, naming the peer it waits for. */
 void rl_ring_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
 void rl_ring_release(struct rl_comm *c, struct rl_request *r);
+/* Point-to-point (coll/p2p.c). */
+rl_status_t rl_p2p_connect(struct rl_comm *c, int64_t deadline, char *err, size_t len);
+void rl_p2p_teardown(struct rl_comm *c);
+/* Queue a send or receive of bytes at buf; progress does the rest. */
+rl_status_t rl_p2p_post(struct rl_comm *c, struct rl_request *r);
+void rl_p2p_progress(struct rl_comm *c);
+void rl_p2p_handle_imm(struct rl_comm *c, uint32_t imm);
+void rl_p2p_send_done(struct rl_comm *c, void *ctx, rl_status_t st);
+int rl_p2p_busy(struct rl_comm *c);
+void rl_p2p_unlink(struct rl_comm *c, struct rl_request *r);
+void rl_p2p_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
+/* Context values of p2p completions (ring ones are below 0x1000). */
+#define RL_CTX_P2P_DATA 4
+#define RL_CTX_P2P_CTS 5
+static inline int rl_ctx_kind(void *ctx) { return (int)(((uintptr_t)ctx >> 8) & 0xf); }
+
+/* Free the scratch and barrier buffers (at destroy). */
+void rl_ring_free_buffers(struct rl_comm *c);
 
 #endif

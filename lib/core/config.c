@@ -17,7 +17,7 @@ const rl_config_field_t rl_config_fields[] = {
     STR_("ADDR", addr, "", "host:port of rank 0's rendezvous (else MASTER_ADDR:MASTER_PORT+1)"),
     STR_("LAUNCHER", launcher, "auto",
          "Where rank/size/address come from when RINGLET_RANK/SIZE/ADDR are unset: auto (torchrun, "
-         "then PMIx, then Slurm's srun), torchrun, pmix, slurm, or none"),
+         "then PMIx, then Slurm's srun), torchrun, pmix or slurm"),
     STR_("BOOT_IF", boot_if, "",
          "Interface whose IPv4 address rank 0 publishes through PMIx (default: 127.0.0.1 when all "
          "ranks share a host, else the first non-loopback interface that is up)"),
@@ -44,10 +44,16 @@ const rl_config_field_t rl_config_fields[] = {
     INT_("SPIN_US", spin_us, "-1", -1, 10000000,
          "Microseconds a wait busy-polls before it yields the CPU or sleeps on the completion channel; "
          "-1: 0 when this host has more ranks than cores, else 1000000"),
+    STR_("P2P", p2p, "auto",
+         "Connect every pair of ranks for send/recv and all-to-all: on, off, or auto (on up to 64 ranks)"),
     STR_("REDUCE_ISA", reduce_isa, "auto",
          "Reduction kernels: auto, or force a lower ISA (generic, avx2) than the CPU offers"),
     STR_("LOG_LEVEL", log_level, "warn", "Log level: none, error, warn, info, debug, trace"),
     STR_("LOG_FILE", log_file, "", "Log file (%h host, %p pid); default stderr"),
+    STR_("AUTH_KEY", auth_key, "",
+         "Shared secret: only processes that know it may join the group (challenge-response, keyed MAC)"),
+    STR_("AUTH_KEY_FILE", auth_key_file, "",
+         "File holding the shared secret (trailing newline ignored); keeps it out of the environment"),
     STR_("IB_HCA", ib_hca, "", "verbs device and port, e.g. rxe0:1 (default: first active port)"),
     INT_("IB_GID_INDEX", ib_gid_index, "-1", -1, 1 << 16,
          "GID index (-1: the RoCE v2 GID of the bootstrap's interface, else the first RoCE v2 one)"),
@@ -222,6 +228,8 @@ void rl_config_print(FILE *out)
         char var[96];
         snprintf(var, sizeof(var), "RINGLET_%s", f->name);
         const char *v = getenv(var);
+        if (v && !strcmp(f->name, "AUTH_KEY"))
+            v = "(hidden)"; /* never print the secret */
         fprintf(out, "%-28s %-14s %-14s %s\n", var, v ? v : "(unset)", f->dflt[0] ? f->dflt : "\"\"", f->help);
     }
 }

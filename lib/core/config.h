@@ -6,12 +6,13 @@
 #include <stdio.h>
 #include "ringlet.h"
 
-#define RL_MAX_CHANNELS 16
+/* 15: the immediate's channel value 15 marks point-to-point traffic */
+#define RL_MAX_CHANNELS 15
 
 typedef struct {
     int rank, size;            /* -1 when unset */
     char addr[256];            /* host:port of rank 0 */
-    char launcher[16];         /* auto | torchrun | pmix | slurm | none */
+    char launcher[16];         /* auto | torchrun | pmix | slurm */
     char boot_if[64];          /* interface rank 0 publishes through PMIx */
     int timeout_ms;
     char transport[32];        /* auto | ofi | verbs */
@@ -24,9 +25,12 @@ typedef struct {
     int reg_cache;             /* bool */
     int reg_cache_entries;
     int spin_us;               /* busy-poll time before yielding in waits */
+    char p2p[16];              /* auto | on | off: connections between every pair */
     char reduce_isa[16];       /* read by lib/reduce at first use */
     char log_level[16];
     char log_file[256];
+    char auth_key[256];        /* shared secret for the bootstrap; "" = none */
+    char auth_key_file[256];   /* file holding it (preferred: not in the environment) */
     /* verbs */
     char ib_hca[256];
     int ib_gid_index;          /* -1 = auto */

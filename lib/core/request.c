@@ -27,42 +27,107 @@ static int overlap(const void *a, size_t alen, const void *b, size_t blen)
     return alen && blen && x < y + blen && y < x + alen;
 }
 
-static rl_status_t submit(struct rl_comm *c, rl_coll_t coll, const void *in, void *out, size_t count,
-                          rl_dtype_t dtype, rl_op_t op, rl_request_t *req)
+/* One collective call as the user made it. */
+typedef struct {
+    rl_coll_t coll;
+    const void *in;
+    void *out;
+    size_t count;
+    rl_dtype_t dtype;
+    rl_op_t op;
+    int root;
+} call_t;
+
+static int has_op(rl_coll_t k)
+{
+    return k == RL_COLL_ALL_REDUCE || k == RL_COLL_REDUCE_SCATTER || k == RL_COLL_REDUCE;
+}
+
+/* Bytes this rank reads and writes, and whether the call is in place. */
+static void call_bytes(const struct rl_comm *c, const call_t *a, size_t esize, size_t *inb, size_t *outb,
+                       int *inplace)
+{
+    size_t blk = a->count * esize, n = (size_t)c->nranks;
+    int root = a->root == c->rank;
+    const char *in = a->in, *out = a->out;
+    *inb = *outb = blk;
+    *inplace = in == out;
+    switch (a->coll) {
+    case RL_COLL_ALL_GATHER:
+        *outb = blk * n;
+        *inplace = in == out + (size_t)c->rank * blk;
+        break;
+    case RL_COLL_REDUCE_SCATTER:
+        *inb = blk * n;
+        *inplace = out == in + (size_t)c->rank * blk;
+        break;
+    case RL_COLL_BROADCAST:
+        if (!root)
+            *inb = 0;
+        break;
+    case RL_COLL_REDUCE:
+        if (!root)
+            *outb = 0;
+        break;
+    case RL_COLL_BARRIER: *inb = *outb = 0; break;
+    default: break;
+    }
+}
+
+static rl_status_t check_call(struct rl_comm *c, const call_t *a, size_t *esize_out)
+{
+    char name[40];
+    snprintf(name, sizeof(name), "rl_%s", rl_coll_name(a->coll));
+    if (a->coll == RL_COLL_BARRIER) {
+        *esize_out = 4;
+        return RL_OK;
+    }
+    size_t esize = rl_dtype_size(a->dtype);
+    if (!esize)
+        return bad_arg(c, "%s: unknown datatype %d", name, (int)a->dtype);
+    if (has_op(a->coll) && !rl_reduce_supported(a->dtype, a->op))
+        return bad_arg(c, "%s: op %d is not defined for %s", name, (int)a->op, rl_dtype_name(a->dtype));
+    if ((a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE) && (a->root < 0 || a->root >= c->nranks))
+        return bad_arg(c, "%s: root %d is not a rank of this communicator (size %d)", name, a->root, c->nranks);
+    size_t mult = a->coll == RL_COLL_ALL_GATHER || a->coll == RL_COLL_REDUCE_SCATTER ? (size_t)c->nranks : 1;
+    if (a->count > SIZE_MAX / esize / mult || a->count * esize * mult > ((size_t)1 << 47))
+        return bad_arg(c, "%s: count %zu of %s is too large", name, a->count, rl_dtype_name(a->dtype));
+    size_t inb, outb;
+    int inplace;
+    call_bytes(c, a, esize, &inb, &outb, &inplace);
+    if ((inb && !a->in) || (outb && !a->out))
+        return bad_arg(c, "%s: NULL %s buffer with count %zu", name, inb && !a->in ? "send" : "receive", a->count);
+    if (!inplace && overlap(a->in, inb, a->out, outb))
+        return bad_arg(c, "%s: send and receive buffers overlap without being in-place", name);
+    *esize_out = esize;
+    return RL_OK;
+}
+
+static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t *req)
 {
     if (!c)
         return RL_ERR_INVALID_ARG;
-    const char *name = coll == RL_COLL_ALL_REDUCE ? "rl_all_reduce" : "rl_all_gather";
     if (!req)
-        return bad_arg(c, "%s: request pointer is NULL", name);
-    size_t esize = rl_dtype_size(dtype);
-    if (!esize)
-        return bad_arg(c, "%s: unknown datatype %d", name, (int)dtype);
-    if (coll == RL_COLL_ALL_REDUCE && !rl_reduce_supported(dtype, op))
-        return bad_arg(c, "%s: op %d is not defined for %s", name, (int)op, rl_dtype_name(dtype));
-    size_t mult = coll == RL_COLL_ALL_GATHER ? (size_t)c->nranks : 1;
-    if (count > SIZE_MAX / esize / mult || count * esize * mult > ((size_t)1 << 47))
-        return bad_arg(c, "%s: count %zu of %s is too large", name, count, rl_dtype_name(dtype));
-    size_t inb = count * esize, outb = inb * mult;
-    if (count && (!in || !out))
-        return bad_arg(c, "%s: NULL buffer with count %zu", name, count);
-    int inplace = coll == RL_COLL_ALL_REDUCE ? in == out : (const char *)in == (char *)out + (size_t)c->rank * inb;
-    if (!inplace && overlap(in, inb, out, outb))
-        return bad_arg(c, "%s: send and receive buffers overlap without being in-place", name);
+        return bad_arg(c, "rl_%s: request pointer is NULL", rl_coll_name(a->coll));
+    size_t esize = 0;
+    rl_status_t st = check_call(c, a, &esize);
+    if (st != RL_OK)
+        return st;
     if (c->failed != RL_OK)
         return c->failed;
     struct rl_request *r = calloc(1, sizeof(*r));
     if (!r)
         return RL_ERR_NO_MEMORY;
     r->comm = c;
-    r->coll = coll;
-    r->in = in;
-    r->out = out;
-    r->count = count;
-    r->dtype = dtype;
-    r->op = coll == RL_COLL_ALL_REDUCE ? op : RL_SUM;
+    r->coll = a->coll;
+    r->in = a->in;
+    r->out = a->out;
+    r->count = a->coll == RL_COLL_BARRIER ? 1 : a->count;
+    r->dtype = a->coll == RL_COLL_BARRIER ? RL_INT32 : a->dtype;
+    r->op = has_op(a->coll) ? a->op : RL_SUM;
+    r->root = a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE ? a->root : 0;
     r->esize = esize;
-    r->fn = coll == RL_COLL_ALL_REDUCE ? rl_reduce_lookup(dtype, op) : NULL;
+    r->fn = has_op(a->coll) || a->coll == RL_COLL_BARRIER ? rl_reduce_lookup(r->dtype, r->op) : NULL;
     r->seq = c->next_seq++;
     r->status = RL_INPROGRESS;
     if (c->tail)
@@ -75,12 +140,40 @@ static rl_status_t submit(struct rl_comm *c, rl_coll_t coll, const void *in, voi
     return RL_OK;
 }
 
+static rl_status_t submit(struct rl_comm *c, rl_coll_t coll, const void *in, void *out, size_t count,
+                          rl_dtype_t dtype, rl_op_t op, rl_request_t *req)
+{
+    call_t a = {.coll = coll, .in = in, .out = out, .count = count, .dtype = dtype, .op = op};
+    return submit_call(c, &a, req);
+}
+
+/* An all-to-all is done when its sends and receives are: the first
+ * failure among them is its result. */
+static void update_composite(rl_request_t r)
+{
+    rl_status_t st = RL_OK;
+    for (int i = 0; i < r->nkids; i++) {
+        rl_status_t k = r->kids[i]->status;
+        if (k == RL_INPROGRESS && st == RL_OK)
+            st = RL_INPROGRESS;
+        else if (k != RL_OK && k != RL_INPROGRESS)
+            st = k;
+    }
+    if (st != RL_INPROGRESS) {
+        r->status = st;
+        r->comm = NULL;
+    }
+}
+
 rl_status_t rl_test(rl_request_t r)
 {
     if (!r)
         return RL_ERR_INVALID_ARG;
-    if (r->status == RL_INPROGRESS && r->comm)
+    if (r->status == RL_INPROGRESS && r->comm) {
         rl_comm_progress(r->comm);
+        if (r->nkids)
+            update_composite(r);
+    }
     if (r->status == RL_INPROGRESS && !r->comm)
         r->status = RL_ERR_ABORTED;
     return r->status;
@@ -134,26 +227,247 @@ void rl_request_free(rl_request_t r)
             if (c->tail == r)
                 c->tail = prev;
         }
+        rl_p2p_unlink(c, r);
         rl_ring_release(c, r);
     }
+    for (int i = 0; i < r->nkids; i++)
+        rl_request_free(r->kids[i]);
+    free(r->kids);
     free(r);
 }
 
-/* A blocking call: on expiry the operation cannot be abandoned half-way, so
- * the communicator fails with a message that names the rank it waited on. */
+static void describe_wait(struct rl_comm *c, rl_request_t r, char *why, size_t len)
+{
+    if (r->coll == RL_COLL_SENDRECV) {
+        rl_p2p_describe_wait(c, r, why, len);
+        return;
+    }
+    for (int i = 0; i < r->nkids; i++) {
+        if (r->kids[i]->status == RL_INPROGRESS) {
+            rl_p2p_describe_wait(c, r->kids[i], why, len);
+            return;
+        }
+    }
+    rl_ring_describe_wait(c, r, why, len);
+}
+
+/* Wait for r under the communicator's deadline. On expiry the operation
+ * cannot be abandoned half-way, so the communicator fails with a message
+ * that names the rank it waited on. */
+static rl_status_t wait_or_fail(struct rl_comm *c, rl_request_t r)
+{
+    rl_status_t st = rl_wait(r, -1);
+    if (st == RL_ERR_TIMEOUT) {
+        char why[256];
+        describe_wait(c, r, why, sizeof(why));
+        rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
+                     c->cfg.timeout_ms, why);
+    }
+    return st;
+}
+
+/* A blocking call; inside a group it only joins the group. */
 static rl_status_t run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r)
 {
     if (st != RL_OK)
         return st;
-    st = rl_wait(r, -1);
-    if (st == RL_ERR_TIMEOUT) {
-        char why[256];
-        rl_ring_describe_wait(c, r, why, sizeof(why));
-        rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
-                     c->cfg.timeout_ms, why);
+    if (c->group_depth > 0) {
+        if (c->ngroup == c->group_cap) {
+            int cap = c->group_cap ? 2 * c->group_cap : 16;
+            rl_request_t *g = realloc(c->group, sizeof(*g) * (size_t)cap);
+            if (!g) {
+                rl_request_free(r);
+                return RL_ERR_NO_MEMORY;
+            }
+            c->group = g;
+            c->group_cap = cap;
+        }
+        r->in_group = 1;
+        c->group[c->ngroup++] = r;
+        return RL_OK;
     }
+    st = wait_or_fail(c, r);
     rl_request_free(r);
     return st;
+}
+
+rl_status_t rl_group_start(rl_comm_t c)
+{
+    if (!c)
+        return RL_ERR_INVALID_ARG;
+    c->group_depth++;
+    return RL_OK;
+}
+
+rl_status_t rl_group_end(rl_comm_t c)
+{
+    if (!c)
+        return RL_ERR_INVALID_ARG;
+    if (c->group_depth == 0)
+        return bad_arg(c, "rl_group_end without rl_group_start");
+    if (--c->group_depth > 0)
+        return RL_OK;
+    rl_status_t first = RL_OK;
+    for (int i = 0; i < c->ngroup; i++) {
+        rl_status_t st = first == RL_OK ? wait_or_fail(c, c->group[i]) : rl_test(c->group[i]);
+        if (st != RL_OK && first == RL_OK)
+            first = st == RL_INPROGRESS ? c->failed : st;
+    }
+    for (int i = 0; i < c->ngroup; i++)
+        rl_request_free(c->group[i]);
+    c->ngroup = 0;
+    return first;
+}
+
+/* ---- point-to-point and all-to-all ---- */
+
+static rl_status_t p2p_check(struct rl_comm *c, const char *name, const void *buf, size_t count, rl_dtype_t dtype,
+                             int peer)
+{
+    if (!rl_dtype_size(dtype))
+        return bad_arg(c, "%s: unknown datatype %d", name, (int)dtype);
+    if (peer < 0 || peer >= c->nranks)
+        return bad_arg(c, "%s: peer %d is not a rank of this communicator (size %d)", name, peer, c->nranks);
+    if (peer == c->rank)
+        return bad_arg(c, "%s: peer %d is this rank; copy the data instead", name, peer);
+    if (count > ((size_t)1 << 47) / rl_dtype_size(dtype))
+        return bad_arg(c, "%s: count %zu of %s is too large", name, count, rl_dtype_name(dtype));
+    if (count && !buf)
+        return bad_arg(c, "%s: NULL buffer with count %zu", name, count);
+    if (!c->peers) {
+        snprintf(c->errmsg, sizeof(c->errmsg),
+                 "%s: point-to-point connections are off (RINGLET_P2P=%s, %d ranks); set RINGLET_P2P=on", name,
+                 c->cfg.p2p, c->nranks);
+        return RL_ERR_UNSUPPORTED;
+    }
+    return c->failed;
+}
+
+static rl_status_t p2p_new(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                           int peer, rl_request_t *req)
+{
+    struct rl_request *r = calloc(1, sizeof(*r));
+    if (!r)
+        return RL_ERR_NO_MEMORY;
+    r->comm = c;
+    r->coll = RL_COLL_SENDRECV;
+    r->is_send = is_send;
+    r->in = is_send ? buf : NULL;
+    r->out = is_send ? NULL : (void *)buf;
+    r->count = count;
+    r->dtype = dtype;
+    r->esize = rl_dtype_size(dtype);
+    r->peer = peer;
+    r->status = RL_INPROGRESS;
+    r->last_progress = rl_now_ns();
+    rl_p2p_post(c, r);
+    *req = r;
+    return RL_OK;
+}
+
+static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                              int peer, rl_request_t *req)
+{
+    if (!c)
+        return RL_ERR_INVALID_ARG;
+    const char *name = is_send ? "rl_send" : "rl_recv";
+    if (!req)
+        return bad_arg(c, "%s: request pointer is NULL", name);
+    rl_status_t st = p2p_check(c, name, buf, count, dtype, peer);
+    if (st != RL_OK)
+        return st;
+    if ((st = p2p_new(c, is_send, buf, count, dtype, peer, req)) != RL_OK)
+        return st;
+    rl_comm_progress(c);
+    return RL_OK;
+}
+
+rl_status_t rl_isend(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, rl_request_t *req)
+{
+    return p2p_submit(c, 1, buf, count, dtype, peer, req);
+}
+
+rl_status_t rl_irecv(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int peer, rl_request_t *req)
+{
+    return p2p_submit(c, 0, buf, count, dtype, peer, req);
+}
+
+rl_status_t rl_send(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = p2p_submit(c, 1, buf, count, dtype, peer, &r);
+    return run_blocking(c, st, r);
+}
+
+rl_status_t rl_recv(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int peer)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = p2p_submit(c, 0, buf, count, dtype, peer, &r);
+    return run_blocking(c, st, r);
+}
+
+rl_status_t rl_iall_to_all(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype,
+                           rl_request_t *req)
+{
+    if (!c)
+        return RL_ERR_INVALID_ARG;
+    if (!req)
+        return bad_arg(c, "rl_all_to_all: request pointer is NULL");
+    size_t es = rl_dtype_size(dtype), n = (size_t)c->nranks;
+    if (!es)
+        return bad_arg(c, "rl_all_to_all: unknown datatype %d", (int)dtype);
+    if (count > ((size_t)1 << 47) / es / n)
+        return bad_arg(c, "rl_all_to_all: count %zu of %s is too large", count, rl_dtype_name(dtype));
+    size_t blk = count * es;
+    if (count && (!in || !out))
+        return bad_arg(c, "rl_all_to_all: NULL buffer with count %zu", count);
+    if (overlap(in, blk * n, out, blk * n))
+        return bad_arg(c, "rl_all_to_all: send and receive buffers overlap (in-place is not supported)");
+    if (n > 1 && !c->peers) {
+        snprintf(c->errmsg, sizeof(c->errmsg),
+                 "rl_all_to_all: point-to-point connections are off (RINGLET_P2P=%s, %d ranks); set RINGLET_P2P=on",
+                 c->cfg.p2p, c->nranks);
+        return RL_ERR_UNSUPPORTED;
+    }
+    if (c->failed != RL_OK)
+        return c->failed;
+    struct rl_request *r = calloc(1, sizeof(*r));
+    if (!r || (n > 1 && !(r->kids = calloc(2 * (n - 1), sizeof(*r->kids))))) {
+        free(r);
+        return RL_ERR_NO_MEMORY;
+    }
+    r->comm = c;
+    r->coll = RL_COLL_ALLTOALL;
+    r->status = RL_INPROGRESS;
+    if (blk)
+        memcpy((char *)out + (size_t)c->rank * blk, (const char *)in + (size_t)c->rank * blk, blk);
+    /* receives first, so every clear-to-send goes out before data is due;
+     * peers in rotating order so that no rank is everyone's first target */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 1; k < n; k++) {
+            int p = (int)(((size_t)c->rank + (pass ? k : n - k)) % n);
+            char *b = pass ? (char *)in + (size_t)p * blk : (char *)out + (size_t)p * blk;
+            rl_status_t st = p2p_new(c, pass, b, count, dtype, p, &r->kids[r->nkids]);
+            if (st != RL_OK) {
+                r->status = st;
+                rl_request_free(r);
+                return st;
+            }
+            r->nkids++;
+        }
+    }
+    if (n == 1)
+        r->status = RL_OK, r->comm = NULL;
+    *req = r;
+    rl_comm_progress(c);
+    return RL_OK;
+}
+
+rl_status_t rl_all_to_all(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = rl_iall_to_all(c, in, out, count, dtype, &r);
+    return run_blocking(c, st, r);
 }
 
 rl_status_t rl_iall_reduce(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype, rl_op_t op,
@@ -180,4 +494,67 @@ rl_status_t rl_all_gather(rl_comm_t c, const void *in, void *out, size_t count, 
     rl_request_t r = NULL;
     rl_status_t st = submit(c, RL_COLL_ALL_GATHER, in, out, count, dtype, RL_SUM, &r);
     return run_blocking(c, st, r);
+}
+
+/* ---- the rest of the collective set ---- */
+
+static rl_status_t blocking_call(struct rl_comm *c, const call_t *a)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = submit_call(c, a, &r);
+    return run_blocking(c, st, r);
+}
+
+rl_status_t rl_ireduce_scatter(rl_comm_t c, const void *in, void *out, size_t recvcount, rl_dtype_t dtype,
+                               rl_op_t op, rl_request_t *req)
+{
+    call_t a = {.coll = RL_COLL_REDUCE_SCATTER, .in = in, .out = out, .count = recvcount, .dtype = dtype, .op = op};
+    return submit_call(c, &a, req);
+}
+
+rl_status_t rl_reduce_scatter(rl_comm_t c, const void *in, void *out, size_t recvcount, rl_dtype_t dtype,
+                              rl_op_t op)
+{
+    call_t a = {.coll = RL_COLL_REDUCE_SCATTER, .in = in, .out = out, .count = recvcount, .dtype = dtype, .op = op};
+    return blocking_call(c, &a);
+}
+
+rl_status_t rl_ibroadcast(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype, int root,
+                          rl_request_t *req)
+{
+    call_t a = {.coll = RL_COLL_BROADCAST, .in = in, .out = out, .count = count, .dtype = dtype, .root = root};
+    return submit_call(c, &a, req);
+}
+
+rl_status_t rl_broadcast(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype, int root)
+{
+    call_t a = {.coll = RL_COLL_BROADCAST, .in = in, .out = out, .count = count, .dtype = dtype, .root = root};
+    return blocking_call(c, &a);
+}
+
+rl_status_t rl_ireduce(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype, rl_op_t op,
+                       int root, rl_request_t *req)
+{
+    call_t a = {.coll = RL_COLL_REDUCE, .in = in, .out = out, .count = count, .dtype = dtype, .op = op,
+                .root = root};
+    return submit_call(c, &a, req);
+}
+
+rl_status_t rl_reduce(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype, rl_op_t op, int root)
+{
+    call_t a = {.coll = RL_COLL_REDUCE, .in = in, .out = out, .count = count, .dtype = dtype, .op = op,
+                .root = root};
+    return blocking_call(c, &a);
+}
+
+rl_status_t rl_ibarrier(rl_comm_t c, rl_request_t *req)
+{
+    call_t a = {.coll = RL_COLL_BARRIER};
+    return submit_call(c, &a, req);
+}
+
+rl_status_t rl_barrier(rl_comm_t c)
+{
+    call_t a = {.coll = RL_COLL_BARRIER};
+    return blocking_call(c, &a);
 }

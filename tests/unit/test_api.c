@@ -105,3 +105,35 @@ Test(api, bad_options_are_refused)
     rl_comm_opts_t o3 = {.struct_size = sizeof(o3), .rank = 0, .nranks = 2, .addr = "nonsense"};
     cr_assert_eq(rl_comm_create(&o3, &c2), RL_ERR_CONFIG);
 }
+
+Test(api, rooted_and_reduce_scatter_bad_input)
+{
+    int x[4] = {0}, y[4] = {0};
+    cr_assert_eq(rl_broadcast(comm, x, y, 1, RL_INT32, 1), RL_ERR_INVALID_ARG, "root outside a 1-rank group");
+    cr_assert(strstr(rl_comm_last_error(comm), "root"), "%s", rl_comm_last_error(comm));
+    cr_assert_eq(rl_reduce(comm, x, y, 1, RL_INT32, RL_SUM, -1), RL_ERR_INVALID_ARG);
+    cr_assert_eq(rl_reduce(comm, x, y, 1, RL_INT8, RL_AVG, 0), RL_ERR_INVALID_ARG, "avg of integers");
+    cr_assert_eq(rl_broadcast(comm, NULL, y, 1, RL_INT32, 0), RL_ERR_INVALID_ARG, "the root needs its input");
+    cr_assert_eq(rl_reduce_scatter(comm, x, NULL, 1, RL_INT32, RL_SUM), RL_ERR_INVALID_ARG);
+    cr_assert_eq(rl_reduce_scatter(comm, x, y, SIZE_MAX / 2, RL_INT32, RL_SUM), RL_ERR_INVALID_ARG);
+    cr_assert_eq(rl_reduce_scatter(comm, x, x + 1, 2, RL_INT32, RL_SUM), RL_ERR_INVALID_ARG, "overlap");
+    cr_assert_eq(rl_ibarrier(comm, NULL), RL_ERR_INVALID_ARG);
+}
+
+Test(api, one_rank_rest_of_the_set)
+{
+    float in[3] = {1.5f, -2, 4}, out[3] = {0};
+    cr_assert_eq(rl_reduce_scatter(comm, in, out, 3, RL_FLOAT32, RL_AVG), RL_OK);
+    cr_assert_eq(memcmp(in, out, sizeof(in)), 0);
+    memset(out, 0, sizeof(out));
+    cr_assert_eq(rl_broadcast(comm, in, out, 3, RL_FLOAT32, 0), RL_OK);
+    cr_assert_eq(memcmp(in, out, sizeof(in)), 0);
+    memset(out, 0, sizeof(out));
+    cr_assert_eq(rl_reduce(comm, in, out, 3, RL_FLOAT32, RL_MAX, 0), RL_OK);
+    cr_assert_eq(memcmp(in, out, sizeof(in)), 0);
+    cr_assert_eq(rl_barrier(comm), RL_OK);
+    rl_request_t req;
+    cr_assert_eq(rl_ibarrier(comm, &req), RL_OK);
+    cr_assert_eq(rl_wait(req, 1000), RL_OK);
+    rl_request_free(req);
+}

@@ -77,11 +77,15 @@ Test(bootstrap, three_ranks_all_gather)
 
 Test(bootstrap, missing_rank_hits_the_deadline_and_is_named)
 {
-    job_t j[2] = {{.rank = 0, .nranks = 3, .timeout_ms = 700}, {.rank = 1, .nranks = 3, .timeout_ms = 700}};
+    job_t j[2] = {{.rank = 0, .nranks = 3, .timeout_ms = 700},
+                  {.rank = 1, .nranks = 3, .timeout_ms = 3000, .gather = 1}};
     int64_t t0 = rl_now_ns();
     run_jobs(j, 2);
     cr_assert_eq(j[0].st, RL_ERR_TIMEOUT, "%s", rl_status_name(j[0].st));
     cr_assert(strstr(j[0].err, "rank(s) 2"), "%s", j[0].err);
+    /* The rank that did join hears the cause from rank 0, not a bare EOF. */
+    cr_assert_eq(j[1].st, RL_ERR_TIMEOUT, "%s: %s", rl_status_name(j[1].st), j[1].err);
+    cr_assert(strstr(j[1].err, "rank(s) 2"), "%s", j[1].err);
     cr_assert_lt(rl_now_ns() - t0, 5000000000LL, "the deadline was not kept");
 }
 

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "coll/wire.h"
+#include "core/config.h"
 
 Test(wire, immediates_round_trip)
 {
@@ -31,7 +32,7 @@ Test(wire, immediate_for_a_missing_channel_is_refused)
 static rl_ctrl_t sample(void)
 {
     return (rl_ctrl_t){.seq = 0x123456789aull, .coll = RL_COLL_ALL_GATHER, .dtype = RL_INT64, .op = RL_MAX,
-                       .rank = 3, .count = 77777, .out_addr = 0xdeadbeef000ull, .out_key = 42, .out_len = 4096};
+                       .rank = 3, .root = 2, .count = 77777, .out_addr = 0xdeadbeef000ull, .out_key = 42, .out_len = 4096};
 }
 
 Test(wire, control_record_round_trip)
@@ -40,7 +41,9 @@ Test(wire, control_record_round_trip)
     rl_ctrl_t c = sample(), d;
     rl_ctrl_encode(&c, buf);
     cr_assert_eq(rl_ctrl_decode(buf, 4, &d), RL_OK);
-    cr_assert_eq(memcmp(&c, &d, sizeof(c)), 0);
+    cr_assert(c.seq == d.seq && c.coll == d.coll && c.dtype == d.dtype && c.op == d.op && c.rank == d.rank &&
+              c.root == d.root && c.count == d.count && c.out_addr == d.out_addr && c.out_key == d.out_key &&
+              c.out_len == d.out_len);
 }
 
 Test(wire, control_record_validation)
@@ -64,4 +67,35 @@ Test(wire, control_record_validation)
     c.rank = -1;
     rl_ctrl_encode(&c, bad);
     cr_assert_eq(rl_ctrl_decode(bad, 4, &d), RL_ERR_PROTOCOL, "negative rank");
+    c = sample();
+    c.root = 4;
+    rl_ctrl_encode(&c, bad);
+    cr_assert_eq(rl_ctrl_decode(bad, 4, &d), RL_ERR_PROTOCOL, "root outside the group");
+    c.root = -3;
+    rl_ctrl_encode(&c, bad);
+    cr_assert_eq(rl_ctrl_decode(bad, 4, &d), RL_ERR_PROTOCOL, "negative root");
+}
+
+Test(wire, collective_names)
+{
+    cr_assert_str_eq(rl_coll_name(RL_COLL_REDUCE_SCATTER), "reduce_scatter");
+    cr_assert_str_eq(rl_coll_name(RL_COLL_BARRIER), "barrier");
+    cr_assert_str_eq(rl_coll_name(0), "?");
+    cr_assert_str_eq(rl_coll_name(RL_COLL_ALLTOALL), "all_to_all");
+    cr_assert_str_eq(rl_coll_name(RL_COLL_ALLTOALL + 1), "?");
+}
+
+Test(wire, p2p_immediates)
+{
+    rl_p2p_imm_t d;
+    uint32_t imm = rl_imm_p2p_encode(RL_P2P_CTS, 777, 0x123);
+    cr_assert(rl_imm_is_p2p(imm));
+    cr_assert_eq(rl_imm_p2p_decode(imm, 778, &d), RL_OK);
+    cr_assert(d.kind == RL_P2P_CTS && d.rank == 777 && d.tag == 3);
+    cr_assert_eq(rl_imm_p2p_decode(imm, 777, &d), RL_ERR_PROTOCOL, "rank outside the group");
+    cr_assert_eq(rl_imm_p2p_decode(imm | 0x30u, 1000, &d), RL_ERR_PROTOCOL, "unknown kind");
+    cr_assert_eq(rl_imm_p2p_decode(imm & ~(3u << 30), 1000, &d), RL_ERR_PROTOCOL, "wrong imm kind");
+    /* ring immediates never look like point-to-point ones */
+    cr_assert(!rl_imm_is_p2p(rl_imm_encode(RL_IMM_STAGE, RL_MAX_CHANNELS - 1, 5, 7)));
+    cr_assert_eq(rl_imm_p2p_decode(rl_imm_encode(RL_IMM_CTRL, 3, 5, 1), 8, &d), RL_ERR_PROTOCOL);
 }

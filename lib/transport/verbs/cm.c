@@ -19,18 +19,7 @@
 #include "core/log.h"
 #include "transport/verbs/verbs_int.h"
 
-#define VB_CM_MAGIC 0x52564331u /* "RVC1" */
 #define VB_CM_RESOLVE_MS 2000
-
-/* What a rank publishes for one connection (fixed layout). */
-typedef struct {
-    uint32_t magic;
-    uint32_t nqp;
-    int32_t rank;
-    uint32_t token;
-    uint8_t addr[sizeof(struct sockaddr_in6)];
-    uint32_t addrlen;
-} cm_blob_t;
 
 /* Private data on a connection request: who asks, for which QP. */
 typedef struct {
@@ -248,17 +237,10 @@ rl_status_t vb_cm_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, 
 {
     rl_tp_t *tp = c->tp;
     cm_blob_t b;
-    if (len != sizeof(b))
-        return vb_err(tp, RL_ERR_PROTOCOL, "rank %d sent %zu bytes of rdmacm data, expected %zu", c->peer, len,
-                      sizeof(b));
-    memcpy(&b, blob, sizeof(b));
-    if (b.magic != VB_CM_MAGIC || b.rank != c->peer || b.nqp != (uint32_t)c->nqp || b.addrlen > sizeof(b.addr) ||
-        b.addrlen < sizeof(struct sockaddr_in))
-        return vb_err(tp, RL_ERR_PROTOCOL, "rank %d sent malformed rdmacm data (or a different RINGLET_IB_QPS_PER_PEER)",
-                      c->peer);
     struct sockaddr_storage dst;
-    memset(&dst, 0, sizeof(dst));
-    memcpy(&dst, b.addr, b.addrlen);
+    char why[200];
+    if (vb_cm_blob_decode(blob, len, c->peer, c->nqp, &b, &dst, why, sizeof(why)) != RL_OK)
+        return vb_err(tp, RL_ERR_PROTOCOL, "%s", why);
     int active = tp->rank < c->peer;
     for (int q = 0; active && q < c->nqp; q++) {
         struct rdma_cm_id *id;

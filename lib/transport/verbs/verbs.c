@@ -310,14 +310,9 @@ static rl_status_t vb_conn_establish(rl_tp_conn_t *c, const void *blob, size_t l
     if (tp->use_cm)
         return vb_cm_conn_establish(c, blob, len, deadline);
     vb_blob_t b;
-    if (len != sizeof(b))
-        return vb_err(tp, RL_ERR_PROTOCOL, "rank %d sent %zu bytes of QP data, expected %zu", c->peer, len, sizeof(b));
-    memcpy(&b, blob, sizeof(b));
-    if (b.magic != VB_BLOB_MAGIC || b.nqp != (uint32_t)c->nqp || b.mtu < IBV_MTU_256 || b.mtu > IBV_MTU_4096 ||
-        b.psn > 0xffffff)
-        return vb_err(tp, RL_ERR_PROTOCOL,
-                      "rank %d sent malformed QP data (or uses a different RINGLET_IB_QPS_PER_PEER: %u vs %d)",
-                      c->peer, b.nqp, c->nqp);
+    char why[200];
+    if (vb_blob_decode(blob, len, c->nqp, &b, why, sizeof(why)) != RL_OK)
+        return vb_err(tp, RL_ERR_PROTOCOL, "rank %d: %s", c->peer, why);
     if (b.link_layer != tp->pattr.link_layer)
         return vb_err(tp, RL_ERR_TRANSPORT, "rank %d is on %s, this rank on %s: they cannot connect", c->peer,
                       b.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand",

@@ -69,6 +69,23 @@ typedef struct {
     uint8_t gid[16];
 } vb_blob_t;
 
+#define VB_CM_MAGIC 0x52564331u /* "RVC1" */
+
+/* What a rank publishes for one rdmacm connection (fixed layout). */
+typedef struct {
+    uint32_t magic;
+    uint32_t nqp;
+    int32_t rank;
+    uint32_t token;
+    uint8_t addr[sizeof(struct sockaddr_in6)];
+    uint32_t addrlen;
+} cm_blob_t;
+
+/* blob.c: validate connection data that came from a peer (through rank 0).
+ * No device needed, so the fuzzer runs them as they are. */
+rl_status_t vb_blob_decode(const void *blob, size_t len, int nqp, vb_blob_t *out, char *err, size_t errlen);
+rl_status_t vb_cm_blob_decode(const void *blob, size_t len, int peer, int nqp, cm_blob_t *out,
+                              struct sockaddr_storage *dst, char *err, size_t errlen);
 
 rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 rl_status_t vb_post_recvs(rl_tp_conn_t *c, int q, int n);
