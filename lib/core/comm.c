@@ -533,6 +533,10 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     if (!c)
         return RL_ERR_INVALID_ARG;
     int64_t dl = rl_deadline_ms(c->cfg.timeout_ms);
+    /* An abort no operation has seen yet: fail now, which tells the peers,
+     * rather than wait for them in the final barrier below. */
+    if (c->failed == RL_OK && atomic_load(&c->abort_flag))
+        rl_comm_progress(c);
     if (c->tp && c->failed == RL_OK) {
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */

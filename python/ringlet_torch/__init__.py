@@ -5,14 +5,23 @@
     dist.init_process_group("ringlet")        # under torchrun, or with init_method=...
 
 CPU tensors of dtype int8, uint8, int32, int64, float16, bfloat16, float32
-and float64. all_reduce (SUM, PRODUCT, MIN, MAX, AVG), all_gather,
-_all_gather_base and barrier, blocking or with async_op=True; other
-collectives raise until ringlet offers them. Rank 0 publishes its rendezvous
+and float64: all_reduce (SUM, PRODUCT, MIN, MAX, AVG), all_gather,
+all_gather_into_tensor, reduce_scatter, reduce_scatter_tensor, broadcast,
+reduce, barrier, all_to_all, all_to_all_single (equal splits), send/recv,
+blocking or with async_op=True; gather and scatter raise "does not support".
+Rank 0 publishes its rendezvous
 address through the process group's store, so no RINGLET_* variable is
 needed; RINGLET_* tuning variables apply as usual.
+
+Teardown of a ringlet group waits, up to the group's timeout, until every
+rank tears down too. A rank that dies of an uncaught exception aborts its
+groups instead (the peers fail at once); one that leaves with sys.exit()
+while others still run collectives should call os._exit() or pass a short
+timeout= to init_process_group.
 """
 import os
 import socket
+import sys
 
 import torch
 import torch.distributed as dist
@@ -68,5 +77,16 @@ def version():
     return _C.version()
 
 
+def _abort_on_uncaught(kind, value, tb, _previous=sys.excepthook):
+    # A ringlet communicator's teardown waits (up to the group's timeout) for
+    # its peers; a rank dying of an exception aborts instead, so the peers'
+    # operations fail at once naming it.
+    try:
+        _C.abort_all()
+    finally:
+        _previous(kind, value, tb)
+
+
 if "RINGLET" not in dist.Backend._plugins:
     dist.Backend.register_backend("ringlet", _create)
+    sys.excepthook = _abort_on_uncaught
