@@ -6,6 +6,8 @@
         comm.all_reduce(x)                # in place; returns x
         ids = comm.all_gather(np.array([comm.rank]))   # shape (size, 1)
 
+Also reduce_scatter, broadcast, reduce, barrier, all_to_all, send and recv.
+
 Every numpy dtype ringlet has works: int8, uint8, int32, uint32, int64,
 uint64, float16, float32, float64; bfloat16 is passed as raw uint16 arrays
 with dtype="bfloat16". Failures raise ringlet.Error carrying the status name
@@ -62,6 +64,13 @@ _lib.rl_comm_rank.argtypes = [_c.c_void_p, _c.POINTER(_c.c_int)]
 _lib.rl_comm_size.argtypes = [_c.c_void_p, _c.POINTER(_c.c_int)]
 _lib.rl_all_reduce.argtypes = [_c.c_void_p, _c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int, _c.c_int]
 _lib.rl_all_gather.argtypes = [_c.c_void_p, _c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int]
+_lib.rl_reduce_scatter.argtypes = [_c.c_void_p, _c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int, _c.c_int]
+_lib.rl_broadcast.argtypes = [_c.c_void_p, _c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int, _c.c_int]
+_lib.rl_reduce.argtypes = [_c.c_void_p, _c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int, _c.c_int, _c.c_int]
+_lib.rl_barrier.argtypes = [_c.c_void_p]
+_lib.rl_all_to_all.argtypes = [_c.c_void_p, _c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int]
+_lib.rl_send.argtypes = [_c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int, _c.c_int]
+_lib.rl_recv.argtypes = [_c.c_void_p, _c.c_void_p, _c.c_size_t, _c.c_int, _c.c_int]
 
 
 class _Opts(ctypes.Structure):
@@ -187,6 +196,93 @@ class Comm:
         if st != _RL_OK:
             self._raise(st, "all_gather")
         return out
+
+    def _same(self, a, b, what):
+        if b.dtype != a.dtype or b.size != a.size:
+            raise ValueError("%s must match %s[%d], not %s[%d]" % (what, a.dtype, a.size, b.dtype, b.size))
+
+    def reduce_scatter(self, send, out=None, op="sum", dtype=None):
+        """send holds size blocks; out (send.size // size elements) gets the
+        reduction of block `rank` over all ranks. Returns out."""
+        h = self._live()
+        _check_buffer(send, "send")
+        if op not in OPS:
+            raise ValueError("unknown op %r (one of %s)" % (op, ", ".join(OPS)))
+        if send.size % self.size:
+            raise ValueError("send has %d elements, not a multiple of the %d ranks" % (send.size, self.size))
+        code = _dtype_code(send, dtype)
+        if out is None:
+            out = np.empty(send.size // self.size, dtype=send.dtype)
+        _check_buffer(out, "out", writable=True)
+        self._same(send[:send.size // self.size], out, "out")
+        st = _lib.rl_reduce_scatter(h, send.ctypes.data, out.ctypes.data, out.size, code, OPS[op])
+        if st != _RL_OK:
+            self._raise(st, "reduce_scatter")
+        return out
+
+    def broadcast(self, buf, root=0, dtype=None):
+        """Overwrite buf on every rank with root's buf (in place). Returns buf."""
+        h = self._live()
+        _check_buffer(buf, "buf", writable=True)
+        code = _dtype_code(buf, dtype)
+        st = _lib.rl_broadcast(h, buf.ctypes.data, buf.ctypes.data, buf.size, code, int(root))
+        if st != _RL_OK:
+            self._raise(st, "broadcast")
+        return buf
+
+    def reduce(self, send, root=0, op="sum", dtype=None):
+        """Reduction of send over all ranks: a new array on root, None elsewhere."""
+        h = self._live()
+        _check_buffer(send, "send")
+        if op not in OPS:
+            raise ValueError("unknown op %r (one of %s)" % (op, ", ".join(OPS)))
+        code = _dtype_code(send, dtype)
+        out = np.empty_like(send) if self.rank == root else None
+        st = _lib.rl_reduce(h, send.ctypes.data, out.ctypes.data if out is not None else None, send.size, code,
+                            OPS[op], int(root))
+        if st != _RL_OK:
+            self._raise(st, "reduce")
+        return out
+
+    def barrier(self):
+        """Return once every rank has entered the barrier."""
+        st = _lib.rl_barrier(self._live())
+        if st != _RL_OK:
+            self._raise(st, "barrier")
+
+    def all_to_all(self, send, out=None, dtype=None):
+        """Block j of send (send.size // size elements) goes to rank j, which
+        keeps it as block `rank` of out. Returns out."""
+        h = self._live()
+        _check_buffer(send, "send")
+        if send.size % self.size:
+            raise ValueError("send has %d elements, not a multiple of the %d ranks" % (send.size, self.size))
+        code = _dtype_code(send, dtype)
+        if out is None:
+            out = np.empty_like(send)
+        _check_buffer(out, "out", writable=True)
+        self._same(send, out, "out")
+        st = _lib.rl_all_to_all(h, send.ctypes.data, out.ctypes.data, send.size // self.size, code)
+        if st != _RL_OK:
+            self._raise(st, "all_to_all")
+        return out
+
+    def send(self, buf, peer, dtype=None):
+        """Send buf to rank peer; returns once it is in peer's buffer."""
+        h = self._live()
+        _check_buffer(buf, "buf")
+        st = _lib.rl_send(h, buf.ctypes.data, buf.size, _dtype_code(buf, dtype), int(peer))
+        if st != _RL_OK:
+            self._raise(st, "send")
+
+    def recv(self, buf, peer, dtype=None):
+        """Receive into buf from rank peer. Returns buf."""
+        h = self._live()
+        _check_buffer(buf, "buf", writable=True)
+        st = _lib.rl_recv(h, buf.ctypes.data, buf.size, _dtype_code(buf, dtype), int(peer))
+        if st != _RL_OK:
+            self._raise(st, "recv")
+        return buf
 
     def close(self):
         """Destroy the communicator (also on garbage collection / with-exit)."""

@@ -3,7 +3,8 @@
 Every rank computes every rank's input from a formula, so it can check its
 results against numpy alone: all_reduce of every dtype (sum in place and out
 of place, min/max/prod/avg), bfloat16 as raw uint16, all_gather of every
-dtype, Python-side argument errors, then a count mismatch between ranks,
+dtype, reduce_scatter, broadcast, reduce, all_to_all, barrier, send/recv,
+Python-side argument errors, then a count mismatch between ranks,
 which ringlet must report as ringlet.Error carrying its detailed message.
 """
 import sys
@@ -67,6 +68,32 @@ def main():
     expect_equal("all_reduce sum bfloat16", comm.all_reduce(x.copy(), dtype="bfloat16"), want)
     expect_equal("all_gather bfloat16", comm.all_gather(x, dtype="bfloat16"),
                  np.stack([bf16_bits(inp(q, 2048, np.float32)) for q in ranks]))
+
+    # The rest of the collective set, every dtype, against numpy.
+    for dt in INTS + FLOATS:
+        blocks = [inp(r * 10 + j, 513, dt) for j in range(n)]
+        want = sum(inp(q * 10 + r, 513, dt).astype(np.float64) for q in ranks).astype(dt)
+        expect_equal("reduce_scatter %s" % dt, comm.reduce_scatter(np.concatenate(blocks)), want)
+        b = inp(r, 700, dt) if r == n - 1 else np.zeros(700, dt)
+        expect_equal("broadcast %s" % dt, comm.broadcast(b, root=n - 1), inp(n - 1, 700, dt))
+        red = comm.reduce(inp(r, 700, dt), root=0, op="max")
+        if r == 0:
+            expect_equal("reduce %s" % dt, red, np.maximum.reduce([inp(q, 700, dt) for q in ranks]))
+        elif red is not None:
+            sys.exit("reduce returned data on a non-root rank")
+        got = comm.all_to_all(np.concatenate([inp(r * 10 + j, 300, dt) for j in range(n)]))
+        expect_equal("all_to_all %s" % dt, got, np.concatenate([inp(q * 10 + r, 300, dt) for q in ranks]))
+    comm.barrier()
+    # send/recv round a ring: even ranks send first, odd ranks receive first
+    right, left = (r + 1) % n, (r - 1) % n
+    got = np.empty(1000, np.float64)
+    if r % 2 == 0:
+        comm.send(inp(r, 1000, np.float64), right)
+        comm.recv(got, left)
+    else:
+        comm.recv(got, left)
+        comm.send(inp(r, 1000, np.float64), right)
+    expect_equal("recv from %d" % left, got, inp(left, 1000, np.float64))
 
     # Bad arguments stop in Python, before any rank is involved.
     for call, exc in ((lambda: comm.all_reduce(np.zeros(4, np.complex64)), TypeError),
