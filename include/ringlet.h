@@ -127,7 +127,8 @@ rl_status_t rl_comm_abort(rl_comm_t comm);
 rl_status_t rl_comm_rank(rl_comm_t comm, int *rank);
 rl_status_t rl_comm_size(rl_comm_t comm, int *nranks);
 /* Detailed message of the last error on this communicator (which rank, which
- * peer, what failed); "" when there was none. Valid until the next call. */
+ * peer, what failed); "" when there was none. Valid until the next call.
+ * With comm NULL: why the last rl_comm_create() in this thread failed. */
 const char *rl_comm_last_error(rl_comm_t comm);
 /* Name of the transport in use, e.g. "ofi:tcp;ofi_rxm" or "verbs:rxe0:1". */
 const char *rl_comm_transport(rl_comm_t comm);

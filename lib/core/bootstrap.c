@@ -723,11 +723,12 @@ rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *
         return RL_OK;
     rl_status_t st;
     if (b->rank != 0) {
-        if ((st = send_msg(b->fd, RL_BOOT_GATHER, b->rank, mine, (uint32_t)len, deadline)) != RL_OK) {
-            snprintf(err, errlen, "rank 0 failed: sending to it failed during all-gather");
-            set_failed(b, RL_ERR_PEER_FAILED, err);
-            return RL_ERR_PEER_FAILED;
-        }
+        /* A send that fails may mean rank 0 already gave up on the group
+         * and closed; its ABORT, explaining why, may still be waiting to be
+         * read: look for it briefly before blaming rank 0. */
+        int send_failed = send_msg(b->fd, RL_BOOT_GATHER, b->rank, mine, (uint32_t)len, deadline) != RL_OK;
+        if (send_failed)
+            deadline = rl_now_ns() + 500000000LL - RL_BOOT_GRACE_NS;
         rl_boot_hdr_t h;
         void *pl = NULL;
         /* An ABORT may come instead of the result: allow for its size. */
@@ -749,6 +750,9 @@ rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *
         } else if (st == RL_OK) {
             snprintf(err, errlen, "rank 0 sent an unexpected bootstrap message (type %u, %u bytes)", h.type, h.len);
             st = RL_ERR_PROTOCOL;
+        } else if (send_failed) {
+            snprintf(err, errlen, "rank 0 failed: sending to it failed during all-gather");
+            st = RL_ERR_PEER_FAILED;
         } else if (st == RL_ERR_PEER_FAILED) {
             snprintf(err, errlen, "rank 0 failed: connection closed during all-gather");
         } else if (st == RL_ERR_TIMEOUT) {
@@ -813,12 +817,22 @@ rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *
                 got[r] = 1;
                 left--;
             } else {
-                if (rs == RL_OK)
-                    snprintf(err, errlen, "rank %d sent an unexpected message (type %u, %u bytes) during all-gather",
-                             r, h.type, h.len);
-                else
-                    snprintf(err, errlen, "rank %d failed during bootstrap all-gather: %s", r, e);
-                st = rs == RL_OK ? RL_ERR_PROTOCOL : RL_ERR_PEER_FAILED;
+                rl_boot_status_msg_t m;
+                if (rs == RL_OK && h.type == RL_BOOT_ABORT && h.rank == r &&
+                    rl_boot_status_decode(pl, h.len, &m) == RL_OK) {
+                    /* the rank gave up (e.g. its transport failed to open):
+                     * pass its own words on */
+                    snprintf(err, errlen, "rank %d failed: %s", r, m.msg);
+                    st = m.status < 0 && m.status >= RL_ERR_INTERNAL ? (rl_status_t)m.status : RL_ERR_PEER_FAILED;
+                } else {
+                    if (rs == RL_OK)
+                        snprintf(err, errlen,
+                                 "rank %d sent an unexpected message (type %u, %u bytes) during all-gather", r,
+                                 h.type, h.len);
+                    else
+                        snprintf(err, errlen, "rank %d failed during bootstrap all-gather: %s", r, e);
+                    st = rs == RL_OK ? RL_ERR_PROTOCOL : RL_ERR_PEER_FAILED;
+                }
                 set_failed(b, st, err);
                 root_broadcast_abort(b, st, r, err, r);
             }

@@ -231,10 +231,11 @@ static void set_spin(struct rl_comm *c)
     cpu_set_t set;
     int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     c->oversubscribed = c->local_ranks > cores;
-    c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed ? 0 : 1000000000LL;
+    int soft = c->ops->cpu_driven && c->ops->cpu_driven(c->tp);
+    c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed || soft ? 0 : 1000000000LL;
     if (c->rank == 0)
-        RL_INFO("%d ranks on this host, %d cores: waits %s", c->local_ranks, cores,
-                c->spin_ns ? "spin, then yield" : "yield the CPU between polls");
+        RL_INFO("%d ranks on this host, %d cores%s: waits %s", c->local_ranks, cores,
+                soft ? ", software RDMA device" : "", c->spin_ns ? "spin, then yield" : "yield the CPU between polls");
 }
 
 /* RINGLET_TRANSPORT names one backend; "auto" takes the first that opens
@@ -411,13 +412,22 @@ static void comm_free(struct rl_comm *c)
     free(c);
 }
 
+/* Why the last rl_comm_create() of this thread failed: there is no
+ * communicator to hold the message. */
+static _Thread_local char create_err[512];
+
 rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
 {
-    if (!out)
+    if (!out) {
+        snprintf(create_err, sizeof(create_err), "rl_comm_create: the output pointer is NULL");
         return RL_ERR_INVALID_ARG;
+    }
     rl_log_init();
+    create_err[0] = '\0';
     if (opts && opts->struct_size != sizeof(rl_comm_opts_t) && opts->struct_size < offsetof(rl_comm_opts_t, timeout_ms)) {
-        RL_ERROR("rl_comm_create: opts.struct_size is %zu; set it to sizeof(rl_comm_opts_t)", opts->struct_size);
+        snprintf(create_err, sizeof(create_err),
+                 "rl_comm_create: opts.struct_size is %zu; set it to sizeof(rl_comm_opts_t)", opts->struct_size);
+        RL_ERROR("%s", create_err);
         return RL_ERR_INVALID_ARG;
     }
     struct rl_comm *c = calloc(1, sizeof(*c));
@@ -499,6 +509,7 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     return RL_OK;
 fail:
     RL_ERROR("rl_comm_create: %s (%s)", err, rl_status_name(st));
+    snprintf(create_err, sizeof(create_err), "rl_comm_create: %s", err);
     if (c->boot)
         rl_boot_destroy(c->boot, 0);
     comm_free(c);
@@ -591,6 +602,6 @@ rl_status_t rl_comm_size(rl_comm_t c, int *n)
     return RL_OK;
 }
 
-const char *rl_comm_last_error(rl_comm_t c) { return c ? c->errmsg : "null communicator"; }
+const char *rl_comm_last_error(rl_comm_t c) { return c ? c->errmsg : create_err; }
 
 const char *rl_comm_transport(rl_comm_t c) { return c ? c->desc : ""; }

@@ -43,7 +43,7 @@ const rl_config_field_t rl_config_fields[] = {
     INT_("REG_CACHE_ENTRIES", reg_cache_entries, "64", 1, 1 << 16, "Registrations kept in the cache"),
     INT_("SPIN_US", spin_us, "-1", -1, 10000000,
          "Microseconds a wait busy-polls before it yields the CPU or sleeps on the completion channel; "
-         "-1: 0 when this host has more ranks than cores, else 1000000"),
+         "-1: 0 when this host has more ranks than cores or the device is software RDMA (rxe, siw), else 1000000"),
     STR_("P2P", p2p, "auto",
          "Connect every pair of ranks for send/recv and all-to-all: on, off, or auto (on up to 64 ranks)"),
     STR_("REDUCE_ISA", reduce_isa, "auto",

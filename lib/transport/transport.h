@@ -74,6 +74,10 @@ typedef struct rl_tp_ops {
      * cached registration would then outlive a free()d buffer and point
      * at its old pages, so unregistered buffers are registered per call. */
     int (*pins_memory)(rl_tp_t *tp);
+    /* Optional: nonzero when the device's data movement runs on this
+     * host's CPUs (software RDMA such as rxe or siw), so waits should not
+     * busy-poll. */
+    int (*cpu_driven)(rl_tp_t *tp);
     /* Message for the last error this backend reported. */
     const char *(*last_error)(rl_tp_t *tp);
 } rl_tp_ops_t;

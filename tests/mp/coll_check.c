@@ -10,7 +10,8 @@
  * every root), all-gather and barrier, in-place and out-of-place, blocking
  * and non-blocking, every dtype and op, counts 0, 1, n-1, a prime and more.
  *
- *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p] [--digest]
+ *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p] [--digest] [--register]
+ *     --register every all-reduce and all-gather buffer registered first
  *     --big      four dtypes at 8 MiB too
  *     --quick    fewer counts and dtypes (slow transports: SoftRoCE)
  *     --large B  one float32 sum all-reduce and one all-gather of B bytes
@@ -24,7 +25,7 @@
 
 #include "ringlet.h"
 
-static int rank, nranks;
+static int rank, nranks, register_all;
 static long failures;
 
 #define CHECK(call)                                                                                          \
@@ -231,12 +232,22 @@ static void check_all_reduce(rl_comm_t comm, size_t count, rl_dtype_t dt, rl_op_
         put(in, i, dt, gen(rank, i, op));
     memset(out, 0xA5, count * es + 64);
     void *dst = inplace ? in : out;
+    rl_mem_t rin = NULL, rout = NULL;
+    if (register_all && count) {
+        CHECK(rl_mem_register(comm, in, count * es, &rin));
+        if (!inplace)
+            CHECK(rl_mem_register(comm, out, count * es, &rout));
+    }
     rl_request_t req = NULL;
     rl_status_t st = nonblocking ? rl_iall_reduce(comm, in, dst, count, dt, op, &req) : rl_all_reduce(comm, in, dst, count, dt, op);
     finish(comm, st, req);
-    check_reduced("all_reduce", dst, count, 0, dt, op, count, inplace);
+    check_reduced(rin ? "all_reduce(registered)" : "all_reduce", dst, count, 0, dt, op, count, inplace);
     if (!inplace && !guard_ok(out, count * es, 0xA5))
         guard_report("all_reduce", count, dt, inplace);
+    if (rin)
+        CHECK(rl_mem_deregister(comm, rin));
+    if (rout)
+        CHECK(rl_mem_deregister(comm, rout));
     free(in);
     free(out);
 }
@@ -334,7 +345,7 @@ static void check_all_gather(rl_comm_t comm, size_t count, rl_dtype_t dt, int in
     for (size_t i = 0; i < count; i++)
         put(src, i, dt, gen(rank, i, RL_SUM) * 3 + rank);
     rl_mem_t reg = NULL;
-    if (regp && count)
+    if ((regp || register_all) && count)
         CHECK(rl_mem_register(comm, out, count * es * (size_t)nranks, &reg));
     CHECK(rl_all_gather(comm, src, out, count, dt));
     size_t bad = 0, first = 0;
@@ -569,12 +580,14 @@ int main(int argc, char **argv)
             mismatch = 1;
         else if (!strcmp(argv[i], "--mismatch-p2p"))
             mismatch_p2p = 1;
+        else if (!strcmp(argv[i], "--register"))
+            register_all = 1;
         else if (!strcmp(argv[i], "--digest"))
             digest = 1;
         else if (!strcmp(argv[i], "--large") && i + 1 < argc)
             large = strtoull(argv[++i], NULL, 0);
         else {
-            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p] [--digest]\n");
+            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p] [--digest] [--register]\n");
             return 2;
         }
     }

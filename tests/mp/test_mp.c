@@ -56,6 +56,32 @@ Test(mismatch, send_recv_counts_tcp_3_ranks, .timeout = 120)
     cr_assert_eq(run("tcp", 3, "--mismatch-p2p"), 0);
 }
 
+/* One rank cannot open its transport: every rank's rl_comm_create fails
+ * promptly with a message naming that rank (failed ranks linger two seconds
+ * so the launcher does not stop the others before they report). */
+Test(create, one_rank_fails_to_open_its_transport, .timeout = 120)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s -n 3 --timeout 60 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=shm -- sh -c "
+             "'if [ \"$RINGLET_RANK\" = 2 ]; then export RINGLET_OFI_PROVIDER=bogus; fi; %s --quick; rc=$?; "
+             "[ $rc = 0 ] || sleep 2; exit $rc' 2>&1 </dev/null",
+             RINGLET_RUN, COLL_CHECK);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char line[1024];
+    int named[3] = {0};
+    while (fgets(line, sizeof(line), p)) {
+        int r;
+        if (sscanf(line, "[%d] rank", &r) == 1 && r >= 0 && r < 3 && strstr(line, "rl_comm_create(") &&
+            strstr(line, r == 2 ? "bogus" : "rank 2 failed"))
+            named[r] = 1;
+    }
+    cr_assert_neq(pclose(p), 0, "the group must fail");
+    cr_assert(named[0] && named[1] && named[2], "every rank names rank 2 and the cause: %d %d %d", named[0],
+              named[1], named[2]);
+}
+
 /* Every nccl-tests-style program runs, checks its results and reports
  * "Out of bounds values : 0 OK". */
 static void bench_smoke(const char *prog, const char *args)

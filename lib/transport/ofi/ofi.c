@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "transport/transport.h"
@@ -73,6 +75,20 @@ static struct fi_info *ofi_hints(const char *prov)
     h->tx_attr->op_flags = FI_COMPLETION;
     if (prov)
         h->fabric_attr->prov_name = strdup(prov);
+    if (prov && !strcmp(prov, "shm")) {
+        /* shm names its shared-memory region after the pid unless told
+         * otherwise; a region left by a killed process then makes a later
+         * process with the same pid fail (EBUSY). A name with the start
+         * time in it cannot collide. */
+        char name[96];
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(name, sizeof(name), "fi_shm://ringlet.%ld.%lld.%09ld", (long)getpid(), (long long)ts.tv_sec,
+                 ts.tv_nsec);
+        h->addr_format = FI_ADDR_STR;
+        h->src_addr = strdup(name);
+        h->src_addrlen = h->src_addr ? strlen(name) + 1 : 0;
+    }
     return h;
 }
 

@@ -244,6 +244,8 @@ static void vb_conn_destroy(rl_tp_conn_t *c)
         for (int q = 0; q < c->nqp; q++)
             if (c->qp[q])
                 ibv_destroy_qp(c->qp[q]);
+    for (int q = 0; q < c->nqp; q++)
+        free(c->sq[q].slot);
     free(c);
 }
 
@@ -260,6 +262,12 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **out, voi
     c->psn = (uint32_t)(random() & 0xffffff);
     for (int i = 0; i < tp->nconns; i++)
         c->token += tp->conns[i]->peer == peer;
+    for (int q = 0; q < c->nqp; q++) {
+        if (!(c->sq[q].slot = calloc(VB_SEND_WR, sizeof(vb_slot_t)))) {
+            vb_conn_destroy(c);
+            return RL_ERR_NO_MEMORY;
+        }
+    }
     if (tp->use_cm) {
         rl_status_t cst = track_conn(tp, c);
         if (cst == RL_OK)
@@ -383,34 +391,71 @@ static void vb_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
     rk->key = m->mr->rkey;
 }
 
-/* wr_id carries the caller's ctx; the QP of a completion is found from
- * wc.qp_num. Chunks are striped round-robin over the peer's QPs. */
-static rl_status_t vb_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
-                                uint64_t rkey, uint32_t imm, void *ctx)
+/*
+ * Send completions. Signalling every write costs rxe (and NICs) a CQE per
+ * write; perftest signals one in 100. Here a write is signalled when its QP
+ * has no signalled write in flight (so a lone write completes at once) or
+ * after VB_SIGNAL_EVERY - 1 unsignalled ones. RC completes in order, so a
+ * signalled completion also completes every earlier write of its QP: each
+ * is reported to the caller as its own RL_CQE_SEND. Writes left without a
+ * signalled one behind them get a signalled zero-length RDMA WRITE (a fence,
+ * no immediate: the peer sees nothing) posted from vb_poll. After an error
+ * the QP flushes every write, signalled or not, with its own completion.
+ */
+static char vb_fence_ctx;
+#define VB_FENCE ((void *)&vb_fence_ctx)
+
+static int seq_le(uint32_t a, uint32_t b) { return (int32_t)(b - a) >= 0; }
+
+static rl_status_t post_write(rl_tp_conn_t *c, int q, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
+                              uint32_t rkey, int with_imm, uint32_t imm, void *ctx, int sig)
 {
-    int q = c->next_qp;
-    if (c->outstanding[q] >= VB_SEND_WR)
-        return RL_ERR_AGAIN;
+    vb_sq_t *sq = &c->sq[q];
     struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)src, .length = (uint32_t)len,
                           .lkey = smr ? smr->mr->lkey : 0};
     struct ibv_send_wr wr = {
-        .wr_id = (uint64_t)(uintptr_t)ctx, .sg_list = len ? &sge : NULL, .num_sge = len ? 1 : 0,
-        .opcode = IBV_WR_RDMA_WRITE_WITH_IMM, .send_flags = IBV_SEND_SIGNALED, .imm_data = htobe32(imm),
-        .wr.rdma = {.remote_addr = raddr, .rkey = (uint32_t)rkey},
+        .wr_id = sq->posted, .sg_list = len ? &sge : NULL, .num_sge = len ? 1 : 0,
+        .opcode = with_imm ? IBV_WR_RDMA_WRITE_WITH_IMM : IBV_WR_RDMA_WRITE,
+        .send_flags = sig ? IBV_SEND_SIGNALED : 0, .imm_data = htobe32(imm),
+        .wr.rdma = {.remote_addr = raddr, .rkey = rkey},
     }, *bad;
     if (len && len <= (size_t)c->tp->max_inline)
         wr.send_flags |= IBV_SEND_INLINE;
-    if (len > 0xffffffffu)
-        return vb_err(c->tp, RL_ERR_INVALID_ARG, "write of %zu bytes exceeds the verbs limit", len);
     int rc = ibv_post_send(c->qp[q], &wr, &bad);
     if (rc == ENOMEM)
         return RL_ERR_AGAIN;
     if (rc)
         return vb_err(c->tp, RL_ERR_TRANSPORT, "ibv_post_send on QP 0x%x to rank %d: %s", c->qp[q]->qp_num,
                       c->peer, strerror(rc));
-    c->outstanding[q]++;
-    c->next_qp = (q + 1) % c->nqp;
+    sq->slot[sq->posted % VB_SEND_WR] = (vb_slot_t){.ctx = ctx, .signalled = sig};
+    sq->posted++;
+    sq->raddr = raddr;
+    sq->rkey = rkey;
+    if (sig) {
+        sq->sig_out++;
+        sq->unsig_run = 0;
+    } else {
+        sq->unsig_run++;
+    }
     return RL_OK;
+}
+
+/* Chunks are striped round-robin over the peer's QPs. */
+static rl_status_t vb_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
+                                uint64_t rkey, uint32_t imm, void *ctx)
+{
+    if (len > 0xffffffffu)
+        return vb_err(c->tp, RL_ERR_INVALID_ARG, "write of %zu bytes exceeds the verbs limit", len);
+    int q = c->next_qp;
+    vb_sq_t *sq = &c->sq[q];
+    /* One slot stays free for a fence. */
+    if (sq->posted - sq->reported >= VB_SEND_WR - 1)
+        return RL_ERR_AGAIN;
+    int sig = sq->sig_out == 0 || sq->unsig_run + 1 >= VB_SIGNAL_EVERY;
+    rl_status_t st = post_write(c, q, src, len, smr, raddr, (uint32_t)rkey, 1, imm, ctx, sig);
+    if (st == RL_OK)
+        c->next_qp = (q + 1) % c->nqp;
+    return st;
 }
 
 static rl_tp_conn_t *find_qp(rl_tp_t *tp, uint32_t qpn, int *q)
@@ -424,44 +469,103 @@ static rl_tp_conn_t *find_qp(rl_tp_t *tp, uint32_t qpn, int *q)
     return NULL;
 }
 
+/* A send completion for write `seq`: it and every earlier write are done. */
+static void complete_to(vb_sq_t *sq, uint32_t seq, rl_status_t st)
+{
+    if (!seq_le(sq->completed, seq) || (int32_t)(sq->posted - seq) <= 0)
+        return; /* not outstanding: already retired, or not ours */
+    for (uint32_t s = sq->completed; s != seq + 1; s++) {
+        vb_slot_t *sl = &sq->slot[s % VB_SEND_WR];
+        sl->status = s == seq ? st : RL_OK;
+        if (sl->signalled)
+            sq->sig_out--;
+    }
+    sq->completed = seq + 1;
+}
+
+/* Hand completed writes to the caller, in order, as room allows. */
+static int report_done(rl_tp_t *tp, rl_tp_cqe_t *out, int n, int max)
+{
+    for (int i = 0; i < tp->nconns && n < max; i++) {
+        rl_tp_conn_t *c = tp->conns[i];
+        for (int q = 0; q < c->nqp && n < max; q++) {
+            vb_sq_t *sq = &c->sq[q];
+            while (sq->reported != sq->completed && n < max) {
+                vb_slot_t *sl = &sq->slot[sq->reported++ % VB_SEND_WR];
+                if (sl->ctx != VB_FENCE || sl->status != RL_OK)
+                    out[n++] = (rl_tp_cqe_t){.kind = RL_CQE_SEND, .status = sl->status,
+                                             .ctx = sl->ctx == VB_FENCE ? NULL : sl->ctx, .peer = c->peer};
+            }
+        }
+    }
+    return n;
+}
+
+/* Writes with no signalled write behind them would never be reported. */
+static void post_fences(rl_tp_t *tp)
+{
+    for (int i = 0; i < tp->nconns; i++) {
+        rl_tp_conn_t *c = tp->conns[i];
+        for (int q = 0; q < c->nqp; q++) {
+            vb_sq_t *sq = &c->sq[q];
+            if (sq->sig_out == 0 && sq->completed != sq->posted && c->qp[q] &&
+                sq->posted - sq->reported < VB_SEND_WR)
+                (void)post_write(c, q, NULL, 0, NULL, sq->raddr, sq->rkey, 0, 0, VB_FENCE, 1);
+        }
+    }
+}
+
+static void wc_error(rl_tp_t *tp, const struct ibv_wc *wc, rl_tp_conn_t *c, int is_recv)
+{
+    /* After the first error the QP flushes every other request with
+     * WR_FLUSH_ERR: keep the message of the error that caused it. */
+    if (wc->status != IBV_WC_WR_FLUSH_ERR || !tp->wc_failed)
+        vb_err(tp, RL_ERR_PEER_FAILED, "%s completion error on QP 0x%x (%s %d): %s (status %d, vendor 0x%x)%s",
+               is_recv ? "receive" : "send", wc->qp_num, c ? "to rank" : "unknown QP, rank", c ? c->peer : -1,
+               ibv_wc_status_str(wc->status), (int)wc->status, wc->vendor_err,
+               wc->status == IBV_WC_RETRY_EXC_ERR ? ": the peer did not answer; check that it is alive, "
+                                                   "and RINGLET_IB_GID_INDEX / RINGLET_IB_TC on RoCE" : "");
+    tp->wc_failed = 1;
+}
+
 static rl_status_t vb_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
 {
     struct ibv_wc wc[32];
-    *n = 0;
-    if (max > 32)
-        max = 32;
-    int got = ibv_poll_cq(tp->cq, max, wc);
+    *n = report_done(tp, out, 0, max);
+    int room = max - *n;
+    if (room > 32)
+        room = 32;
+    int got = room > 0 ? ibv_poll_cq(tp->cq, room, wc) : 0;
     if (got < 0)
         return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_poll_cq failed", tp->desc);
     for (int i = 0; i < got; i++) {
         int q = 0;
         rl_tp_conn_t *c = find_qp(tp, wc[i].qp_num, &q);
-        int peer = c ? c->peer : -1;
         int is_recv = (wc[i].opcode & IBV_WC_RECV) != 0;
-        if (wc[i].status != IBV_WC_SUCCESS) {
-            vb_err(tp, RL_ERR_PEER_FAILED, "%s completion error on QP 0x%x (rank %d): %s (status %d, vendor 0x%x)%s",
-                   is_recv ? "receive" : "send", wc[i].qp_num, peer, ibv_wc_status_str(wc[i].status),
-                   (int)wc[i].status, wc[i].vendor_err,
-                   wc[i].status == IBV_WC_RETRY_EXC_ERR ? ": the peer did not answer; check that it is alive, and "
-                                                         "RINGLET_IB_GID_INDEX / RINGLET_IB_TC on RoCE" : "");
-            out[(*n)++] = (rl_tp_cqe_t){.kind = is_recv ? RL_CQE_RECV_IMM : RL_CQE_SEND,
-                                        .status = RL_ERR_PEER_FAILED, .ctx = (void *)(uintptr_t)wc[i].wr_id,
-                                        .peer = peer};
+        if (wc[i].status != IBV_WC_SUCCESS)
+            wc_error(tp, &wc[i], c, is_recv);
+        if (!c) {
+            /* A QP already destroyed: only an error matters (it cannot name a write). */
+            if (wc[i].status != IBV_WC_SUCCESS)
+                out[(*n)++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .status = RL_ERR_PEER_FAILED, .peer = -1};
             continue;
         }
-        if (wc[i].opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
-            out[(*n)++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .imm = be32toh(wc[i].imm_data), .peer = peer};
-            if (c) {
+        if (is_recv) {
+            if (wc[i].status != IBV_WC_SUCCESS) {
+                out[(*n)++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .status = RL_ERR_PEER_FAILED, .peer = c->peer};
+            } else if (wc[i].opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
+                out[(*n)++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .imm = be32toh(wc[i].imm_data), .peer = c->peer};
                 rl_status_t st = vb_post_recvs(c, q, 1);
                 if (st != RL_OK)
                     return st;
             }
-        } else if (!is_recv) {
-            if (c && c->outstanding[q] > 0)
-                c->outstanding[q]--;
-            out[(*n)++] = (rl_tp_cqe_t){.kind = RL_CQE_SEND, .ctx = (void *)(uintptr_t)wc[i].wr_id, .peer = peer};
+        } else {
+            complete_to(&c->sq[q], (uint32_t)wc[i].wr_id,
+                        wc[i].status == IBV_WC_SUCCESS ? RL_OK : RL_ERR_PEER_FAILED);
         }
     }
+    *n = report_done(tp, out, *n, max);
+    post_fences(tp);
     return RL_OK;
 }
 
@@ -494,6 +598,14 @@ static int vb_pins_memory(rl_tp_t *tp)
     return 1;
 }
 
+/* rxe and siw do the RDMA work in host kernel threads: a rank busy-polling
+ * for completions takes the CPU the transfer itself needs. */
+static int vb_cpu_driven(rl_tp_t *tp)
+{
+    const char *name = ibv_get_device_name(tp->ctx->device);
+    return name && (!strncmp(name, "rxe", 3) || !strncmp(name, "siw", 3));
+}
+
 const rl_tp_ops_t rl_tp_verbs_ops = {
     .size = sizeof(rl_tp_ops_t),
     .name = "verbs",
@@ -510,5 +622,6 @@ const rl_tp_ops_t rl_tp_verbs_ops = {
     .poll = vb_poll,
     .wait = vb_wait,
     .pins_memory = vb_pins_memory,
+    .cpu_driven = vb_cpu_driven,
     .last_error = vb_last_error,
 };

@@ -13,6 +13,7 @@
 #define VB_RECV_WR 128
 #define VB_CQE 8192
 #define VB_INLINE 64
+#define VB_SIGNAL_EVERY 16 /* a signalled write at least every 16 (see vb_write_imm) */
 #define VB_BLOB_MAGIC 0x52564231u /* "RVB1" */
 
 struct rl_tp {
@@ -35,16 +36,35 @@ struct rl_tp {
     rl_tp_conn_t **conns; /* for QPN -> connection lookups */
     int nconns, capconns;
     int armed;
+    int wc_failed;                      /* a completion error was reported */
     char desc[96];
     char err[320];
 };
+
+/* One posted write. wr_id is the write's sequence number on its QP; its
+ * slot is seq % VB_SEND_WR. */
+typedef struct {
+    void *ctx;          /* the caller's, or vb_fence */
+    rl_status_t status; /* once completed */
+    int signalled;
+} vb_slot_t;
+
+/* Per QP, sequence numbers (wrapping uint32): reported <= completed <= posted. */
+typedef struct {
+    vb_slot_t *slot;    /* VB_SEND_WR */
+    uint32_t posted, completed, reported;
+    int sig_out;        /* signalled writes not completed */
+    int unsig_run;      /* unsignalled writes since the last signalled one */
+    uint64_t raddr;     /* target of the last write: a fence writes 0 bytes there */
+    uint32_t rkey;
+} vb_sq_t;
 
 struct rl_tp_conn {
     rl_tp_t *tp;
     int peer;
     int nqp, next_qp;
     struct ibv_qp *qp[VB_MAX_QPS];
-    int outstanding[VB_MAX_QPS];
+    vb_sq_t sq[VB_MAX_QPS];
     uint32_t psn;
     uint32_t token;                 /* k-th connection to this peer (rdmacm matching) */
     struct rdma_cm_id *cmid[VB_MAX_QPS];
