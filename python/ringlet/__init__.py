@@ -140,7 +140,8 @@ class Comm:
         st = _lib.rl_comm_create(_c.byref(opts) if opts is not None else None, _c.byref(self._h))
         if st != _RL_OK:
             self._h = None
-            raise Error(st, "rl_comm_create failed (details in the RINGLET_LOG_LEVEL log on stderr)")
+            why = _lib.rl_comm_last_error(None).decode(errors="replace")  # this thread's failed create
+            raise Error(st, why or "rl_comm_create failed")
         r, n = _c.c_int(), _c.c_int()
         _lib.rl_comm_rank(self._h, _c.byref(r))
         _lib.rl_comm_size(self._h, _c.byref(n))

@@ -161,8 +161,8 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
         o.addr = addr.empty() ? nullptr : addr.c_str();
         o.timeout_ms = timeout_ms;
         rl_status_t st = rl_comm_create(&o, &c_->comm);
-        TORCH_CHECK(st == RL_OK, "ringlet: rl_comm_create failed on rank ", rank, ": ", rl_status_name(st),
-                    " (", rl_strerror(st), "; RINGLET_LOG_LEVEL=info shows why)");
+        TORCH_CHECK(st == RL_OK, "ringlet: rl_comm_create failed on rank ", rank, ": ", rl_status_name(st), ": ",
+                    rl_comm_last_error(nullptr));
     }
 
     const std::string getBackendName() const override { return "ringlet"; }

@@ -37,6 +37,14 @@ def bf16_bits(x):
 
 
 def main():
+    # A bad setting fails creation with ringlet's explanation, before any network use.
+    try:
+        ringlet.Comm(rank=0, size=2, addr="no-port-here", timeout_ms=2000)
+    except ringlet.Error as e:
+        if "no-port-here" not in str(e):
+            sys.exit("rl_comm_create error does not say why: %s" % e)
+    else:
+        sys.exit("a malformed address was accepted")
     comm = ringlet.Comm()
     r, n = comm.rank, comm.size
     ranks = range(n)
