@@ -414,7 +414,7 @@ static void comm_free(struct rl_comm *c)
 
 /* Why the last rl_comm_create() of this thread failed: there is no
  * communicator to hold the message. */
-static _Thread_local char create_err[512];
+static _Thread_local char create_err[512 + 32]; /* "rl_comm_create: " + err[512] */
 
 rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
 {
