@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/comm.h"
+#include "core/launch.h"
 #include "core/log.h"
 
 #define HOSTNAME_MAX 64
@@ -413,7 +414,7 @@ static void comm_free(struct rl_comm *c)
 
 /* Why the last rl_comm_create() of this thread failed: there is no
  * communicator to hold the message. */
-static _Thread_local char create_err[512];
+static _Thread_local char create_err[512 + 32]; /* "rl_comm_create: " + err[512] */
 
 rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
 {
@@ -434,6 +435,8 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         return RL_ERR_NO_MEMORY;
     char err[512] = "";
     rl_status_t st = rl_config_load(&c->cfg, err, sizeof(err));
+    if (st == RL_OK)
+        st = rl_launch_resolve(opts, &c->cfg, err, sizeof(err));
     if (st == RL_OK)
         st = resolve_identity(opts, &c->cfg, err, sizeof(err));
     if (st != RL_OK)
@@ -494,13 +497,13 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     set_spin(c);
     if (c->cfg.reg_cache < 0)
         c->cfg.reg_cache = !(c->ops->pins_memory && c->ops->pins_memory(c->tp));
-    if (c->rank == 0) {
+    if (rl_log_level_cur >= RL_LOG_INFO) { /* every rank: each names its own device */
         char ord[256];
         int pos = 0;
         for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 12; i++)
             pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : "", c->order[i]);
-        RL_INFO("communicator of %d ranks over %s, ring %s, %d channel(s), chunk %zu B, depth %d", c->nranks,
-                c->desc, ord, c->nch, c->chunk_bytes, c->depth);
+        RL_INFO("communicator of %d ranks over %s, ring %s (prev %d, next %d), %d channel(s), chunk %zu B, depth %d",
+                c->nranks, c->desc, ord, c->ch[0].prev, c->ch[0].next, c->nch, c->chunk_bytes, c->depth);
     }
     *out = c;
     return RL_OK;
@@ -541,6 +544,10 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     if (!c)
         return RL_ERR_INVALID_ARG;
     int64_t dl = rl_deadline_ms(c->cfg.timeout_ms);
+    /* An abort no operation has seen yet: fail now, which tells the peers,
+     * rather than wait for them in the final barrier below. */
+    if (c->failed == RL_OK && atomic_load(&c->abort_flag))
+        rl_comm_progress(c);
     if (c->tp && c->failed == RL_OK) {
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */

@@ -12,9 +12,15 @@
 #define INT_(name, field, dflt, lo, hi, help) {name, dflt, help, RL_CFG_INT, F_(field), 0, lo, hi}
 
 const rl_config_field_t rl_config_fields[] = {
-    INT_("RANK", rank, "-1", -1, INT_MAX, "Rank of this process (else RANK from torchrun)"),
-    INT_("SIZE", size, "-1", -1, 1 << 20, "Number of ranks (else WORLD_SIZE from torchrun)"),
+    INT_("RANK", rank, "-1", -1, INT_MAX, "Rank of this process (else from the launcher, see RINGLET_LAUNCHER)"),
+    INT_("SIZE", size, "-1", -1, 1 << 20, "Number of ranks (else from the launcher, see RINGLET_LAUNCHER)"),
     STR_("ADDR", addr, "", "host:port of rank 0's rendezvous (else MASTER_ADDR:MASTER_PORT+1)"),
+    STR_("LAUNCHER", launcher, "auto",
+         "Where rank/size/address come from when RINGLET_RANK/SIZE/ADDR are unset: auto (torchrun, "
+         "then PMIx, then Slurm's srun), torchrun, pmix or slurm"),
+    STR_("BOOT_IF", boot_if, "",
+         "Interface whose IPv4 address rank 0 publishes through PMIx (default: 127.0.0.1 when all "
+         "ranks share a host, else the first non-loopback interface that is up)"),
     INT_("TIMEOUT_MS", timeout_ms, "30000", 1, INT_MAX,
          "Deadline in ms for bootstrap, connection setup and each wait"),
     STR_("TRANSPORT", transport, "auto", "Transport backend: auto, ofi or verbs"),

@@ -12,6 +12,8 @@
 typedef struct {
     int rank, size;            /* -1 when unset */
     char addr[256];            /* host:port of rank 0 */
+    char launcher[16];         /* auto | torchrun | pmix | slurm */
+    char boot_if[64];          /* interface rank 0 publishes through PMIx */
     int timeout_ms;
     char transport[32];        /* auto | ofi | verbs */
     char ofi_provider[64];     /* auto | tcp | shm | ... */

@@ -1,0 +1,241 @@
+/*
+ * ringlet-info: what ringlet would see on this host. RDMA devices (ports,
+ * state, link layer, MTU, GIDs with their RoCE version), the libfabric
+ * providers fi_getinfo() offers, and every RINGLET_* variable with its
+ * current value, default and help, listed from the same table the library
+ * parses (lib/core/config.c), so the two cannot drift.
+ */
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "ringlet.h"
+
+#ifdef RL_HAVE_VERBS
+#include <infiniband/verbs.h>
+#endif
+#ifdef RL_HAVE_OFI
+#include <rdma/fabric.h>
+#endif
+
+static const char usage_text[] =
+    "usage: ringlet-info [--devices] [--providers] [--config] [-h|--help]\n"
+    "\n"
+    "Print what ringlet sees on this host, to check a set-up or to attach to a\n"
+    "bug report. With no option, prints every section:\n"
+    "\n"
+    "  --devices    RDMA (verbs) devices: each port's state, link layer, active\n"
+    "               MTU, and its GID table (index, value, type IB / RoCE v1 /\n"
+    "               RoCE v2, network interface). Says so when there are none.\n"
+    "  --providers  libfabric providers fi_getinfo() returns (provider, fabric,\n"
+    "               domain, endpoint type) and whether each supports FI_RMA.\n"
+    "  --config     every RINGLET_* variable: value in this environment, default\n"
+    "               and description; the library parses the same table.\n"
+    "  -h, --help   this help\n"
+    "\n"
+    "Exit status 0; 2 for a bad option. Nothing is changed on the host.\n";
+
+#ifdef RL_HAVE_VERBS
+static const char *port_state(enum ibv_port_state s)
+{
+    switch (s) {
+    case IBV_PORT_DOWN: return "DOWN";
+    case IBV_PORT_INIT: return "INIT";
+    case IBV_PORT_ARMED: return "ARMED";
+    case IBV_PORT_ACTIVE: return "ACTIVE";
+    default: return "?";
+    }
+}
+
+static const char *link_layer(uint8_t l)
+{
+    return l == IBV_LINK_LAYER_ETHERNET ? "Ethernet" : l == IBV_LINK_LAYER_INFINIBAND ? "InfiniBand" : "unspecified";
+}
+
+static const char *gid_type(uint32_t t)
+{
+    switch (t) {
+    case IBV_GID_TYPE_IB: return "IB";
+    case IBV_GID_TYPE_ROCE_V1: return "RoCE v1";
+    case IBV_GID_TYPE_ROCE_V2: return "RoCE v2";
+    default: return "?";
+    }
+}
+
+static void print_gids(struct ibv_context *ctx, uint8_t port, int nent)
+{
+    int shown = 0;
+    for (int i = 0; i < nent; i++) {
+        struct ibv_gid_entry e;
+        if (ibv_query_gid_ex(ctx, port, (uint32_t)i, &e, 0))
+            continue; /* an empty slot of the table */
+        char s[INET6_ADDRSTRLEN], ifname[IF_NAMESIZE] = "-";
+        inet_ntop(AF_INET6, e.gid.raw, s, sizeof(s));
+        if (e.ndev_ifindex && !if_indextoname(e.ndev_ifindex, ifname))
+            snprintf(ifname, sizeof(ifname), "#%u", e.ndev_ifindex);
+        printf("      gid %-3d %-40s %-8s %s\n", i, s, gid_type(e.gid_type), ifname);
+        shown++;
+    }
+    if (!shown)
+        printf("      no GIDs\n");
+}
+
+static void print_port(struct ibv_context *ctx, uint8_t p)
+{
+    struct ibv_port_attr pa;
+    if (ibv_query_port(ctx, p, &pa)) {
+        printf("    port %u: cannot query\n", p);
+        return;
+    }
+    printf("    port %u: %s, link layer %s, active MTU %d, max MTU %d, %d GID entries\n", p,
+           port_state(pa.state), link_layer(pa.link_layer), 128 << ((int)pa.active_mtu - 1),
+           128 << ((int)pa.max_mtu - 1), pa.gid_tbl_len);
+    print_gids(ctx, p, pa.gid_tbl_len);
+}
+
+static void print_devices(void)
+{
+    printf("== RDMA devices (verbs)\n");
+    int n = 0;
+    struct ibv_device **list = ibv_get_device_list(&n);
+    if (!list || n == 0) {
+        printf("  no RDMA devices on this host (ringlet will use libfabric; SoftRoCE: tools/rxe-vm)\n");
+        if (list)
+            ibv_free_device_list(list);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct ibv_context *ctx = ibv_open_device(list[i]);
+        if (!ctx) {
+            printf("  %s: cannot open\n", ibv_get_device_name(list[i]));
+            continue;
+        }
+        struct ibv_device_attr da;
+        if (ibv_query_device(ctx, &da) == 0) {
+            printf("  %s: %d port(s), fw %s, max QPs %d, max MR size %llu\n", ibv_get_device_name(list[i]),
+                   da.phys_port_cnt, da.fw_ver[0] ? da.fw_ver : "-", da.max_qp,
+                   (unsigned long long)da.max_mr_size);
+            for (uint8_t p = 1; p <= da.phys_port_cnt; p++)
+                print_port(ctx, p);
+        }
+        ibv_close_device(ctx);
+    }
+    ibv_free_device_list(list);
+}
+#else
+static void print_devices(void)
+{
+    printf("== RDMA devices (verbs)\n  ringlet was built without verbs support\n");
+}
+#endif
+
+#ifdef RL_HAVE_OFI
+/* fi_getinfo returns one entry per provider x address; show one line per
+ * provider and endpoint type, with the domains it covers. */
+typedef struct {
+    char prov[64], ep[8], domains[256];
+    int rma;
+} prov_row_t;
+
+static void add_domain(prov_row_t *r, const char *dom)
+{
+    size_t n = strlen(dom), have = strlen(r->domains);
+    for (const char *p = r->domains; (p = strstr(p, dom)); p += n)
+        if ((p == r->domains || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+            return;
+    if (have + n + 3 < sizeof(r->domains))
+        snprintf(r->domains + have, sizeof(r->domains) - have, "%s%s", have ? ", " : "", dom);
+}
+
+static void print_providers(void)
+{
+    printf("== libfabric providers (fi_getinfo, libfabric %u.%u)\n", FI_MAJOR(fi_version()),
+           FI_MINOR(fi_version()));
+    struct fi_info *list = NULL;
+    int rc = fi_getinfo(FI_VERSION(1, 9), NULL, NULL, 0, NULL, &list);
+    if (rc || !list) {
+        printf("  none (%s)\n", rc ? fi_strerror(-rc) : "empty list");
+        return;
+    }
+    static prov_row_t rows[64];
+    int nrows = 0;
+    for (struct fi_info *i = list; i; i = i->next) {
+        const char *ep = i->ep_attr->type == FI_EP_RDM ? "rdm" : i->ep_attr->type == FI_EP_MSG ? "msg"
+                         : i->ep_attr->type == FI_EP_DGRAM ? "dgram" : "?";
+        int k = 0;
+        while (k < nrows && (strcmp(rows[k].prov, i->fabric_attr->prov_name) || strcmp(rows[k].ep, ep)))
+            k++;
+        if (k == nrows) {
+            if (nrows == (int)(sizeof(rows) / sizeof(rows[0])))
+                continue;
+            memset(&rows[k], 0, sizeof(rows[k]));
+            snprintf(rows[k].prov, sizeof(rows[k].prov), "%s", i->fabric_attr->prov_name);
+            snprintf(rows[k].ep, sizeof(rows[k].ep), "%s", ep);
+            nrows++;
+        }
+        rows[k].rma |= (i->caps & FI_RMA) != 0;
+        add_domain(&rows[k], i->domain_attr->name ? i->domain_attr->name : "-");
+    }
+    fi_freeinfo(list);
+    printf("  %-22s %-6s %-4s %s\n", "provider", "ep", "rma", "domains");
+    for (int k = 0; k < nrows; k++)
+        printf("  %-22s %-6s %-4s %s\n", rows[k].prov, rows[k].ep, rows[k].rma ? "yes" : "no", rows[k].domains);
+}
+#else
+static void print_providers(void)
+{
+    printf("== libfabric providers\n  ringlet was built without libfabric support\n");
+}
+#endif
+
+static void print_config(void)
+{
+    printf("== RINGLET_* settings (value in this environment, default, description)\n");
+    rl_config_print(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    int dev = 0, prov = 0, cfg = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--devices"))
+            dev = 1;
+        else if (!strcmp(argv[i], "--providers"))
+            prov = 1;
+        else if (!strcmp(argv[i], "--config"))
+            cfg = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ringlet-info: unknown option %s (try --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!dev && !prov && !cfg)
+        dev = prov = cfg = 1;
+    char host[256] = "?";
+    gethostname(host, sizeof(host) - 1);
+    printf("ringlet %s on %s; transports built in:%s%s\n", rl_version(), host,
+#ifdef RL_HAVE_VERBS
+           " verbs",
+#else
+           "",
+#endif
+#ifdef RL_HAVE_OFI
+           " ofi"
+#else
+           ""
+#endif
+    );
+    if (dev)
+        print_devices();
+    if (prov)
+        print_providers();
+    if (cfg)
+        print_config();
+    return 0;
+}
