@@ -23,8 +23,14 @@
 #include "core/comm.h"
 #include "core/log.h"
 
-static void *p2p_ctx(int kind, int peer) { return (void *)(uintptr_t)((uintptr_t)peer << 12 | (uintptr_t)kind << 8); }
-static int ctx_peer(void *ctx) { return (int)((uintptr_t)ctx >> 12); }
+static void *p2p_ctx(int kind, int space, int peer)
+{
+    return (void *)(uintptr_t)((uintptr_t)peer << 13 | (uintptr_t)space << 12 | (uintptr_t)kind << 8);
+}
+static int ctx_peer(void *ctx) { return (int)((uintptr_t)ctx >> 13); }
+static int ctx_space(void *ctx) { return (int)(((uintptr_t)ctx >> 12) & 1); }
+/* Mailbox slot of a pair's message seq in a space. */
+static unsigned mslot(int space, uint64_t seq) { return (unsigned)space * RL_P2P_SLOTS + (unsigned)(seq % RL_P2P_SLOTS); }
 
 /* What each rank publishes for one peer at set-up. */
 typedef struct {
@@ -37,7 +43,7 @@ typedef struct {
 static rl_status_t peer_setup(struct rl_comm *c, int p, peer_rec_t *rec)
 {
     rl_peer_t *pe = &c->peers[p];
-    size_t mlen = RL_P2P_SLOTS * RL_CTRL_WIRE_SIZE;
+    size_t mlen = RL_P2P_SPACES * RL_P2P_SLOTS * RL_CTRL_WIRE_SIZE;
     if (posix_memalign((void **)&pe->mbox, 4096, 4096) || posix_memalign((void **)&pe->ctrl_tx, 4096, 4096))
         return RL_ERR_NO_MEMORY;
     memset(pe->mbox, 0, mlen);
@@ -143,7 +149,7 @@ static uint64_t chunks_of(const struct rl_comm *c, uint64_t bytes)
 rl_status_t rl_p2p_post(struct rl_comm *c, struct rl_request *r)
 {
     rl_peer_t *pe = &c->peers[r->peer];
-    r->pseq = r->is_send ? pe->send_seq++ : pe->recv_seq++;
+    r->pseq = r->is_send ? pe->send_seq[r->space]++ : pe->recv_seq[r->space]++;
     r->nchunks = chunks_of(c, r->count * r->esize);
     r->next = NULL;
     if (c->p2p_tail)
@@ -180,8 +186,8 @@ static void release(struct rl_comm *c, struct rl_request *r)
 static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
 {
     rl_peer_t *pe = &c->peers[r->peer];
-    unsigned slot = (unsigned)(r->pseq % RL_P2P_SLOTS);
-    if (pe->rx_busy[slot])
+    unsigned slot = mslot(r->space, r->pseq);
+    if (pe->rx_busy[r->space][r->pseq % RL_P2P_SLOTS])
         return 0;
     size_t bytes = r->count * r->esize;
     rl_status_t st;
@@ -204,7 +210,8 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
     rl_ctrl_encode(&rec, buf);
     st = c->ops->write_imm(pe->conn, buf, RL_CTRL_WIRE_SIZE, pe->ctrl_tx_mr,
                            pe->peer_mbox.addr + slot * RL_CTRL_WIRE_SIZE, pe->peer_mbox.key,
-                           rl_imm_p2p_encode(RL_P2P_CTS, c->rank, r->pseq), p2p_ctx(RL_CTX_P2P_CTS, r->peer));
+                           rl_imm_p2p_encode(RL_P2P_CTS, r->space, c->rank, r->pseq),
+                           p2p_ctx(RL_CTX_P2P_CTS, r->space, r->peer));
     if (st == RL_ERR_AGAIN)
         return 0;
     if (st != RL_OK) {
@@ -213,7 +220,7 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
         return 0;
     }
     pe->ctl_inflight++;
-    pe->rx_busy[slot] = 1;
+    pe->rx_busy[r->space][r->pseq % RL_P2P_SLOTS] = 1;
     r->cts_sent = 1;
     return 1;
 }
@@ -222,8 +229,8 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
 static int send_take_cts(struct rl_comm *c, struct rl_request *r)
 {
     rl_peer_t *pe = &c->peers[r->peer];
-    unsigned slot = (unsigned)(r->pseq % RL_P2P_SLOTS);
-    if (!pe->mbox_full[slot])
+    unsigned slot = mslot(r->space, r->pseq);
+    if (!pe->mbox_full[r->space][r->pseq % RL_P2P_SLOTS])
         return 0;
     rl_ctrl_t rec;
     if (rl_ctrl_decode(pe->mbox + slot * RL_CTRL_WIRE_SIZE, c->nranks, &rec) != RL_OK ||
@@ -232,7 +239,7 @@ static int send_take_cts(struct rl_comm *c, struct rl_request *r)
                      r->peer, (unsigned long long)r->pseq);
         return 0;
     }
-    pe->mbox_full[slot] = 0;
+    pe->mbox_full[r->space][r->pseq % RL_P2P_SLOTS] = 0;
     size_t bytes = r->count * r->esize;
     if (rec.count != r->count || rec.dtype != (uint32_t)r->dtype) {
         rl_comm_fail(c, RL_ERR_MISMATCH,
@@ -266,22 +273,22 @@ static int send_chunks(struct rl_comm *c, struct rl_request *r)
             return 0;
         }
     }
-    while (r->posted < r->nchunks && pe->send_inflight < 2 * c->depth) {
+    while (r->posted < r->nchunks && pe->send_inflight[r->space] < 2 * c->depth) {
         uint64_t off = r->posted * c->chunk_bytes;
         size_t len = bytes ? (bytes - off < c->chunk_bytes ? bytes - off : c->chunk_bytes) : 0;
         /* an empty message is a zero-length write aimed at the peer's
          * mailbox: a region that exists, unlike its empty buffer */
         uint64_t raddr = bytes ? r->raddr + off : pe->peer_mbox.addr, rkey = bytes ? r->rkey : pe->peer_mbox.key;
         rl_status_t st = c->ops->write_imm(pe->conn, len ? r->in + off : NULL, len, len ? r->in_reg->mr : NULL, raddr,
-                                           rkey, rl_imm_p2p_encode(RL_P2P_DATA, c->rank, r->pseq),
-                                           p2p_ctx(RL_CTX_P2P_DATA, r->peer));
+                                           rkey, rl_imm_p2p_encode(RL_P2P_DATA, r->space, c->rank, r->pseq),
+                                           p2p_ctx(RL_CTX_P2P_DATA, r->space, r->peer));
         if (st == RL_ERR_AGAIN)
             break;
         if (st != RL_OK) {
             rl_comm_fail(c, st, "rank %d: write to rank %d failed: %s", c->rank, r->peer, c->ops->last_error(c->tp));
             break;
         }
-        pe->send_inflight++;
+        pe->send_inflight[r->space]++;
         r->posted++;
         moved = 1;
     }
@@ -294,7 +301,7 @@ static int advance(struct rl_comm *c, struct rl_request *r)
     rl_peer_t *pe = &c->peers[r->peer];
     int moved = 0;
     if (r->is_send) {
-        if (pe->send_done != r->pseq)
+        if (pe->send_done[r->space] != r->pseq)
             return 0; /* an earlier send to this peer is still running */
         if (!r->have_cts)
             moved |= send_take_cts(c, r);
@@ -302,8 +309,8 @@ static int advance(struct rl_comm *c, struct rl_request *r)
             moved |= send_chunks(c, r);
         if (moved)
             r->last_progress = rl_now_ns();
-        if (r->have_cts && r->posted == r->nchunks && pe->send_inflight == 0) {
-            pe->send_done++;
+        if (r->have_cts && r->posted == r->nchunks && pe->send_inflight[r->space] == 0) {
+            pe->send_done[r->space]++;
             return 1;
         }
         return 0;
@@ -311,7 +318,7 @@ static int advance(struct rl_comm *c, struct rl_request *r)
     if (!r->cts_sent && recv_post_cts(c, r))
         r->last_progress = rl_now_ns();
     if (r->cts_sent && r->arrived == r->nchunks) {
-        pe->rx_busy[r->pseq % RL_P2P_SLOTS] = 0;
+        pe->rx_busy[r->space][r->pseq % RL_P2P_SLOTS] = 0;
         return 1;
     }
     return 0;
@@ -342,13 +349,14 @@ void rl_p2p_handle_imm(struct rl_comm *c, uint32_t imm)
     rl_peer_t *pe = &c->peers[d.rank];
     if (d.kind == RL_P2P_CTS) {
         unsigned slot = d.tag % RL_P2P_SLOTS;
-        if (pe->mbox_full[slot])
+        if (pe->mbox_full[d.space][slot])
             goto bad;
-        pe->mbox_full[slot] = 1;
+        pe->mbox_full[d.space][slot] = 1;
         return;
     }
     for (struct rl_request *r = c->p2p_head; r; r = r->next) {
-        if (r->is_send || r->peer != d.rank || !r->cts_sent || (r->pseq & RL_IMM_TAG_MASK) != d.tag)
+        if (r->is_send || r->peer != d.rank || r->space != d.space || !r->cts_sent ||
+            (r->pseq & RL_IMM_TAG_MASK) != d.tag)
             continue;
         if (r->arrived >= r->nchunks)
             goto bad;
@@ -362,7 +370,7 @@ bad:
 
 void rl_p2p_send_done(struct rl_comm *c, void *ctx, rl_status_t st)
 {
-    int peer = ctx_peer(ctx), kind = rl_ctx_kind(ctx);
+    int peer = ctx_peer(ctx), kind = rl_ctx_kind(ctx), space = ctx_space(ctx);
     if (!c->peers || peer >= c->nranks) {
         rl_comm_fail(c, RL_ERR_INTERNAL, "rank %d: completion with an unknown context %p", c->rank, ctx);
         return;
@@ -374,8 +382,8 @@ void rl_p2p_send_done(struct rl_comm *c, void *ctx, rl_status_t st)
     rl_peer_t *pe = &c->peers[peer];
     if (kind == RL_CTX_P2P_CTS && pe->ctl_inflight > 0)
         pe->ctl_inflight--;
-    else if (kind == RL_CTX_P2P_DATA && pe->send_inflight > 0)
-        pe->send_inflight--;
+    else if (kind == RL_CTX_P2P_DATA && pe->send_inflight[space] > 0)
+        pe->send_inflight[space]--;
 }
 
 int rl_p2p_busy(struct rl_comm *c)
@@ -385,14 +393,14 @@ int rl_p2p_busy(struct rl_comm *c)
     if (c->p2p_head)
         return 1;
     for (int p = 0; p < c->nranks; p++)
-        if (c->peers[p].ctl_inflight || c->peers[p].send_inflight)
+        if (c->peers[p].ctl_inflight || c->peers[p].send_inflight[0] || c->peers[p].send_inflight[1])
             return 1;
     return 0;
 }
 
 void rl_p2p_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
-    if (r->is_send && c->peers && c->peers[r->peer].send_done != r->pseq)
+    if (r->is_send && c->peers && c->peers[r->peer].send_done[r->space] != r->pseq)
         snprintf(buf, len, "send %llu to rank %d waits for an earlier send to it", (unsigned long long)r->pseq,
                  r->peer);
     else if (r->is_send && !r->have_cts)

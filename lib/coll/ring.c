@@ -402,7 +402,7 @@ static int send_units(struct rl_comm *c, struct rl_request *r, int chi)
 }
 
 /* Scratch for partial results: grown between operations, never exposed. */
-static rl_status_t ensure_scratch(struct rl_comm *c, size_t len)
+rl_status_t rl_ring_scratch(struct rl_comm *c, size_t len)
 {
     if (len <= c->scratch_len)
         return RL_OK;
@@ -548,7 +548,7 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
             return st;
         if (outb && out_access && (st = rl_reg_acquire(c, r->out, outb, out_access, &r->out_reg)) != RL_OK)
             return st;
-        if (scratch && (st = ensure_scratch(c, scratch)) != RL_OK)
+        if (scratch && (st = rl_ring_scratch(c, scratch)) != RL_OK)
             return st;
     }
     if (is_chain(r)) {
@@ -596,6 +596,8 @@ static void log_steps(struct rl_comm *c, struct rl_request *r)
 
 int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
 {
+    if (r->algo == RL_ALGO_RHD)
+        return rl_rhd_advance(c, r);
     if (!r->started) {
         r->started = 1;
         r->last_progress = r->start_ns = rl_now_ns();
@@ -652,6 +654,8 @@ int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
 
 void rl_ring_release(struct rl_comm *c, struct rl_request *r)
 {
+    if (c && r->algo == RL_ALGO_RHD)
+        rl_rhd_release(c, r);
     for (int i = 0; i < RL_MAX_CHANNELS; i++) {
         free(r->ch[i].arrived);
         free(r->ch[i].step_ns);
@@ -744,6 +748,10 @@ void rl_ring_send_done(struct rl_comm *c, void *ctx, rl_status_t st)
 
 void rl_ring_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
+    if (r->algo == RL_ALGO_RHD) {
+        rl_rhd_describe_wait(c, r, buf, len);
+        return;
+    }
     for (int i = 0; i < c->nch; i++) {
         rl_opch_t *o = &r->ch[i];
         rl_chan_t *ch = &c->ch[i];

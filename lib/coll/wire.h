@@ -37,21 +37,25 @@ rl_status_t rl_imm_decode(uint32_t imm, int nchannels, rl_imm_t *out);
 
 /*
  * Point-to-point immediates use the channel value RL_IMM_P2P_CHANNEL:
- * [25:6] the sender's rank, [5:4] type, [3:0] the pair's sequence tag.
+ * [25:6] the sender's rank, [5] space, [4] kind, [3:0] the pair's sequence tag.
  * (Ring channels are 0..RL_IMM_P2P_CHANNEL-1.)
  */
 #define RL_IMM_P2P_CHANNEL 15u
 #define RL_IMM_P2P_RANK_MAX ((1 << 20) - 1)
 typedef enum { RL_P2P_DATA = 0, RL_P2P_CTS = 1 } rl_p2p_kind_t;
+/* Two matching spaces, so that the point-to-point messages collectives
+ * make never match the user's sends and receives. */
+enum { RL_P2P_USER = 0, RL_P2P_COLL = 1, RL_P2P_SPACES = 2 };
 
 typedef struct {
     rl_p2p_kind_t kind;
+    int space;
     int rank;
     unsigned tag;
 } rl_p2p_imm_t;
 
 int rl_imm_is_p2p(uint32_t imm);
-uint32_t rl_imm_p2p_encode(rl_p2p_kind_t kind, int rank, uint64_t seq);
+uint32_t rl_imm_p2p_encode(rl_p2p_kind_t kind, int space, int rank, uint64_t seq);
 /* Validates the kind and that the rank is in [0, nranks). */
 rl_status_t rl_imm_p2p_decode(uint32_t imm, int nranks, rl_p2p_imm_t *out);
 

@@ -573,6 +573,8 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
         rl_p2p_unlink(c, r);
         rl_ring_release(c, r);
         r->comm = NULL;
+        if (r->internal)
+            free(r);
     }
     /* requests of a group never closed belong to the communicator */
     for (int i = 0; i < c->ngroup; i++) {

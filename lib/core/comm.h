@@ -65,11 +65,13 @@ typedef struct {
     uint8_t *ctrl_tx; /* my CTS records for its sends */
     rl_tp_mr_t *ctrl_tx_mr;
     rl_rkey_t peer_mbox;
-    uint8_t mbox_full[RL_P2P_SLOTS];
-    uint8_t rx_busy[RL_P2P_SLOTS]; /* a receive holds this CTS slot */
-    uint64_t send_seq, recv_seq;   /* next to assign */
-    uint64_t send_done;            /* sends complete in order: the active one */
-    int send_inflight, ctl_inflight;
+    /* per matching space (RL_P2P_USER, RL_P2P_COLL) */
+    uint8_t mbox_full[RL_P2P_SPACES][RL_P2P_SLOTS];
+    uint8_t rx_busy[RL_P2P_SPACES][RL_P2P_SLOTS]; /* a receive holds this CTS slot */
+    uint64_t send_seq[RL_P2P_SPACES], recv_seq[RL_P2P_SPACES]; /* next to assign */
+    uint64_t send_done[RL_P2P_SPACES]; /* sends complete in order: the active one */
+    int send_inflight[RL_P2P_SPACES];
+    int ctl_inflight;
 } rl_peer_t;
 
 /* Per-channel progress of one operation. */
@@ -105,14 +107,22 @@ struct rl_request {
     int64_t start_ns;
     rl_opch_t ch[RL_MAX_CHANNELS];
     /* point-to-point (coll == RL_COLL_SENDRECV) */
-    int peer, is_send, cts_sent, have_cts;
+    int peer, is_send, cts_sent, have_cts, space;
     uint64_t pseq, nchunks, posted, arrived;
     uint64_t out_len; /* send: the receiver's buffer size */
     uint64_t raddr, rkey;
+    /* all-reduce by recursive halving-doubling (coll/rhd.c) */
+    int algo; /* RL_ALGO_* */
+    struct {
+        int n, m, step;
+        uint64_t seg_lo[21], seg_len[21]; /* the range halving step k splits */
+        struct rl_request *send, *recv;
+    } hd;
     /* all-to-all: the sends and receives it is made of */
     struct rl_request **kids;
     int nkids;
     int in_group; /* owned by the communicator's open group */
+    int internal; /* a collective's own message: the communicator frees it */
     struct rl_request *next;
 };
 
@@ -189,6 +199,16 @@ void rl_p2p_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 #define RL_CTX_P2P_DATA 4
 #define RL_CTX_P2P_CTS 5
 static inline int rl_ctx_kind(void *ctx) { return (int)(((uintptr_t)ctx >> 8) & 0xf); }
+
+/* Algorithms an all-reduce can run with. */
+enum { RL_ALGO_RING = 0, RL_ALGO_RHD = 1 };
+/* Halving-doubling all-reduce (coll/rhd.c). */
+int rl_rhd_usable(const struct rl_comm *c, size_t bytes);
+int rl_rhd_advance(struct rl_comm *c, struct rl_request *r);
+void rl_rhd_release(struct rl_comm *c, struct rl_request *r);
+void rl_rhd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
+/* Grow the communicator's scratch buffer to at least len bytes. */
+rl_status_t rl_ring_scratch(struct rl_comm *c, size_t len);
 
 /* Free the scratch and barrier buffers (at destroy). */
 void rl_ring_free_buffers(struct rl_comm *c);

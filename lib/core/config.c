@@ -46,6 +46,11 @@ const rl_config_field_t rl_config_fields[] = {
          "-1: 0 when this host has more ranks than cores or the device is software RDMA (rxe, siw), else 1000000"),
     STR_("P2P", p2p, "auto",
          "Connect every pair of ranks for send/recv and all-to-all: on, off, or auto (on up to 64 ranks)"),
+    STR_("ALLREDUCE_ALGO", allreduce_algo, "auto",
+         "All-reduce algorithm: ring, rhd (recursive halving-doubling; power-of-two groups of 4 or more with "
+         "RINGLET_P2P connections), or auto (rhd up to RINGLET_RHD_MAX_BYTES, ring above)"),
+    {"RHD_MAX_BYTES", "16M", "auto: largest all-reduce (bytes) that uses halving-doubling", RL_CFG_SIZE,
+     F_(rhd_max_bytes), 0, 0, 1LL << 50},
     STR_("REDUCE_ISA", reduce_isa, "auto",
          "Reduction kernels: auto, or force a lower ISA (generic, avx2) than the CPU offers"),
     STR_("LOG_LEVEL", log_level, "warn", "Log level: none, error, warn, info, debug, trace"),

@@ -130,6 +130,10 @@ static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t 
     r->fn = has_op(a->coll) || a->coll == RL_COLL_BARRIER ? rl_reduce_lookup(r->dtype, r->op) : NULL;
     r->seq = c->next_seq++;
     r->status = RL_INPROGRESS;
+    /* Every rank picks the same algorithm: the choice depends only on the
+     * call, the group size and the configuration. */
+    if (a->coll == RL_COLL_ALL_REDUCE && rl_rhd_usable(c, r->count * esize))
+        r->algo = RL_ALGO_RHD;
     if (c->tail)
         c->tail->next = r;
     else

@@ -117,6 +117,17 @@ Test(bench, every_program_runs_and_checks)
     bench_smoke("sendrecv_perf", "");
 }
 
+/* Both all-reduce algorithms on a power-of-two group, forced for every
+ * size (auto uses halving-doubling up to RINGLET_RHD_MAX_BYTES). */
+Test(variants, allreduce_halving_doubling_8_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 8, "--env RINGLET_ALLREDUCE_ALGO=rhd", "--quick"), 0);
+}
+Test(variants, allreduce_ring_4_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_env("tcp", 4, "--env RINGLET_ALLREDUCE_ALGO=ring", "--quick"), 0);
+}
+
 /* Each rank's digest line of a coll_check --digest run, sorted. */
 static void digests(const char *env, char *out, size_t len)
 {

@@ -88,12 +88,14 @@ Test(wire, collective_names)
 Test(wire, p2p_immediates)
 {
     rl_p2p_imm_t d;
-    uint32_t imm = rl_imm_p2p_encode(RL_P2P_CTS, 777, 0x123);
+    uint32_t imm = rl_imm_p2p_encode(RL_P2P_CTS, RL_P2P_USER, 777, 0x123);
     cr_assert(rl_imm_is_p2p(imm));
     cr_assert_eq(rl_imm_p2p_decode(imm, 778, &d), RL_OK);
-    cr_assert(d.kind == RL_P2P_CTS && d.rank == 777 && d.tag == 3);
+    cr_assert(d.kind == RL_P2P_CTS && d.space == RL_P2P_USER && d.rank == 777 && d.tag == 3);
     cr_assert_eq(rl_imm_p2p_decode(imm, 777, &d), RL_ERR_PROTOCOL, "rank outside the group");
-    cr_assert_eq(rl_imm_p2p_decode(imm | 0x30u, 1000, &d), RL_ERR_PROTOCOL, "unknown kind");
+    imm = rl_imm_p2p_encode(RL_P2P_DATA, RL_P2P_COLL, 5, 9);
+    cr_assert_eq(rl_imm_p2p_decode(imm, 6, &d), RL_OK);
+    cr_assert(d.kind == RL_P2P_DATA && d.space == RL_P2P_COLL && d.rank == 5 && d.tag == 9);
     cr_assert_eq(rl_imm_p2p_decode(imm & ~(3u << 30), 1000, &d), RL_ERR_PROTOCOL, "wrong imm kind");
     /* ring immediates never look like point-to-point ones */
     cr_assert(!rl_imm_is_p2p(rl_imm_encode(RL_IMM_STAGE, RL_MAX_CHANNELS - 1, 5, 7)));
