@@ -122,8 +122,13 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
     }
     while (c->head && c->failed == RL_OK && rl_ring_advance(c, c->head))
         pop_head(c);
-    if (c->p2p_head && c->failed == RL_OK)
+    if (c->p2p_head && c->failed == RL_OK) {
         rl_p2p_progress(c);
+        /* a collective built on point-to-point messages (halving-doubling)
+         * can take its next step now rather than after the next yield */
+        while (c->head && c->head->algo != RL_ALGO_RING && c->failed == RL_OK && rl_ring_advance(c, c->head))
+            pop_head(c);
+    }
     if (c->nranks > 1 && c->failed == RL_OK) {
         int64_t now = rl_now_ns();
         if (now >= c->next_boot_check) {
