@@ -146,6 +146,29 @@ static uint64_t chunks_of(const struct rl_comm *c, uint64_t bytes)
     return bytes ? (bytes + c->chunk_bytes - 1) / c->chunk_bytes : 1;
 }
 
+rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                       int peer, struct rl_request **out)
+{
+    struct rl_request *r = calloc(1, sizeof(*r));
+    if (!r)
+        return RL_ERR_NO_MEMORY;
+    r->comm = c;
+    r->coll = RL_COLL_SENDRECV;
+    r->space = space;
+    r->is_send = is_send;
+    r->in = is_send ? buf : NULL;
+    r->out = is_send ? NULL : (void *)buf;
+    r->count = count;
+    r->dtype = dtype;
+    r->esize = rl_dtype_size(dtype);
+    r->peer = peer;
+    r->status = RL_INPROGRESS;
+    r->last_progress = rl_now_ns();
+    rl_p2p_post(c, r);
+    *out = r;
+    return RL_OK;
+}
+
 rl_status_t rl_p2p_post(struct rl_comm *c, struct rl_request *r)
 {
     rl_peer_t *pe = &c->peers[r->peer];

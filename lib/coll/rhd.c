@@ -42,25 +42,10 @@ int rl_rhd_usable(const struct rl_comm *c, size_t bytes)
 static rl_status_t sub_post(struct rl_comm *c, struct rl_request *r, int is_send, const char *buf, uint64_t count,
                             int peer, struct rl_request **out)
 {
-    struct rl_request *s = calloc(1, sizeof(*s));
-    if (!s)
-        return RL_ERR_NO_MEMORY;
-    s->comm = c;
-    s->coll = RL_COLL_SENDRECV;
-    s->space = RL_P2P_COLL;
-    s->internal = 1;
-    s->is_send = is_send;
-    s->in = is_send ? buf : NULL;
-    s->out = is_send ? NULL : (char *)buf;
-    s->count = count;
-    s->dtype = r->dtype;
-    s->esize = r->esize;
-    s->peer = peer;
-    s->status = RL_INPROGRESS;
-    s->last_progress = rl_now_ns();
-    rl_p2p_post(c, s);
-    *out = s;
-    return RL_OK;
+    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, buf, count, r->dtype, peer, out);
+    if (st == RL_OK)
+        (*out)->internal = 1; /* the communicator frees it if the all-reduce fails */
+    return st;
 }
 
 static void sub_free(struct rl_comm *c, struct rl_request **s)

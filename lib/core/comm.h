@@ -187,6 +187,10 @@ void rl_ring_release(struct rl_comm *c, struct rl_request *r);
 /* Point-to-point (coll/p2p.c). */
 rl_status_t rl_p2p_connect(struct rl_comm *c, int64_t deadline, char *err, size_t len);
 void rl_p2p_teardown(struct rl_comm *c);
+/* A send or receive of count elements at buf in a matching space
+ * (RL_P2P_USER/COLL), queued; progress does the rest. */
+rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                       int peer, struct rl_request **out);
 /* Queue a send or receive of bytes at buf; progress does the rest. */
 rl_status_t rl_p2p_post(struct rl_comm *c, struct rl_request *r);
 void rl_p2p_progress(struct rl_comm *c);

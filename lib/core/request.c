@@ -350,23 +350,7 @@ static rl_status_t p2p_check(struct rl_comm *c, const char *name, const void *bu
 static rl_status_t p2p_new(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
                            int peer, rl_request_t *req)
 {
-    struct rl_request *r = calloc(1, sizeof(*r));
-    if (!r)
-        return RL_ERR_NO_MEMORY;
-    r->comm = c;
-    r->coll = RL_COLL_SENDRECV;
-    r->is_send = is_send;
-    r->in = is_send ? buf : NULL;
-    r->out = is_send ? NULL : (void *)buf;
-    r->count = count;
-    r->dtype = dtype;
-    r->esize = rl_dtype_size(dtype);
-    r->peer = peer;
-    r->status = RL_INPROGRESS;
-    r->last_progress = rl_now_ns();
-    rl_p2p_post(c, r);
-    *req = r;
-    return RL_OK;
+    return rl_p2p_new(c, RL_P2P_USER, is_send, buf, count, dtype, peer, req);
 }
 
 static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
