@@ -20,6 +20,7 @@ enum { CTL_DONE = 10, CTL_ACK = 11, CTL_BYE = 12 };
 typedef struct {
     size_t bytes;
     long iters, total; /* timed writes; all writes, warm-up included */
+    long imms;         /* writes with an immediate: what the server counts */
     double peak, avg, mpps; /* peak/avg in the report's unit */
 } bw_row_t;
 
@@ -35,7 +36,7 @@ static int warm_up(pt_t *p, size_t len, long n)
     long target = p->sends_done + n;
     int64_t deadline = rl_now_ns() + p->timeout_ns;
     for (long i = 0; i < n; i++)
-        if (pt_write(p, len, 0))
+        if (pt_write(p, len, 0, 1))
             return 1;
     while (p->sends_done < target) {
         if (pt_poll(p))
@@ -78,7 +79,7 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
             break;
         while (more && posted - done < depth) {
             posts[posted % slots] = rl_now_ns();
-            if ((rc = pt_write(p, len, (uint32_t)posted)) != 0)
+            if ((rc = pt_write(p, len, (uint32_t)posted, (posted + 1) % p->o.imm_every == 0)) != 0)
                 goto out;
             posted++;
             more = target < 0 || posted < target;
@@ -106,11 +107,31 @@ static int client_size(pt_t *p, int k, bw_row_t *row)
             goto out;
         }
     }
+    /* with --imm-every, writes after the last immediate are announced by
+     * a zero-length one (untimed) */
+    long imms = warm + posted / p->o.imm_every;
+    if (posted % p->o.imm_every) {
+        long want = p->sends_done + 1;
+        if ((rc = pt_write(p, 0, (uint32_t)posted, 1)) != 0)
+            goto out;
+        int64_t deadline = rl_now_ns() + p->timeout_ns;
+        while (p->sends_done < want && rc == 0) {
+            rc = pt_poll(p);
+            if (rl_now_ns() > deadline) {
+                fprintf(stderr, "%s: the closing write did not complete in %d ms\n", p->o.prog, p->cfg.timeout_ms);
+                rc = 1;
+            }
+        }
+        if (rc)
+            goto out;
+        imms++;
+    }
     double secs = (double)(last - t0) / 1e9;
     double avg = secs > 0 ? (double)posted * (double)len / secs : 0;
     if (best == 0 || best < avg)
         best = avg; /* too few completions for a window */
-    *row = (bw_row_t){.bytes = len, .iters = posted, .total = posted + warm, .peak = to_unit(p, best), .avg = to_unit(p, avg),
+    *row = (bw_row_t){.bytes = len, .iters = posted, .total = posted + warm, .imms = imms,
+                      .peak = to_unit(p, best), .avg = to_unit(p, avg),
                       .mpps = secs > 0 ? (double)posted / secs / 1e6 : 0};
 out:
     free(posts);
@@ -186,12 +207,12 @@ static int run_client(pt_t *p)
     print_header(p);
     for (int k = 0; k < p->nsizes; k++) {
         uint64_t got, bad;
-        if (client_size(p, k, &rows[k]) || pt_send_ctl(p, CTL_DONE, (uint64_t)rows[k].total, 0) ||
+        if (client_size(p, k, &rows[k]) || pt_send_ctl(p, CTL_DONE, (uint64_t)rows[k].imms, 0) ||
             pt_recv_ctl(p, CTL_ACK, &got, &bad, rl_now_ns() + p->timeout_ns))
             return 1;
-        if (bad || got != (uint64_t)rows[k].total) {
-            fprintf(stderr, "%s: size %zu: the server received %llu writes of %ld%s\n", p->o.prog, rows[k].bytes,
-                    (unsigned long long)got, rows[k].total, bad ? " or wrong data" : "");
+        if (bad || got != (uint64_t)rows[k].imms) {
+            fprintf(stderr, "%s: size %zu: the server received %llu immediates of %ld%s\n", p->o.prog,
+                    rows[k].bytes, (unsigned long long)got, rows[k].imms, bad ? " or wrong data" : "");
             return 1;
         }
         printf(" %-10zu %-14ld %-18.2f %-20.2f %.6f\n", rows[k].bytes, rows[k].iters, rows[k].peak, rows[k].avg,

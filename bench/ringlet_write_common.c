@@ -64,7 +64,10 @@ static void usage(FILE *out, const pt_opts_t *o)
                : "RDMA write latency: ping-pong of writes with immediate data between\n"
                  "client and server; half the round trip is reported",
             bw ? "ib_write_bw" : "ib_write_lat", bw ? "65536" : "2", bw ? 5000 : 1000,
-            bw ? "  -t, --tx-depth N       writes outstanding (default 128)\n" : "",
+            bw ? "  -t, --tx-depth N       writes outstanding (default 128)\n"
+                 "  --imm-every N          client: only every Nth write carries an immediate, the rest\n"
+                 "                         are plain RDMA writes, as ib_write_bw's (default 1: every\n"
+                 "                         write, as ringlet's collectives send chunks)\n" : "",
             bw ? "Columns: #bytes #iterations BW peak[MB/sec] BW average[MB/sec] MsgRate[Mpps].\n"
                  "Average = bytes / (first post .. last completion); peak = the best rate of\n"
                  "tx-depth consecutive writes, from the first's post to the last's completion.\n"
@@ -97,11 +100,11 @@ static int parse_bytes(const char *s, size_t *out)
 int pt_parse(pt_opts_t *o, pt_kind_t kind, int argc, char **argv)
 {
     *o = (pt_opts_t){.kind = kind, .prog = argv[0], .gid_index = -1, .size = kind == PT_BW ? 65536 : 2,
-                     .iters = kind == PT_BW ? 5000 : 1000, .tx_depth = 128, .port = 18515};
+                     .iters = kind == PT_BW ? 5000 : 1000, .tx_depth = 128, .imm_every = 1, .port = 18515};
     const char *p = strrchr(argv[0], '/');
     if (p)
         o->prog = p + 1;
-    enum { OPT_GBITS = 256, OPT_JSON };
+    enum { OPT_GBITS = 256, OPT_JSON, OPT_IMM };
     static const struct option lopts[] = {
         {"ib-dev", required_argument, NULL, 'd'}, {"ib-port", required_argument, NULL, 'i'},
         {"gid-index", required_argument, NULL, 'x'}, {"rdma_cm", no_argument, NULL, 'R'},
@@ -110,6 +113,7 @@ int pt_parse(pt_opts_t *o, pt_kind_t kind, int argc, char **argv)
         {"duration", required_argument, NULL, 'D'}, {"qp", required_argument, NULL, 'q'},
         {"tx-depth", required_argument, NULL, 't'}, {"report_gbits", no_argument, NULL, OPT_GBITS},
         {"port", required_argument, NULL, 'p'}, {"json", required_argument, NULL, OPT_JSON},
+        {"imm-every", required_argument, NULL, OPT_IMM},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *bad = NULL;
@@ -148,6 +152,12 @@ int pt_parse(pt_opts_t *o, pt_kind_t kind, int argc, char **argv)
         case 'p': if (parse_num(optarg, 1, 65535, &v)) bad = "-p wants a TCP port"; else o->port = (int)v; break;
         case OPT_GBITS: o->gbits = 1; break;
         case OPT_JSON: o->json = optarg; break;
+        case OPT_IMM:
+            if (kind != PT_BW || parse_num(optarg, 1, 1 << 20, &v))
+                bad = kind == PT_BW ? "--imm-every wants 1..1048576" : "--imm-every applies to the bandwidth test only";
+            else
+                o->imm_every = (int)v;
+            break;
         case 'F': break;
         case 'h': usage(stdout, o); return 1;
         case ':': bad = "an option is missing its value"; break;
@@ -569,11 +579,14 @@ int pt_poll(pt_t *p)
     return 0;
 }
 
-int pt_write(pt_t *p, size_t len, uint32_t imm)
+int pt_write(pt_t *p, size_t len, uint32_t imm, int with_imm)
 {
     int64_t deadline = 0;
+    if (!p->ops->write)
+        with_imm = 1;
     for (;;) {
-        rl_status_t st = p->ops->write_imm(p->conn, p->buf, len, p->mr, p->peer.addr, p->peer.key, imm, NULL);
+        rl_status_t st = with_imm ? p->ops->write_imm(p->conn, p->buf, len, p->mr, p->peer.addr, p->peer.key, imm, NULL)
+                                  : p->ops->write(p->conn, p->buf, len, p->mr, p->peer.addr, p->peer.key, NULL);
         if (st == RL_OK)
             return 0;
         if (st != RL_ERR_AGAIN) {
@@ -619,6 +632,9 @@ void pt_print_banner(const pt_t *p, const char *title)
     printf(" Number of qps  : %d\n", p->cfg.ib_qps_per_peer);
     if (p->o.kind == PT_BW)
         printf(" TX depth       : %d\n", p->o.tx_depth);
+    if (p->o.kind == PT_BW && !p->is_server)
+        printf(" Immediates     : 1 in %d writes%s\n", p->o.imm_every,
+               p->o.imm_every == 1 ? " (as collectives send chunks)" : "");
     if (p->o.duration)
         printf(" Duration       : %d s per size\n", p->o.duration);
     printf(" Role           : %s\n", p->is_server ? "server" : "client");

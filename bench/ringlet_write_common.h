@@ -37,6 +37,7 @@ typedef struct {
     int duration;           /* -D seconds; 0: -n iterations */
     int qps;                /* -q, 0: RINGLET_IB_QPS_PER_PEER */
     int tx_depth;           /* -t */
+    int imm_every;          /* --imm-every: 1 in N writes carries an immediate */
     int gbits;              /* --report_gbits */
     int port;               /* -p */
     int rdmacm;             /* -R */
@@ -77,7 +78,9 @@ void pt_teardown(pt_t *p);
 int pt_poll(pt_t *p);
 /* One write of len bytes at offset 0 to the peer's buffer; retries while
  * the send queue is full (polling). Returns 0 or 1 (printed). */
-int pt_write(pt_t *p, size_t len, uint32_t imm);
+/* A write of len bytes to the peer's buffer, with immediate data unless
+ * with_imm is 0 (and the transport has plain writes). */
+int pt_write(pt_t *p, size_t len, uint32_t imm, int with_imm);
 /* Control messages: a tag and two values. Returns 0 or 1 (printed). */
 int pt_send_ctl(pt_t *p, uint32_t tag, uint64_t a, uint64_t b);
 int pt_recv_ctl(pt_t *p, uint32_t want_tag, uint64_t *a, uint64_t *b, int64_t deadline_ns);

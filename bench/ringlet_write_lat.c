@@ -87,7 +87,7 @@ static int client_size(pt_t *p, int k, lat_row_t *row)
         }
         uint32_t got;
         int64_t t0 = rl_now_ns();
-        if ((rc = pt_write(p, len, i)) != 0 || (rc = wait_imm(p, &got)) != 0)
+        if ((rc = pt_write(p, len, i, 1)) != 0 || (rc = wait_imm(p, &got)) != 0)
             break;
         int64_t t1 = rl_now_ns();
         if (got != i) {
@@ -102,7 +102,7 @@ static int client_size(pt_t *p, int k, lat_row_t *row)
      * pattern back, so checking here would prove nothing). */
     uint32_t end = 0;
     if (!rc)
-        rc = pt_write(p, 0, END_IMM) || wait_imm(p, &end);
+        rc = pt_write(p, 0, END_IMM, 1) || wait_imm(p, &end);
     if (!rc && end != END_IMM) {
         fprintf(stderr, "%s: the server answered the end of size %zu with %u\n", p->o.prog, len, end);
         rc = 1;
@@ -136,12 +136,12 @@ static int server_size(pt_t *p, int k)
         if (wait_imm(p, &imm))
             return 1;
         if (imm == END_IMM) /* answered, so the next size cannot overtake it */
-            return pt_write(p, 0, END_IMM) || server_check(p, k);
+            return pt_write(p, 0, END_IMM, 1) || server_check(p, k);
         if (imm != expect) {
             fprintf(stderr, "%s: size %zu: immediate %u arrived, expected %u\n", p->o.prog, len, imm, expect);
             return 1;
         }
-        if (pt_write(p, len, imm))
+        if (pt_write(p, len, imm, 1))
             return 1;
     }
 }

@@ -64,6 +64,10 @@ typedef struct rl_tp_ops {
      * len may be 0 (src/smr NULL). RL_ERR_AGAIN: queue full, poll and retry. */
     rl_status_t (*write_imm)(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr,
                              uint64_t raddr, uint64_t rkey, uint32_t imm, void *ctx);
+    /* Optional: RDMA write without immediate data; completes like write_imm
+     * at the sender and raises nothing at the receiver. */
+    rl_status_t (*write)(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
+                         uint64_t rkey, void *ctx);
     /* Up to max completions; never blocks. */
     rl_status_t (*poll)(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n);
     /* Optional: block until a completion may be there or timeout_ms passed

@@ -66,6 +66,33 @@ static float float_of_bf16(uint16_t h)
     return f;
 }
 
+/* float16 bits of a float, mantissa truncated (exact for the small
+ * integers the checks use); and back, exactly. Written out here so the
+ * test depends neither on ringlet's conversions nor on compiler support
+ * for _Float16. */
+static uint16_t f16_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    int e = (int)((u >> 23) & 0xff) - 127 + 15;
+    uint32_t m = u & 0x7fffffu;
+    if (((u >> 23) & 0xff) == 0)
+        return sign; /* zero (float subnormals are far below half's range) */
+    if (e >= 31)
+        return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) /* half subnormal */
+        return e < -10 ? sign : (uint16_t)(sign | ((m | 0x800000u) >> (14 - e)));
+    return (uint16_t)(sign | (uint32_t)e << 10 | m >> 13);
+}
+static float float_of_f16(uint16_t h)
+{
+    int e = (h >> 10) & 0x1f;
+    float m = (float)(h & 0x3ff);
+    float v = e == 0 ? ldexpf(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf(m + 1024.0f, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
 /* Store v (a small integer) as element i of dt. */
 static void put(void *buf, size_t i, rl_dtype_t dt, int64_t v)
 {
@@ -76,7 +103,7 @@ static void put(void *buf, size_t i, rl_dtype_t dt, int64_t v)
     case RL_UINT32: ((uint32_t *)buf)[i] = (uint32_t)v; break;
     case RL_INT64: ((int64_t *)buf)[i] = v; break;
     case RL_UINT64: ((uint64_t *)buf)[i] = (uint64_t)v; break;
-    case RL_FLOAT16: ((_Float16 *)buf)[i] = (_Float16)v; break;
+    case RL_FLOAT16: ((uint16_t *)buf)[i] = f16_of((float)v); break;
     case RL_BFLOAT16: ((uint16_t *)buf)[i] = bf16_of((float)v); break;
     case RL_FLOAT32: ((float *)buf)[i] = (float)v; break;
     case RL_FLOAT64: ((double *)buf)[i] = (double)v; break;
@@ -93,7 +120,7 @@ static double getd(const void *buf, size_t i, rl_dtype_t dt)
     case RL_UINT32: return ((const uint32_t *)buf)[i];
     case RL_INT64: return (double)((const int64_t *)buf)[i];
     case RL_UINT64: return (double)((const uint64_t *)buf)[i];
-    case RL_FLOAT16: return (double)((const _Float16 *)buf)[i];
+    case RL_FLOAT16: return float_of_f16(((const uint16_t *)buf)[i]);
     case RL_BFLOAT16: return float_of_bf16(((const uint16_t *)buf)[i]);
     case RL_FLOAT32: return ((const float *)buf)[i];
     case RL_FLOAT64: return ((const double *)buf)[i];
@@ -130,16 +157,18 @@ static void ref_reduce(void *ref, size_t i, rl_dtype_t dt, rl_op_t op)
         REF_CASE(RL_UINT32, uint32_t)
         REF_CASE(RL_INT64, int64_t)
         REF_CASE(RL_UINT64, uint64_t)
-        REF_CASE(RL_FLOAT16, _Float16)
         REF_CASE(RL_FLOAT32, float)
         REF_CASE(RL_FLOAT64, double)
+    case RL_FLOAT16:
     case RL_BFLOAT16: {
         /* every partial result is a small integer: float holds it exactly */
         float acc = (float)gen(nranks - 1, i, fop);
         for (int r = nranks - 2; r >= 0; r--)
             acc = FOLD(float, acc, (float)gen(r, i, fop), fop);
         /* avg is compared with a tolerance against avg_want() instead */
-        ((uint16_t *)ref)[i] = bf16_of(op == RL_AVG ? 0.0f : acc);
+        if (op == RL_AVG)
+            acc = 0.0f;
+        ((uint16_t *)ref)[i] = dt == RL_FLOAT16 ? f16_of(acc) : bf16_of(acc);
         return;
     }
     default: abort();
@@ -525,7 +554,7 @@ static int run_digest(rl_comm_t comm)
             switch (dts[d]) {
             case RL_FLOAT32: ((float *)in)[i] = (float)v; break;
             case RL_FLOAT64: ((double *)in)[i] = v; break;
-            case RL_FLOAT16: ((_Float16 *)in)[i] = (_Float16)v; break;
+            case RL_FLOAT16: ((uint16_t *)in)[i] = f16_of((float)v); break;
             default: ((uint16_t *)in)[i] = bf16_of((float)v); break; /* truncation is fine here */
             }
         }

@@ -326,6 +326,21 @@ static rl_status_t ofi_write_imm(rl_tp_conn_t *c, const void *src, size_t len, r
     return st;
 }
 
+static rl_status_t ofi_write(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
+                             uint64_t rkey, void *ctx)
+{
+    ssize_t ret = fi_write(c->tp->ep, src, len, smr ? smr->desc : NULL, c->addr, raddr, rkey, ctx);
+    if (ret == 0)
+        return RL_OK;
+    if (ret == -FI_EAGAIN) {
+        fi_cq_read(c->tp->cq, NULL, 0);
+        return RL_ERR_AGAIN;
+    }
+    rl_status_t st = ofi_fail(c->tp, (int)ret, "fi_write");
+    snprintf(c->tp->err + strlen(c->tp->err), sizeof(c->tp->err) - strlen(c->tp->err), " to rank %d", c->peer);
+    return st;
+}
+
 static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
 {
     struct fi_cq_data_entry ent[32];
@@ -388,6 +403,7 @@ const rl_tp_ops_t rl_tp_ofi_ops = {
     .mr_dereg = ofi_mr_dereg,
     .mr_remote = ofi_mr_remote,
     .write_imm = ofi_write_imm,
+    .write = ofi_write,
     .poll = ofi_poll,
     .pins_memory = ofi_pins_memory,
     .last_error = ofi_last_error,

@@ -441,8 +441,8 @@ static rl_status_t post_write(rl_tp_conn_t *c, int q, const void *src, size_t le
 }
 
 /* Chunks are striped round-robin over the peer's QPs. */
-static rl_status_t vb_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
-                                uint64_t rkey, uint32_t imm, void *ctx)
+static rl_status_t vb_write_any(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
+                                uint64_t rkey, int with_imm, uint32_t imm, void *ctx)
 {
     if (len > 0xffffffffu)
         return vb_err(c->tp, RL_ERR_INVALID_ARG, "write of %zu bytes exceeds the verbs limit", len);
@@ -452,10 +452,22 @@ static rl_status_t vb_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl
     if (sq->posted - sq->reported >= VB_SEND_WR - 1)
         return RL_ERR_AGAIN;
     int sig = sq->sig_out == 0 || sq->unsig_run + 1 >= VB_SIGNAL_EVERY;
-    rl_status_t st = post_write(c, q, src, len, smr, raddr, (uint32_t)rkey, 1, imm, ctx, sig);
+    rl_status_t st = post_write(c, q, src, len, smr, raddr, (uint32_t)rkey, with_imm, imm, ctx, sig);
     if (st == RL_OK)
         c->next_qp = (q + 1) % c->nqp;
     return st;
+}
+
+static rl_status_t vb_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
+                                uint64_t rkey, uint32_t imm, void *ctx)
+{
+    return vb_write_any(c, src, len, smr, raddr, rkey, 1, imm, ctx);
+}
+
+static rl_status_t vb_write(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
+                            uint64_t rkey, void *ctx)
+{
+    return vb_write_any(c, src, len, smr, raddr, rkey, 0, 0, ctx);
 }
 
 static rl_tp_conn_t *find_qp(rl_tp_t *tp, uint32_t qpn, int *q)
@@ -619,6 +631,7 @@ const rl_tp_ops_t rl_tp_verbs_ops = {
     .mr_dereg = vb_mr_dereg,
     .mr_remote = vb_mr_remote,
     .write_imm = vb_write_imm,
+    .write = vb_write,
     .poll = vb_poll,
     .wait = vb_wait,
     .pins_memory = vb_pins_memory,
