@@ -20,6 +20,7 @@ typedef struct {
     uint32_t nch, depth;
     uint64_t chunk_bytes, min_chunk_bytes;
     char transport[32];
+    char algos[64]; /* RINGLET_P2P/ALLREDUCE_ALGO/RHD_MAX_BYTES: ranks must pick alike */
 } host_rec_t;
 
 /* Per channel: the blobs for the connections to prev and next, and the
@@ -202,6 +203,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
                        .min_chunk_bytes = c->min_chunk_bytes};
     gethostname(mine.host, sizeof(mine.host) - 1);
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
+    snprintf(mine.algos, sizeof(mine.algos), "%.15s/%.15s/%zu", c->cfg.p2p, c->cfg.allreduce_algo,
+             c->cfg.rhd_max_bytes);
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
     if (!all)
         return RL_ERR_NO_MEMORY;
@@ -211,6 +214,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     for (int r = 0; st == RL_OK && r < c->nranks; r++) {
         all[r].host[HOSTNAME_MAX - 1] = '\0';
         all[r].transport[sizeof(all[r].transport) - 1] = '\0';
+        all[r].algos[sizeof(all[r].algos) - 1] = '\0';
         if (strcmp(all[r].host, mine.host))
             *all_local = 0;
         else
@@ -222,6 +226,13 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
                      "RINGLET_PIPELINE_DEPTH, RINGLET_CHUNK_BYTES or RINGLET_TRANSPORT (%s/%u/%u/%llu vs %s/%u/%u/%llu)",
                      c->rank, r, mine.transport, mine.nch, mine.depth, (unsigned long long)mine.chunk_bytes,
                      all[r].transport, all[r].nch, all[r].depth, (unsigned long long)all[r].chunk_bytes);
+            st = RL_ERR_MISMATCH;
+        } else if (strcmp(all[r].algos, mine.algos)) {
+            /* else they would pick different algorithms for one call */
+            comm_err(err, len,
+                     "rank %d and rank %d disagree on RINGLET_P2P/RINGLET_ALLREDUCE_ALGO/RINGLET_RHD_MAX_BYTES "
+                     "(%s vs %s)",
+                     c->rank, r, mine.algos, all[r].algos);
             st = RL_ERR_MISMATCH;
         }
     }

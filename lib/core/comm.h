@@ -121,7 +121,6 @@ struct rl_request {
     /* all-to-all: the sends and receives it is made of */
     struct rl_request **kids;
     int nkids;
-    int in_group; /* owned by the communicator's open group */
     int internal; /* a collective's own message: the communicator frees it */
     struct rl_request *next;
 };

@@ -286,7 +286,6 @@ static rl_status_t run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t 
             c->group = g;
             c->group_cap = cap;
         }
-        r->in_group = 1;
         c->group[c->ngroup++] = r;
         return RL_OK;
     }

@@ -82,6 +82,30 @@ Test(create, one_rank_fails_to_open_its_transport, .timeout = 120)
               named[1], named[2]);
 }
 
+/* Ranks configured to pick different all-reduce algorithms would wait for
+ * each other's different messages: creation refuses that on every rank. */
+Test(create, ranks_disagree_on_the_algorithm, .timeout = 120)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s -n 2 --timeout 60 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=shm -- sh -c "
+             "'if [ \"$RINGLET_RANK\" = 1 ]; then export RINGLET_ALLREDUCE_ALGO=ring; fi; %s --quick; rc=$?; "
+             "[ $rc = 0 ] || sleep 1; exit $rc' 2>&1 </dev/null",
+             RINGLET_RUN, COLL_CHECK);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char line[1024];
+    int seen[2] = {0};
+    while (fgets(line, sizeof(line), p)) {
+        int r;
+        if (sscanf(line, "[%d] rank", &r) == 1 && r >= 0 && r < 2 && strstr(line, "RL_ERR_MISMATCH") &&
+            strstr(line, "RINGLET_ALLREDUCE_ALGO"))
+            seen[r] = 1;
+    }
+    cr_assert_neq(pclose(p), 0);
+    cr_assert(seen[0] && seen[1], "both ranks report the mismatch: %d %d", seen[0], seen[1]);
+}
+
 /* Every nccl-tests-style program runs, checks its results and reports
  * "Out of bounds values : 0 OK". */
 static void bench_smoke(const char *prog, const char *args)
