@@ -210,7 +210,9 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
 {
     rl_peer_t *pe = &c->peers[r->peer];
     unsigned slot = mslot(r->space, r->pseq);
-    if (pe->rx_busy[r->space][r->pseq % RL_P2P_SLOTS])
+    /* In order: a later receive whose slot frees first must not announce
+     * itself before an earlier one, whose sender reads that slot first. */
+    if (r->pseq != pe->cts_next[r->space] || pe->rx_busy[r->space][r->pseq % RL_P2P_SLOTS])
         return 0;
     size_t bytes = r->count * r->esize;
     rl_status_t st;
@@ -243,6 +245,7 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
         return 0;
     }
     pe->ctl_inflight++;
+    pe->cts_next[r->space]++;
     pe->rx_busy[r->space][r->pseq % RL_P2P_SLOTS] = 1;
     r->cts_sent = 1;
     return 1;

@@ -39,13 +39,23 @@ int rl_rhd_usable(const struct rl_comm *c, size_t bytes)
     return bytes <= c->cfg.rhd_max_bytes;
 }
 
+/* A message of this all-reduce. It uses the all-reduce's registrations
+ * (reg), so no step registers memory of its own. */
 static rl_status_t sub_post(struct rl_comm *c, struct rl_request *r, int is_send, const char *buf, uint64_t count,
-                            int peer, struct rl_request **out)
+                            int peer, rl_regent_t *reg, struct rl_request **out)
 {
     rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, buf, count, r->dtype, peer, out);
-    if (st == RL_OK)
-        (*out)->internal = 1; /* the communicator frees it if the all-reduce fails */
-    return st;
+    if (st != RL_OK)
+        return st;
+    (*out)->internal = 1; /* the communicator frees it if the all-reduce fails */
+    if (reg && count) {
+        reg->refs++;
+        if (is_send)
+            (*out)->in_reg = reg;
+        else
+            (*out)->out_reg = reg;
+    }
+    return RL_OK;
 }
 
 static void sub_free(struct rl_comm *c, struct rl_request **s)
@@ -74,29 +84,62 @@ static void halves(const struct rl_request *r, int rank, int k, uint64_t *keep_l
     *give_len = upper ? len0 : len1;
 }
 
-/* Post step s's send and receive. Steps 0..m-1 halve, m..2m-1 double. */
-static rl_status_t post_step(struct rl_comm *c, struct rl_request *r)
+static int level_of(const struct rl_request *r, int s) { return s < r->hd.m ? s : 2 * r->hd.m - 1 - s; }
+static int partner_of(struct rl_comm *c, const struct rl_request *r, int s)
 {
-    int m = r->hd.m, s = r->hd.step;
-    int k = s < m ? s : 2 * m - 1 - s;
-    int partner = c->rank ^ (r->hd.n >> (k + 1));
-    uint64_t keep_lo, keep_len, give_lo, give_len;
-    halves(r, c->rank, k, &keep_lo, &keep_len, &give_lo, &give_len);
+    return c->rank ^ (r->hd.n >> (level_of(r, s) + 1));
+}
+
+/* Where halving step k's data from the partner lands: the first step of an
+ * out-of-place call receives straight into the output range it reduces into
+ * (one buffer fewer for the caches to hold), the others into scratch. */
+static char *halving_dst(struct rl_comm *c, const struct rl_request *r, int k)
+{
+    if (k == 0 && r->in != r->out) {
+        uint64_t keep_lo, keep_len, give_lo, give_len;
+        halves(r, c->rank, 0, &keep_lo, &keep_len, &give_lo, &give_len);
+        return r->out + keep_lo * r->esize;
+    }
+    return c->scratch + r->hd.scr_off[k] * r->esize;
+}
+
+/* Every receive is posted when the operation starts, so each clear-to-send
+ * is already at the partner when it reaches that step: a step costs one
+ * message, not a handshake and then a message. This is safe because every
+ * step receives into its own place: halving step k into its own part of
+ * scratch, doubling into the range this rank gave away, which the partner
+ * only sends once it consumed what this rank sent from there. Receives from
+ * one partner are posted in step order, the order its sends come in. */
+static rl_status_t post_recvs(struct rl_comm *c, struct rl_request *r)
+{
     size_t es = r->esize;
-    rl_status_t st;
-    if (s < m) {
-        /* the first step reads the input; later ones the partial sums */
-        const char *src = (s == 0 ? r->in : r->out) + give_lo * es;
-        if ((st = sub_post(c, r, 0, c->scratch, keep_len, partner, &r->hd.recv)) != RL_OK ||
-            (st = sub_post(c, r, 1, src, give_len, partner, &r->hd.send)) != RL_OK)
-            return st;
-    } else {
-        /* doubling: my finished range out, the partner's finished range in */
-        if ((st = sub_post(c, r, 0, r->out + give_lo * es, give_len, partner, &r->hd.recv)) != RL_OK ||
-            (st = sub_post(c, r, 1, r->out + keep_lo * es, keep_len, partner, &r->hd.send)) != RL_OK)
+    for (int s = 0; s < 2 * r->hd.m; s++) {
+        int k = level_of(r, s);
+        uint64_t keep_lo, keep_len, give_lo, give_len;
+        halves(r, c->rank, k, &keep_lo, &keep_len, &give_lo, &give_len);
+        rl_status_t st = s < r->hd.m
+                             ? sub_post(c, r, 0, keep_len ? halving_dst(c, r, k) : NULL, keep_len, partner_of(c, r, s),
+                                        s == 0 && r->in != r->out ? r->out_reg : c->scratch_ent, &r->hd.recv[s])
+                             : sub_post(c, r, 0, r->out + give_lo * es, give_len, partner_of(c, r, s), r->out_reg,
+                                        &r->hd.recv[s]);
+        if (st != RL_OK)
             return st;
     }
     return RL_OK;
+}
+
+/* Post step s's send. Steps 0..m-1 halve, m..2m-1 double. */
+static rl_status_t post_send(struct rl_comm *c, struct rl_request *r)
+{
+    int s = r->hd.step;
+    uint64_t keep_lo, keep_len, give_lo, give_len;
+    halves(r, c->rank, level_of(r, s), &keep_lo, &keep_len, &give_lo, &give_len);
+    size_t es = r->esize;
+    if (s < r->hd.m) /* the first step reads the input; later ones the partial sums */
+        return sub_post(c, r, 1, (s == 0 ? r->in : r->out) + give_lo * es, give_len, partner_of(c, r, s),
+                        s == 0 ? r->in_reg : r->out_reg, &r->hd.send);
+    /* doubling: my finished range out */
+    return sub_post(c, r, 1, r->out + keep_lo * es, keep_len, partner_of(c, r, s), r->out_reg, &r->hd.send);
 }
 
 static rl_status_t start(struct rl_comm *c, struct rl_request *r)
@@ -105,18 +148,43 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
     r->hd.m = log2_exact(c->nranks);
     r->hd.seg_lo[0] = 0;
     r->hd.seg_len[0] = r->count;
-    for (int k = 0; k + 1 < r->hd.m; k++) {
+    uint64_t scr = 0;
+    for (int k = 0; k < r->hd.m; k++) {
         uint64_t klo, klen, glo, glen;
         halves(r, c->rank, k, &klo, &klen, &glo, &glen);
+        r->hd.scr_off[k] = scr;
+        if (k > 0 || r->in == r->out)
+            scr += klen;
         r->hd.seg_lo[k + 1] = klo;
         r->hd.seg_len[k + 1] = klen;
     }
-    /* the largest half received while halving is the first one */
-    size_t need = ((r->count + 1) / 2) * r->esize;
-    rl_status_t st = rl_ring_scratch(c, need);
-    if (st != RL_OK)
+    size_t bytes = r->count * r->esize;
+    rl_status_t st;
+    if ((st = rl_ring_scratch(c, scr * r->esize)) != RL_OK ||
+        (st = rl_reg_acquire(c, r->in, bytes, RL_ACCESS_LOCAL, &r->in_reg)) != RL_OK ||
+        (st = rl_reg_acquire(c, r->out, bytes, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &r->out_reg)) != RL_OK ||
+        (st = post_recvs(c, r)) != RL_OK)
         return st;
-    return post_step(c, r);
+    return post_send(c, r);
+}
+
+/* Debug log: each step's time here, as the ring logs its steps, so that
+ * per-step latency and bandwidth can be fitted for the cost model. */
+static void log_steps(struct rl_comm *c, struct rl_request *r)
+{
+    if (rl_log_level_cur < RL_LOG_DEBUG)
+        return;
+    char buf[512];
+    int pos = 0;
+    int64_t prev = r->start_ns;
+    for (int s = 0; s < 2 * r->hd.m && pos < (int)sizeof(buf) - 16; s++) {
+        pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%.1f", s ? " " : "",
+                        (double)(r->hd.step_ns[s] - prev) / 1e3);
+        prev = r->hd.step_ns[s];
+    }
+    RL_DEBUG("all_reduce #%llu (halving-doubling): %zu elements of %s, %d ranks: %.1f us; step times (us): %s",
+             (unsigned long long)r->seq, r->count, rl_dtype_name(r->dtype), c->nranks,
+             (double)(prev - r->start_ns) / 1e3, buf);
 }
 
 /* Advance; nonzero when finished (or failed). */
@@ -133,30 +201,35 @@ int rl_rhd_advance(struct rl_comm *c, struct rl_request *r)
         }
         rl_status_t st = start(c, r);
         if (st != RL_OK) {
-            rl_comm_fail(c, st, "rank %d: starting all_reduce (halving-doubling) failed", c->rank);
+            rl_comm_fail(c, st, "rank %d: starting all_reduce (halving-doubling) failed: %s", c->rank,
+                         c->ops->last_error(c->tp));
             return 1;
         }
     }
-    while (c->failed == RL_OK && r->hd.send && r->hd.recv && r->hd.send->status == RL_OK &&
-           r->hd.recv->status == RL_OK) {
+    for (;;) {
         int m = r->hd.m, s = r->hd.step;
-        if (s < m) {
+        struct rl_request *rv = r->hd.recv[s];
+        if (c->failed != RL_OK || !r->hd.send || r->hd.send->status != RL_OK || rv->status != RL_OK)
+            break;
+        if (s < m && r->count) {
             uint64_t keep_lo, keep_len, give_lo, give_len;
             halves(r, c->rank, s, &keep_lo, &keep_len, &give_lo, &give_len);
             size_t es = r->esize;
             char *dst = r->out + keep_lo * es;
-            r->fn(dst, (s == 0 ? r->in : r->out) + keep_lo * es, c->scratch, keep_len);
-            if (s == m - 1 && r->op == RL_AVG)
+            if (keep_len)
+                r->fn(dst, (s == 0 ? r->in : r->out) + keep_lo * es, halving_dst(c, r, s), keep_len);
+            if (keep_len && s == m - 1 && r->op == RL_AVG)
                 rl_reduce_scale(dst, keep_len, r->dtype, c->nranks);
         }
         sub_free(c, &r->hd.send);
-        sub_free(c, &r->hd.recv);
-        r->last_progress = rl_now_ns();
+        sub_free(c, &r->hd.recv[s]);
+        r->hd.step_ns[s] = r->last_progress = rl_now_ns();
         if (++r->hd.step == 2 * m) {
             r->status = RL_OK;
+            log_steps(c, r);
             return 1;
         }
-        rl_status_t st = post_step(c, r);
+        rl_status_t st = post_send(c, r);
         if (st != RL_OK) {
             rl_comm_fail(c, st, "rank %d: all_reduce (halving-doubling) step %d failed", c->rank, r->hd.step);
             return 1;
@@ -165,28 +238,34 @@ int rl_rhd_advance(struct rl_comm *c, struct rl_request *r)
     return c->failed != RL_OK;
 }
 
+static void each_sub(struct rl_request *r, void (*fn)(struct rl_comm *, struct rl_request **), struct rl_comm *c)
+{
+    fn(c, &r->hd.send);
+    for (int s = 0; s < 2 * r->hd.m; s++)
+        fn(c, &r->hd.recv[s]);
+}
+
+/* After a failure this runs inside the failure path, which may be walking
+ * the point-to-point list: leave the messages still on it there (the
+ * communicator frees them when destroyed); finished ones left the list and
+ * go now. */
+static void drop_after_failure(struct rl_comm *c, struct rl_request **s)
+{
+    (void)c;
+    if (*s && !(*s)->comm)
+        free(*s);
+    *s = NULL;
+}
+
 void rl_rhd_release(struct rl_comm *c, struct rl_request *r)
 {
-    if (c->failed == RL_OK) {
-        sub_free(c, &r->hd.send);
-        sub_free(c, &r->hd.recv);
-        return;
-    }
-    /* After a failure this runs inside the failure path, which may be
-     * walking the point-to-point list: leave the messages still on it there
-     * (the communicator frees them when destroyed); finished ones left the
-     * list and go now. */
-    struct rl_request **subs[2] = {&r->hd.send, &r->hd.recv};
-    for (int i = 0; i < 2; i++) {
-        if (*subs[i] && !(*subs[i])->comm)
-            free(*subs[i]);
-        *subs[i] = NULL;
-    }
+    each_sub(r, c->failed == RL_OK ? sub_free : drop_after_failure, c);
 }
 
 void rl_rhd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
-    struct rl_request *s = r->hd.recv && r->hd.recv->status == RL_INPROGRESS ? r->hd.recv : r->hd.send;
+    struct rl_request *rv = r->hd.step < 2 * r->hd.m ? r->hd.recv[r->hd.step] : NULL;
+    struct rl_request *s = rv && rv->status == RL_INPROGRESS ? rv : r->hd.send;
     if (s && s->status == RL_INPROGRESS)
         rl_p2p_describe_wait(c, s, buf, len);
     else

@@ -422,13 +422,16 @@ rl_status_t rl_ring_scratch(struct rl_comm *c, size_t len)
         return RL_ERR_NO_MEMORY;
     }
     c->scratch = p;
-    rl_status_t st = c->ops->mr_reg(c->tp, p, len, RL_ACCESS_LOCAL, &e->mr);
+    /* peers write into it too: halving-doubling receives its halves here */
+    unsigned access = RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE;
+    rl_status_t st = c->ops->mr_reg(c->tp, p, len, access, &e->mr);
     if (st != RL_OK) {
         free(e);
         return st;
     }
     e->base = p;
     e->len = len;
+    e->access = access;
     e->pinned = 1; /* owned by the communicator, not by the cache */
     c->scratch_ent = e;
     c->scratch_len = len;

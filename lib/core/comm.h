@@ -70,6 +70,7 @@ typedef struct {
     uint8_t rx_busy[RL_P2P_SPACES][RL_P2P_SLOTS]; /* a receive holds this CTS slot */
     uint64_t send_seq[RL_P2P_SPACES], recv_seq[RL_P2P_SPACES]; /* next to assign */
     uint64_t send_done[RL_P2P_SPACES]; /* sends complete in order: the active one */
+    uint64_t cts_next[RL_P2P_SPACES];  /* receives announce themselves in order: the next one */
     int send_inflight[RL_P2P_SPACES];
     int ctl_inflight;
 } rl_peer_t;
@@ -116,7 +117,9 @@ struct rl_request {
     struct {
         int n, m, step;
         uint64_t seg_lo[21], seg_len[21]; /* the range halving step k splits */
-        struct rl_request *send, *recv;
+        uint64_t scr_off[21];             /* where halving step k's data lands in scratch */
+        int64_t step_ns[42];              /* when each step finished (debug log) */
+        struct rl_request *send, *recv[42]; /* every step's receive is posted at the start */
     } hd;
     /* all-to-all: the sends and receives it is made of */
     struct rl_request **kids;

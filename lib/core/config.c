@@ -26,6 +26,10 @@ const rl_config_field_t rl_config_fields[] = {
     STR_("TRANSPORT", transport, "auto", "Transport backend: auto, ofi or verbs"),
     STR_("OFI_PROVIDER", ofi_provider, "auto",
          "libfabric provider (tcp, shm, verbs, efa...); auto: shm when all ranks share a host, else tcp"),
+    STR_("SHM_CMA", shm_cma, "auto",
+         "libfabric shm: move large messages with one cross-process copy (CMA) that pins pages (on), or with "
+         "two pipelined copies through shared memory (off); auto: off under a hypervisor, where pinning was "
+         "measured to cost more than the second copy, else on. FI_SHM_DISABLE_CMA, if set, wins"),
     {"CHUNK_BYTES", "512K", "Bytes per pipelined chunk (one network write)", RL_CFG_SIZE,
      F_(chunk_bytes), 0, 4096, 1LL << 30},
     {"MIN_CHUNK_BYTES", "64K",

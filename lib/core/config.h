@@ -17,6 +17,7 @@ typedef struct {
     int timeout_ms;
     char transport[32];        /* auto | ofi | verbs */
     char ofi_provider[64];     /* auto | tcp | shm | ... */
+    char shm_cma[8];           /* auto | on | off: libfabric shm's single-copy path */
     size_t chunk_bytes;
     size_t min_chunk_bytes;
     int pipeline_depth;

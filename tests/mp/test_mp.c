@@ -152,6 +152,37 @@ Test(variants, allreduce_ring_4_ranks, .timeout = 300)
     cr_assert_eq(run_env("tcp", 4, "--env RINGLET_ALLREDUCE_ALGO=ring", "--quick"), 0);
 }
 
+/* libfabric shm's two paths for large messages: one cross-process copy
+ * (CMA) and two through shared memory. RINGLET_SHM_CMA=auto picks one per
+ * host, so each is also run on purpose. */
+Test(variants, shm_with_cma_4_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 4, "--env RINGLET_SHM_CMA=on", ""), 0);
+}
+Test(variants, shm_without_cma_4_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 4, "--env RINGLET_SHM_CMA=off", ""), 0);
+}
+
+/* A bad value is a named configuration error, not a crash. */
+Test(create, bad_shm_cma_value, .timeout = 120)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s -n 2 --timeout 60 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=shm "
+             "--env RINGLET_SHM_CMA=maybe -- %s --quick 2>&1 </dev/null",
+             RINGLET_RUN, COLL_CHECK);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char line[1024];
+    int named = 0;
+    while (fgets(line, sizeof(line), p))
+        named += strstr(line, "RINGLET_SHM_CMA=maybe") != NULL;
+    int rc = pclose(p);
+    cr_assert_neq(rc, 0, "coll_check succeeded with RINGLET_SHM_CMA=maybe");
+    cr_assert_geq(named, 1, "no rank named the bad value");
+}
+
 /* Each rank's digest line of a coll_check --digest run, sorted. */
 static void digests(const char *env, char *out, size_t len)
 {
