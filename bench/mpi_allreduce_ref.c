@@ -33,15 +33,17 @@ int main(int argc, char **argv)
                "# %12s %12s %10s %10s\n", n, iters, "size(B)", "time(us)", "algbw", "busbw");
     for (size_t b = lo; b <= hi; b *= 2) {
         int count = (int)(b / sizeof(float));
+        /* as bench/common.c times ringlet: one barrier, warm-up, then the
+         * iterations back to back, each timed on every rank; afterwards the
+         * slowest rank's time per iteration */
+        MPI_Barrier(MPI_COMM_WORLD);
         for (int it = -warm; it < iters; it++) {
-            MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
             MPI_Allreduce(in, out, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-            double t = MPI_Wtime() - t0, mx;
-            MPI_Allreduce(&t, &mx, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             if (it >= 0)
-                ts[it] = mx;
+                ts[it] = MPI_Wtime() - t0;
         }
+        MPI_Allreduce(MPI_IN_PLACE, ts, iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         qsort(ts, (size_t)iters, sizeof(double), cmp);
         double med = iters % 2 ? ts[iters / 2] : (ts[iters / 2 - 1] + ts[iters / 2]) / 2;
         double alg = (double)b / med / 1e9;
