@@ -25,7 +25,7 @@ extern "C" {
 #define RL_VERSION_MINOR 1
 #define RL_VERSION_PATCH 0
 /* Wire protocol version: ranks with different values refuse to connect. */
-#define RL_PROTOCOL_VERSION 2
+#define RL_PROTOCOL_VERSION 3
 
 /* One list gives the enum, the names and the messages (they cannot drift). */
 #define RL_STATUS_MAP(X)                                                       \

@@ -38,6 +38,7 @@ typedef struct {
     uint32_t len;
     uint8_t blob[RL_TP_BLOB_MAX];
     rl_rkey_t mbox;
+    rl_rkey_t land; /* where eager all-reduce messages to me go */
 } peer_rec_t;
 
 static rl_status_t peer_setup(struct rl_comm *c, int p, peer_rec_t *rec)
@@ -77,6 +78,12 @@ rl_status_t rl_p2p_connect(struct rl_comm *c, int64_t dl, char *err, size_t len)
         rl_boot_abort(c->boot, RL_ERR_CONFIG, c->rank, err);
         return RL_ERR_CONFIG;
     }
+    const char *algo = c->cfg.allreduce_algo;
+    if (strcmp(algo, "auto") && strcmp(algo, "ring") && strcmp(algo, "rhd") && strcmp(algo, "rd")) {
+        snprintf(err, len, "RINGLET_ALLREDUCE_ALGO=%s: use auto, ring, rhd or rd", algo);
+        rl_boot_abort(c->boot, RL_ERR_CONFIG, c->rank, err);
+        return RL_ERR_CONFIG;
+    }
     if (!p2p_wanted(c) || c->nranks > RL_IMM_P2P_RANK_MAX + 1)
         return RL_OK;
     int n = c->nranks;
@@ -84,6 +91,11 @@ rl_status_t rl_p2p_connect(struct rl_comm *c, int64_t dl, char *err, size_t len)
     peer_rec_t *mine = calloc((size_t)n, sizeof(peer_rec_t));
     peer_rec_t *all = calloc((size_t)n * (size_t)n, sizeof(peer_rec_t));
     rl_status_t st = c->peers && mine && all ? RL_OK : RL_ERR_NO_MEMORY;
+    rl_rkey_t land = {0};
+    if (st == RL_OK && (st = rl_rd_setup(c, &land)) != RL_OK)
+        snprintf(err, len, "rank %d: setting up eager all-reduce slots failed: %s", c->rank, c->ops->last_error(c->tp));
+    for (int p = 0; p < n && st == RL_OK; p++)
+        mine[p].land = land;
     for (int p = 0; p < n && st == RL_OK; p++)
         if (p != c->rank && (st = peer_setup(c, p, &mine[p])) != RL_OK)
             snprintf(err, len, "rank %d: setting up the connection to rank %d failed: %s", c->rank, p,
@@ -104,6 +116,13 @@ rl_status_t rl_p2p_connect(struct rl_comm *c, int64_t dl, char *err, size_t len)
             break;
         }
         c->peers[p].peer_mbox = rec->mbox;
+        c->peers[p].peer_land = rec->land;
+        if (c->land && !rec->land.addr && !rec->land.key) {
+            /* every rank derives the eager path from the same settings */
+            snprintf(err, len, "rank %d: rank %d offers no eager all-reduce slots", c->rank, p);
+            st = RL_ERR_PROTOCOL;
+            break;
+        }
         if ((st = c->ops->conn_establish(c->peers[p].conn, rec->blob, rec->len, dl)) != RL_OK)
             snprintf(err, len, "rank %d: connecting to rank %d for send/recv failed: %s", c->rank, p,
                      c->ops->last_error(c->tp));
@@ -124,6 +143,7 @@ rl_status_t rl_p2p_connect(struct rl_comm *c, int64_t dl, char *err, size_t len)
 
 void rl_p2p_teardown(struct rl_comm *c)
 {
+    rl_rd_teardown(c);
     if (!c->peers)
         return;
     for (int p = 0; p < c->nranks; p++) {
@@ -373,6 +393,10 @@ void rl_p2p_handle_imm(struct rl_comm *c, uint32_t imm)
         return;
     }
     rl_peer_t *pe = &c->peers[d.rank];
+    if (d.kind == RL_P2P_EAGER) {
+        rl_rd_handle_imm(c, d.rank, d.tag, d.space);
+        return;
+    }
     if (d.kind == RL_P2P_CTS) {
         unsigned slot = d.tag % RL_P2P_SLOTS;
         if (pe->mbox_full[d.space][slot])
@@ -406,7 +430,9 @@ void rl_p2p_send_done(struct rl_comm *c, void *ctx, rl_status_t st)
         return;
     }
     rl_peer_t *pe = &c->peers[peer];
-    if (kind == RL_CTX_P2P_CTS && pe->ctl_inflight > 0)
+    if (kind == RL_CTX_P2P_EAGER && c->eager_inflight > 0)
+        c->eager_inflight--;
+    else if (kind == RL_CTX_P2P_CTS && pe->ctl_inflight > 0)
         pe->ctl_inflight--;
     else if (kind == RL_CTX_P2P_DATA && pe->send_inflight[space] > 0)
         pe->send_inflight[space]--;
@@ -416,7 +442,7 @@ int rl_p2p_busy(struct rl_comm *c)
 {
     if (!c->peers)
         return 0;
-    if (c->p2p_head)
+    if (c->p2p_head || c->eager_inflight)
         return 1;
     for (int p = 0; p < c->nranks; p++)
         if (c->peers[p].ctl_inflight || c->peers[p].send_inflight[0] || c->peers[p].send_inflight[1])

@@ -32,10 +32,8 @@ int rl_rhd_usable(const struct rl_comm *c, size_t bytes)
 {
     if (!c->peers || c->nranks < 4 || log2_exact(c->nranks) < 0)
         return 0;
-    if (!strcmp(c->cfg.allreduce_algo, "ring"))
-        return 0;
-    if (!strcmp(c->cfg.allreduce_algo, "rhd"))
-        return 1;
+    if (strcmp(c->cfg.allreduce_algo, "auto"))
+        return !strcmp(c->cfg.allreduce_algo, "rhd");
     return bytes <= c->cfg.rhd_max_bytes;
 }
 

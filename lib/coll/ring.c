@@ -601,6 +601,8 @@ int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
 {
     if (r->algo == RL_ALGO_RHD)
         return rl_rhd_advance(c, r);
+    if (r->algo == RL_ALGO_RD)
+        return rl_rd_advance(c, r);
     if (!r->started) {
         r->started = 1;
         r->last_progress = r->start_ns = rl_now_ns();
@@ -753,6 +755,10 @@ void rl_ring_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, s
 {
     if (r->algo == RL_ALGO_RHD) {
         rl_rhd_describe_wait(c, r, buf, len);
+        return;
+    }
+    if (r->algo == RL_ALGO_RD) {
+        rl_rd_describe_wait(c, r, buf, len);
         return;
     }
     for (int i = 0; i < c->nch; i++) {

@@ -26,17 +26,17 @@ int rl_imm_is_p2p(uint32_t imm) { return ((imm >> 26) & 0xfu) == RL_IMM_P2P_CHAN
 
 uint32_t rl_imm_p2p_encode(rl_p2p_kind_t kind, int space, int rank, uint64_t seq)
 {
-    return (uint32_t)RL_IMM_DIRECT << 30 | RL_IMM_P2P_CHANNEL << 26 | ((uint32_t)rank & RL_IMM_P2P_RANK_MAX) << 6 |
-           ((uint32_t)space & 1u) << 5 | ((uint32_t)kind & 1u) << 4 | (uint32_t)(seq & RL_IMM_TAG_MASK);
+    return (uint32_t)RL_IMM_DIRECT << 30 | RL_IMM_P2P_CHANNEL << 26 | ((uint32_t)rank & RL_IMM_P2P_RANK_MAX) << 7 |
+           ((uint32_t)kind & 3u) << 5 | ((uint32_t)space & 1u) << 4 | (uint32_t)(seq & RL_IMM_TAG_MASK);
 }
 
 rl_status_t rl_imm_p2p_decode(uint32_t imm, int nranks, rl_p2p_imm_t *out)
 {
     if (!rl_imm_is_p2p(imm) || (imm >> 30) != RL_IMM_DIRECT)
         return RL_ERR_PROTOCOL;
-    unsigned kind = (imm >> 4) & 1u, space = (imm >> 5) & 1u;
-    int rank = (int)((imm >> 6) & RL_IMM_P2P_RANK_MAX);
-    if (rank >= nranks)
+    unsigned kind = (imm >> 5) & 3u, space = (imm >> 4) & 1u;
+    int rank = (int)((imm >> 7) & RL_IMM_P2P_RANK_MAX);
+    if (rank >= nranks || kind > RL_P2P_EAGER)
         return RL_ERR_PROTOCOL;
     *out = (rl_p2p_imm_t){.kind = (rl_p2p_kind_t)kind, .space = (int)space, .rank = rank,
                           .tag = imm & RL_IMM_TAG_MASK};

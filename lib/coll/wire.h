@@ -37,12 +37,14 @@ rl_status_t rl_imm_decode(uint32_t imm, int nchannels, rl_imm_t *out);
 
 /*
  * Point-to-point immediates use the channel value RL_IMM_P2P_CHANNEL:
- * [25:6] the sender's rank, [5] space, [4] kind, [3:0] the pair's sequence tag.
+ * [25:7] the sender's rank, [6:5] kind, [4] space, [3:0] the pair's sequence
+ * tag. An eager all-reduce message (RL_P2P_EAGER) carries its step in the
+ * tag and the operation's parity in the space bit.
  * (Ring channels are 0..RL_IMM_P2P_CHANNEL-1.)
  */
 #define RL_IMM_P2P_CHANNEL 15u
-#define RL_IMM_P2P_RANK_MAX ((1 << 20) - 1)
-typedef enum { RL_P2P_DATA = 0, RL_P2P_CTS = 1 } rl_p2p_kind_t;
+#define RL_IMM_P2P_RANK_MAX ((1 << 19) - 1)
+typedef enum { RL_P2P_DATA = 0, RL_P2P_CTS = 1, RL_P2P_EAGER = 2 } rl_p2p_kind_t;
 /* Two matching spaces, so that the point-to-point messages collectives
  * make never match the user's sends and receives. */
 enum { RL_P2P_USER = 0, RL_P2P_COLL = 1, RL_P2P_SPACES = 2 };

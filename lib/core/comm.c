@@ -20,7 +20,7 @@ typedef struct {
     uint32_t nch, depth;
     uint64_t chunk_bytes, min_chunk_bytes;
     char transport[32];
-    char algos[64]; /* RINGLET_P2P/ALLREDUCE_ALGO/RHD_MAX_BYTES: ranks must pick alike */
+    char algos[80]; /* RINGLET_P2P/ALLREDUCE_ALGO/RHD_MAX_BYTES/RD_MAX_BYTES: ranks must pick alike */
 } host_rec_t;
 
 /* Per channel: the blobs for the connections to prev and next, and the
@@ -203,8 +203,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
                        .min_chunk_bytes = c->min_chunk_bytes};
     gethostname(mine.host, sizeof(mine.host) - 1);
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
-    snprintf(mine.algos, sizeof(mine.algos), "%.15s/%.15s/%zu", c->cfg.p2p, c->cfg.allreduce_algo,
-             c->cfg.rhd_max_bytes);
+    snprintf(mine.algos, sizeof(mine.algos), "%.15s/%.15s/%zu/%zu", c->cfg.p2p, c->cfg.allreduce_algo,
+             c->cfg.rhd_max_bytes, c->cfg.rd_max_bytes);
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
     if (!all)
         return RL_ERR_NO_MEMORY;
@@ -230,8 +230,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
         } else if (strcmp(all[r].algos, mine.algos)) {
             /* else they would pick different algorithms for one call */
             comm_err(err, len,
-                     "rank %d and rank %d disagree on RINGLET_P2P/RINGLET_ALLREDUCE_ALGO/RINGLET_RHD_MAX_BYTES "
-                     "(%s vs %s)",
+                     "rank %d and rank %d disagree on RINGLET_P2P/RINGLET_ALLREDUCE_ALGO/RINGLET_RHD_MAX_BYTES/"
+                     "RINGLET_RD_MAX_BYTES (%s vs %s)",
                      c->rank, r, mine.algos, all[r].algos);
             st = RL_ERR_MISMATCH;
         }

@@ -65,6 +65,7 @@ typedef struct {
     uint8_t *ctrl_tx; /* my CTS records for its sends */
     rl_tp_mr_t *ctrl_tx_mr;
     rl_rkey_t peer_mbox;
+    rl_rkey_t peer_land; /* its landing slots for eager all-reduce messages */
     /* per matching space (RL_P2P_USER, RL_P2P_COLL) */
     uint8_t mbox_full[RL_P2P_SPACES][RL_P2P_SLOTS];
     uint8_t rx_busy[RL_P2P_SPACES][RL_P2P_SLOTS]; /* a receive holds this CTS slot */
@@ -121,6 +122,12 @@ struct rl_request {
         int64_t step_ns[42];              /* when each step finished (debug log) */
         struct rl_request *send, *recv[42]; /* every step's receive is posted at the start */
     } hd;
+    /* all-reduce and barrier by eager recursive doubling (coll/rd.c) */
+    struct {
+        int m, vrank, level, phase, sent;
+        const char *cur; /* this rank's partial result so far */
+    } rd;
+    int32_t bar_word; /* a barrier's one element when it runs eagerly */
     /* all-to-all: the sends and receives it is made of */
     struct rl_request **kids;
     int nkids;
@@ -156,6 +163,13 @@ struct rl_comm {
     size_t scratch_len;
     rl_regent_t *scratch_ent, *bar_ent;
     rl_peer_t *peers; /* NULL when RINGLET_P2P is off */
+    /* eager all-reduce (coll/rd.c): landing slots peers write, by step and
+     * operation parity; what this rank sends is staged per step */
+    char *land, *eager_tx;
+    rl_tp_mr_t *land_mr, *eager_tx_mr;
+    uint8_t land_full[16][2];
+    int land_from[16][2];
+    int eager_inflight;
     struct rl_request *p2p_head, *p2p_tail;
     int group_depth;
     struct rl_request **group;
@@ -204,10 +218,20 @@ void rl_p2p_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 /* Context values of p2p completions (ring ones are below 0x1000). */
 #define RL_CTX_P2P_DATA 4
 #define RL_CTX_P2P_CTS 5
+#define RL_CTX_P2P_EAGER 6
 static inline int rl_ctx_kind(void *ctx) { return (int)(((uintptr_t)ctx >> 8) & 0xf); }
 
 /* Algorithms an all-reduce can run with. */
-enum { RL_ALGO_RING = 0, RL_ALGO_RHD = 1 };
+enum { RL_ALGO_RING = 0, RL_ALGO_RHD = 1, RL_ALGO_RD = 2 };
+/* Eager recursive-doubling all-reduce for small messages (coll/rd.c). */
+int rl_rd_usable(const struct rl_comm *c, size_t bytes);
+/* Landing slots and send staging, at connection set-up; *land_key is what
+ * peers write to (zero when the eager path is off). */
+rl_status_t rl_rd_setup(struct rl_comm *c, rl_rkey_t *land_key);
+void rl_rd_teardown(struct rl_comm *c);
+int rl_rd_advance(struct rl_comm *c, struct rl_request *r);
+void rl_rd_handle_imm(struct rl_comm *c, int from, unsigned step, int parity);
+void rl_rd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
 /* Halving-doubling all-reduce (coll/rhd.c). */
 int rl_rhd_usable(const struct rl_comm *c, size_t bytes);
 int rl_rhd_advance(struct rl_comm *c, struct rl_request *r);

@@ -52,7 +52,12 @@ const rl_config_field_t rl_config_fields[] = {
          "Connect every pair of ranks for send/recv and all-to-all: on, off, or auto (on up to 64 ranks)"),
     STR_("ALLREDUCE_ALGO", allreduce_algo, "auto",
          "All-reduce algorithm: ring, rhd (recursive halving-doubling; power-of-two groups of 4 or more with "
-         "RINGLET_P2P connections), or auto (rhd up to RINGLET_RHD_MAX_BYTES, ring above)"),
+         "RINGLET_P2P connections), rd (eager recursive doubling up to RINGLET_RD_MAX_BYTES, ring above), or "
+         "auto (rd up to RINGLET_RD_MAX_BYTES, then rhd up to RINGLET_RHD_MAX_BYTES, then ring)"),
+    {"RD_MAX_BYTES", "64K",
+     "Largest all-reduce (bytes) sent eagerly by recursive doubling (also the barrier's path); 0: never. "
+     "Each rank keeps 3 x log2(ranks) slots of this size",
+     RL_CFG_SIZE, F_(rd_max_bytes), 0, 0, 1LL << 24},
     {"RHD_MAX_BYTES", "16M", "auto: largest all-reduce (bytes) that uses halving-doubling", RL_CFG_SIZE,
      F_(rhd_max_bytes), 0, 0, 1LL << 50},
     STR_("REDUCE_ISA", reduce_isa, "auto",

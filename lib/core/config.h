@@ -29,6 +29,7 @@ typedef struct {
     char p2p[16];              /* auto | on | off: connections between every pair */
     char allreduce_algo[16];   /* auto | ring | rhd */
     size_t rhd_max_bytes;      /* auto: halving-doubling up to this size */
+    size_t rd_max_bytes;       /* auto: eager recursive doubling up to this size */
     char reduce_isa[16];       /* read by lib/reduce at first use */
     char log_level[16];
     char log_file[256];

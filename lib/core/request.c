@@ -132,8 +132,13 @@ static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t 
     r->status = RL_INPROGRESS;
     /* Every rank picks the same algorithm: the choice depends only on the
      * call, the group size and the configuration. */
-    if (a->coll == RL_COLL_ALL_REDUCE && rl_rhd_usable(c, r->count * esize))
+    if ((a->coll == RL_COLL_ALL_REDUCE || a->coll == RL_COLL_BARRIER) && rl_rd_usable(c, r->count * r->esize)) {
+        r->algo = RL_ALGO_RD;
+        if (a->coll == RL_COLL_BARRIER)
+            r->in = r->out = (char *)&r->bar_word;
+    } else if (a->coll == RL_COLL_ALL_REDUCE && rl_rhd_usable(c, r->count * esize)) {
         r->algo = RL_ALGO_RHD;
+    }
     if (c->tail)
         c->tail->next = r;
     else

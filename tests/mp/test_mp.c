@@ -165,22 +165,39 @@ Test(variants, shm_without_cma_4_ranks, .timeout = 300)
 }
 
 /* A bad value is a named configuration error, not a crash. */
-Test(create, bad_shm_cma_value, .timeout = 120)
+static void bad_setting(const char *setting)
 {
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
-             "%s -n 2 --timeout 60 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=shm "
-             "--env RINGLET_SHM_CMA=maybe -- %s --quick 2>&1 </dev/null",
-             RINGLET_RUN, COLL_CHECK);
+             "%s -n 2 --timeout 60 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=shm --env %s -- %s "
+             "--quick 2>&1 </dev/null",
+             RINGLET_RUN, setting, COLL_CHECK);
     FILE *p = popen(cmd, "r");
     cr_assert(p);
     char line[1024];
     int named = 0;
     while (fgets(line, sizeof(line), p))
-        named += strstr(line, "RINGLET_SHM_CMA=maybe") != NULL;
+        named += strstr(line, setting) != NULL;
     int rc = pclose(p);
-    cr_assert_neq(rc, 0, "coll_check succeeded with RINGLET_SHM_CMA=maybe");
-    cr_assert_geq(named, 1, "no rank named the bad value");
+    cr_assert_neq(rc, 0, "coll_check succeeded with %s", setting);
+    cr_assert_geq(named, 1, "no rank named the bad value %s", setting);
+}
+Test(create, bad_shm_cma_value, .timeout = 120) { bad_setting("RINGLET_SHM_CMA=maybe"); }
+Test(create, bad_allreduce_algo_value, .timeout = 120) { bad_setting("RINGLET_ALLREDUCE_ALGO=tree"); }
+
+/* The eager all-reduce with slots large enough for every size coll_check
+ * uses but its 8 MiB one, on groups that fold (3, 5) and one that does not. */
+Test(variants, eager_allreduce_3_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 3, "--env RINGLET_ALLREDUCE_ALGO=rd --env RINGLET_RD_MAX_BYTES=2M", ""), 0);
+}
+Test(variants, eager_allreduce_5_ranks_tcp, .timeout = 300)
+{
+    cr_assert_eq(run_env("tcp", 5, "--env RINGLET_ALLREDUCE_ALGO=rd --env RINGLET_RD_MAX_BYTES=2M", "--quick"), 0);
+}
+Test(variants, eager_allreduce_4_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 4, "--env RINGLET_RD_MAX_BYTES=2M", "--quick"), 0);
 }
 
 /* Each rank's digest line of a coll_check --digest run, sorted. */

@@ -97,6 +97,11 @@ Test(wire, p2p_immediates)
     cr_assert_eq(rl_imm_p2p_decode(imm, 6, &d), RL_OK);
     cr_assert(d.kind == RL_P2P_DATA && d.space == RL_P2P_COLL && d.rank == 5 && d.tag == 9);
     cr_assert_eq(rl_imm_p2p_decode(imm & ~(3u << 30), 1000, &d), RL_ERR_PROTOCOL, "wrong imm kind");
+    imm = rl_imm_p2p_encode(RL_P2P_EAGER, 1, RL_IMM_P2P_RANK_MAX, 17);
+    cr_assert_eq(rl_imm_p2p_decode(imm, RL_IMM_P2P_RANK_MAX + 1, &d), RL_OK);
+    cr_assert(d.kind == RL_P2P_EAGER && d.space == 1 && d.rank == RL_IMM_P2P_RANK_MAX && d.tag == 1);
+    cr_assert_eq(rl_imm_p2p_decode(imm | 3u << 5, RL_IMM_P2P_RANK_MAX + 1, &d), RL_ERR_PROTOCOL,
+                 "p2p kind 3 does not exist");
     /* ring immediates never look like point-to-point ones */
     cr_assert(!rl_imm_is_p2p(rl_imm_encode(RL_IMM_STAGE, RL_MAX_CHANNELS - 1, 5, 7)));
     cr_assert_eq(rl_imm_p2p_decode(rl_imm_encode(RL_IMM_CTRL, 3, 5, 1), 8, &d), RL_ERR_PROTOCOL);
