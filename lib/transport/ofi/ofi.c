@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "transport/ofi/watchdog.h"
 #include "transport/transport.h"
 
 /* Receives kept posted when the provider needs one per remote CQ datum. */
@@ -40,7 +41,11 @@ struct rl_tp {
     uint64_t next_key;
     char desc[96];
     char err[256];
+    rl_ofi_watchdog_t wd; /* shm: calls that never return end the process */
 };
+
+/* A libfabric call on the data path, watched (see watchdog.h). */
+#define OFI_CALL(tp, call) (rl_ofi_enter(&(tp)->wd), ofi_ret_ = (call), rl_ofi_leave(&(tp)->wd), ofi_ret_)
 
 struct rl_tp_conn {
     rl_tp_t *tp;
@@ -190,7 +195,8 @@ static rl_status_t ofi_getinfo(const rl_tp_params_t *p, rl_tp_t *tp)
 static rl_status_t ofi_post_recvs(rl_tp_t *tp, int n)
 {
     for (int i = 0; i < n; i++) {
-        int ret = fi_recv(tp->ep, NULL, 0, NULL, FI_ADDR_UNSPEC, OFI_RECV_CTX);
+        ssize_t ofi_ret_;
+        int ret = (int)OFI_CALL(tp, fi_recv(tp->ep, NULL, 0, NULL, FI_ADDR_UNSPEC, OFI_RECV_CTX));
         if (ret)
             return ofi_fail(tp, ret, "fi_recv");
     }
@@ -201,8 +207,10 @@ static void ofi_close(rl_tp_t *tp)
 {
     if (!tp)
         return;
+    ssize_t ofi_ret_;
     if (tp->ep)
-        fi_close(&tp->ep->fid);
+        (void)OFI_CALL(tp, fi_close(&tp->ep->fid));
+    rl_ofi_watchdog_stop(&tp->wd);
     if (tp->av)
         fi_close(&tp->av->fid);
     if (tp->cq)
@@ -246,6 +254,10 @@ static rl_status_t ofi_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, s
         goto fail;
     snprintf(tp->desc, sizeof(tp->desc), "ofi:%s/%s", tp->info->fabric_attr->prov_name,
              tp->info->domain_attr->name);
+    if (strstr(tp->info->fabric_attr->prov_name, "shm") &&
+        rl_ofi_watchdog_start(&tp->wd, p->rank, p->cfg->timeout_ms > 1000 ? p->cfg->timeout_ms : 1000,
+                              "libfabric's shm provider"))
+        RL_WARN("rank %d: could not start the libfabric watchdog thread", p->rank);
     RL_INFO("libfabric provider %s domain %s mr_mode 0x%x cq_data_size %zu", tp->info->fabric_attr->prov_name,
             tp->info->domain_attr->name, (unsigned)tp->info->domain_attr->mr_mode,
             tp->info->domain_attr->cq_data_size);
@@ -352,12 +364,13 @@ static void ofi_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
 static rl_status_t ofi_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr,
                                  uint64_t raddr, uint64_t rkey, uint32_t imm, void *ctx)
 {
-    ssize_t ret = fi_writedata(c->tp->ep, src, len, smr ? smr->desc : NULL, imm, c->addr, raddr, rkey, ctx);
+    ssize_t ofi_ret_,
+        ret = OFI_CALL(c->tp, fi_writedata(c->tp->ep, src, len, smr ? smr->desc : NULL, imm, c->addr, raddr, rkey, ctx));
     if (ret == 0)
         return RL_OK;
     if (ret == -FI_EAGAIN) {
         /* Manual-progress providers need the CQ driven before room frees. */
-        fi_cq_read(c->tp->cq, NULL, 0);
+        (void)OFI_CALL(c->tp, fi_cq_read(c->tp->cq, NULL, 0));
         return RL_ERR_AGAIN;
     }
     rl_status_t st = ofi_fail(c->tp, (int)ret, "fi_writedata");
@@ -368,11 +381,11 @@ static rl_status_t ofi_write_imm(rl_tp_conn_t *c, const void *src, size_t len, r
 static rl_status_t ofi_write(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
                              uint64_t rkey, void *ctx)
 {
-    ssize_t ret = fi_write(c->tp->ep, src, len, smr ? smr->desc : NULL, c->addr, raddr, rkey, ctx);
+    ssize_t ofi_ret_, ret = OFI_CALL(c->tp, fi_write(c->tp->ep, src, len, smr ? smr->desc : NULL, c->addr, raddr, rkey, ctx));
     if (ret == 0)
         return RL_OK;
     if (ret == -FI_EAGAIN) {
-        fi_cq_read(c->tp->cq, NULL, 0);
+        (void)OFI_CALL(c->tp, fi_cq_read(c->tp->cq, NULL, 0));
         return RL_ERR_AGAIN;
     }
     rl_status_t st = ofi_fail(c->tp, (int)ret, "fi_write");
@@ -386,7 +399,7 @@ static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
     *n = 0;
     if (max > 32)
         max = 32;
-    ssize_t got = fi_cq_read(tp->cq, ent, (size_t)max);
+    ssize_t ofi_ret_, got = OFI_CALL(tp, fi_cq_read(tp->cq, ent, (size_t)max));
     if (got == -FI_EAGAIN)
         return RL_OK;
     if (got == -FI_EAVAIL) {
