@@ -191,12 +191,8 @@ int rl_rhd_advance(struct rl_comm *c, struct rl_request *r)
     if (!r->started) {
         r->started = 1;
         r->last_progress = r->start_ns = rl_now_ns();
-        if (c->nranks == 1 || r->count == 0) {
-            if (r->in != r->out && r->count)
-                memmove(r->out, r->in, r->count * r->esize);
-            r->status = RL_OK;
+        if (rl_allreduce_trivial(c, r))
             return 1;
-        }
         rl_status_t st = start(c, r);
         if (st != RL_OK) {
             rl_comm_fail(c, st, "rank %d: starting all_reduce (halving-doubling) failed: %s", c->rank,

@@ -597,6 +597,16 @@ static void log_steps(struct rl_comm *c, struct rl_request *r)
              (unsigned long long)o->g.nchunks, (double)(rl_now_ns() - r->start_ns) / 1e3, buf);
 }
 
+int rl_allreduce_trivial(struct rl_comm *c, struct rl_request *r)
+{
+    if (c->nranks > 1 && r->count > 0)
+        return 0;
+    if (r->in != r->out && r->count)
+        memmove(r->out, r->in, r->count * r->esize);
+    r->status = RL_OK;
+    return 1;
+}
+
 int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
 {
     if (r->algo == RL_ALGO_RHD)

@@ -221,6 +221,9 @@ void rl_p2p_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 #define RL_CTX_P2P_EAGER 6
 static inline int rl_ctx_kind(void *ctx) { return (int)(((uintptr_t)ctx >> 8) & 0xf); }
 
+/* An all-reduce with nothing to exchange (one rank or no elements): the
+ * copy it still owes is made and it is finished; zero otherwise. */
+int rl_allreduce_trivial(struct rl_comm *c, struct rl_request *r);
 /* Algorithms an all-reduce can run with. */
 enum { RL_ALGO_RING = 0, RL_ALGO_RHD = 1, RL_ALGO_RD = 2 };
 /* Eager recursive-doubling all-reduce for small messages (coll/rd.c). */
