@@ -100,6 +100,16 @@ static rl_status_t send_step(struct rl_comm *c, struct rl_request *r, int step, 
     return st;
 }
 
+static void fail_mismatch(struct rl_comm *c, const struct rl_request *r, const rl_ctrl_t *h)
+{
+    rl_comm_fail(c, RL_ERR_MISMATCH,
+                 "operation %llu differs between ranks: rank %d called %s(count=%zu, %s, %s), rank %d called "
+                 "%s(count=%llu, %s, %s)",
+                 (unsigned long long)r->seq, c->rank, rl_coll_name(r->coll), r->count, rl_dtype_name(r->dtype),
+                 rl_op_name(r->op), h->rank, rl_coll_name(h->coll), (unsigned long long)h->count,
+                 rl_dtype_name((rl_dtype_t)h->dtype), rl_op_name((rl_op_t)h->op));
+}
+
 /* The data of step `step` from `peer`, checked against this call; NULL
  * while it has not arrived (or after a failure). */
 static const char *take_step(struct rl_comm *c, struct rl_request *r, int step, int peer)
@@ -117,12 +127,7 @@ static const char *take_step(struct rl_comm *c, struct rl_request *r, int step, 
     }
     if (h.coll != (uint32_t)r->coll || h.count != r->count || h.dtype != (uint32_t)r->dtype ||
         h.op != (uint32_t)r->op || h.out_len != r->count * r->esize) {
-        rl_comm_fail(c, RL_ERR_MISMATCH,
-                     "operation %llu differs between ranks: rank %d called %s(count=%zu, %s, %s), rank %d called "
-                     "%s(count=%llu, %s, %s)",
-                     (unsigned long long)r->seq, c->rank, rl_coll_name(r->coll), r->count, rl_dtype_name(r->dtype),
-                     rl_op_name(r->op), peer, rl_coll_name(h.coll), (unsigned long long)h.count,
-                     rl_dtype_name((rl_dtype_t)h.dtype), rl_op_name((rl_op_t)h.op));
+        fail_mismatch(c, r, &h);
         return NULL;
     }
     c->land_full[step][par] = 0;
@@ -231,6 +236,19 @@ int rl_rd_advance(struct rl_comm *c, struct rl_request *r)
     return 0;
 }
 
+void rl_rd_check_foreign(struct rl_comm *c, const struct rl_request *r)
+{
+    if (!c->land || !r || r->algo == RL_ALGO_RD)
+        return;
+    int par = (int)(r->seq & 1);
+    for (int s = 0; s < nsteps(c->nranks) && c->failed == RL_OK; s++) {
+        rl_ctrl_t h;
+        const uint8_t *slot = (const uint8_t *)c->land + ((size_t)s * 2 + (size_t)par) * slot_bytes(c);
+        if (c->land_full[s][par] && rl_ctrl_decode(slot, c->nranks, &h) == RL_OK && h.seq == r->seq)
+            fail_mismatch(c, r, &h);
+    }
+}
+
 void rl_rd_handle_imm(struct rl_comm *c, int from, unsigned step, int parity)
 {
     if (!c->land || (int)step >= nsteps(c->nranks) || c->land_full[step][parity]) {
@@ -240,6 +258,7 @@ void rl_rd_handle_imm(struct rl_comm *c, int from, unsigned step, int parity)
     }
     c->land_full[step][parity] = 1;
     c->land_from[step][parity] = from;
+    rl_rd_check_foreign(c, c->head);
 }
 
 void rl_rd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)

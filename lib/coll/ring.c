@@ -609,6 +609,11 @@ int rl_allreduce_trivial(struct rl_comm *c, struct rl_request *r)
 
 int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
 {
+    if (!r->started) {
+        rl_rd_check_foreign(c, r);
+        if (c->failed != RL_OK)
+            return 1;
+    }
     if (r->algo == RL_ALGO_RHD)
         return rl_rhd_advance(c, r);
     if (r->algo == RL_ALGO_RD)

@@ -234,6 +234,9 @@ rl_status_t rl_rd_setup(struct rl_comm *c, rl_rkey_t *land_key);
 void rl_rd_teardown(struct rl_comm *c);
 int rl_rd_advance(struct rl_comm *c, struct rl_request *r);
 void rl_rd_handle_imm(struct rl_comm *c, int from, unsigned step, int parity);
+/* An eager message for operation r that r does not run eagerly: the ranks
+ * called different operations (fails the communicator with a mismatch). */
+void rl_rd_check_foreign(struct rl_comm *c, const struct rl_request *r);
 void rl_rd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
 /* Halving-doubling all-reduce (coll/rhd.c). */
 int rl_rhd_usable(const struct rl_comm *c, size_t bytes);

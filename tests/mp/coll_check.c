@@ -10,7 +10,7 @@
  * every root), all-gather and barrier, in-place and out-of-place, blocking
  * and non-blocking, every dtype and op, counts 0, 1, n-1, a prime and more.
  *
- *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p] [--digest] [--register]
+ *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-algo] [--mismatch-p2p] [--digest] [--register]
  *     --register every all-reduce and all-gather buffer registered first
  *     --big      four dtypes at 8 MiB too
  *     --quick    fewer counts and dtypes (slow transports: SoftRoCE)
@@ -521,10 +521,13 @@ static void check_send_recv(rl_comm_t comm, size_t count, rl_dtype_t dt)
     free(rx);
 }
 
-/* Ranks disagree on the count: every rank must get an error, none may hang. */
-static int run_mismatch(rl_comm_t comm)
+/* Ranks disagree on the count: every rank must get an error, none may hang.
+ * With `far`, the last rank's count is large enough for another algorithm
+ * than the others' (eager vs halving-doubling or ring), which must be
+ * caught as quickly. */
+static int run_mismatch(rl_comm_t comm, int far)
 {
-    size_t count = 1000 + (rank == nranks - 1 ? 1 : 0);
+    size_t count = 1000 + (rank == nranks - 1 ? (far ? 200000 : 1) : 0);
     float *buf = calloc(count, sizeof(float));
     rl_status_t st = rl_all_reduce(comm, buf, buf, count, RL_FLOAT32, RL_SUM);
     free(buf);
@@ -598,7 +601,7 @@ static int run_mismatch_p2p(rl_comm_t comm)
 
 int main(int argc, char **argv)
 {
-    int big = 0, quick = 0, mismatch = 0, mismatch_p2p = 0, digest = 0;
+    int big = 0, quick = 0, mismatch = 0, mismatch_p2p = 0, digest = 0, far = 0;
     size_t large = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--big"))
@@ -609,6 +612,8 @@ int main(int argc, char **argv)
             mismatch = 1;
         else if (!strcmp(argv[i], "--mismatch-p2p"))
             mismatch_p2p = 1;
+        else if (!strcmp(argv[i], "--mismatch-algo"))
+            mismatch = far = 1;
         else if (!strcmp(argv[i], "--register"))
             register_all = 1;
         else if (!strcmp(argv[i], "--digest"))
@@ -616,7 +621,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--large") && i + 1 < argc)
             large = strtoull(argv[++i], NULL, 0);
         else {
-            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-p2p] [--digest] [--register]\n");
+            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-algo] [--mismatch-p2p] [--digest] [--register]\n");
             return 2;
         }
     }
@@ -625,7 +630,7 @@ int main(int argc, char **argv)
     CHECK(rl_comm_rank(comm, &rank));
     CHECK(rl_comm_size(comm, &nranks));
     if (mismatch || mismatch_p2p || digest) {
-        int rc = mismatch ? run_mismatch(comm) : mismatch_p2p ? run_mismatch_p2p(comm) : run_digest(comm);
+        int rc = mismatch ? run_mismatch(comm, far) : mismatch_p2p ? run_mismatch_p2p(comm) : run_digest(comm);
         rl_comm_destroy(comm);
         return rc;
     }

@@ -51,6 +51,17 @@ Test(mismatch, shm_4_ranks, .timeout = 120)
     cr_assert_eq(run("shm", 4, "--mismatch"), 0);
 }
 
+/* Counts so far apart that ranks run different algorithms (eager on some,
+ * halving-doubling or ring on the other): a mismatch at once, not a timeout. */
+Test(mismatch, algorithms_shm_4_ranks, .timeout = 120)
+{
+    cr_assert_eq(run("shm", 4, "--mismatch-algo"), 0);
+}
+Test(mismatch, algorithms_tcp_3_ranks, .timeout = 120)
+{
+    cr_assert_eq(run("tcp", 3, "--mismatch-algo"), 0);
+}
+
 Test(mismatch, send_recv_counts_tcp_3_ranks, .timeout = 120)
 {
     cr_assert_eq(run("tcp", 3, "--mismatch-p2p"), 0);
