@@ -597,6 +597,26 @@ static void log_steps(struct rl_comm *c, struct rl_request *r)
              (unsigned long long)o->g.nchunks, (double)(rl_now_ns() - r->start_ns) / 1e3, buf);
 }
 
+/* A ring control record for operation r, which this rank runs by another
+ * algorithm: the ranks called different operations. */
+static void check_foreign_ctrl(struct rl_comm *c, const struct rl_request *r)
+{
+    if (!r || r->algo == RL_ALGO_RING)
+        return;
+    unsigned slot = (unsigned)(r->seq % RL_MBOX_SLOTS);
+    for (int i = 0; i < c->nch && c->failed == RL_OK; i++) {
+        rl_ctrl_t rec;
+        if (!c->ch[i].mbox_full[slot] ||
+            rl_ctrl_decode(c->ch[i].mbox + slot * RL_CTRL_WIRE_SIZE, c->nranks, &rec) != RL_OK || rec.seq != r->seq)
+            continue;
+        char mine[160], theirs[160];
+        describe_call(mine, sizeof(mine), c->rank, r->coll, r->count, r->dtype, r->op, r->root);
+        describe_call(theirs, sizeof(theirs), rec.rank, rec.coll, rec.count, rec.dtype, rec.op, rec.root);
+        rl_comm_fail(c, RL_ERR_MISMATCH, "operation %llu differs between ranks: %s, %s", (unsigned long long)r->seq,
+                     mine, theirs);
+    }
+}
+
 int rl_allreduce_trivial(struct rl_comm *c, struct rl_request *r)
 {
     if (c->nranks > 1 && r->count > 0)
@@ -611,6 +631,7 @@ int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
 {
     if (!r->started) {
         rl_rd_check_foreign(c, r);
+        check_foreign_ctrl(c, r);
         if (c->failed != RL_OK)
             return 1;
     }
@@ -717,6 +738,7 @@ void rl_ring_handle_imm(struct rl_comm *c, uint32_t imm)
         if (d.index >= RL_MBOX_SLOTS || ch->mbox_full[d.index])
             goto bad;
         ch->mbox_full[d.index] = 1;
+        check_foreign_ctrl(c, r);
         return;
     case RL_IMM_CREDIT:
         if (d.index == 0 || ch->credits + (int)d.index > c->depth)

@@ -61,6 +61,11 @@ Test(mismatch, algorithms_tcp_3_ranks, .timeout = 120)
 {
     cr_assert_eq(run("tcp", 3, "--mismatch-algo"), 0);
 }
+Test(mismatch, halving_doubling_against_ring_shm_4_ranks, .timeout = 120)
+{
+    cr_assert_eq(run_env("shm", 4, "--env RINGLET_RD_MAX_BYTES=0 --env RINGLET_RHD_MAX_BYTES=64K", "--mismatch-algo"),
+                 0);
+}
 
 Test(mismatch, send_recv_counts_tcp_3_ranks, .timeout = 120)
 {
