@@ -430,8 +430,10 @@ void rl_p2p_send_done(struct rl_comm *c, void *ctx, rl_status_t st)
         return;
     }
     rl_peer_t *pe = &c->peers[peer];
-    if (kind == RL_CTX_P2P_EAGER && c->eager_inflight > 0)
+    if (kind == RL_CTX_P2P_EAGER && c->eager_inflight > 0) {
         c->eager_inflight--;
+        c->eager_tx_busy[(uintptr_t)ctx & 0xf][((uintptr_t)ctx >> 4) & 1] = 0;
+    }
     else if (kind == RL_CTX_P2P_CTS && pe->ctl_inflight > 0)
         pe->ctl_inflight--;
     else if (kind == RL_CTX_P2P_DATA && pe->send_inflight[space] > 0)

@@ -52,7 +52,7 @@ rl_status_t rl_rd_setup(struct rl_comm *c, rl_rkey_t *land_key)
     if (!c->cfg.rd_max_bytes || c->nranks < 2 || nsteps(c->nranks) > (int)RL_IMM_TAG_MASK + 1)
         return RL_OK;
     size_t slot = slot_bytes(c), steps = (size_t)nsteps(c->nranks);
-    size_t land_len = steps * 2 * slot, tx_len = steps * slot;
+    size_t land_len = steps * 2 * slot, tx_len = steps * 2 * slot;
     if (posix_memalign((void **)&c->land, 4096, land_len) || posix_memalign((void **)&c->eager_tx, 4096, tx_len))
         return RL_ERR_NO_MEMORY;
     memset(c->land, 0, land_len);
@@ -84,19 +84,25 @@ static int real_rank(int v, int rem) { return v < rem ? 2 * v + 1 : v + rem; }
 static rl_status_t send_step(struct rl_comm *c, struct rl_request *r, int step, int peer, const char *src)
 {
     size_t bytes = r->count * r->esize, slot = slot_bytes(c);
-    uint8_t *tx = (uint8_t *)c->eager_tx + (size_t)step * slot;
+    int par = (int)(r->seq & 1);
+    if (c->eager_tx_busy[step][par])
+        return RL_ERR_AGAIN; /* the write of two operations ago from this staging */
+    uint8_t *tx = (uint8_t *)c->eager_tx + ((size_t)step * 2 + (size_t)par) * slot;
     rl_ctrl_t hdr = {.seq = r->seq, .coll = r->coll, .dtype = r->dtype, .op = r->op, .rank = c->rank,
                      .root = step, .count = r->count, .out_len = bytes};
     rl_ctrl_encode(&hdr, tx);
     memcpy(tx + RL_CTRL_WIRE_SIZE, src, bytes);
-    size_t at = ((size_t)step * 2 + (r->seq & 1)) * slot;
+    size_t at = ((size_t)step * 2 + (size_t)par) * slot;
     rl_rkey_t *k = &c->peers[peer].peer_land;
     rl_status_t st = c->ops->write_imm(c->peers[peer].conn, tx, RL_CTRL_WIRE_SIZE + bytes, c->eager_tx_mr,
                                        k->addr + at, k->key,
-                                       rl_imm_p2p_encode(RL_P2P_EAGER, (int)(r->seq & 1), c->rank, (uint64_t)step),
-                                       (void *)(uintptr_t)((uintptr_t)peer << 13 | (uintptr_t)RL_CTX_P2P_EAGER << 8));
-    if (st == RL_OK)
+                                       rl_imm_p2p_encode(RL_P2P_EAGER, par, c->rank, (uint64_t)step),
+                                       (void *)(uintptr_t)((uintptr_t)peer << 13 | (uintptr_t)RL_CTX_P2P_EAGER << 8 |
+                                                           (uintptr_t)par << 4 | (uintptr_t)step));
+    if (st == RL_OK) {
         c->eager_inflight++;
+        c->eager_tx_busy[step][par] = 1;
+    }
     return st;
 }
 
@@ -228,8 +234,9 @@ int rl_rd_advance(struct rl_comm *c, struct rl_request *r)
         r->last_progress = rl_now_ns();
     if (c->failed != RL_OK)
         return 1;
-    /* done once this operation's writes completed: its staging is reused */
-    if (r->rd.phase == PH_DONE && c->eager_inflight == 0) {
+    /* Done when the result is in place: the user's buffers are never
+     * written from, and a later operation waits for a step's staging. */
+    if (r->rd.phase == PH_DONE) {
         r->status = RL_OK;
         return 1;
     }

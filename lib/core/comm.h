@@ -169,7 +169,8 @@ struct rl_comm {
     rl_tp_mr_t *land_mr, *eager_tx_mr;
     uint8_t land_full[16][2];
     int land_from[16][2];
-    int eager_inflight;
+    int eager_inflight;          /* writes not yet completed, all steps */
+    uint8_t eager_tx_busy[16][2]; /* per step and parity: its staging is still being sent */
     struct rl_request *p2p_head, *p2p_tail;
     int group_depth;
     struct rl_request **group;

@@ -56,7 +56,7 @@ const rl_config_field_t rl_config_fields[] = {
          "auto (rd up to RINGLET_RD_MAX_BYTES, then rhd up to RINGLET_RHD_MAX_BYTES, then ring)"),
     {"RD_MAX_BYTES", "64K",
      "Largest all-reduce (bytes) sent eagerly by recursive doubling (also the barrier's path); 0: never. "
-     "Each rank keeps 3 x log2(ranks) slots of this size",
+     "Each rank keeps 4 x (log2(ranks) + 2) slots of this size",
      RL_CFG_SIZE, F_(rd_max_bytes), 0, 0, 1LL << 24},
     {"RHD_MAX_BYTES", "16M", "auto: largest all-reduce (bytes) that uses halving-doubling", RL_CFG_SIZE,
      F_(rhd_max_bytes), 0, 0, 1LL << 50},
