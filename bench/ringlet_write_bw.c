@@ -15,7 +15,7 @@
 #include "core/clock.h"
 #include "ringlet_write_common.h"
 
-enum { CTL_DONE = 10, CTL_ACK = 11, CTL_BYE = 12 };
+enum { CTL_DONE = 10, CTL_ACK = 11 };
 
 typedef struct {
     size_t bytes;
@@ -219,37 +219,13 @@ static int run_client(pt_t *p)
                rows[k].mpps);
         fflush(stdout);
     }
-    uint64_t a, b;
-    if (pt_send_ctl(p, CTL_BYE, 0, 0) || pt_recv_ctl(p, CTL_BYE, &a, &b, rl_now_ns() + p->timeout_ns))
+    if (pt_client_bye(p))
         return 1;
     return p->o.json ? write_json(p, rows, p->nsizes) : 0;
 }
 
-static int run_server(pt_t *p)
-{
-    printf(" #bytes     #writes\n");
-    for (int k = 0; k < p->nsizes; k++) {
-        if (server_size(p, k))
-            return 1;
-        fflush(stdout);
-    }
-    uint64_t a, b;
-    if (pt_recv_ctl(p, CTL_BYE, &a, &b, rl_now_ns() + p->timeout_ns) || pt_send_ctl(p, CTL_BYE, 0, 0))
-        return 1;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    pt_t p = {0};
-    int rc = pt_parse(&p.o, PT_BW, argc, argv);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    rc = pt_setup(&p);
-    if (!rc) {
-        pt_print_banner(&p, "RDMA_Write BW Test (ringlet transport)");
-        rc = p.is_server ? run_server(&p) : run_client(&p);
-    }
-    pt_teardown(&p);
-    return rc ? 1 : 0;
+    static const pt_program_t prog = {PT_BW, "RDMA_Write BW Test (ringlet transport)", run_client, " #bytes     #writes", server_size};
+    return pt_main(&prog, argc, argv);
 }

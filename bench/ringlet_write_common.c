@@ -640,3 +640,38 @@ void pt_print_banner(const pt_t *p, const char *title)
     printf(" Role           : %s\n", p->is_server ? "server" : "client");
     printf("---------------------------------------------------------------------------------------\n");
 }
+
+enum { CTL_BYE = 12 }; /* the end of a run, both ways */
+
+int pt_client_bye(pt_t *p)
+{
+    uint64_t a, b;
+    return pt_send_ctl(p, CTL_BYE, 0, 0) || pt_recv_ctl(p, CTL_BYE, &a, &b, rl_now_ns() + p->timeout_ns);
+}
+
+static int run_server(pt_t *p, const pt_program_t *prog)
+{
+    printf("%s\n", prog->server_header);
+    for (int k = 0; k < p->nsizes; k++) {
+        if (prog->server_size(p, k))
+            return 1;
+        fflush(stdout);
+    }
+    uint64_t a, b;
+    return pt_recv_ctl(p, CTL_BYE, &a, &b, rl_now_ns() + p->timeout_ns) || pt_send_ctl(p, CTL_BYE, 0, 0);
+}
+
+int pt_main(const pt_program_t *prog, int argc, char **argv)
+{
+    pt_t p = {0};
+    int rc = pt_parse(&p.o, prog->kind, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    rc = pt_setup(&p);
+    if (!rc) {
+        pt_print_banner(&p, prog->title);
+        rc = p.is_server ? run_server(&p, prog) : prog->run_client(&p);
+    }
+    pt_teardown(&p);
+    return rc ? 1 : 0;
+}

@@ -95,4 +95,18 @@ double pt_percentile(const double *v, size_t n, double p);
 /* The header lines perftest prints before its table. */
 void pt_print_banner(const pt_t *p, const char *title);
 
+/* What a program adds to the shared skeleton: the client's table (it ends
+ * with pt_client_bye), the server's column header and one size served. */
+typedef struct {
+    pt_kind_t kind;
+    const char *title;
+    int (*run_client)(pt_t *p);
+    const char *server_header;
+    int (*server_size)(pt_t *p, int k);
+} pt_program_t;
+/* Client: tell the server the run is over and wait for its answer. */
+int pt_client_bye(pt_t *p);
+/* Parse, set up, run as client or server, tear down; the exit status. */
+int pt_main(const pt_program_t *prog, int argc, char **argv);
+
 #endif
