@@ -91,7 +91,8 @@ static rl_status_t send_step(struct rl_comm *c, struct rl_request *r, int step, 
     rl_ctrl_t hdr = {.seq = r->seq, .coll = r->coll, .dtype = r->dtype, .op = r->op, .rank = c->rank,
                      .root = step, .count = r->count, .out_len = bytes};
     rl_ctrl_encode(&hdr, tx);
-    memcpy(tx + RL_CTRL_WIRE_SIZE, src, bytes);
+    if (bytes)
+        memcpy(tx + RL_CTRL_WIRE_SIZE, src, bytes);
     size_t at = ((size_t)step * 2 + (size_t)par) * slot;
     rl_rkey_t *k = &c->peers[peer].peer_land;
     rl_status_t st = c->ops->write_imm(c->peers[peer].conn, tx, RL_CTRL_WIRE_SIZE + bytes, c->eager_tx_mr,
@@ -156,7 +157,7 @@ static void start(struct rl_comm *c, struct rl_request *r)
 static void finish_levels(struct rl_comm *c, struct rl_request *r)
 {
     size_t bytes = r->count * r->esize;
-    if (r->rd.cur != r->out)
+    if (r->rd.cur != r->out && bytes)
         memmove(r->out, r->rd.cur, bytes);
     r->rd.cur = r->out;
     if (r->op == RL_AVG)
@@ -178,7 +179,8 @@ static int step(struct rl_comm *c, struct rl_request *r)
         }
         if (!(got = take_step(c, r, m, c->rank - 1)))
             return 0;
-        r->fn(r->out, r->in, got, r->count);
+        if (r->count)
+            r->fn(r->out, r->in, got, r->count);
         r->rd.cur = r->out;
         r->rd.phase = PH_LEVELS;
         break;
@@ -191,7 +193,8 @@ static int step(struct rl_comm *c, struct rl_request *r)
         }
         if (!(got = take_step(c, r, r->rd.level, peer)))
             return sent_now;
-        r->fn(r->out, r->rd.cur, got, r->count);
+        if (r->count)
+            r->fn(r->out, r->rd.cur, got, r->count);
         r->rd.cur = r->out;
         r->rd.sent = 0;
         if (++r->rd.level == m) {
@@ -207,7 +210,8 @@ static int step(struct rl_comm *c, struct rl_request *r)
     case PH_WAIT_UNFOLD:
         if (!(got = take_step(c, r, m + 1, c->rank + 1)))
             return 0;
-        memcpy(r->out, got, r->count * r->esize);
+        if (r->count)
+            memcpy(r->out, got, r->count * r->esize);
         r->rd.phase = PH_DONE;
         break;
     default: return 0;
@@ -226,7 +230,11 @@ int rl_rd_advance(struct rl_comm *c, struct rl_request *r)
     if (!r->started) {
         r->started = 1;
         r->last_progress = r->start_ns = rl_now_ns();
-        if (rl_allreduce_trivial(c, r))
+        /* An empty call on several ranks still sends its header-only
+         * messages: every operation must reach each partner, or a rank
+         * could run two operations ahead and write into a landing slot of
+         * the same parity that its partner has not consumed yet. */
+        if (c->nranks == 1 && rl_allreduce_trivial(c, r))
             return 1;
         start(c, r);
     }
