@@ -82,6 +82,8 @@ typedef struct rl_algo {
      * still in flight (destroy drains them), and a failure ending every
      * request it queued. */
     void (*comm_progress)(struct rl_comm *c);
+    /* Optional: what it set up, for the communicator's info log line. */
+    void (*describe_comm)(struct rl_comm *c, char *buf, size_t len);
     int (*busy)(struct rl_comm *c);
     void (*comm_fail)(struct rl_comm *c, rl_status_t st);
     /* Nonzero: it moves data through the point-to-point service, so its

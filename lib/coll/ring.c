@@ -877,14 +877,6 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         rl_boot_abort(c->boot, st, c->rank, err);
         return st;
     }
-    if (rl_log_level_cur >= RL_LOG_INFO) { /* every rank: each names its own neighbours */
-        char ord[256];
-        int pos = 0;
-        for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 12; i++)
-            pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : "", c->order[i]);
-        RL_INFO("ring %s (prev %d, next %d), %d channel(s), chunk %zu B, depth %d", ord, S(c)->ch[0].prev,
-                S(c)->ch[0].next, c->nch, c->chunk_bytes, c->depth);
-    }
     return rl_comm_sync(c, dl, err, len);
 }
 
@@ -954,6 +946,17 @@ static double chain_cost(const struct rl_comm *c, const rl_call_t *call, const r
     return (n - 2 + k) * per + m->alpha_us; /* and the closing token */
 }
 
+/* Every rank logs its own neighbours. */
+static void describe_comm(struct rl_comm *c, char *buf, size_t len)
+{
+    char ord[256];
+    int pos = 0;
+    for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 12; i++)
+        pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : "", c->order[i]);
+    snprintf(buf, len, "ring %s (prev %d, next %d), %d channel(s), chunk %zu B, depth %d", ord, S(c)->ch[0].prev,
+             S(c)->ch[0].next, c->nch, c->chunk_bytes, c->depth);
+}
+
 static int busy(struct rl_comm *c)
 {
     ring_t *rs = S(c);
@@ -979,6 +982,7 @@ const rl_algo_t rl_algo_ring = {
     .describe_wait = describe_wait,
     .foreign = check_foreign_ctrl,
     .busy = busy,
+    .describe_comm = describe_comm,
 };
 
 const rl_algo_t rl_algo_chain = {

@@ -408,7 +408,18 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     set_spin(c);
     if (c->cfg.reg_cache < 0)
         c->cfg.reg_cache = !(c->ops->pins_memory && c->ops->pins_memory(c->tp));
-    RL_INFO("communicator of %d ranks over %s; cost model: %s", c->nranks, c->desc, c->sel.model_src);
+    if (rl_log_level_cur >= RL_LOG_INFO) { /* every rank: each names its own device and neighbours */
+        char what[512] = "";
+        size_t pos = 0;
+        for (int i = 0; i < rl_algo_count() && pos < sizeof(what) - 2; i++)
+            if (rl_algo_at(i)->describe_comm && c->algo_state[i]) {
+                pos += (size_t)snprintf(what + pos, sizeof(what) - pos, ", ");
+                if (pos < sizeof(what))
+                    rl_algo_at(i)->describe_comm(c, what + pos, sizeof(what) - pos);
+                pos = strlen(what);
+            }
+        RL_INFO("communicator of %d ranks over %s%s; cost model: %s", c->nranks, c->desc, what, c->sel.model_src);
+    }
     *out = c;
     return RL_OK;
 fail:
