@@ -69,7 +69,7 @@ static rl_status_t defaults(struct rl_comm *c, char *err, size_t len)
 
 static rl_status_t bad(char *err, size_t len, const char *what, const char *s, size_t n)
 {
-    snprintf(err, len, "RINGLET_ALGOS: %s in \"%.*s\"", what, (int)(n > 120 ? 120 : n), s);
+    snprintf(err, len, "%s in \"%.*s\"", what, (int)(n > 120 ? 120 : n), s);
     return RL_ERR_CONFIG;
 }
 
@@ -168,8 +168,11 @@ rl_status_t rl_select_build(struct rl_comm *c, char *err, size_t len)
 {
     memset(&c->sel, 0, sizeof(c->sel));
     rl_status_t st = defaults(c, err, len);
-    if (st == RL_OK && c->cfg.algos[0])
-        st = parse_table(c, c->cfg.algos, err, len);
+    if (st == RL_OK && c->cfg.algos[0] && (st = parse_table(c, c->cfg.algos, err, len)) != RL_OK) {
+        char what[384];
+        snprintf(what, sizeof(what), "%s", err);
+        snprintf(err, len, "RINGLET_ALGOS=%.100s: %s", c->cfg.algos, what);
+    }
     if (st == RL_OK)
         st = rl_model_load(c, err, len);
     if (st != RL_OK)
