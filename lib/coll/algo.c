@@ -11,7 +11,7 @@
  * eager slots use the point-to-point connections, so p2p comes first);
  * selection lists refer to these names. */
 static const rl_algo_t *const algos[] = {
-    &rl_algo_ring, &rl_algo_chain, &rl_algo_p2p, &rl_algo_rd, &rl_algo_rhd, &rl_algo_pairwise, &rl_algo_tree, &rl_algo_bruck,
+    &rl_algo_ring, &rl_algo_chain, &rl_algo_p2p, &rl_algo_rd, &rl_algo_rhd, &rl_algo_pairwise, &rl_algo_tree, &rl_algo_bruck, &rl_algo_dbt,
 };
 #define NALGOS ((int)(sizeof(algos) / sizeof(algos[0])))
 _Static_assert(NALGOS <= RL_ALGO_MAX, "raise RL_ALGO_MAX");
