@@ -7,13 +7,20 @@
  * sender's mailbox for that peer; the sender checks it against its own call
  * and writes the data straight into the receiver's buffer in chunks, each
  * with an immediate naming the sender and the pair's sequence tag, which the
- * receiver counts. Sends and receives between a pair match in the order they
- * were posted (the nth send to a peer meets its nth receive from us).
+ * receiver counts.
+ *
+ * Matching by tag: the record carries the receive's tag. The sender takes
+ * records from its mailbox in the order the receives were posted and keeps
+ * them until a send of that tag takes one: a send meets the earliest
+ * record of its tag, and sends of one tag take records in the order they
+ * were posted, so messages of one (peer, tag) keep their order while other
+ * tags pass them. Data immediates carry the receive's sequence number (the
+ * record's), which names the receive whatever order sends run in.
  *
  * Flow control: a receive takes mailbox slot seq % RL_P2P_SLOTS at the
  * sender and keeps it until its data has all arrived, which implies the
  * sender consumed the record; so a slot is never overwritten early.
- * Sends to one peer run one at a time, so their completions need no tag.
+ * Sends to one peer write one at a time, so their completions need no tag.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +176,12 @@ static uint64_t chunks_of(const struct rl_comm *c, uint64_t bytes)
 rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
                        int peer, struct rl_request **out)
 {
+    return rl_p2p_new_tag(c, space, is_send, buf, count, dtype, peer, 0, out);
+}
+
+rl_status_t rl_p2p_new_tag(struct rl_comm *c, int space, int is_send, const void *buf, size_t count,
+                           rl_dtype_t dtype, int peer, uint32_t tag, struct rl_request **out)
+{
     struct rl_request *r = calloc(1, sizeof(*r));
     if (!r)
         return RL_ERR_NO_MEMORY;
@@ -182,6 +195,7 @@ rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *bu
     r->dtype = dtype;
     r->esize = rl_dtype_size(dtype);
     r->peer = peer;
+    r->ptag = tag;
     r->status = RL_INPROGRESS;
     r->last_progress = rl_now_ns();
     rl_p2p_post(c, r);
@@ -242,8 +256,8 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
                      c->ops->last_error(c->tp));
         return 0;
     }
-    rl_ctrl_t rec = {.seq = r->pseq, .coll = RL_COLL_SENDRECV, .dtype = r->dtype, .rank = c->rank,
-                     .count = r->count};
+    rl_ctrl_t rec = {.seq = r->pseq, .coll = RL_COLL_SENDRECV, .dtype = r->dtype, .tag = r->ptag,
+                     .rank = c->rank, .count = r->count};
     if (bytes) {
         rl_rkey_t rk;
         c->ops->mr_remote(r->out_reg->mr, r->out, &rk);
@@ -271,37 +285,69 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
     return 1;
 }
 
-/* Send: take the receiver's record for this send and check it matches. */
+/* Send side: take the peer's new clear-to-send records from the mailbox,
+ * in the order it posted them; false (and the communicator failed) on a
+ * malformed one. */
+static int collect_cts(struct rl_comm *c, rl_peer_t *pe, int peer, int space)
+{
+    for (;;) {
+        unsigned s = (unsigned)(pe->cts_seen[space] % RL_P2P_SLOTS);
+        if (!pe->mbox_full[space][s])
+            return 1;
+        rl_ctrl_t rec;
+        if (pe->cts_valid[space][s] ||
+            rl_ctrl_decode(pe->mbox + mslot(space, pe->cts_seen[space]) * RL_CTRL_WIRE_SIZE, c->nranks, &rec) !=
+                RL_OK ||
+            rec.coll != RL_COLL_SENDRECV || rec.rank != peer || rec.seq != pe->cts_seen[space]) {
+            rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: malformed clear-to-send record from rank %d (receive %llu)",
+                         c->rank, peer, (unsigned long long)pe->cts_seen[space]);
+            return 0;
+        }
+        pe->mbox_full[space][s] = 0;
+        pe->cts[space][s] = rec;
+        pe->cts_valid[space][s] = 1;
+        pe->cts_seen[space]++;
+    }
+}
+
+/* Send: take the earliest record of this send's tag and check it matches.
+ * Sends are visited in the order posted, so the first send of a tag meets
+ * the first receive of that tag. */
 static int send_take_cts(struct rl_comm *c, struct rl_request *r)
 {
     rl_peer_t *pe = &c->peers[r->peer];
-    unsigned slot = mslot(r->space, r->pseq);
-    if (!pe->mbox_full[r->space][r->pseq % RL_P2P_SLOTS])
+    if (!collect_cts(c, pe, r->peer, r->space))
         return 0;
-    rl_ctrl_t rec;
-    if (rl_ctrl_decode(pe->mbox + slot * RL_CTRL_WIRE_SIZE, c->nranks, &rec) != RL_OK ||
-        rec.coll != RL_COLL_SENDRECV || rec.rank != r->peer || rec.seq != r->pseq) {
-        rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: malformed clear-to-send record from rank %d (send %llu)", c->rank,
-                     r->peer, (unsigned long long)r->pseq);
-        return 0;
+    rl_ctrl_t *rec = NULL;
+    unsigned best = 0;
+    for (unsigned s = 0; s < RL_P2P_SLOTS; s++) {
+        rl_ctrl_t *x = &pe->cts[r->space][s];
+        if (pe->cts_valid[r->space][s] && x->tag == r->ptag && (!rec || x->seq < rec->seq)) {
+            rec = x;
+            best = s;
+        }
     }
-    pe->mbox_full[r->space][r->pseq % RL_P2P_SLOTS] = 0;
+    if (!rec)
+        return 0;
+    pe->cts_valid[r->space][best] = 0;
     size_t bytes = r->count * r->esize;
-    if (rec.count != r->count || rec.dtype != (uint32_t)r->dtype) {
+    if (rec->count != r->count || rec->dtype != (uint32_t)r->dtype) {
         rl_comm_fail(c, RL_ERR_MISMATCH,
-                     "send %llu from rank %d to rank %d: the sender passes %zu x %s, the receiver expects %llu x %s",
-                     (unsigned long long)r->pseq, c->rank, r->peer, r->count, rl_dtype_name(r->dtype),
-                     (unsigned long long)rec.count, rl_dtype_name((rl_dtype_t)rec.dtype));
+                     "send %llu (tag %u) from rank %d to rank %d: the sender passes %zu x %s, the receiver expects "
+                     "%llu x %s",
+                     (unsigned long long)r->pseq, r->ptag, c->rank, r->peer, r->count, rl_dtype_name(r->dtype),
+                     (unsigned long long)rec->count, rl_dtype_name((rl_dtype_t)rec->dtype));
         return 0;
     }
-    if (bytes && rec.out_len < bytes) {
+    if (bytes && rec->out_len < bytes) {
         rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d announced a receive buffer of %llu bytes, %zu needed", r->peer,
-                     (unsigned long long)rec.out_len, bytes);
+                     (unsigned long long)rec->out_len, bytes);
         return 0;
     }
-    r->raddr = rec.out_addr;
-    r->rkey = rec.out_key;
-    r->out_len = rec.out_len;
+    r->cts_seq = rec->seq;
+    r->raddr = rec->out_addr;
+    r->rkey = rec->out_key;
+    r->out_len = rec->out_len;
     r->have_cts = 1;
     return 1;
 }
@@ -326,7 +372,7 @@ static int send_chunks(struct rl_comm *c, struct rl_request *r)
          * mailbox: a region that exists, unlike its empty buffer */
         uint64_t raddr = bytes ? r->raddr + off : pe->peer_mbox.addr, rkey = bytes ? r->rkey : pe->peer_mbox.key;
         rl_status_t st = c->ops->write_imm(pe->conn, len ? r->in + off : NULL, len, len ? r->in_reg->mr : NULL, raddr,
-                                           rkey, rl_imm_p2p_encode(RL_P2P_DATA, r->space, c->rank, r->pseq),
+                                           rkey, rl_imm_p2p_encode(RL_P2P_DATA, r->space, c->rank, r->cts_seq),
                                            p2p_ctx(RL_CTX_P2P_DATA, r->space, r->peer));
         if (st == RL_ERR_AGAIN)
             break;
@@ -347,16 +393,16 @@ static int advance(struct rl_comm *c, struct rl_request *r)
     rl_peer_t *pe = &c->peers[r->peer];
     int moved = 0;
     if (r->is_send) {
-        if (pe->send_done[r->space] != r->pseq)
-            return 0; /* an earlier send to this peer is still running */
         if (!r->have_cts)
             moved |= send_take_cts(c, r);
-        if (r->have_cts)
+        if (r->have_cts && !r->writing && !pe->send_active[r->space])
+            r->writing = pe->send_active[r->space] = 1;
+        if (r->writing)
             moved |= send_chunks(c, r);
         if (moved)
             r->last_progress = rl_now_ns();
-        if (r->have_cts && r->posted == r->nchunks && pe->send_inflight[r->space] == 0) {
-            pe->send_done[r->space]++;
+        if (r->writing && r->posted == r->nchunks && pe->send_inflight[r->space] == 0) {
+            pe->send_active[r->space] = 0;
             return 1;
         }
         return 0;
@@ -454,12 +500,15 @@ int rl_p2p_busy(struct rl_comm *c)
 
 void rl_p2p_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
-    if (r->is_send && c->peers && c->peers[r->peer].send_done[r->space] != r->pseq)
-        snprintf(buf, len, "send %llu to rank %d waits for an earlier send to it", (unsigned long long)r->pseq,
+    (void)c;
+    if (r->is_send && !r->have_cts)
+        snprintf(buf, len,
+                 "send %llu (tag %u) to rank %d: rank %d has not announced a receive of that tag (not posted, or "
+                 "behind %d earlier receives)",
+                 (unsigned long long)r->pseq, r->ptag, r->peer, r->peer, RL_P2P_SLOTS);
+    else if (r->is_send && !r->writing)
+        snprintf(buf, len, "send %llu to rank %d waits for another send to it", (unsigned long long)r->pseq,
                  r->peer);
-    else if (r->is_send && !r->have_cts)
-        snprintf(buf, len, "send %llu to rank %d: rank %d has not posted the matching receive",
-                 (unsigned long long)r->pseq, r->peer, r->peer);
     else if (r->is_send)
         snprintf(buf, len, "send %llu to rank %d: %llu of %llu chunks written, waiting for completions",
                  (unsigned long long)r->pseq, r->peer, (unsigned long long)r->posted, (unsigned long long)r->nchunks);

@@ -70,8 +70,13 @@ typedef struct {
     uint8_t mbox_full[RL_P2P_SPACES][RL_P2P_SLOTS];
     uint8_t rx_busy[RL_P2P_SPACES][RL_P2P_SLOTS]; /* a receive holds this CTS slot */
     uint64_t send_seq[RL_P2P_SPACES], recv_seq[RL_P2P_SPACES]; /* next to assign */
-    uint64_t send_done[RL_P2P_SPACES]; /* sends complete in order: the active one */
     uint64_t cts_next[RL_P2P_SPACES];  /* receives announce themselves in order: the next one */
+    /* send side: the peer's clear-to-send records, taken from the mailbox
+     * in their order and kept until a send of their tag takes them */
+    uint64_t cts_seen[RL_P2P_SPACES];
+    rl_ctrl_t cts[RL_P2P_SPACES][RL_P2P_SLOTS];
+    uint8_t cts_valid[RL_P2P_SPACES][RL_P2P_SLOTS];
+    uint8_t send_active[RL_P2P_SPACES]; /* a send is writing: one at a time, its completions need no tag */
     int send_inflight[RL_P2P_SPACES];
     int ctl_inflight;
 } rl_peer_t;
@@ -110,6 +115,9 @@ struct rl_request {
     rl_opch_t ch[RL_MAX_CHANNELS];
     /* point-to-point (coll == RL_COLL_SENDRECV) */
     int peer, is_send, cts_sent, have_cts, space;
+    uint32_t ptag;    /* the user's tag (0 for tag-less calls and collectives) */
+    uint64_t cts_seq; /* send: the receive it met (its data immediates name it) */
+    int writing;      /* send: the active one to its peer */
     uint64_t pseq, nchunks, posted, arrived;
     uint64_t out_len; /* send: the receiver's buffer size */
     uint64_t raddr, rkey;
@@ -208,6 +216,9 @@ void rl_p2p_teardown(struct rl_comm *c);
  * (RL_P2P_USER/COLL), queued; progress does the rest. */
 rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
                        int peer, struct rl_request **out);
+/* The same with a tag: a send meets the earliest receive of its tag. */
+rl_status_t rl_p2p_new_tag(struct rl_comm *c, int space, int is_send, const void *buf, size_t count,
+                           rl_dtype_t dtype, int peer, uint32_t tag, struct rl_request **out);
 /* Queue a send or receive of bytes at buf; progress does the rest. */
 rl_status_t rl_p2p_post(struct rl_comm *c, struct rl_request *r);
 void rl_p2p_progress(struct rl_comm *c);

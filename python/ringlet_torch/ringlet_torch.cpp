@@ -459,9 +459,11 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
         }, {src, dst});
     }
 
-    // Point-to-point: sends and receives between a pair match in the order
-    // posted; the tag is not used.
-    c10::intrusive_ptr<c10d::Work> send(std::vector<at::Tensor> &tensors, int dst, int) override
+    // Point-to-point: torch's tag t is ringlet's tag (uint32_t)t, so tag 0
+    // (torch's default) is ringlet's tag-less send/recv and negative tags
+    // wrap. A send meets the earliest receive of its tag from its sender;
+    // messages of one (peer, tag) keep their order.
+    c10::intrusive_ptr<c10d::Work> send(std::vector<at::Tensor> &tensors, int dst, int tag) override
     {
         TORCH_CHECK(tensors.size() == 1, "ringlet: one tensor per send");
         at::Tensor t = tensors[0].contiguous();
@@ -469,19 +471,26 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
         rl_dtype_t dt = to_rl(t);
         TORCH_CHECK(dst >= 0 && dst < size_ && dst != rank_, "ringlet: send to invalid rank ", dst);
         return issue(c10d::OpType::SEND, {}, nullptr, [&](rl_request_t *req) {
-            return rl_isend(c_->comm, t.data_ptr(), (size_t)t.numel(), dt, dst, req);
+            return rl_isend_tag(c_->comm, t.data_ptr(), (size_t)t.numel(), dt, dst, (uint32_t)tag, req);
         }, {t});
     }
 
-    c10::intrusive_ptr<c10d::Work> recv(std::vector<at::Tensor> &tensors, int src, int) override
+    c10::intrusive_ptr<c10d::Work> recv(std::vector<at::Tensor> &tensors, int src, int tag) override
     {
         TORCH_CHECK(tensors.size() == 1, "ringlet: one tensor per recv");
         at::Tensor t = tensors[0], buf = dense(t);
         rl_dtype_t dt = to_rl(buf);
         TORCH_CHECK(src >= 0 && src < size_ && src != rank_, "ringlet: recv from invalid rank ", src);
         return issue(c10d::OpType::RECV, {t}, copy_back(t, buf), [&](rl_request_t *req) {
-            return rl_irecv(c_->comm, buf.data_ptr(), (size_t)buf.numel(), dt, src, req);
+            return rl_irecv_tag(c_->comm, buf.data_ptr(), (size_t)buf.numel(), dt, src, (uint32_t)tag, req);
         }, {buf});
+    }
+
+    // A receive announces its buffer to one sender (clear-to-send), so there
+    // is no receive from any source.
+    c10::intrusive_ptr<c10d::Work> recvAnysource(std::vector<at::Tensor> &, int) override
+    {
+        TORCH_CHECK(false, "ringlet: recv from any source (src=None) is not supported: pass src=");
     }
 
   private:
