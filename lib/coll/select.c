@@ -105,8 +105,8 @@ static rl_status_t parse_range(rl_coll_t k, const char *s, size_t n, rl_sel_list
     name[nl] = '\0';
     const rl_algo_t *a = NULL;
     if (strcmp(name, "auto")) {
-        a = rl_algo_find(name);
-        if (!a || !(a->colls & RL_COLL_BIT(k))) {
+        a = rl_algo_find(name, k);
+        if (!a) {
             char what[320];
             int pos = snprintf(what, sizeof(what), "%s has no algorithm \"%s\" (have: auto", rl_coll_name(k), name);
             for (int i = 0; i < rl_algo_count() && pos < (int)sizeof(what) - 40; i++)
