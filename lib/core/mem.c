@@ -9,6 +9,12 @@
  * cache is on; where they pin (verbs), unregistered buffers are registered
  * for each call and released after it (RINGLET_REG_CACHE=1 overrides that
  * for programs that never free buffers they hand to ringlet).
+ *
+ * Whatever the cache setting, a buffer peers write into (an all-gather's or
+ * a receive's output) is registered for exactly its bytes and only while
+ * the operation runs: a page-rounded registration kept in the cache would
+ * leave remote-writable the malloc headers and neighbours around it, and the
+ * buffer itself once the program reuses or frees it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -92,12 +98,13 @@ rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsig
         }
     }
     rl_regent_t *e;
-    rl_status_t st = reg_new(c, ptr, len, access, c->cfg.reg_cache, &e);
+    int cache = c->cfg.reg_cache > 0 && !(access & RL_ACCESS_REMOTE_WRITE);
+    rl_status_t st = reg_new(c, ptr, len, access, cache, &e);
     if (st != RL_OK)
         return st;
     e->refs = 1;
     e->used = ++c->reg_clock;
-    e->cached = c->cfg.reg_cache;
+    e->cached = cache;
     if (e->cached) {
         e->next = c->regs;
         c->regs = e;
