@@ -42,6 +42,10 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
     va_end(ap);
     c->failed = st;
     RL_ERROR("%s (%s)", c->errmsg, rl_status_name(st));
+    /* Nothing may move once the operations end: their buffers go back to
+     * the caller, and their registrations are released below. */
+    if (c->tp && c->ops->quiesce)
+        c->ops->quiesce(c->tp);
     for (struct rl_request *r = c->head; r; r = r->next) {
         r->status = st;
         rl_ring_release(c, r);

@@ -10,6 +10,7 @@
 #include <rdma/fi_rma.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,9 @@ struct rl_tp {
     } *members;
     int nmembers, capmembers;
     uint64_t foreign; /* immediates and messages dropped as not from a member */
+    int64_t tx_out;   /* writes posted and not completed */
+    int timeout_ms;
+    int leaked;       /* the endpoint could not be closed safely: left open */
     char desc[96];
     char err[256];
     rl_ofi_watchdog_t wd; /* shm: calls that never return end the process */
@@ -219,14 +223,82 @@ static rl_status_t ofi_post_recvs(rl_tp_t *tp, int n)
     return RL_OK;
 }
 
+/*
+ * Stop the endpoint. libfabric 1.17's tcp (rxm) crashes in fi_close(ep)
+ * after a failure on a lossy link (SIGSEGV at 0x20 in 1-2 of 4 ranks: its
+ * close-time flush of the connections switches on a field of a NULL
+ * completion context, `cmpl $0x14,0x20(%rbp)` with rbp 0), even with every
+ * buffer and registration still alive and none of our writes left posted:
+ * what the peers still had in flight is enough. So after a failure an rxm
+ * endpoint is abandoned instead: never driven again, which on these
+ * providers means no byte moves into or out of ringlet's buffers (there is
+ * no data progress without our calls), and left open: a leak of one
+ * endpoint per failed communicator, which cannot crash. Other providers
+ * (shm) are closed at once; a clean teardown (after the final barrier,
+ * nothing in flight) drains what is still posted, bounded, and closes.
+ */
+static void ofi_drain(rl_tp_t *tp)
+{
+    ssize_t ofi_ret_;
+    struct fi_cq_data_entry ent[32];
+    int bound = tp->timeout_ms < 2000 ? tp->timeout_ms : 2000;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int64_t ms = 0; tp->tx_out > 0 && ms <= bound;) {
+        ssize_t got = OFI_CALL(tp, fi_cq_read(tp->cq, ent, 32));
+        if (got == -FI_EAVAIL) {
+            struct fi_cq_err_entry e = {0};
+            if (fi_cq_readerr(tp->cq, &e, 0) > 0 && e.op_context != OFI_RECV_CTX && !(e.flags & FI_REMOTE_CQ_DATA))
+                tp->tx_out--;
+        }
+        for (ssize_t i = 0; i < got; i++)
+            if (!(ent[i].flags & FI_REMOTE_CQ_DATA) && ent[i].op_context != OFI_RECV_CTX)
+                tp->tx_out--;
+        if (got <= 0)
+            sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+}
+
+static void ofi_quiesce(rl_tp_t *tp)
+{
+    if (!tp || !tp->ep)
+        return;
+    if (!strstr(tp->info->fabric_attr->prov_name, "ofi_rxm")) {
+        ssize_t ofi_ret_;
+        (void)OFI_CALL(tp, fi_close(&tp->ep->fid));
+        tp->ep = NULL;
+        return;
+    }
+    tp->leaked = 1;
+    tp->ep = NULL;
+    RL_DEBUG("libfabric %s: endpoint abandoned after a failure (closing it could crash the provider)", tp->desc);
+}
+
 static void ofi_close(rl_tp_t *tp)
 {
     if (!tp)
         return;
-    ssize_t ofi_ret_;
-    if (tp->ep)
-        (void)OFI_CALL(tp, fi_close(&tp->ep->fid));
+    if (tp->ep) {
+        ofi_drain(tp);
+        if (tp->tx_out > 0) {
+            RL_WARN("libfabric %s: %lld write(s) still posted at teardown: the endpoint is left open",
+                    tp->desc, (long long)tp->tx_out);
+            ofi_quiesce(tp);
+        } else {
+            ssize_t ofi_ret_;
+            (void)OFI_CALL(tp, fi_close(&tp->ep->fid));
+            tp->ep = NULL;
+        }
+    }
     rl_ofi_watchdog_stop(&tp->wd);
+    if (tp->leaked) {
+        /* cq, av, domain and fabric are bound to the open endpoint */
+        free(tp->members);
+        free(tp);
+        return;
+    }
     if (tp->av)
         fi_close(&tp->av->fid);
     if (tp->cq)
@@ -253,6 +325,7 @@ static rl_status_t ofi_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, s
         goto fail;
     tp->rx_cq_data = (tp->info->mode & FI_RX_CQ_DATA) != 0;
     tp->have_source = (tp->info->caps & FI_SOURCE) != 0;
+    tp->timeout_ms = p->cfg->timeout_ms;
     struct fi_cq_attr cq_attr = {.size = OFI_CQ_SIZE, .format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_NONE};
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     if ((ret = fi_fabric(tp->info->fabric_attr, &tp->fabric, NULL))) { what = "fi_fabric"; goto fail_ret; }
@@ -456,13 +529,23 @@ static void ofi_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
     rk->addr = (m->tp->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) ? (uint64_t)(uintptr_t)ptr : off;
 }
 
+static rl_status_t ofi_quiesced(rl_tp_conn_t *c)
+{
+    snprintf(c->tp->err, sizeof(c->tp->err), "write to rank %d after the endpoint was closed", c->peer);
+    return RL_ERR_TRANSPORT;
+}
+
 static rl_status_t ofi_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr,
                                  uint64_t raddr, uint64_t rkey, uint32_t imm, void *ctx)
 {
+    if (!c->tp->ep)
+        return ofi_quiesced(c);
     ssize_t ofi_ret_,
         ret = OFI_CALL(c->tp, fi_writedata(c->tp->ep, src, len, smr ? smr->desc : NULL, imm, c->addr, raddr, rkey, ctx));
-    if (ret == 0)
+    if (ret == 0) {
+        c->tp->tx_out++;
         return RL_OK;
+    }
     if (ret == -FI_EAGAIN) {
         /* Manual-progress providers need the CQ driven before room frees. */
         (void)OFI_CALL(c->tp, fi_cq_read(c->tp->cq, NULL, 0));
@@ -476,9 +559,13 @@ static rl_status_t ofi_write_imm(rl_tp_conn_t *c, const void *src, size_t len, r
 static rl_status_t ofi_write(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
                              uint64_t rkey, void *ctx)
 {
+    if (!c->tp->ep)
+        return ofi_quiesced(c);
     ssize_t ofi_ret_, ret = OFI_CALL(c->tp, fi_write(c->tp->ep, src, len, smr ? smr->desc : NULL, c->addr, raddr, rkey, ctx));
-    if (ret == 0)
+    if (ret == 0) {
+        c->tp->tx_out++;
         return RL_OK;
+    }
     if (ret == -FI_EAGAIN) {
         (void)OFI_CALL(c->tp, fi_cq_read(c->tp->cq, NULL, 0));
         return RL_ERR_AGAIN;
@@ -493,6 +580,8 @@ static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
     struct fi_cq_data_entry ent[32];
     fi_addr_t src[32];
     *n = 0;
+    if (!tp->ep)
+        return RL_OK; /* quiesced */
     if (max > 32)
         max = 32;
     ssize_t ofi_ret_, got = tp->have_source ? OFI_CALL(tp, fi_cq_readfrom(tp->cq, ent, (size_t)max, src))
@@ -514,6 +603,8 @@ static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
         out[0] = (rl_tp_cqe_t){.kind = (e.flags & FI_REMOTE_CQ_DATA) || e.op_context == OFI_RECV_CTX
                                            ? RL_CQE_RECV_IMM : RL_CQE_SEND,
                                .status = RL_ERR_TRANSPORT, .ctx = e.op_context, .peer = -1};
+        if (out[0].kind == RL_CQE_SEND)
+            tp->tx_out--;
         *n = 1;
         return RL_OK;
     }
@@ -537,6 +628,7 @@ static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
             reposts++;
         } else {
             out[k++] = (rl_tp_cqe_t){.kind = RL_CQE_SEND, .ctx = ent[i].op_context, .peer = -1};
+            tp->tx_out--;
         }
     }
     *n = k;
@@ -570,4 +662,5 @@ const rl_tp_ops_t rl_tp_ofi_ops = {
     .poll = ofi_poll,
     .pins_memory = ofi_pins_memory,
     .last_error = ofi_last_error,
+    .quiesce = ofi_quiesce,
 };
