@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -294,7 +295,36 @@ static void *alloc_pages(size_t len)
     return p;
 }
 
-static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec)
+/* Staging is mapped, not malloc'd and zeroed: pages a peer never writes
+ * (slots past the chunk size an operation really uses) cost no memory. */
+static size_t stage_len(const struct rl_comm *c) { return (size_t)c->depth * c->chunk_bytes; }
+
+static char *stage_alloc(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Staging per channel is capped: chunks past this give nothing (a 1 MiB
+ * all-reduce never needs more), while RINGLET_CHUNK_BYTES=1G x depth 4 used
+ * to allocate and zero 4 GiB per rank. Every rank computes the same. */
+#define RL_STAGE_MAX_BYTES (256u << 20)
+
+static void cap_staging(struct rl_comm *c)
+{
+    if (stage_len(c) <= RL_STAGE_MAX_BYTES)
+        return;
+    size_t want = stage_len(c), chunk = (RL_STAGE_MAX_BYTES / (size_t)c->depth) & ~(size_t)63;
+    if (c->rank == 0)
+        RL_WARN("RINGLET_CHUNK_BYTES=%zu x RINGLET_PIPELINE_DEPTH=%d would need %zu MiB of staging per channel: "
+                "chunks of %zu KiB instead (staging is capped at %u MiB)",
+                c->chunk_bytes, c->depth, want >> 20, chunk >> 10, RL_STAGE_MAX_BYTES >> 20);
+    c->chunk_bytes = chunk;
+    if (c->min_chunk_bytes > chunk)
+        c->min_chunk_bytes = chunk;
+}
+
+static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec, char *why, size_t whylen)
 {
     rl_chan_t *ch = &c->ch[i];
     int n = c->nranks;
@@ -307,15 +337,17 @@ static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec)
     ch->prev = c->order[(me + n - 1) % n];
     ch->next = c->order[(me + 1) % n];
     ch->credits = c->depth;
-    size_t stage_len = (size_t)c->depth * c->chunk_bytes;
-    ch->stage = alloc_pages(stage_len);
+    ch->stage = stage_alloc(stage_len(c));
     ch->mbox = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
     ch->ctrl_tx = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
     ch->slot_full = calloc((size_t)c->depth, 1);
-    if (!ch->stage || !ch->mbox || !ch->ctrl_tx || !ch->slot_full)
+    if (!ch->stage || !ch->mbox || !ch->ctrl_tx || !ch->slot_full) {
+        snprintf(why, whylen, "cannot allocate %zu bytes of staging (RINGLET_PIPELINE_DEPTH=%d x chunk %zu B)%s",
+                 stage_len(c), c->depth, c->chunk_bytes, ch->stage ? " or the mailboxes" : "");
         return RL_ERR_NO_MEMORY;
+    }
     rl_status_t st;
-    if ((st = c->ops->mr_reg(c->tp, ch->stage, stage_len, RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
+    if ((st = c->ops->mr_reg(c->tp, ch->stage, stage_len(c), RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
         (st = c->ops->mr_reg(c->tp, ch->mbox, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_REMOTE_WRITE,
                              &ch->mbox_mr)) ||
         (st = c->ops->mr_reg(c->tp, ch->ctrl_tx, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_LOCAL,
@@ -347,9 +379,11 @@ static rl_status_t connect_rings(struct rl_comm *c, int64_t dl, char *err, size_
     chan_rec_t *mine = calloc(1, rlen), *all = calloc((size_t)c->nranks, rlen);
     rl_status_t st = (mine && all) ? RL_OK : RL_ERR_NO_MEMORY;
     for (int i = 0; i < c->nch && st == RL_OK; i++) {
-        st = chan_setup(c, i, &mine[i]);
+        char why[200] = "";
+        st = chan_setup(c, i, &mine[i], why, sizeof(why));
         if (st != RL_OK)
-            comm_err(err, len, "rank %d: setting up channel %d failed: %s", c->rank, i, c->ops->last_error(c->tp));
+            comm_err(err, len, "rank %d: setting up channel %d failed: %s%s", c->rank, i,
+                     st == RL_ERR_NO_MEMORY ? why : "", st == RL_ERR_NO_MEMORY ? "" : c->ops->last_error(c->tp));
     }
     if (st != RL_OK)
         rl_boot_abort(c->boot, st, c->rank, err);
@@ -409,7 +443,8 @@ static void chan_teardown(struct rl_comm *c, rl_chan_t *ch)
         if (ch->ctrl_tx_mr)
             c->ops->mr_dereg(ch->ctrl_tx_mr);
     }
-    free(ch->stage);
+    if (ch->stage)
+        munmap(ch->stage, stage_len(c));
     free(ch->mbox);
     free(ch->ctrl_tx);
     free(ch->slot_full);
@@ -468,6 +503,7 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     c->chunk_bytes = (c->cfg.chunk_bytes + 63) & ~(size_t)63;
     c->min_chunk_bytes = c->cfg.min_chunk_bytes < c->chunk_bytes ? c->cfg.min_chunk_bytes : c->chunk_bytes;
     rl_log_set_rank(c->rank);
+    cap_staging(c);
     c->order = malloc(sizeof(int) * (size_t)c->nranks);
     if (!c->order) {
         st = RL_ERR_NO_MEMORY;

@@ -4,7 +4,7 @@
  * rl_comm_destroy. Exit 0 when destroy returned (whatever the collectives
  * did), 1 on a wrong result, 2 if the communicator could not be created.
  *
- *   lossy_worker [--iters N] [--count N] [--wait-ms MS]
+ *   lossy_worker [--iters N] [--count N] [--wait-ms MS] [--print-rss]
  *
  * With --wait-ms each all-reduce is started with rl_iall_reduce and waited
  * for with rl_wait(MS): a timeout leaves it running, and the request is
@@ -19,17 +19,19 @@
 
 int main(int argc, char **argv)
 {
-    int iters = 1000, wait_ms = -1;
+    int iters = 1000, wait_ms = -1, print_rss = 0;
     size_t count = 262144; /* 1 MiB of float32 */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--iters") && i + 1 < argc)
             iters = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--print-rss"))
+            print_rss = 1;
         else if (!strcmp(argv[i], "--wait-ms") && i + 1 < argc)
             wait_ms = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--count") && i + 1 < argc)
             count = (size_t)atol(argv[++i]);
         else {
-            printf("usage: lossy_worker [--iters N] [--count N] [--wait-ms MS]\n"
+            printf("usage: lossy_worker [--iters N] [--count N] [--wait-ms MS] [--print-rss]\n"
                    "1 MiB all-reduces until one fails, then rl_comm_destroy (see lossy_destroy.sh)\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
@@ -75,5 +77,14 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("rank %d: destroy returned after %.0f ms\n", rank,
            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    if (print_rss) { /* peak resident memory, for tests/fault/staging_check.sh */
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof(line), f))
+            if (!strncmp(line, "VmHWM:", 6))
+                printf("rank %d: peak %s", rank, line);
+        if (f)
+            fclose(f);
+    }
     return wrong ? 1 : 0;
 }
