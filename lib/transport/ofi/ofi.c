@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -84,6 +87,77 @@ static rl_status_t ofi_fail(rl_tp_t *tp, int ret, const char *what)
     return ret == -FI_EAGAIN ? RL_ERR_AGAIN : RL_ERR_TRANSPORT;
 }
 
+/* The pid namespace's inode: pids in shm region names mean something only
+ * inside their namespace (containers may share /dev/shm). */
+static unsigned long pidns_id(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+/* When process pid started (seconds since the epoch), or -1 if it is gone. */
+static long long proc_start(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return kill((pid_t)pid, 0) == 0 || errno == EPERM ? 0 : -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ticks = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                     &ticks) != 1)
+        return 0;
+    FILE *s = fopen("/proc/stat", "r");
+    long long btime = 0;
+    char line[256];
+    while (s && fgets(line, sizeof(line), s))
+        if (sscanf(line, "btime %lld", &btime) == 1)
+            break;
+    if (s)
+        fclose(s);
+    long hz = sysconf(_SC_CLK_TCK);
+    return btime + (long long)(ticks / (unsigned long long)(hz > 0 ? hz : 100));
+}
+
+/*
+ * libfabric's shm keeps a region file in /dev/shm per endpoint and removes
+ * it on close; a process killed with kill -9 leaves its 16 MiB behind for
+ * good. Peers map the region by name, possibly late, so it cannot be
+ * unlinked early; instead each start sweeps the files ringlet named (the
+ * name holds pid namespace, pid and creation time) whose process is gone,
+ * or is another process that reused the pid after the file was made.
+ */
+static void shm_sweep(unsigned long ns)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    int removed = 0;
+    while (d && (e = readdir(d))) {
+        unsigned long fns;
+        long pid, nsec;
+        long long sec;
+        if (sscanf(e->d_name, "ringlet.%lu.%ld.%lld.%ld", &fns, &pid, &sec, &nsec) != 4 || fns != ns ||
+            pid == (long)getpid())
+            continue;
+        char path[512];
+        struct stat st;
+        snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
+        if (stat(path, &st) || st.st_uid != geteuid())
+            continue;
+        long long started = proc_start(pid);
+        if ((started < 0 || started > sec + 1) && unlink(path) == 0)
+            removed++;
+    }
+    if (d)
+        closedir(d);
+    if (removed)
+        RL_INFO("shm: removed %d region file(s) in /dev/shm left by processes that are gone", removed);
+}
+
 static struct fi_info *ofi_hints(const char *prov, int with_source)
 {
     struct fi_info *h = fi_allocinfo();
@@ -103,11 +177,15 @@ static struct fi_info *ofi_hints(const char *prov, int with_source)
          * otherwise; a region left by a killed process then makes a later
          * process with the same pid fail (EBUSY). A name with the start
          * time in it cannot collide. */
-        char name[96];
+        char name[128];
         struct timespec ts;
+        unsigned long ns = pidns_id();
+        if (with_source)
+            shm_sweep(ns); /* once per start: the first try asks for FI_SOURCE */
         clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(name, sizeof(name), "fi_shm://ringlet.%ld.%lld.%09ld", (long)getpid(), (long long)ts.tv_sec,
-                 ts.tv_nsec);
+        /* fixed width: every rank's address has the same length */
+        snprintf(name, sizeof(name), "fi_shm://ringlet.%010lu.%010ld.%012lld.%09ld", ns, (long)getpid(),
+                 (long long)ts.tv_sec, ts.tv_nsec);
         h->addr_format = FI_ADDR_STR;
         h->src_addr = strdup(name);
         h->src_addrlen = h->src_addr ? strlen(name) + 1 : 0;
