@@ -1273,9 +1273,13 @@ static rl_status_t root_gather_one(rl_boot_t *b, int r, size_t len, void *all, c
         got[r] = 1;
     } else if (rs == RL_OK && (h.type == RL_BOOT_LEAVE || h.type == RL_BOOT_REPORT) && root_ctl(b, r, &h, pl)) {
         /* a late report, or a rank leaving (destroy's barrier): no reply */
-    } else if (rs == RL_OK && h.type == RL_BOOT_ABORT && h.rank == r && rl_boot_status_decode(pl, h.len, &m) == RL_OK) {
-        /* the rank gave up (e.g. its transport failed to open): pass its own words on */
-        snprintf(err, errlen, "rank %d failed: %s", r, m.msg);
+    } else if (rs == RL_OK && h.type == RL_BOOT_ABORT && rl_boot_status_decode(pl, h.len, &m) == RL_OK) {
+        /* the rank gave up (e.g. its transport failed to open), or found
+         * another rank failed (e.g. rank 0 left): pass its words on */
+        if (m.rank == r)
+            snprintf(err, errlen, "rank %d failed: %s", r, m.msg);
+        else
+            snprintf(err, errlen, "%s", m.msg);
         st = m.status < 0 && m.status >= RL_ERR_INTERNAL ? (rl_status_t)m.status : RL_ERR_PEER_FAILED;
     } else if (rs == RL_OK) {
         snprintf(err, errlen, "rank %d sent an unexpected message (type %u, %u bytes) during all-gather", r, h.type,

@@ -172,3 +172,196 @@ Test(bootstrap, strangers_are_refused_and_the_group_still_forms)
     cr_assert_eq(one.st, RL_OK, "%s", one.err);
     cr_assert_eq(root.st, RL_OK, "%s", root.err);
 }
+
+/* ---- deadlines the kernel must not decide ---- */
+
+static int port_of(const char *a) { return atoi(strchr(a, ':') + 1); }
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 200 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)); i++)
+        usleep(10000);
+    return fd;
+}
+
+Test(bootstrap, ports_outside_1_to_65535_are_config_errors)
+{
+    const char *bad[] = {"127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1:-5", "127.0.0.1:http", "127.0.0.1:65536"};
+    for (int rank = 0; rank < 2; rank++) {
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            rl_boot_t *b = NULL;
+            char err[256] = "";
+            int64_t t0 = rl_now_ns();
+            rl_status_t st = rl_boot_create(rank, 2, bad[i], rl_deadline_ms(3000), &b, err, sizeof(err));
+            cr_assert_eq(st, RL_ERR_CONFIG, "rank %d, %s: %s: %s", rank, bad[i], rl_status_name(st), err);
+            cr_assert(strstr(err, "1..65535"), "%s", err);
+            cr_assert_lt(rl_now_ns() - t0, 100000000LL, "a bad port is refused at once");
+            cr_assert_null(b);
+        }
+    }
+}
+
+/* A listener whose accept queue is full drops SYNs: a black hole, as an
+ * address behind a DROP rule, without privileges. */
+Test(bootstrap, black_holed_rendezvous_fails_within_the_deadline)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(lfd, 0), 0);
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    int fill[4];
+    for (int i = 0; i < 4; i++) { /* fill the queue; later SYNs are dropped */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    usleep(100000);
+    char a[64];
+    snprintf(a, sizeof(a), "127.0.0.1:%d", ntohs(sa.sin_port));
+    rl_boot_t *b = NULL;
+    char err[256] = "";
+    int64_t t0 = rl_now_ns();
+    rl_status_t st = rl_boot_create(1, 2, a, rl_deadline_ms(1000), &b, err, sizeof(err));
+    double ms = (double)(rl_now_ns() - t0) / 1e6;
+    cr_assert_eq(st, RL_ERR_TIMEOUT, "%s: %s", rl_status_name(st), err);
+    cr_assert(strstr(err, "no answer to the connection attempt"), "%s", err);
+    cr_assert_lt(ms, 1500, "took %.0f ms against a 1000 ms deadline", ms);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
+typedef struct {
+    size_t len;
+    int timeout_ms;
+    rl_status_t st;
+    char err[256];
+    double ms;
+} big_root_t;
+
+static void *big_root(void *arg)
+{
+    big_root_t *j = arg;
+    rl_boot_t *b = NULL;
+    int64_t t0 = rl_now_ns();
+    j->st = rl_boot_create(0, 2, addr, rl_deadline_ms(j->timeout_ms), &b, j->err, sizeof(j->err));
+    char *mine = calloc(1, j->len), *all = calloc(2, j->len);
+    if (j->st == RL_OK)
+        j->st = rl_boot_allgather(b, mine, j->len, all, rl_deadline_ms(j->timeout_ms), j->err, sizeof(j->err));
+    j->ms = (double)(rl_now_ns() - t0) / 1e6;
+    rl_boot_destroy(b, 0);
+    free(mine);
+    free(all);
+    return NULL;
+}
+
+/* Rank 1 joins, sends its part and never reads: rank 0's send of the
+ * result must end at the deadline, saying that rank 1 stopped reading. */
+Test(bootstrap, member_that_never_reads_fails_within_the_deadline)
+{
+    big_root_t j = {.len = 4u << 20, .timeout_ms = 1500};
+    pthread_t t;
+    pthread_create(&t, NULL, big_root, &j);
+    int fd = raw_connect(port_of(addr));
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    rl_boot_hdr_t h = {RL_BOOT_MAGIC, RL_PROTOCOL_VERSION, RL_BOOT_HELLO, 1, 8};
+    uint8_t hello[24] = {0};
+    rl_boot_hdr_encode(&h, hello);
+    hello[16] = 2;
+    hello[20] = RL_PROTOCOL_VERSION;
+    cr_assert_eq(send(fd, hello, sizeof(hello), 0), (ssize_t)sizeof(hello));
+    uint8_t ack[16 + sizeof(rl_boot_status_msg_t)];
+    size_t got = 0;
+    while (got < sizeof(ack)) {
+        ssize_t n = recv(fd, ack + got, sizeof(ack) - got, 0);
+        cr_assert_gt(n, 0, "rank 0 closed before its answer");
+        got += (size_t)n;
+    }
+    rl_boot_hdr_t g = {RL_BOOT_MAGIC, RL_PROTOCOL_VERSION, RL_BOOT_GATHER, 1, (uint32_t)j.len};
+    uint8_t gh[16];
+    rl_boot_hdr_encode(&g, gh);
+    char *part = calloc(1, j.len);
+    cr_assert_eq(send(fd, gh, 16, 0), 16);
+    for (size_t off = 0; off < j.len;) {
+        ssize_t n = send(fd, part + off, j.len - off, 0);
+        cr_assert_gt(n, 0);
+        off += (size_t)n;
+    }
+    pthread_join(t, NULL); /* ... and never read */
+    cr_assert_eq(j.st, RL_ERR_TIMEOUT, "%s: %s", rl_status_name(j.st), j.err);
+    cr_assert(strstr(j.err, "rank 1") && strstr(j.err, "stopped reading"), "%s", j.err);
+    cr_assert_lt(j.ms, 2000, "rank 0 took %.0f ms against a 1500 ms deadline", j.ms);
+    free(part);
+    close(fd);
+}
+
+/* ---- admission under idle connections and floods ---- */
+
+typedef struct {
+    int port, held, stop;
+    int fds[400];
+    long opened;
+} flood_t;
+
+/* Hold `held` silent connections, then open and drop connections (some
+ * sending a byte of garbage) as fast as it can until told to stop. */
+static void *flood(void *arg)
+{
+    flood_t *f = arg;
+    for (int i = 0; i < f->held; i++)
+        f->fds[i] = raw_connect(f->port);
+    while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
+        int fd = raw_connect(f->port);
+        if (f->opened % 3 == 0)
+            send(fd, "x", 1, MSG_NOSIGNAL);
+        close(fd);
+        f->opened++;
+    }
+    for (int i = 0; i < f->held; i++)
+        close(f->fds[i]);
+    return NULL;
+}
+
+static double form_group(int n, flood_t *f)
+{
+    job_t j[8];
+    for (int i = 0; i < n; i++)
+        j[i] = (job_t){.rank = i, .nranks = n, .timeout_ms = 10000, .gather = 1, .delay_ms = i ? 300 : 0};
+    pthread_t t;
+    int64_t t0 = rl_now_ns();
+    if (f) {
+        f->port = port_of(addr);
+        pthread_create(&t, NULL, flood, f);
+    }
+    run_jobs(j, n);
+    double ms = (double)(rl_now_ns() - t0) / 1e6;
+    if (f) {
+        __atomic_store_n(&f->stop, 1, __ATOMIC_RELAXED);
+        pthread_join(t, NULL);
+    }
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(j[i].st, RL_OK, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
+        for (int r = 0; r < n; r++)
+            cr_assert_eq(j[i].all[r], 100 + r);
+    }
+    return ms;
+}
+
+Test(bootstrap, silent_connections_and_a_flood_do_not_delay_the_group, .timeout = 60)
+{
+    double quiet = form_group(5, NULL);
+    pick_port();
+    flood_t *f = calloc(1, sizeof(*f));
+    f->held = 300; /* more than rank 0 holds pending: the oldest are dropped */
+    double loud = form_group(5, f);
+    fprintf(stderr, "bootstrap flood: 5 ranks formed in %.0f ms quiet, %.0f ms with %d silent connections and "
+                    "%ld more opened meanwhile\n",
+            quiet, loud, f->held, f->opened);
+    cr_assert_lt(loud, quiet + 1000, "the flood delayed the group: %.0f ms vs %.0f ms", loud, quiet);
+    free(f);
+}
