@@ -119,8 +119,12 @@ Test(bootstrap, size_mismatch_is_refused)
     cr_assert_eq(j[2].st, RL_OK, "%s", j[2].err);
 }
 
-/* A raw client: send a 16-byte header, read the answer's status. */
-static int32_t raw_hello(uint16_t version, int32_t rank, uint32_t len)
+/* A raw client: send a 16-byte header, read the answer's status (and,
+ * with msg, its message). */
+static char last_refusal[RL_BOOT_MSG_MAX];
+static int32_t raw_hello_n(uint16_t version, int32_t rank, uint32_t len, uint8_t claimed);
+static int32_t raw_hello(uint16_t version, int32_t rank, uint32_t len) { return raw_hello_n(version, rank, len, 2); }
+static int32_t raw_hello_n(uint16_t version, int32_t rank, uint32_t len, uint8_t claimed)
 {
     int port = atoi(strchr(addr, ':') + 1);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -131,7 +135,7 @@ static int32_t raw_hello(uint16_t version, int32_t rank, uint32_t len)
     rl_boot_hdr_t h = {RL_BOOT_MAGIC, version, RL_BOOT_HELLO, rank, len};
     uint8_t buf[16 + 8] = {0};
     rl_boot_hdr_encode(&h, buf);
-    buf[16] = 2; /* nranks = 2 */
+    buf[16] = claimed; /* nranks */
     buf[20] = 1;
     send(fd, buf, 16 + (len <= 8 ? len : 8), 0);
     uint8_t ans[16 + sizeof(rl_boot_status_msg_t)];
@@ -147,6 +151,7 @@ static int32_t raw_hello(uint16_t version, int32_t rank, uint32_t len)
         return 1; /* closed without an answer */
     rl_boot_status_msg_t m;
     cr_assert_eq(rl_boot_status_decode(ans + 16, sizeof(m), &m), RL_OK);
+    snprintf(last_refusal, sizeof(last_refusal), "%s", m.msg);
     return m.status;
 }
 
@@ -364,4 +369,45 @@ Test(bootstrap, silent_connections_and_a_flood_do_not_delay_the_group, .timeout 
             quiet, loud, f->held, f->opened);
     cr_assert_lt(loud, quiet + 1000, "the flood delayed the group: %.0f ms vs %.0f ms", loud, quiet);
     free(f);
+}
+
+/* An unauthenticated peer learns why it was refused, never the group's
+ * size (rank 0 logs the details). */
+Test(bootstrap, refusals_do_not_reveal_the_group_size)
+{
+    job_t root = {.rank = 0, .nranks = 7, .timeout_ms = 3000};
+    pthread_t t;
+    pthread_create(&t, NULL, root_only, &root);
+    usleep(50000);
+    cr_assert_eq(raw_hello_n(RL_PROTOCOL_VERSION, 9, 8, 2), RL_ERR_PROTOCOL, "rank out of range");
+    cr_assert_null(strchr(last_refusal, '7'), "the refusal gives the size away: %s", last_refusal);
+    cr_assert_eq(raw_hello_n(RL_PROTOCOL_VERSION, 1, 8, 3), RL_ERR_MISMATCH, "wrong size");
+    cr_assert_null(strchr(last_refusal, '7'), "the refusal gives the size away: %s", last_refusal);
+    cr_assert(strstr(last_refusal, "3 ranks"), "it is told what it claimed: %s", last_refusal);
+    pthread_join(t, NULL);
+}
+
+#include "core/config.h"
+#include "core/launch.h"
+
+Test(bootstrap, host_identity_is_boot_id_and_network_namespace)
+{
+    rl_config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    char id[64], boot[64] = "", ns[64] = "";
+    rl_launch_host_id(&cfg, id, sizeof(id));
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(boot, sizeof(boot), f));
+    fclose(f);
+    boot[strcspn(boot, "\n")] = '\0';
+    ssize_t n = readlink("/proc/self/ns/net", ns, sizeof(ns) - 1);
+    cr_assert_gt(n, 0);
+    ns[n] = '\0';
+    char want[128];
+    snprintf(want, sizeof(want), "%s/%.*s", boot, (int)(strlen(ns) - 6), ns + 5); /* net:[123] -> 123 */
+    cr_assert_str_eq(id, want);
+    snprintf(cfg.host_id, sizeof(cfg.host_id), "rack4-node17");
+    rl_launch_host_id(&cfg, id, sizeof(id));
+    cr_assert_str_eq(id, "rack4-node17", "RINGLET_HOST_ID wins");
 }
