@@ -225,6 +225,22 @@ Test(variants, eager_allreduce_4_ranks, .timeout = 300)
     cr_assert_eq(run_env("shm", 4, "--env RINGLET_RD_MAX_BYTES=2M", "--quick"), 0);
 }
 
+/* Frameworks issue empty all-reduces (empty gradient buckets) between real
+ * ones; an empty call used to let a rank's eager messages land in slots its
+ * partner had not consumed (RL_ERR_PROTOCOL "unexpected eager message"). */
+Test(variants, empty_allreduces_between_eager_2_ranks, .timeout = 300)
+{
+    cr_assert_eq(run("shm", 2, "--mixed-zero"), 0);
+}
+Test(variants, empty_allreduces_between_algorithms_4_ranks, .timeout = 300)
+{
+    cr_assert_eq(run("shm", 4, "--mixed-zero"), 0);
+}
+Test(variants, empty_allreduces_3_ranks_tcp, .timeout = 300)
+{
+    cr_assert_eq(run("tcp", 3, "--mixed-zero"), 0);
+}
+
 /* Each rank's digest line of a coll_check --digest run, sorted. */
 static void digests(const char *env, char *out, size_t len)
 {
