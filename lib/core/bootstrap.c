@@ -1051,6 +1051,15 @@ static int root_ctl(rl_boot_t *b, int r, const rl_boot_hdr_t *h, const void *pl)
         return 1;
     }
     if (h->type == RL_BOOT_REPORT && get_u64(pl, h->len, &v) == 0) {
+        if (b->failed == RL_OK && v > b->min_leave) {
+            /* it waits in a collective a rank that left never started */
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "rank %d failed: it left the group (rl_comm_destroy or process exit) after %llu collectives, "
+                     "while rank %d started collective #%llu",
+                     b->min_leave_rank, (unsigned long long)b->min_leave, r, (unsigned long long)v);
+            root_fail(b, RL_ERR_PEER_FAILED, b->min_leave_rank, msg, -1);
+        }
         if (b->failed == RL_OK) {
             b->reported[r] = 1;
             b->rep_seq[r] = v;
@@ -1199,6 +1208,10 @@ void rl_boot_leaving(rl_boot_t *b)
         send_u64(b->fd, RL_BOOT_LEAVE, b->rank, my_seq(b), dl);
         return;
     }
+    if (my_seq(b) < b->min_leave) { /* rank 0 left too: a later report may say who waits for it */
+        b->min_leave = my_seq(b);
+        b->min_leave_rank = 0;
+    }
     for (int r = 1; r < b->nranks; r++)
         if (b->fds[r] >= 0 && !b->bye[r])
             send_u64(b->fds[r], RL_BOOT_LEAVE, 0, my_seq(b), dl);
@@ -1272,7 +1285,13 @@ static rl_status_t root_gather_one(rl_boot_t *b, int r, size_t len, void *all, c
         memcpy((char *)all + (size_t)r * len, pl, len);
         got[r] = 1;
     } else if (rs == RL_OK && (h.type == RL_BOOT_LEAVE || h.type == RL_BOOT_REPORT) && root_ctl(b, r, &h, pl)) {
-        /* a late report, or a rank leaving (destroy's barrier): no reply */
+        /* a rank leaving (destroy's barrier), or a report: it may name a
+         * rank that left before another started a collective */
+        if (b->failed != RL_OK) {
+            snprintf(err, errlen, "%s", b->failmsg);
+            free(pl);
+            return b->failed;
+        }
     } else if (rs == RL_OK && h.type == RL_BOOT_ABORT && rl_boot_status_decode(pl, h.len, &m) == RL_OK) {
         /* the rank gave up (e.g. its transport failed to open), or found
          * another rank failed (e.g. rank 0 left): pass its words on */

@@ -411,3 +411,133 @@ Test(bootstrap, host_identity_is_boot_id_and_network_namespace)
     rl_launch_host_id(&cfg, id, sizeof(id));
     cr_assert_str_eq(id, "rack4-node17", "RINGLET_HOST_ID wins");
 }
+
+/* ---- liveness and departures, with op counters as a communicator has ---- */
+
+typedef struct {
+    int rank, nranks;
+    uint64_t seq; /* collectives started */
+    int role;     /* 0: wait timed out (rl_boot_stalled); 1: leave + barrier; 2: silent (stopped);
+                     3: healthy, polling rl_boot_check as a waiting rank does */
+    rl_status_t st;
+    char err[256];
+    double ms;
+    volatile int *stop;
+} live_t;
+
+static void *live_member(void *arg)
+{
+    live_t *j = arg;
+    rl_boot_t *b = NULL;
+    j->st = rl_boot_create(j->rank, j->nranks, addr, rl_deadline_ms(5000), &b, j->err, sizeof(j->err));
+    if (j->st != RL_OK)
+        return NULL;
+    rl_boot_watch(b, &j->seq);
+    int z = 0, all[8];
+    j->st = rl_boot_allgather(b, &z, sizeof(z), all, rl_deadline_ms(5000), j->err, sizeof(j->err));
+    int64_t t0 = rl_now_ns();
+    if (j->st == RL_OK && j->role == 0) {
+        usleep(100000);
+        j->st = rl_boot_stalled(b, j->err, sizeof(j->err));
+    } else if (j->st == RL_OK && j->role == 1) {
+        rl_boot_leaving(b);
+        j->st = rl_boot_allgather(b, &z, sizeof(z), all, rl_deadline_ms(4000), j->err, sizeof(j->err));
+    } else if (j->st == RL_OK && j->role == 2) {
+        while (!*j->stop)
+            usleep(10000);
+    } else if (j->st == RL_OK) {
+        while ((j->st = rl_boot_check(b, j->err, sizeof(j->err))) == RL_OK && rl_now_ns() - t0 < 4000000000LL)
+            usleep(2000);
+    }
+    j->ms = (double)(rl_now_ns() - t0) / 1e6;
+    rl_boot_destroy(b, 0);
+    return NULL;
+}
+
+static void run_live(live_t *j, int n)
+{
+    pthread_t t[8];
+    volatile int stop = 0;
+    for (int i = 0; i < n; i++) {
+        j[i].rank = i;
+        j[i].nranks = n;
+        j[i].stop = &stop;
+        pthread_create(&t[i], NULL, live_member, &j[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        if (j[i].role == 2)
+            continue;
+        pthread_join(t[i], NULL);
+    }
+    stop = 1;
+    for (int i = 0; i < n; i++)
+        if (j[i].role == 2)
+            pthread_join(t[i], NULL);
+}
+
+/* Rank 2 stops answering; ranks 0 and 1 time out, rank 3 still waits: all
+ * three name rank 2, none names the rank it happened to wait on. */
+Test(bootstrap, a_silent_rank_is_named_alike_by_everyone_who_waits)
+{
+    live_t j[4] = {{.seq = 7, .role = 0}, {.seq = 7, .role = 0}, {.seq = 7, .role = 2}, {.seq = 7, .role = 3}};
+    run_live(j, 4);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2)
+            continue;
+        cr_assert_eq(j[i].st, RL_ERR_TIMEOUT, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
+        cr_assert(strstr(j[i].err, "rank 2 is not responding"), "rank %d: %s", i, j[i].err);
+        cr_assert_lt(j[i].ms, 2500, "rank %d took %.0f ms", i, j[i].ms);
+    }
+}
+
+/* Everyone answers, but rank 1 has started one collective fewer: it is the
+ * one the others wait for. */
+Test(bootstrap, the_rank_behind_is_named)
+{
+    live_t j[3] = {{.seq = 8, .role = 0}, {.seq = 7, .role = 3}, {.seq = 8, .role = 3}};
+    run_live(j, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(j[i].st, RL_ERR_TIMEOUT, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
+        cr_assert(strstr(j[i].err, "rank 1 has not started"), "rank %d: %s", i, j[i].err);
+    }
+}
+
+/* Rank 1 leaves (destroy) after 7 collectives while rank 0 and 2 have
+ * started an 8th: they fail at once naming it, and rank 1 is not kept
+ * waiting in its final barrier. */
+Test(bootstrap, a_rank_that_leaves_early_fails_the_others_at_once)
+{
+    live_t j[3] = {{.seq = 8, .role = 3}, {.seq = 7, .role = 1}, {.seq = 8, .role = 3}};
+    run_live(j, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(j[i].st, RL_ERR_PEER_FAILED, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
+        cr_assert(strstr(j[i].err, "rank 1 failed: it left"), "rank %d: %s", i, j[i].err);
+        cr_assert_lt(j[i].ms, 500, "rank %d took %.0f ms", i, j[i].ms);
+    }
+}
+
+/* Rank 0 leaves after 7 while rank 2 has started an 8th. */
+Test(bootstrap, rank_0_leaving_early_fails_the_others_at_once)
+{
+    live_t j[3] = {{.seq = 7, .role = 1}, {.seq = 8, .role = 3}, {.seq = 8, .role = 3}};
+    run_live(j, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(j[i].st, RL_ERR_PEER_FAILED, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
+        cr_assert(strstr(j[i].err, "rank 0 failed: it left"), "rank %d: %s", i, j[i].err);
+        cr_assert_lt(j[i].ms, 500, "rank %d took %.0f ms", i, j[i].ms);
+    }
+}
+
+/* Rank 0 and rank 1 leave after 7 (alike: no failure between them) while
+ * rank 2 has started an 8th and times out: its report names a rank that
+ * left, rather than blaming rank 0 for not answering. */
+Test(bootstrap, a_rank_waiting_for_ranks_that_left_names_one)
+{
+    live_t j[3] = {{.seq = 7, .role = 1}, {.seq = 7, .role = 1}, {.seq = 8, .role = 0}};
+    run_live(j, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(j[i].st, RL_ERR_PEER_FAILED, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
+        cr_assert(strstr(j[i].err, "failed: it left"), "rank %d: %s", i, j[i].err);
+        cr_assert_lt(j[i].ms, 1500, "rank %d took %.0f ms", i, j[i].ms);
+    }
+}
