@@ -246,8 +246,10 @@ rl_status_t rl_irecv_tag(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dty
 
 /* Make progress; RL_INPROGRESS while running, else the operation's status. */
 rl_status_t rl_test(rl_request_t req);
-/* Wait up to timeout_ms (< 0: the communicator's RINGLET_TIMEOUT_MS).
- * RL_ERR_TIMEOUT leaves the request running; any other result is final. */
+/* Wait up to timeout_ms. RL_ERR_TIMEOUT then leaves the request running;
+ * any other result is final. timeout_ms < 0: up to the communicator's
+ * RINGLET_TIMEOUT_MS, after which the communicator fails as in a blocking
+ * call (the error names the rank that stalls the group). */
 rl_status_t rl_wait(rl_request_t req, int timeout_ms);
 /* Release a request. A request still running is cancelled, which fails the
  * communicator (peers cannot be told to skip half an operation). */

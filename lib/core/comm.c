@@ -31,6 +31,17 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
     va_end(ap);
+    /* An expired wait blames the rank it waited on, which may be waiting
+     * too: ask the group who stalls it, so that every rank names the same. */
+    if (st == RL_ERR_TIMEOUT && c->boot && c->nranks > 1) {
+        char verdict[256], local[512];
+        rl_status_t vs = rl_boot_stalled(c->boot, verdict, sizeof(verdict));
+        if (vs != RL_OK) {
+            snprintf(local, sizeof(local), "%s", c->errmsg);
+            snprintf(c->errmsg, sizeof(c->errmsg), "rank %d: %.250s (here: %.200s)", c->rank, verdict, local);
+            st = vs;
+        }
+    }
     c->failed = st;
     RL_ERROR("%s (%s)", c->errmsg, rl_status_name(st));
     /* Nothing may move once the operations end: their buffers go back to
@@ -229,7 +240,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
                        .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes,
                        .min_chunk_bytes = c->min_chunk_bytes};
-    gethostname(mine.host, sizeof(mine.host) - 1);
+    rl_launch_host_id(&c->cfg, mine.host, sizeof(mine.host));
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
     mine.sel_hash = c->sel.hash;
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
@@ -406,6 +417,7 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     rl_auth_wipe(&key, sizeof(key));
     if (st != RL_OK)
         goto fail;
+    rl_boot_watch(c->boot, &c->next_seq);
     if ((st = rl_select_build(c, err, sizeof(err))) != RL_OK) {
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;
@@ -496,6 +508,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     if (c->failed == RL_OK && atomic_load(&c->abort_flag))
         rl_comm_progress(c);
     if (c->tp && c->failed == RL_OK) {
+        rl_boot_leaving(c->boot); /* a peer still in a collective we never start fails now */
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */
         if (c->failed == RL_OK && !comm_busy(c)) {

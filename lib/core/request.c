@@ -179,6 +179,8 @@ rl_status_t rl_test(rl_request_t r)
     return r->status;
 }
 
+static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r);
+
 rl_status_t rl_wait(rl_request_t r, int timeout_ms)
 {
     if (!r)
@@ -195,7 +197,7 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
             return st;
         int64_t now = rl_now_ns();
         if (now >= dl)
-            return RL_ERR_TIMEOUT;
+            return timeout_ms < 0 ? wait_expired(c, r) : RL_ERR_TIMEOUT;
         /* Ranks may outnumber cores: after a short spin, let others run,
          * sleeping on the completion channel where the transport has one
          * (woken at least every 2 ms to watch the control channel). */
@@ -239,19 +241,22 @@ static void describe_wait(struct rl_comm *c, rl_request_t r, char *why, size_t l
     r->algo->describe_wait(c, r, why, len);
 }
 
-/* Wait for r under the communicator's deadline. On expiry the operation
- * cannot be abandoned half-way, so the communicator fails with a message
- * that names the rank it waited on. */
+/* The communicator's deadline passed: the operation cannot be abandoned
+ * half-way, so the communicator fails (naming, through the bootstrap, the
+ * rank that stalls the group; see rl_comm_fail). */
+static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r)
+{
+    char why[256];
+    describe_wait(c, r, why, sizeof(why));
+    rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
+                 c->cfg.timeout_ms, why);
+    return c->failed;
+}
+
 static rl_status_t wait_or_fail(struct rl_comm *c, rl_request_t r)
 {
-    rl_status_t st = rl_wait(r, -1);
-    if (st == RL_ERR_TIMEOUT) {
-        char why[256];
-        describe_wait(c, r, why, sizeof(why));
-        rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
-                     c->cfg.timeout_ms, why);
-    }
-    return st;
+    (void)c;
+    return rl_wait(r, -1);
 }
 
 /* A blocking call; inside a group it only joins the group. */
