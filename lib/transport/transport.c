@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+extern const rl_tp_ops_t rl_tp_shm_ops;
 #ifdef RL_HAVE_VERBS
 extern const rl_tp_ops_t rl_tp_verbs_ops;
 #endif
@@ -18,6 +19,7 @@ static const rl_tp_ops_t *const backends[] = {
 #ifdef RL_HAVE_OFI
     &rl_tp_ofi_ops,
 #endif
+    &rl_tp_shm_ops, /* only when every rank is on this host; see shm/shm.c */
     NULL,
 };
 
