@@ -88,6 +88,24 @@ void rl_comm_transport_failure(struct rl_comm *c, int peer)
                      c->rank, c->ch[0].prev, c->ch[0].next, symptom);
 }
 
+/* Failures rank 0 relayed, every 2 ms (a syscall per rank). Checked before
+ * completions are taken: an operation that starts after a failure was
+ * relayed fails, even if a transport fast enough (native shm) could finish
+ * it in its first progress call from data sent before the failure. */
+static void boot_check_due(struct rl_comm *c)
+{
+    if (c->nranks < 2 || c->failed != RL_OK)
+        return;
+    int64_t now = rl_now_ns();
+    if (now < c->next_boot_check)
+        return;
+    c->next_boot_check = now + 2000000;
+    char msg[256];
+    rl_status_t st = rl_boot_check(c->boot, msg, sizeof(msg));
+    if (st != RL_OK)
+        rl_comm_fail(c, st, "rank %d: %s", c->rank, msg);
+}
+
 rl_status_t rl_comm_progress(struct rl_comm *c)
 {
     if (c->failed != RL_OK)
@@ -96,6 +114,9 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
         rl_comm_fail(c, RL_ERR_ABORTED, "rank %d: rl_comm_abort() was called", c->rank);
         return c->failed;
     }
+    boot_check_due(c);
+    if (c->failed != RL_OK)
+        return c->failed;
     if (c->tp) {
         rl_tp_cqe_t ev[16];
         for (int round = 0; round < 8; round++) {
@@ -129,16 +150,6 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
          * can take its next step now rather than after the next yield */
         while (c->head && c->head->algo != RL_ALGO_RING && c->failed == RL_OK && rl_ring_advance(c, c->head))
             pop_head(c);
-    }
-    if (c->nranks > 1 && c->failed == RL_OK) {
-        int64_t now = rl_now_ns();
-        if (now >= c->next_boot_check) {
-            c->next_boot_check = now + 2000000; /* every 2 ms: a syscall per rank */
-            char msg[256];
-            rl_status_t st = rl_boot_check(c->boot, msg, sizeof(msg));
-            if (st != RL_OK)
-                rl_comm_fail(c, st, "rank %d: %s", c->rank, msg);
-        }
     }
     return c->failed;
 }
