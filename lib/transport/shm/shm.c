@@ -183,6 +183,7 @@ struct rl_tp {
     op_t *ops, *free_ops;
     int64_t next_live;
     unsigned polls;
+    int quiesced; /* after quiesce: nothing moves, writes fail */
     char desc[64];
     char err[256];
 };
@@ -804,6 +805,8 @@ static rl_status_t post(rl_tp_conn_t *c, const void *src, size_t len, uint64_t r
                         uint32_t imm, void *ctx)
 {
     rl_tp_t *tp = c->tp;
+    if (tp->quiesced)
+        return shm_err(tp, RL_ERR_TRANSPORT, "write to rank %d after the transport was stopped", c->peer);
     if (tp->outstanding >= SHM_MAX_OPS)
         return RL_ERR_AGAIN;
     if (len && !src)
@@ -942,6 +945,9 @@ static int cq_pop(rl_tp_t *tp, rl_tp_cqe_t *out, int max)
 static rl_status_t shm_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
 {
     int k = 0;
+    *n = 0;
+    if (tp->quiesced)
+        return RL_OK;
     if ((++tp->polls & 63) == 0) {
         int64_t now = rl_now_ns();
         if (now >= tp->next_live) {
@@ -966,6 +972,25 @@ static rl_status_t shm_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
     k += cq_pop(tp, out + k, max - k); /* errors found while receiving */
     *n = k;
     return RL_OK;
+}
+
+/* Peers never write into this process (we copy out of their rings when we
+ * poll), so stopping is local: queued writes are dropped before they read
+ * a source buffer that goes back to the caller, and polls stop copying
+ * into registered regions. */
+static void shm_quiesce(rl_tp_t *tp)
+{
+    tp->quiesced = 1;
+    for (int i = 0; i < tp->nconns; i++) {
+        rl_tp_conn_t *c = tp->conns[i];
+        for (op_t *o = c->q_head; o;) {
+            op_t *nx = o->next;
+            o->next = tp->free_ops;
+            tp->free_ops = o;
+            o = nx;
+        }
+        c->q_head = c->q_tail = NULL;
+    }
 }
 
 static const char *shm_last_error(rl_tp_t *tp) { return tp->err; }
@@ -993,4 +1018,5 @@ const rl_tp_ops_t rl_tp_shm_ops = {
     .poll = shm_poll,
     .pins_memory = shm_pins_memory,
     .last_error = shm_last_error,
+    .quiesce = shm_quiesce,
 };
