@@ -150,6 +150,24 @@ static void poll_transport(struct rl_comm *c)
     }
 }
 
+/* Failures rank 0 relayed, every 2 ms (a syscall per rank). Checked before
+ * completions are taken: an operation that starts after a failure was
+ * relayed fails, even if a transport fast enough (native shm) could finish
+ * it in its first progress call from data sent before the failure. */
+static void boot_check_due(struct rl_comm *c)
+{
+    if (c->nranks < 2 || c->failed != RL_OK)
+        return;
+    int64_t now = rl_now_ns();
+    if (now < c->next_boot_check)
+        return;
+    c->next_boot_check = now + 2000000;
+    char msg[256];
+    rl_status_t st = rl_boot_check(c->boot, msg, sizeof(msg));
+    if (st != RL_OK)
+        rl_comm_fail(c, st, "rank %d: %s", c->rank, msg);
+}
+
 rl_status_t rl_comm_progress(struct rl_comm *c)
 {
     if (c->failed != RL_OK)
@@ -158,6 +176,9 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
         rl_comm_fail(c, RL_ERR_ABORTED, "rank %d: rl_comm_abort() was called", c->rank);
         return c->failed;
     }
+    boot_check_due(c);
+    if (c->failed != RL_OK)
+        return c->failed;
     if (c->tp)
         poll_transport(c);
     while (c->head && c->failed == RL_OK && advance(c, c->head))
@@ -169,16 +190,6 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
      * now rather than after the next yield */
     while (c->head && c->head->algo->on_p2p && c->failed == RL_OK && advance(c, c->head))
         pop_head(c);
-    if (c->nranks > 1 && c->failed == RL_OK) {
-        int64_t now = rl_now_ns();
-        if (now >= c->next_boot_check) {
-            c->next_boot_check = now + 2000000; /* every 2 ms: a syscall per rank */
-            char msg[256];
-            rl_status_t st = rl_boot_check(c->boot, msg, sizeof(msg));
-            if (st != RL_OK)
-                rl_comm_fail(c, st, "rank %d: %s", c->rank, msg);
-        }
-    }
     return c->failed;
 }
 

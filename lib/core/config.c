@@ -23,7 +23,7 @@ const rl_config_field_t rl_config_fields[] = {
          "ranks share a host, else the first non-loopback interface that is up)"),
     INT_("TIMEOUT_MS", timeout_ms, "30000", 1, INT_MAX,
          "Deadline in ms for bootstrap, connection setup and each wait"),
-    STR_("TRANSPORT", transport, "auto", "Transport backend: auto, ofi or verbs"),
+    STR_("TRANSPORT", transport, "auto", "Transport backend: auto, shm (ringlet's own, all ranks on one host), verbs or ofi; auto: shm when all ranks share a host, else verbs if an RDMA port is up, else ofi"),
     STR_("OFI_PROVIDER", ofi_provider, "auto",
          "libfabric provider (tcp, shm, verbs, efa...); auto: shm when all ranks share a host, else tcp"),
     STR_("SHM_CMA", shm_cma, "auto",

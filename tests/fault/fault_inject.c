@@ -319,6 +319,8 @@ static void start_rank(const opts_t *o, rank_t *r, int rank, int nranks, int por
                 hca_entry(o->hca_list, rank, v, sizeof(v));
                 setenv("RINGLET_IB_HCA", v, 1);
             }
+        } else if (!strcmp(o->backend, "native-shm")) {
+            setenv("RINGLET_TRANSPORT", "shm", 1); /* ringlet's own, lib/transport/shm */
         } else {
             setenv("RINGLET_TRANSPORT", "ofi", 1);
             setenv("RINGLET_OFI_PROVIDER", o->backend, 1);
@@ -813,7 +815,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: fault_inject [options]\n"
-            "  --backend B      tcp, shm (libfabric) or verbs (default tcp)\n"
+            "  --backend B      tcp, shm (libfabric), native-shm (ringlet's own) or verbs (default tcp)\n"
             "  -n N             ranks (2..%d, default 3)\n"
             "  --scenario S     kill, stop, exit, absent, abort, auth, a comma list, or all (default kill)\n"
             "  --trials T       kill, stop and exit trials each (default 20)\n"
@@ -862,7 +864,8 @@ int main(int argc, char **argv)
         }
     }
     if (o.nranks < 2 || o.nranks > MAX_RANKS || o.trials < 0 || o.bound_ms < 1 || o.max_delay_ms < 0 ||
-        (strcmp(o.backend, "tcp") && strcmp(o.backend, "shm") && strcmp(o.backend, "verbs"))) {
+        (strcmp(o.backend, "tcp") && strcmp(o.backend, "shm") && strcmp(o.backend, "verbs") &&
+         strcmp(o.backend, "native-shm"))) {
         usage(stderr);
         return 2;
     }
