@@ -806,7 +806,7 @@ int bench_main(const bench_coll_t *coll, int argc, char **argv)
             rl_op_t op = o.all_ops ? (rl_op_t)p : o.op;
             if (!o.all_ops && p > 0)
                 break;
-            if (op == RL_AVG && !bench_dtype_is_float(dtype))
+            if ((op == RL_AVG && !bench_dtype_is_float(dtype)) || (op >= RL_BAND && bench_dtype_is_float(dtype)))
                 continue;
             for (size_t size = o.min_bytes, nx;; size = nx) {
                 bench_record_t rec;

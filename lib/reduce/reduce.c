@@ -141,7 +141,8 @@ rl_reduce_fn rl_reduce_generic(rl_dtype_t dtype, rl_op_t op)
 
 int rl_reduce_supported(rl_dtype_t dtype, rl_op_t op)
 {
-    if ((unsigned)dtype >= RL_DTYPE_COUNT || (unsigned)op >= RL_OP_COUNT)
+    /* fp8 and the bitwise ops get their kernels next */
+    if ((unsigned)dtype >= RL_FP8_E4M3 || (unsigned)op >= RL_BAND)
         return 0;
     return op != RL_AVG || is_float(dtype);
 }
