@@ -188,6 +188,13 @@ void rl_comm_transport_failure(struct rl_comm *c, int peer);
 /* Drive completions and the running operation; never blocks. */
 rl_status_t rl_comm_progress(struct rl_comm *c);
 
+/* rl_comm_create() whose rank 0 takes over a socket already listening
+ * (listen_fd >= 0, closed in any case; rl_comm_split). */
+rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_comm_t *out);
+/* Finish a blocking call whose request r was submitted with status st:
+ * wait for it (or only add it to the open group) and free it (core/request.c). */
+rl_status_t rl_run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r);
+
 /* Registration cache (core/mem.c). */
 rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsigned access, rl_regent_t **out);
 void rl_reg_release(struct rl_comm *c, rl_regent_t *e);

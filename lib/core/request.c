@@ -86,7 +86,8 @@ static rl_status_t check_call(struct rl_comm *c, const call_t *a, size_t *esize_
     if (!esize)
         return bad_arg(c, "%s: unknown datatype %d", name, (int)a->dtype);
     if (has_op(a->coll) && !rl_reduce_supported(a->dtype, a->op))
-        return bad_arg(c, "%s: op %d is not defined for %s", name, (int)a->op, rl_dtype_name(a->dtype));
+        return bad_arg(c, "%s: op %s is not defined for %s (avg: floating types only; band, bor, bxor: integer "
+                       "types only)", name, rl_op_name(a->op) ? rl_op_name(a->op) : "?", rl_dtype_name(a->dtype));
     if ((a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE) && (a->root < 0 || a->root >= c->nranks))
         return bad_arg(c, "%s: root %d is not a rank of this communicator (size %d)", name, a->root, c->nranks);
     size_t mult = a->coll == RL_COLL_ALL_GATHER || a->coll == RL_COLL_REDUCE_SCATTER ? (size_t)c->nranks : 1;
@@ -297,6 +298,11 @@ static rl_status_t run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t 
     st = wait_or_fail(c, r);
     rl_request_free(r);
     return st;
+}
+
+rl_status_t rl_run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r)
+{
+    return run_blocking(c, st, r);
 }
 
 rl_status_t rl_group_start(rl_comm_t c)

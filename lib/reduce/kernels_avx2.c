@@ -109,6 +109,19 @@ VKERNEL(u64_prod, 8, RL_UINT64, RL_PROD, mul64)
 VKERNEL(u64_min, 8, RL_UINT64, RL_MIN, min_u64)
 VKERNEL(u64_max, 8, RL_UINT64, RL_MAX, max_u64)
 
+/* Bitwise ops: the same instruction for every width; the width only
+ * decides which portable kernel runs the tail. */
+#define BITWISE(tag, es, dt)                                                   \
+    VKERNEL(tag##_band, es, dt, RL_BAND, _mm256_and_si256)                     \
+    VKERNEL(tag##_bor, es, dt, RL_BOR, _mm256_or_si256)                        \
+    VKERNEL(tag##_bxor, es, dt, RL_BXOR, _mm256_xor_si256)
+BITWISE(i8, 1, RL_INT8)
+BITWISE(u8, 1, RL_UINT8)
+BITWISE(i32, 4, RL_INT32)
+BITWISE(u32, 4, RL_UINT32)
+BITWISE(i64, 8, RL_INT64)
+BITWISE(u64, 8, RL_UINT64)
+
 /* ---- float32 / float64 -------------------------------------------------- */
 
 /* NaN results of sum/prod become the canonical quiet NaN; min/max: a NaN
@@ -262,9 +275,12 @@ VKERNEL(bf16_min, 2, RL_BFLOAT16, RL_MIN, min_bf16)
 VKERNEL(bf16_max, 2, RL_BFLOAT16, RL_MAX, max_bf16)
 
 #define ROW(tag) {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max}
+#define IROW(tag)                                                                                                  \
+    {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max,                     \
+     [RL_BAND] = tag##_band, [RL_BOR] = tag##_bor, [RL_BXOR] = tag##_bxor}
 
 const rl_reduce_table_t rl_reduce_avx2_table = {
-    [RL_INT8] = ROW(i8),       [RL_UINT8] = ROW(u8),       [RL_INT32] = ROW(i32),     [RL_UINT32] = ROW(u32),
-    [RL_INT64] = ROW(i64),     [RL_UINT64] = ROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
+    [RL_INT8] = IROW(i8),       [RL_UINT8] = IROW(u8),       [RL_INT32] = IROW(i32),     [RL_UINT32] = IROW(u32),
+    [RL_INT64] = IROW(i64),     [RL_UINT64] = IROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
     [RL_FLOAT32] = ROW(f32),   [RL_FLOAT64] = ROW(f64),
 };

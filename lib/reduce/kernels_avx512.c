@@ -87,6 +87,19 @@ VKERNEL(u64_prod, 8, RL_UINT64, RL_PROD, _mm512_mullo_epi64)
 VKERNEL(u64_min, 8, RL_UINT64, RL_MIN, _mm512_min_epu64)
 VKERNEL(u64_max, 8, RL_UINT64, RL_MAX, _mm512_max_epu64)
 
+/* Bitwise ops: the same instruction for every width; the width only
+ * decides which portable kernel runs the tail. */
+#define BITWISE(tag, es, dt)                                                   \
+    VKERNEL(tag##_band, es, dt, RL_BAND, _mm512_and_si512)                     \
+    VKERNEL(tag##_bor, es, dt, RL_BOR, _mm512_or_si512)                        \
+    VKERNEL(tag##_bxor, es, dt, RL_BXOR, _mm512_xor_si512)
+BITWISE(i8, 1, RL_INT8)
+BITWISE(u8, 1, RL_UINT8)
+BITWISE(i32, 4, RL_INT32)
+BITWISE(u32, 4, RL_UINT32)
+BITWISE(i64, 8, RL_INT64)
+BITWISE(u64, 8, RL_UINT64)
+
 /* ---- float32 / float64 -------------------------------------------------- */
 
 /* As in the AVX2 file: canonical NaN for sum/prod; min/max let a NaN win
@@ -234,9 +247,12 @@ VKERNEL(bf16_min, 2, RL_BFLOAT16, RL_MIN, min_bf16)
 VKERNEL(bf16_max, 2, RL_BFLOAT16, RL_MAX, max_bf16)
 
 #define ROW(tag) {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max}
+#define IROW(tag)                                                                                                  \
+    {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max,                     \
+     [RL_BAND] = tag##_band, [RL_BOR] = tag##_bor, [RL_BXOR] = tag##_bxor}
 
 const rl_reduce_table_t rl_reduce_avx512_table = {
-    [RL_INT8] = ROW(i8),       [RL_UINT8] = ROW(u8),       [RL_INT32] = ROW(i32),     [RL_UINT32] = ROW(u32),
-    [RL_INT64] = ROW(i64),     [RL_UINT64] = ROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
+    [RL_INT8] = IROW(i8),       [RL_UINT8] = IROW(u8),       [RL_INT32] = IROW(i32),     [RL_UINT32] = IROW(u32),
+    [RL_INT64] = IROW(i64),     [RL_UINT64] = IROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
     [RL_FLOAT32] = ROW(f32),   [RL_FLOAT64] = ROW(f64),
 };
