@@ -328,6 +328,188 @@ static int run_mismatch_a2av(rl_comm_t comm)
     return st == RL_ERR_MISMATCH || st == RL_ERR_PEER_FAILED ? 0 : 1;
 }
 
+/* ---- bitwise and fp8 reductions ---- */
+
+static uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Rank r's element i for a bitwise op: random bits, denser in ones for
+ * and (so the result is not all zeros), sparser for or. */
+static uint64_t bits_of(int r, size_t i, rl_op_t op)
+{
+    uint64_t a = mix((uint64_t)r * 0x9E3779B97F4A7C15ull + i), b = mix(a + 1);
+    return op == RL_BAND ? a | b : op == RL_BOR ? a & b : a;
+}
+
+/* An OCP fp8 code's value, from the spec's formulas. */
+static double fp8_formula(rl_dtype_t dt, unsigned v)
+{
+    int s = v >> 7;
+    double x;
+    if (dt == RL_FP8_E4M3) {
+        int e = (v >> 3) & 15, m = v & 7;
+        if (e == 15 && m == 7)
+            return NAN;
+        x = e ? (1 + m / 8.0) * pow(2, e - 7) : m / 8.0 * pow(2, -6);
+    } else {
+        int e = (v >> 2) & 31, m = v & 3;
+        if (e == 31)
+            return m ? NAN : s ? -INFINITY : INFINITY;
+        x = e ? (1 + m / 4.0) * pow(2, e - 15) : m / 4.0 * pow(2, -14);
+    }
+    return s ? -x : x;
+}
+
+static double fp8_tab[2][256];
+
+static double fp8_value(rl_dtype_t dt, unsigned v) { return fp8_tab[dt == RL_FP8_E5M2][v & 255]; }
+
+static void fp8_tables(void)
+{
+    for (unsigned v = 0; v < 256; v++) {
+        fp8_tab[0][v] = fp8_formula(RL_FP8_E4M3, v);
+        fp8_tab[1][v] = fp8_formula(RL_FP8_E5M2, v);
+    }
+}
+
+/* The code nearest x, by search over all codes (ties to even). */
+static uint8_t fp8_code(rl_dtype_t dt, double x)
+{
+    unsigned sign = signbit(x) ? 0x80 : 0, best = 0;
+    double bd = INFINITY;
+    for (unsigned c = 0; c < 128; c++) {
+        double v = fp8_value(dt, c), d = fabs(v - fabs(x));
+        if (!isnan(v) && !isinf(v) && (d < bd || (d == bd && !(c & 1))))
+            bd = d, best = c;
+    }
+    return (uint8_t)(sign | best);
+}
+
+/* Rank r's fp8 element i for op, as a code: small integers, so that every
+ * partial sum and product is exact in fp8 (|sum| <= 16 for E4M3 and 8 for
+ * E5M2 on up to 8 ranks, products are powers of two up to 2^8); any
+ * finite code for min and max. */
+static uint8_t fp8_in(rl_dtype_t dt, int r, size_t i, rl_op_t op)
+{
+    static uint8_t small[2][5]; /* codes of -2..2 */
+    int k = dt == RL_FP8_E5M2;
+    if (!small[k][4])
+        for (int v = -2; v <= 2; v++)
+            small[k][v + 2] = fp8_code(dt, v);
+    uint64_t h = mix((uint64_t)r * 1000003u + i * 7919u + (uint64_t)op);
+    if (op == RL_PROD)
+        return small[k][h % 5 == 0 ? 4 : h % 5 == 1 ? 1 : 3];
+    if (op == RL_MIN || op == RL_MAX) {
+        double v = fp8_value(dt, (unsigned)(h % 256));
+        return isnan(v) || isinf(v) ? small[k][h % 3 + 2] : (uint8_t)(h % 256);
+    }
+    int span = dt == RL_FP8_E4M3 ? 5 : 3; /* -2..2 or -1..1 */
+    return small[k][(int)(h % (unsigned)span) - span / 2 + 2];
+}
+
+static double fp8_ref(rl_dtype_t dt, size_t i, rl_op_t op)
+{
+    rl_op_t fop = op == RL_AVG ? RL_SUM : op;
+    double acc = fp8_value(dt, fp8_in(dt, nranks - 1, i, fop));
+    for (int r = nranks - 2; r >= 0; r--) {
+        double v = fp8_value(dt, fp8_in(dt, r, i, fop));
+        acc = fop == RL_SUM ? acc + v : fop == RL_PROD ? acc * v : fop == RL_MIN ? fmin(acc, v) : fmax(acc, v);
+    }
+    return op == RL_AVG ? acc / nranks : acc;
+}
+
+/* Element i's input and reference for (dt, op), as bytes. */
+static void red_in(rl_dtype_t dt, rl_op_t op, int r, size_t i, void *dst)
+{
+    size_t es = rl_dtype_size(dt);
+    if (dt == RL_FP8_E4M3 || dt == RL_FP8_E5M2) {
+        *(uint8_t *)dst = fp8_in(dt, r, i, op == RL_AVG ? RL_SUM : op);
+        return;
+    }
+    uint64_t v = bits_of(r, i, op);
+    memcpy(dst, &v, es); /* little-endian: the low bytes */
+}
+
+static int red_same(rl_dtype_t dt, rl_op_t op, size_t i, const uint8_t *got)
+{
+    size_t es = rl_dtype_size(dt);
+    if (dt == RL_FP8_E4M3 || dt == RL_FP8_E5M2) {
+        double w = fp8_ref(dt, i, op);
+        /* min/max of +-0 may pick either zero by bits; compare values there */
+        if (op == RL_MIN || op == RL_MAX)
+            return fp8_value(dt, *got) == w;
+        return *got == fp8_code(dt, w);
+    }
+    uint64_t acc = bits_of(nranks - 1, i, op);
+    for (int r = nranks - 2; r >= 0; r--) {
+        uint64_t v = bits_of(r, i, op);
+        acc = op == RL_BAND ? acc & v : op == RL_BOR ? acc | v : acc ^ v;
+    }
+    return memcmp(got, &acc, es) == 0;
+}
+
+static void check_red(rl_comm_t comm, int which, rl_dtype_t dt, rl_op_t op, size_t count, int inplace, int nb)
+{
+    static const char *const names[] = {"all_reduce", "reduce", "reduce_scatter"};
+    size_t es = rl_dtype_size(dt), n = (size_t)nranks;
+    size_t nin = which == 2 ? count * n : count;
+    uint8_t *in = malloc(nin * es + 64), *out = malloc(nin * es + 64);
+    for (size_t i = 0; i < nin; i++)
+        red_in(dt, op, rank, i, in + i * es);
+    memset(out, GUARD, nin * es + 64);
+    int root = (int)(count % n);
+    uint8_t *dst = inplace ? (which == 2 ? in + (size_t)rank * count * es : in) : out;
+    rl_request_t req = NULL;
+    rl_status_t st;
+    if (which == 0)
+        st = nb ? rl_iall_reduce(comm, in, dst, count, dt, op, &req) : rl_all_reduce(comm, in, dst, count, dt, op);
+    else if (which == 1)
+        st = nb ? rl_ireduce(comm, in, dst, count, dt, op, root, &req) : rl_reduce(comm, in, dst, count, dt, op, root);
+    else
+        st = nb ? rl_ireduce_scatter(comm, in, dst, count, dt, op, &req)
+                : rl_reduce_scatter(comm, in, dst, count, dt, op);
+    finish(comm, st, req);
+    if (which == 1 && rank != root) {
+        free(in), free(out);
+        return;
+    }
+    size_t base = which == 2 ? (size_t)rank * count : 0, bad = 0, first = 0;
+    for (size_t i = 0; i < count; i++)
+        if (!red_same(dt, op, base + i, dst + i * es) && !bad++)
+            first = i;
+    if (bad)
+        FAIL("%s count=%zu %s %s %s: %zu wrong elements, first at %zu (got %#x)", names[which], count,
+             rl_dtype_name(dt), rl_op_name(op), inplace ? "in-place" : "out-of-place", bad, first,
+             (unsigned)dst[first * es]);
+    if (!inplace && check_guard(out, count * es, count * es + 64))
+        FAIL("%s count=%zu %s: wrote past the end", names[which], count, rl_dtype_name(dt));
+    free(in), free(out);
+}
+
+static void check_reductions(rl_comm_t comm)
+{
+    const rl_dtype_t ints[] = {RL_INT8, RL_UINT8, RL_INT32, RL_UINT32, RL_INT64, RL_UINT64};
+    const rl_op_t bitops[] = {RL_BAND, RL_BOR, RL_BXOR};
+    const rl_op_t fops[] = {RL_SUM, RL_PROD, RL_MIN, RL_MAX, RL_AVG};
+    /* small (eager), mid (halving-doubling on 4/8 ranks), several chunks (ring) */
+    size_t counts[] = {0, 1, (size_t)nranks + 2, 1031, 100003, 600001};
+    int nc = quick ? 4 : 6, k = 0;
+    for (int c = 0; c < nc; c++) {
+        for (int d = 0; d < 6; d++, k++)
+            for (int o = 0; o < 3; o++)
+                check_red(comm, (k + o) % 3, ints[d], bitops[o], counts[c], (k + o) % 2, (k + o + c) % 2);
+        for (int d = 0; d < 2; d++)
+            for (int o = 0; o < 5; o++, k++)
+                for (int which = 0; which < 3; which++)
+                    check_red(comm, which, d ? RL_FP8_E5M2 : RL_FP8_E4M3, fops[o], counts[c], (k + which) % 2,
+                              (k + which + 1) % 2);
+    }
+}
+
 /* ---- rl_comm_split ---- */
 
 /* Split by parity with reversed keys: child rank = position from the top.
@@ -435,6 +617,7 @@ int main(int argc, char **argv)
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
+    fp8_tables();
     rl_comm_t comm = NULL;
     CHECK(rl_comm_create(NULL, &comm));
     CHECK(rl_comm_rank(comm, &rank));
@@ -464,6 +647,7 @@ int main(int argc, char **argv)
                     check_scatter(comm, counts[c], dts[d], root, !ip, !nb, tc);
                 }
         check_group_gathers(comm, tc);
+        check_reductions(comm);
     }
     check_split(comm);
     CHECK(rl_comm_destroy(comm));

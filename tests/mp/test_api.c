@@ -63,3 +63,12 @@ Test(api_mismatch, all_to_allv_counts_tcp_4_ranks, .timeout = 120)
 {
     cr_assert_eq(run_env("tcp", 4, "", "--mismatch-a2av"), 0);
 }
+
+/* The bitwise and fp8 reductions on each all-reduce algorithm: by default
+ * small counts run eager recursive doubling, mid ones halving-doubling on
+ * 4 and 8 ranks and the ring elsewhere; here the ring for every size on a
+ * power-of-two group. */
+Test(api_variants, ring_everywhere_tcp_4_ranks, .timeout = 600)
+{
+    cr_assert_eq(run_env("tcp", 4, "--env RINGLET_ALLREDUCE_ALGO=ring", "--quick"), 0);
+}
