@@ -265,6 +265,38 @@ static inline V max_f16(V p, V q) { return minmax16(p, q, 0x7C00, 1); }
 static inline V min_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 0); }
 static inline V max_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 1); }
 
+/* fp8 min/max, the same on bytes: a NaN is |v| > lim (E4M3: 0x7E, its
+ * largest number; E5M2: 0x7C, infinity). */
+static inline V key8(V v)
+{
+    V neg = _mm256_cmpgt_epi8(_mm256_setzero_si256(), v);
+    return _mm256_xor_si256(v, _mm256_and_si256(neg, _mm256_set1_epi8(0x7F)));
+}
+
+static inline V isnan8(V v, char lim)
+{
+    return _mm256_cmpgt_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x7F)), _mm256_set1_epi8(lim));
+}
+
+static inline V minmax8(V p, V q, char lim, int is_max)
+{
+    V kp = key8(p), kq = key8(q);
+    V take_q = is_max ? _mm256_cmpgt_epi8(kq, kp) : _mm256_cmpgt_epi8(kp, kq);
+    V r = _mm256_blendv_epi8(p, q, take_q);
+    r = _mm256_blendv_epi8(r, q, isnan8(q, lim));
+    return _mm256_blendv_epi8(r, p, isnan8(p, lim));
+}
+
+static inline V min_e4m3(V p, V q) { return minmax8(p, q, 0x7E, 0); }
+static inline V max_e4m3(V p, V q) { return minmax8(p, q, 0x7E, 1); }
+static inline V min_e5m2(V p, V q) { return minmax8(p, q, 0x7C, 0); }
+static inline V max_e5m2(V p, V q) { return minmax8(p, q, 0x7C, 1); }
+
+VKERNEL(e4m3_min, 1, RL_FP8_E4M3, RL_MIN, min_e4m3)
+VKERNEL(e4m3_max, 1, RL_FP8_E4M3, RL_MAX, max_e4m3)
+VKERNEL(e5m2_min, 1, RL_FP8_E5M2, RL_MIN, min_e5m2)
+VKERNEL(e5m2_max, 1, RL_FP8_E5M2, RL_MAX, max_e5m2)
+
 VKERNEL(f16_sum, 2, RL_FLOAT16, RL_SUM, sum_f16)
 VKERNEL(f16_prod, 2, RL_FLOAT16, RL_PROD, prod_f16)
 VKERNEL(f16_min, 2, RL_FLOAT16, RL_MIN, min_f16)
@@ -283,4 +315,7 @@ const rl_reduce_table_t rl_reduce_avx2_table = {
     [RL_INT8] = IROW(i8),       [RL_UINT8] = IROW(u8),       [RL_INT32] = IROW(i32),     [RL_UINT32] = IROW(u32),
     [RL_INT64] = IROW(i64),     [RL_UINT64] = IROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
     [RL_FLOAT32] = ROW(f32),   [RL_FLOAT64] = ROW(f64),
+    /* fp8 sum/prod: the portable table look-up (reduce.c fills the gaps) */
+    [RL_FP8_E4M3] = {[RL_MIN] = e4m3_min, [RL_MAX] = e4m3_max},
+    [RL_FP8_E5M2] = {[RL_MIN] = e5m2_min, [RL_MAX] = e5m2_max},
 };

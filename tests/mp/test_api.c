@@ -72,3 +72,40 @@ Test(api_variants, ring_everywhere_tcp_4_ranks, .timeout = 600)
 {
     cr_assert_eq(run_env("tcp", 4, "--env RINGLET_ALLREDUCE_ALGO=ring", "--quick"), 0);
 }
+
+/* The new benchmarks run and check their results ("Out of bounds values :
+ * 0 OK"), and the others take the new dtypes and ops. */
+static void bench_smoke(const char *prog, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s -n 3 --only-rank 0 --no-prefix --timeout 120 --env RINGLET_TRANSPORT=ofi "
+             "--env RINGLET_OFI_PROVIDER=shm -- %s/%s -b 1K -e 1M -f 32 -n 3 -w 1 %s </dev/null",
+             RINGLET_RUN, BENCH_DIR, prog, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    char line[512];
+    int ok = 0, rows = 0;
+    while (fgets(line, sizeof(line), p)) {
+        if (strstr(line, "Out of bounds values : 0 OK"))
+            ok = 1;
+        else if (line[0] != '#')
+            rows++;
+    }
+    int st = pclose(p);
+    cr_assert_eq(st, 0, "%s %s exited with %d", prog, args, st);
+    cr_assert(ok && rows >= 2, "%s %s: %d rows, ok=%d", prog, args, rows, ok);
+}
+
+Test(api_bench, new_programs_and_dtypes, .timeout = 300)
+{
+    bench_smoke("alltoallv_perf", "-z 0");
+    bench_smoke("alltoallv_perf", "-d fp8_e5m2");
+    bench_smoke("gather_perf", "-r 2");
+    bench_smoke("scatter_perf", "-r 1 -z 0 -d fp8_e4m3");
+    bench_smoke("all_reduce_perf", "-d fp8_e4m3 -o all");
+    bench_smoke("all_reduce_perf", "-d fp8_e5m2 -o avg");
+    bench_smoke("all_reduce_perf", "-d int32 -o bxor");
+    bench_smoke("reduce_scatter_perf", "-d uint8 -o band");
+    bench_smoke("reduce_perf", "-d int64 -o bor -r 1");
+}
