@@ -1,11 +1,17 @@
 /*
- * All-to-allv, gather and scatter, built like all-to-all: one composite
- * request whose parts are point-to-point sends and receives (coll/p2p.c),
- * so every byte moves zero-copy into the receiver's buffer after its
- * clear-to-send. The parts use the user's matching space, as all-to-all
- * does: they are posted at once, in the order the calls are issued, which
- * is the same on every rank (a collective-space message would race the
- * halving-doubling all-reduce, which posts its own when it starts).
+ * All-to-allv, gather and scatter as two algorithms of the registry, built
+ * like pairwise all-to-all: when the call reaches the head of the queue it
+ * posts its point-to-point sends and receives (coll/p2p.c, the
+ * collectives' matching space), so every byte moves zero-copy into the
+ * receiver's buffer after its clear-to-send, and it is done when they are.
+ *
+ * - pairwise_v (all-to-allv): the self block is copied, then n - 1
+ *   receives and n - 1 sends to peers in rotating order, as all-to-all.
+ *   The counts and displacements are copied at the call (r->args), so the
+ *   caller's arrays are free at once. The count in the call is 0 for
+ *   selection: ranks pass different counts and must still pick alike.
+ * - linear (gather, scatter): the root posts n - 1 receives (sends), in
+ *   rotating order from itself, every other rank one send (receive).
  *
  * Every message of the pattern is posted, zero-length ones too: a pair then
  * agrees on the count of each message or both ends fail with
@@ -18,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coll/p2p.h"
 #include "core/comm.h"
 #include "core/log.h"
 
@@ -48,50 +55,70 @@ static rl_status_t check_common(struct rl_comm *c, const char *name, rl_dtype_t 
         return bad(c, RL_ERR_INVALID_ARG, "%s: request pointer is NULL", name);
     if (!rl_dtype_size(dtype))
         return bad(c, RL_ERR_INVALID_ARG, "%s: unknown datatype %d", name, (int)dtype);
-    if (c->nranks > 1 && !c->peers)
+    if (c->nranks > 1 && !rl_p2p_enabled(c))
         return bad(c, RL_ERR_UNSUPPORTED,
                    "%s: point-to-point connections are off (RINGLET_P2P=%s, %d ranks); set RINGLET_P2P=on", name,
                    c->cfg.p2p, c->nranks);
     return c->failed;
 }
 
-static struct rl_request *composite_new(struct rl_comm *c, size_t nkids)
-{
-    struct rl_request *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    if (nkids && !(r->kids = calloc(nkids, sizeof(*r->kids)))) {
-        free(r);
-        return NULL;
-    }
-    r->comm = c;
-    r->coll = RL_COLL_ALLTOALL; /* local only: done when its parts are */
-    r->status = RL_INPROGRESS;
-    return r;
-}
+/* ---- the algorithms' common part: a request made of messages ---- */
+
+typedef struct {
+    struct rl_request **kids;
+    int nkids, cap;
+} parts_t;
+
+static parts_t *P(const struct rl_request *r) { return RL_PRIV(r, parts_t); }
 
 static rl_status_t add_part(struct rl_comm *c, struct rl_request *r, int is_send, const void *buf, size_t count,
-                            rl_dtype_t dtype, int peer)
+                            int peer)
 {
-    rl_status_t st = rl_p2p_new(c, RL_P2P_USER, is_send, buf, count, dtype, peer, &r->kids[r->nkids]);
+    parts_t *p = P(r);
+    if (!p->kids && !(p->kids = calloc((size_t)p->cap, sizeof(*p->kids))))
+        return RL_ERR_NO_MEMORY;
+    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, buf, count, r->dtype, peer, &p->kids[p->nkids]);
     if (st == RL_OK)
-        r->nkids++;
+        p->kids[p->nkids++]->internal = 1;
     return st;
 }
 
-/* Hand the request out and start it, or undo it after a failed post. */
-static rl_status_t finish(struct rl_comm *c, struct rl_request *r, rl_status_t st, rl_request_t *req)
+static int usable(const struct rl_comm *c, const rl_call_t *call)
 {
-    if (st != RL_OK) {
-        r->status = st;
-        rl_request_free(r);
-        return st;
+    (void)call;
+    return c->nranks == 1 || rl_p2p_enabled(c);
+}
+
+static int parts_progress(struct rl_comm *c, struct rl_request *r)
+{
+    parts_t *p = P(r);
+    for (int i = 0; i < p->nkids; i++)
+        if (p->kids[i]->status != RL_OK)
+            return c->failed != RL_OK;
+    r->status = RL_OK;
+    return 1;
+}
+
+static void parts_release(struct rl_comm *c, struct rl_request *r)
+{
+    parts_t *p = P(r);
+    for (int i = 0; i < p->nkids; i++)
+        rl_p2p_drop(c, &p->kids[i]);
+    free(p->kids);
+    p->kids = NULL;
+    p->nkids = 0;
+}
+
+static void parts_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
+{
+    parts_t *p = P(r);
+    for (int i = 0; i < p->nkids; i++) {
+        if (p->kids[i] && p->kids[i]->status == RL_INPROGRESS) {
+            p->kids[i]->algo->describe_wait(c, p->kids[i], buf, len);
+            return;
+        }
     }
-    if (r->nkids == 0)
-        r->status = RL_OK, r->comm = NULL;
-    *req = r;
-    rl_comm_progress(c);
-    return RL_OK;
+    snprintf(buf, len, "%s %llu has not started", rl_coll_name(r->coll), (unsigned long long)r->seq);
 }
 
 /* ---- all-to-allv ---- */
@@ -169,6 +196,54 @@ static rl_status_t a2av_check(struct rl_comm *c, const void *in, const size_t *s
     return st;
 }
 
+/* r->args of an all-to-allv: this rank's counts and displacements. */
+typedef struct {
+    size_t *sc, *sd, *rc, *rd;
+} vargs_t;
+
+static rl_status_t a2av_start(struct rl_comm *c, struct rl_request *r)
+{
+    const vargs_t *v = r->args;
+    size_t es = r->esize, n = (size_t)c->nranks, me = (size_t)c->rank;
+    if (v->sc[me])
+        memcpy(r->out + v->rd[me] * es, r->in + v->sd[me] * es, v->sc[me] * es);
+    if (n == 1)
+        return RL_OK;
+    P(r)->cap = 2 * (int)(n - 1);
+    /* receives first, so every clear-to-send is out before data is due;
+     * peers in rotating order, so that no rank is everyone's first target */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 1; k < n; k++) {
+            size_t p = (me + (pass ? k : n - k)) % n;
+            rl_status_t st = pass ? add_part(c, r, 1, r->in + v->sd[p] * es, v->sc[p], (int)p)
+                                  : add_part(c, r, 0, r->out + v->rd[p] * es, v->rc[p], (int)p);
+            if (st != RL_OK)
+                return st;
+        }
+    }
+    return RL_INPROGRESS;
+}
+
+static double a2av_cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
+{
+    (void)call; /* sizes differ per rank: only the message count is common */
+    return (c->nranks - 1) * m->alpha_us;
+}
+
+const rl_algo_t rl_algo_pairwise_v = {
+    .name = "pairwise_v",
+    .desc = "all-to-allv: n - 1 sends and receives of each rank's own sizes, rotating order, over point-to-point",
+    .colls = RL_COLL_BIT(RL_COLL_ALLTOALLV),
+    .state_size = sizeof(parts_t),
+    .usable = usable,
+    .cost = a2av_cost,
+    .start = a2av_start,
+    .progress = parts_progress,
+    .release = parts_release,
+    .describe_wait = parts_describe_wait,
+    .on_p2p = 1,
+};
+
 rl_status_t rl_iall_to_allv(rl_comm_t c, const void *in, const size_t *scounts, const size_t *sdispls, void *out,
                             const size_t *rcounts, const size_t *rdispls, rl_dtype_t dtype, rl_request_t *req)
 {
@@ -179,23 +254,16 @@ rl_status_t rl_iall_to_allv(rl_comm_t c, const void *in, const size_t *scounts, 
         st = a2av_check(c, in, scounts, sdispls, out, rcounts, rdispls, dtype);
     if (st != RL_OK)
         return st;
-    size_t es = rl_dtype_size(dtype), n = (size_t)c->nranks, me = (size_t)c->rank;
-    struct rl_request *r = composite_new(c, 2 * (n - 1));
-    if (!r)
+    size_t n = (size_t)c->nranks;
+    vargs_t *v = malloc(sizeof(*v) + 4 * n * sizeof(size_t));
+    if (!v)
         return RL_ERR_NO_MEMORY;
-    if (scounts[me])
-        memcpy((char *)out + rdispls[me] * es, (const char *)in + sdispls[me] * es, scounts[me] * es);
-    /* receives first and peers in rotating order, as in rl_iall_to_all */
-    for (int pass = 0; pass < 2 && st == RL_OK; pass++) {
-        for (size_t k = 1; k < n && st == RL_OK; k++) {
-            size_t p = (me + (pass ? k : n - k)) % n;
-            if (pass)
-                st = add_part(c, r, 1, (const char *)in + sdispls[p] * es, scounts[p], dtype, (int)p);
-            else
-                st = add_part(c, r, 0, (char *)out + rdispls[p] * es, rcounts[p], dtype, (int)p);
-        }
-    }
-    return finish(c, r, st, req);
+    v->sc = (size_t *)(v + 1), v->sd = v->sc + n, v->rc = v->sd + n, v->rd = v->rc + n;
+    memcpy(v->sc, scounts, n * sizeof(size_t));
+    memcpy(v->sd, sdispls, n * sizeof(size_t));
+    memcpy(v->rc, rcounts, n * sizeof(size_t));
+    memcpy(v->rd, rdispls, n * sizeof(size_t));
+    return rl_submit_local(c, RL_COLL_ALLTOALLV, in, out, 0, dtype, 0, rl_dtype_size(dtype), v, req);
 }
 
 rl_status_t rl_all_to_allv(rl_comm_t c, const void *in, const size_t *scounts, const size_t *sdispls, void *out,
@@ -233,6 +301,54 @@ static rl_status_t rooted_check(struct rl_comm *c, const char *name, const void 
     return RL_OK;
 }
 
+static rl_status_t linear_start(struct rl_comm *c, struct rl_request *r)
+{
+    int is_gather = r->coll == RL_COLL_GATHER;
+    size_t blk = r->count * r->esize, n = (size_t)c->nranks, me = (size_t)c->rank;
+    /* gather: in is every rank's block, out the root's n; scatter: the reverse */
+    if (me != (size_t)r->root) {
+        P(r)->cap = 1;
+        rl_status_t st = add_part(c, r, is_gather, is_gather ? (void *)r->in : r->out, r->count, r->root);
+        return st == RL_OK ? RL_INPROGRESS : st;
+    }
+    const char *own = is_gather ? r->in : r->out;
+    char *many = is_gather ? r->out : (char *)r->in;
+    if (blk && own != many + me * blk) /* not in place */
+        memcpy(is_gather ? many + me * blk : r->out, is_gather ? r->in : many + me * blk, blk);
+    if (n == 1)
+        return RL_OK;
+    P(r)->cap = (int)n - 1;
+    /* rotating from the root, so that with several roots at once (a group)
+     * no rank is everyone's first peer */
+    for (size_t k = 1; k < n; k++) {
+        size_t p = (me + k) % n;
+        rl_status_t st = add_part(c, r, !is_gather, many + p * blk, r->count, (int)p);
+        if (st != RL_OK)
+            return st;
+    }
+    return RL_INPROGRESS;
+}
+
+static double linear_cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
+{
+    /* the root's n - 1 messages share its link */
+    return (c->nranks - 1) * (m->alpha_us + (double)call->bytes * m->beta_us_per_b);
+}
+
+const rl_algo_t rl_algo_linear = {
+    .name = "linear",
+    .desc = "gather/scatter: the root exchanges one message with every rank over point-to-point",
+    .colls = RL_COLL_BIT(RL_COLL_GATHER) | RL_COLL_BIT(RL_COLL_SCATTER),
+    .state_size = sizeof(parts_t),
+    .usable = usable,
+    .cost = linear_cost,
+    .start = linear_start,
+    .progress = parts_progress,
+    .release = parts_release,
+    .describe_wait = parts_describe_wait,
+    .on_p2p = 1,
+};
+
 static rl_status_t rooted(struct rl_comm *c, int is_gather, const void *in, void *out, size_t count,
                           rl_dtype_t dtype, int root, rl_request_t *req)
 {
@@ -246,22 +362,13 @@ static rl_status_t rooted(struct rl_comm *c, int is_gather, const void *in, void
         st = rooted_check(c, name, one, many, count, dtype, root, &inplace);
     if (st != RL_OK)
         return st;
-    size_t es = rl_dtype_size(dtype), blk = count * es, n = (size_t)c->nranks, me = (size_t)c->rank;
-    struct rl_request *r = composite_new(c, me == (size_t)root ? n - 1 : 1);
-    if (!r)
-        return RL_ERR_NO_MEMORY;
-    if (me != (size_t)root)
-        return finish(c, r, add_part(c, r, is_gather, one, count, dtype, root), req);
-    if (blk && !inplace)
-        memcpy((char *)out + (is_gather ? me * blk : 0), (const char *)in + (is_gather ? 0 : me * blk), blk);
-    /* peers in rotating order from the root, so that with several roots at
-     * once (groups) no rank is everyone's first peer */
-    for (size_t k = 1; k < n && st == RL_OK; k++) {
-        size_t p = (me + k) % n;
-        char *b = (char *)many + p * blk;
-        st = add_part(c, r, !is_gather, b, count, dtype, (int)p);
-    }
-    return finish(c, r, st, req);
+    /* the buffers a rank does not use are not looked at */
+    if (root != c->rank && is_gather)
+        out = NULL;
+    else if (root != c->rank)
+        in = NULL;
+    return rl_submit_local(c, is_gather ? RL_COLL_GATHER : RL_COLL_SCATTER, in, out, count, dtype, root,
+                           rl_dtype_size(dtype), NULL, req);
 }
 
 rl_status_t rl_igather(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype, int root,
