@@ -209,7 +209,8 @@ rl_status_t rl_all_to_all(rl_comm_t comm, const void *sendbuf, void *recvbuf,
  * rank j, which stores them at its recvbuf + rdispls[rank] elements; this
  * rank receives recvcounts[i] elements from rank i. Counts and displacements
  * are in elements (nranks entries each); recvcounts[i] must equal rank i's
- * sendcounts[rank] (RL_ERR_MISMATCH otherwise). The buffers must not overlap.
+ * sendcounts[rank] (RL_ERR_MISMATCH otherwise). The buffers must not overlap,
+ * nor may two receive blocks. The four arrays are copied at the call.
  */
 rl_status_t rl_all_to_allv(rl_comm_t comm, const void *sendbuf, const size_t *sendcounts,
                            const size_t *sdispls, void *recvbuf, const size_t *recvcounts,

@@ -238,7 +238,7 @@ static void check_validation(rl_comm_t comm)
     size_t n = (size_t)nranks;
     size_t *c1 = calloc(n, sizeof(size_t)), *d1 = calloc(n, sizeof(size_t));
     size_t *c2 = calloc(n, sizeof(size_t)), *d2 = calloc(n, sizeof(size_t));
-    char buf[64], obuf[64];
+    char buf[64] = {0}, obuf[64] = {0};
     rl_request_t req = NULL;
     expect_err(comm, rl_all_to_allv(comm, buf, NULL, d1, obuf, c2, d2, RL_INT8), RL_ERR_INVALID_ARG,
                "a2av NULL sendcounts", "sendcounts is NULL");
