@@ -31,8 +31,23 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
     va_end(ap);
+    /* An expired wait blames the rank it waited on, which may be waiting
+     * too: ask the group who stalls it, so that every rank names the same. */
+    if (st == RL_ERR_TIMEOUT && c->boot && c->nranks > 1) {
+        char verdict[256], local[512];
+        rl_status_t vs = rl_boot_stalled(c->boot, verdict, sizeof(verdict));
+        if (vs != RL_OK) {
+            snprintf(local, sizeof(local), "%s", c->errmsg);
+            snprintf(c->errmsg, sizeof(c->errmsg), "rank %d: %.250s (here: %.200s)", c->rank, verdict, local);
+            st = vs;
+        }
+    }
     c->failed = st;
     RL_ERROR("%s (%s)", c->errmsg, rl_status_name(st));
+    /* Nothing may move once the operations end: their buffers go back to
+     * the caller, and their registrations are released below. */
+    if (c->tp && c->ops->quiesce)
+        c->ops->quiesce(c->tp);
     for (struct rl_request *r = c->head; r; r = r->next) {
         r->status = st;
         rl_request_release(c, r);
@@ -225,7 +240,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
                        .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes,
                        .min_chunk_bytes = c->min_chunk_bytes};
-    gethostname(mine.host, sizeof(mine.host) - 1);
+    rl_launch_host_id(&c->cfg, mine.host, sizeof(mine.host));
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
     mine.sel_hash = c->sel.hash;
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
@@ -304,6 +319,26 @@ static rl_status_t open_transport(struct rl_comm *c, int all_local, char *err, s
     return st;
 }
 
+/* Staging per channel is capped: chunks past this give nothing (a 1 MiB
+ * all-reduce never needs more), while RINGLET_CHUNK_BYTES=1G x depth 4 used
+ * to allocate and zero 4 GiB per rank. Every rank computes the same. */
+#define RL_STAGE_MAX_BYTES (256u << 20)
+
+static void cap_staging(struct rl_comm *c)
+{
+    size_t want = (size_t)c->depth * c->chunk_bytes;
+    if (want <= RL_STAGE_MAX_BYTES)
+        return;
+    size_t chunk = (RL_STAGE_MAX_BYTES / (size_t)c->depth) & ~(size_t)63;
+    if (c->rank == 0)
+        RL_WARN("RINGLET_CHUNK_BYTES=%zu x RINGLET_PIPELINE_DEPTH=%d would need %zu MiB of staging per channel: "
+                "chunks of %zu KiB instead (staging is capped at %u MiB)",
+                c->chunk_bytes, c->depth, want >> 20, chunk >> 10, RL_STAGE_MAX_BYTES >> 20);
+    c->chunk_bytes = chunk;
+    if (c->min_chunk_bytes > chunk)
+        c->min_chunk_bytes = chunk;
+}
+
 static void comm_free(struct rl_comm *c)
 {
     if (c->tp) {
@@ -362,6 +397,7 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
     c->chunk_bytes = (c->cfg.chunk_bytes + 63) & ~(size_t)63;
     c->min_chunk_bytes = c->cfg.min_chunk_bytes < c->chunk_bytes ? c->cfg.min_chunk_bytes : c->chunk_bytes;
     rl_log_set_rank(c->rank);
+    cap_staging(c);
     c->order = malloc(sizeof(int) * (size_t)c->nranks);
     if (!c->order) {
         st = RL_ERR_NO_MEMORY;
@@ -390,6 +426,7 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
     rl_auth_wipe(&key, sizeof(key));
     if (st != RL_OK)
         goto fail;
+    rl_boot_watch(c->boot, &c->next_seq);
     if ((st = rl_select_build(c, err, sizeof(err))) != RL_OK) {
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;
@@ -482,6 +519,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     if (c->failed == RL_OK && atomic_load(&c->abort_flag))
         rl_comm_progress(c);
     if (c->tp && c->failed == RL_OK) {
+        rl_boot_leaving(c->boot); /* a peer still in a collective we never start fails now */
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */
         if (c->failed == RL_OK && !comm_busy(c)) {

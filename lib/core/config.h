@@ -37,6 +37,7 @@ typedef struct {
     char log_file[256];
     char auth_key[256];        /* shared secret for the bootstrap; "" = none */
     char auth_key_file[256];   /* file holding it (preferred: not in the environment) */
+    char host_id[64];          /* "" = boot id + network namespace */
     /* verbs */
     char ib_hca[256];
     int ib_gid_index;          /* -1 = auto */

@@ -189,6 +189,8 @@ rl_status_t rl_test(rl_request_t r)
     return r->status;
 }
 
+static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r);
+
 rl_status_t rl_wait(rl_request_t r, int timeout_ms)
 {
     if (!r)
@@ -205,7 +207,7 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
             return st;
         int64_t now = rl_now_ns();
         if (now >= dl)
-            return RL_ERR_TIMEOUT;
+            return timeout_ms < 0 ? wait_expired(c, r) : RL_ERR_TIMEOUT;
         /* Ranks may outnumber cores: after a short spin, let others run,
          * sleeping on the completion channel where the transport has one
          * (woken at least every 2 ms to watch the control channel). */
@@ -249,19 +251,22 @@ static void describe_wait(struct rl_comm *c, rl_request_t r, char *why, size_t l
     r->algo->describe_wait(c, r, why, len);
 }
 
-/* Wait for r under the communicator's deadline. On expiry the operation
- * cannot be abandoned half-way, so the communicator fails with a message
- * that names the rank it waited on. */
+/* The communicator's deadline passed: the operation cannot be abandoned
+ * half-way, so the communicator fails (naming, through the bootstrap, the
+ * rank that stalls the group; see rl_comm_fail). */
+static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r)
+{
+    char why[256];
+    describe_wait(c, r, why, sizeof(why));
+    rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
+                 c->cfg.timeout_ms, why);
+    return c->failed;
+}
+
 static rl_status_t wait_or_fail(struct rl_comm *c, rl_request_t r)
 {
-    rl_status_t st = rl_wait(r, -1);
-    if (st == RL_ERR_TIMEOUT) {
-        char why[256];
-        describe_wait(c, r, why, sizeof(why));
-        rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
-                     c->cfg.timeout_ms, why);
-    }
-    return st;
+    (void)c;
+    return rl_wait(r, -1);
 }
 
 /* A blocking call; inside a group it only joins the group. */
@@ -356,14 +361,8 @@ static rl_status_t p2p_check(struct rl_comm *c, const char *name, const void *bu
     return c->failed;
 }
 
-static rl_status_t p2p_new(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
-                           int peer, rl_request_t *req)
-{
-    return rl_p2p_new(c, RL_P2P_USER, is_send, buf, count, dtype, peer, req);
-}
-
-static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
-                              int peer, rl_request_t *req)
+static rl_status_t p2p_submit_tag(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                                  int peer, uint32_t tag, rl_request_t *req)
 {
     if (!c)
         return RL_ERR_INVALID_ARG;
@@ -373,10 +372,42 @@ static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, s
     rl_status_t st = p2p_check(c, name, buf, count, dtype, peer);
     if (st != RL_OK)
         return st;
-    if ((st = p2p_new(c, is_send, buf, count, dtype, peer, req)) != RL_OK)
+    if ((st = rl_p2p_new_tag(c, RL_P2P_USER, is_send, buf, count, dtype, peer, tag, req)) != RL_OK)
         return st;
     rl_comm_progress(c);
     return RL_OK;
+}
+
+static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                              int peer, rl_request_t *req)
+{
+    return p2p_submit_tag(c, is_send, buf, count, dtype, peer, 0, req);
+}
+
+rl_status_t rl_isend_tag(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag,
+                         rl_request_t *req)
+{
+    return p2p_submit_tag(c, 1, buf, count, dtype, peer, tag, req);
+}
+
+rl_status_t rl_irecv_tag(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag,
+                         rl_request_t *req)
+{
+    return p2p_submit_tag(c, 0, buf, count, dtype, peer, tag, req);
+}
+
+rl_status_t rl_send_tag(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = p2p_submit_tag(c, 1, buf, count, dtype, peer, tag, &r);
+    return run_blocking(c, st, r);
+}
+
+rl_status_t rl_recv_tag(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = p2p_submit_tag(c, 0, buf, count, dtype, peer, tag, &r);
+    return run_blocking(c, st, r);
 }
 
 rl_status_t rl_isend(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, rl_request_t *req)

@@ -305,8 +305,8 @@ static void check_validation(rl_comm_t comm)
 }
 
 /* A receiver that expects another count than its sender sends: both fail
- * with RL_ERR_MISMATCH (the others hear of it), nobody waits for the
- * deadline. */
+ * with RL_ERR_MISMATCH, the others hear of it by their next call at the
+ * latest, nobody waits for the deadline. */
 static int run_mismatch_a2av(rl_comm_t comm)
 {
     size_t n = (size_t)nranks;
@@ -320,6 +320,10 @@ static int run_mismatch_a2av(rl_comm_t comm)
     memset(in, 0, sizeof(in));
     rl_status_t st = nranks <= 64 ? rl_all_to_allv(comm, in, sc, sd, out, rc, rd, RL_INT32) : RL_OK;
     free(sc), free(sd), free(rc), free(rd);
+    /* ranks outside the mismatched pair may finish their own exchanges;
+     * they hear of the failure at their next call */
+    if (st == RL_OK && rank > 1)
+        st = rl_barrier(comm);
     if (st == RL_OK) {
         fprintf(stderr, "rank %d: mismatched all_to_allv counts went undetected\n", rank);
         return 1;

@@ -254,6 +254,10 @@ Test(variants, dbt_all_reduce_3_ranks_tcp_pipelined, .timeout = 300)
     cr_assert_eq(run_env("tcp", 3, "--env RINGLET_ALGOS=all_reduce:0-:dbt --env RINGLET_CHUNK_BYTES=4096",
                          "--quick --large 3000000"), 0);
 }
+Test(variants, bruck_all_to_all_5_ranks_tcp, .timeout = 300)
+{
+    cr_assert_eq(run_env("tcp", 5, "--env RINGLET_ALGOS=all_to_all:0-:bruck", "--quick"), 0);
+}
 Test(variants, auto_everywhere_4_ranks_shm, .timeout = 300)
 {
     cr_assert_eq(run_env("shm", 4, "--env RINGLET_ALGOS=auto", "--quick"), 0);
