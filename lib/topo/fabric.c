@@ -671,6 +671,21 @@ rl_status_t rl_topo_load(const char *path, rl_topo_t *t, char *err, size_t errle
 
 /* ---------------------------------------------------------------- JSON out */
 
+void rl_topo_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 static void node_name(const rl_topo_t *t, int n, char *buf, size_t len)
 {
     if (n < t->nsw)
@@ -697,7 +712,9 @@ rl_status_t rl_topo_save(const rl_topo_t *t, const char *path, char *err, size_t
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return RL_ERR_INVALID_ARG;
     }
-    fprintf(f, "{\"ringlet_fabric\": 1, \"name\": \"%s\",\n", t->name);
+    fprintf(f, "{\"ringlet_fabric\": 1, \"name\": ");
+    rl_topo_json_str(f, t->name);
+    fprintf(f, ",\n");
     if (t->ntorus) {
         fprintf(f, "\"torus\": [%d, %d", t->torus[0], t->torus[1]);
         if (t->ntorus == 3)
@@ -707,24 +724,35 @@ rl_status_t rl_topo_save(const rl_topo_t *t, const char *path, char *err, size_t
     fprintf(f, "\"hosts\": [\n");
     for (int h = 0; h < t->nhosts; h++) {
         const rl_topo_host_t *H = &t->hosts[h];
-        fprintf(f, " {\"name\": \"%s\", \"intra_gbps\": %g, \"nics\": [", H->name, H->intra_gbps);
+        fprintf(f, " {\"name\": ");
+        rl_topo_json_str(f, H->name);
+        fprintf(f, ", \"intra_gbps\": %.17g, \"nics\": [", H->intra_gbps);
         for (int i = 0; i < H->nnics; i++) {
             const rl_topo_nic_t *N = &t->nics[H->first_nic + i];
-            fprintf(f, "%s{\"dev\": \"%s\", \"rail\": %d, \"plane\": %d, \"gbps\": %g}", i ? ", " : "", N->dev,
-                    N->rail, N->plane, N->gbps);
+            fprintf(f, "%s{\"dev\": ", i ? ", " : "");
+            rl_topo_json_str(f, N->dev);
+            fprintf(f, ", \"rail\": %d, \"plane\": %d, \"gbps\": %.17g}", N->rail, N->plane, N->gbps);
         }
         fprintf(f, "]}%s\n", h + 1 < t->nhosts ? "," : "");
     }
     fprintf(f, "],\n\"switches\": [\n");
     for (int s = 0; s < t->nsw; s++)
-        fprintf(f, " {\"name\": \"%s\", \"tier\": %d}%s\n", t->sw[s].name, t->sw[s].tier, s + 1 < t->nsw ? "," : "");
+    {
+        fprintf(f, " {\"name\": ");
+        rl_topo_json_str(f, t->sw[s].name);
+        fprintf(f, ", \"tier\": %d}%s\n", t->sw[s].tier, s + 1 < t->nsw ? "," : "");
+    }
     fprintf(f, "],\n\"links\": [\n");
     for (int l = 0; l < t->nlinks; l++) {
         char a[2 * RL_TOPO_NAME + 2], b[2 * RL_TOPO_NAME + 2];
         node_name(t, t->links[l].a, a, sizeof(a));
         node_name(t, t->links[l].b, b, sizeof(b));
-        fprintf(f, " {\"a\": \"%s\", \"b\": \"%s\", \"gbps\": %g, \"lat_ns\": %g}%s\n", a, b, t->links[l].gbps,
-                t->links[l].lat_ns, l + 1 < t->nlinks ? "," : "");
+        fprintf(f, " {\"a\": ");
+        rl_topo_json_str(f, a);
+        fprintf(f, ", \"b\": ");
+        rl_topo_json_str(f, b);
+        fprintf(f, ", \"gbps\": %.17g, \"lat_ns\": %.17g}%s\n", t->links[l].gbps, t->links[l].lat_ns,
+                l + 1 < t->nlinks ? "," : "");
     }
     int rph;
     if (placement_is_block(t, &rph)) {
@@ -732,8 +760,13 @@ rl_status_t rl_topo_save(const rl_topo_t *t, const char *path, char *err, size_t
     } else {
         fprintf(f, "],\n\"placement\": [\n");
         for (int r = 0; r < t->nranks; r++)
-            fprintf(f, " [\"%s\", \"%s\"]%s\n", t->hosts[t->place[r].host].name, t->nics[t->place[r].nic].dev,
-                    r + 1 < t->nranks ? "," : "");
+        {
+            fprintf(f, " [");
+            rl_topo_json_str(f, t->hosts[t->place[r].host].name);
+            fprintf(f, ", ");
+            rl_topo_json_str(f, t->nics[t->place[r].nic].dev);
+            fprintf(f, "]%s\n", r + 1 < t->nranks ? "," : "");
+        }
         fprintf(f, "]\n}\n");
     }
     int bad = ferror(f);
@@ -919,8 +952,11 @@ int rl_topo_nres(const rl_topo_t *t) { return 2 * t->nlinks + t->nhosts; }
 
 double rl_topo_res_gbps(const rl_topo_t *t, int res)
 {
-    if (res < 2 * t->nlinks)
-        return t->links[res >> 1].gbps;
+    if (res < 2 * t->nlinks) { /* a NIC's link runs at the slower of the NIC and the link */
+        const rl_topo_link_t *L = &t->links[res >> 1];
+        int nic = L->a >= t->nsw ? L->a - t->nsw : L->b >= t->nsw ? L->b - t->nsw : -1;
+        return nic >= 0 && t->nics[nic].gbps < L->gbps ? t->nics[nic].gbps : L->gbps;
+    }
     const rl_topo_host_t *H = &t->hosts[res - 2 * t->nlinks];
     return H->intra_gbps * (H->nranks > 0 ? H->nranks : 1); /* an interconnect each rank reaches at intra_gbps */
 }
@@ -998,9 +1034,7 @@ double rl_topo_ring_bound(const rl_topo_t *t, int *which, char *why, size_t whyl
             continue;
         double cap = 0;
         for (int i = 0; i < t->hosts[h].nnics; i++)
-            cap += t->nics[t->hosts[h].first_nic + i].gbps < t->links[t->nics[t->hosts[h].first_nic + i].link].gbps
-                       ? t->nics[t->hosts[h].first_nic + i].gbps
-                       : t->links[t->nics[t->hosts[h].first_nic + i].link].gbps;
+            cap += rl_topo_res_gbps(t, 2 * t->nics[t->hosts[h].first_nic + i].link);
         if (1.0 / cap > best) {
             best = 1.0 / cap;
             if (why)
@@ -1026,7 +1060,7 @@ double rl_topo_ring_bound(const rl_topo_t *t, int *which, char *why, size_t whyl
             if (all_here && ranks_on[H - t->hosts])
                 inside += v - t->nsw == H->first_nic; /* count each host once */
             else
-                cap += t->links[t->adj[k] >> 1].gbps;
+                cap += rl_topo_res_gbps(t, t->adj[k]);
         }
         if (inside > 0 && inside < hosts_used && 1.0 / cap > best) {
             best = 1.0 / cap;

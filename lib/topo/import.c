@@ -128,6 +128,11 @@ static int link_child_switch(const char *name, void *arg)
 static int collect_host(const char *name, void *arg)
 {
     sl_ctx_t *c = arg;
+    if (strlen(name) >= RL_TOPO_NAME)
+        return -1;
+    for (const char *p = name; *p; p++)
+        if (*p == '/' || (unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return -1; /* host names become "host/nic" keys: printable ASCII, no '/' */
     if (c->nhn == c->caphn) {
         int cap = c->caphn ? 2 * c->caphn : 64;
         char **h = realloc(c->hostnames, sizeof(*h) * (size_t)cap);
@@ -171,6 +176,43 @@ static int tier_of(sl_ctx_t *c, int s, int depth)
     return c->sw[s].tier;
 }
 
+/* One line's Key=Value tokens into s (which owns what it strdup'ed, also on error). */
+static rl_status_t slurm_tokens(char *buf, const char *file, int line, sl_switch_t *s, int *any, char *err, size_t errlen)
+{
+    char *save = NULL;
+        for (char *tok = strtok_r(buf, " \t\r", &save); tok; tok = strtok_r(NULL, " \t\r", &save)) {
+            char *eq = strchr(tok, '=');
+            if (!eq)
+                return serr(err, errlen, file, line, "\"%.40s\" is not Key=Value", tok);
+            *eq = '\0';
+            const char *val = eq + 1;
+            *any = 1;
+            if (!strcasecmp(tok, "SwitchName")) {
+                int ok = *val && strlen(val) < RL_TOPO_NAME && !strchr(val, '/') && !strchr(val, '[');
+                for (const char *p = val; ok && *p; p++)
+                    ok = (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f;
+                if (!ok)
+                    return serr(err, errlen, file, line, "SwitchName: 1-63 printable characters, no '/' or '['");
+                snprintf(s->name, sizeof(s->name), "%s", val);
+            } else if (!strcasecmp(tok, "Nodes") || !strcasecmp(tok, "Switches")) {
+                char **dst = !strcasecmp(tok, "Nodes") ? &s->nodes : &s->switches;
+                if (!*val || *dst)
+                    return serr(err, errlen, file, line, "%s: empty or given twice", tok);
+                *dst = strdup(val);
+                if (!*dst)
+                    return RL_ERR_NO_MEMORY;
+            } else if (!strcasecmp(tok, "LinkSpeed")) {
+                char *end;
+                s->gbps = strtod(val, &end);
+                if (*end || !(s->gbps > 0 && s->gbps < 1e9))
+                    return serr(err, errlen, file, line, "LinkSpeed: a positive number (taken as Gb/s)");
+            } else {
+                return serr(err, errlen, file, line, "unknown key %.40s (SwitchName, Switches, Nodes, LinkSpeed)", tok);
+            }
+        }
+    return RL_OK;
+}
+
 static rl_status_t slurm_lines(const char *text, size_t len, const char *file, sl_ctx_t *c, char *err, size_t errlen)
 {
     int line = 0;
@@ -192,35 +234,13 @@ static rl_status_t slurm_lines(const char *text, size_t len, const char *file, s
         char *hash = strchr(buf, '#');
         if (hash)
             *hash = '\0';
-        char *save = NULL;
         sl_switch_t s = {.line = line};
         int any = 0;
-        for (char *tok = strtok_r(buf, " \t\r", &save); tok; tok = strtok_r(NULL, " \t\r", &save)) {
-            char *eq = strchr(tok, '=');
-            if (!eq)
-                return serr(err, errlen, file, line, "\"%.40s\" is not Key=Value", tok);
-            *eq = '\0';
-            const char *val = eq + 1;
-            any = 1;
-            if (!strcasecmp(tok, "SwitchName")) {
-                if (!*val || strlen(val) >= RL_TOPO_NAME || strchr(val, '/') || strchr(val, '['))
-                    return serr(err, errlen, file, line, "SwitchName: a name of 1-63 characters, no '/' or '['");
-                snprintf(s.name, sizeof(s.name), "%s", val);
-            } else if (!strcasecmp(tok, "Nodes") || !strcasecmp(tok, "Switches")) {
-                char **dst = !strcasecmp(tok, "Nodes") ? &s.nodes : &s.switches;
-                if (!*val || *dst)
-                    return serr(err, errlen, file, line, "%s: empty or given twice", tok);
-                *dst = strdup(val);
-                if (!*dst)
-                    return RL_ERR_NO_MEMORY;
-            } else if (!strcasecmp(tok, "LinkSpeed")) {
-                char *end;
-                s.gbps = strtod(val, &end);
-                if (*end || !(s.gbps > 0 && s.gbps < 1e9))
-                    return serr(err, errlen, file, line, "LinkSpeed: a positive number (taken as Gb/s)");
-            } else {
-                return serr(err, errlen, file, line, "unknown key %.40s (SwitchName, Switches, Nodes, LinkSpeed)", tok);
-            }
+        rl_status_t st = slurm_tokens(buf, file, line, &s, &any, err, errlen);
+        if (st != RL_OK) {
+            free(s.nodes);
+            free(s.switches);
+            return st;
         }
         if (!any)
             continue;
@@ -290,7 +310,7 @@ rl_status_t rl_topo_parse_slurm(const char *text, size_t len, const char *file, 
         long count = 0;
         int before = c.nhn;
         if (expand(c.sw[s].nodes, collect_host, &c, &count))
-            st = serr(err, errlen, file, c.sw[s].line, "Nodes=%.60s: bad hostlist", c.sw[s].nodes);
+            st = serr(err, errlen, file, c.sw[s].line, "Nodes=%.60s: bad hostlist (or a name over 63 characters, with '/' or not printable)", c.sw[s].nodes);
         int *f = realloc(first_sw, sizeof(int) * (size_t)(c.nhn + 1));
         if (!f)
             st = RL_ERR_NO_MEMORY;
@@ -306,6 +326,9 @@ rl_status_t rl_topo_parse_slurm(const char *text, size_t len, const char *file, 
     const char *dup = st == RL_OK ? duplicate_name(c.hostnames, c.nhn) : NULL;
     if (dup)
         st = serr(err, errlen, file, 1, "node %s is listed twice (under two switches?)", dup);
+    for (int i = 0; st == RL_OK && i < c.nhn; i++)
+        if (find_switch(&c, c.hostnames[i]) >= 0)
+            st = serr(err, errlen, file, c.sw[first_sw[i]].line, "node %s has a switch's name", c.hostnames[i]);
     for (int i = 0; st == RL_OK && i < c.nhn; i++) {
         int h = rl_topo_add_host(t, c.hostnames[i], 1000);
         if (h < 0 || rl_topo_add_nic(t, h, "nic0", 0, 0, c.sw[first_sw[i]].gbps > 0 ? c.sw[first_sw[i]].gbps : c.gbps) < 0)

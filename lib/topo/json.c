@@ -408,6 +408,10 @@ static int parse_value(jparser_t *j, int depth)
     case 'n':
         return literal(j, "null", RL_JNULL, 0);
     default: {
+        if (*j->p != '-' && !(*j->p >= '0' && *j->p <= '9')) {
+            jfail(j, "unexpected '%c'", *j->p >= 0x20 && *j->p < 0x7f ? *j->p : '?');
+            return -1;
+        }
         int v = new_val(j, RL_JNUM);
         if (v < 0 || parse_number(j, v))
             return -1;

@@ -353,12 +353,18 @@ rl_status_t rl_topo_plan_json(const rl_topo_t *t, const rl_topo_plan_t *p, const
     char w1[300], w2[300];
     rl_topo_res_name(t, p->worst, w1, sizeof(w1));
     rl_topo_res_name(t, p->worst_rank_order, w2, sizeof(w2));
-    fprintf(f, "{\"fabric\": \"%s\", \"nranks\": %d, \"method\": \"%s\", \"hash\": \"%016llx\",\n", t->name, p->nranks,
-            p->method, (unsigned long long)p->hash);
+    fprintf(f, "{\"fabric\": ");
+    rl_topo_json_str(f, t->name);
+    fprintf(f, ", \"nranks\": %d, \"method\": \"%s\", \"hash\": \"%016llx\",\n", p->nranks, p->method,
+            (unsigned long long)p->hash);
     fprintf(f, " \"max_load_per_gbps\": {\"planned\": %.9g, \"rank_order\": %.9g, \"bound\": %.9g},\n", p->util,
             p->util_rank_order, p->util_bound);
     fprintf(f, " \"hops\": {\"planned\": %.6g, \"rank_order\": %.6g},\n", p->hops, p->hops_rank_order);
-    fprintf(f, " \"busiest_link\": {\"planned\": \"%s\", \"rank_order\": \"%s\"},\n \"rings\": [", w1, w2);
+    fprintf(f, " \"busiest_link\": {\"planned\": ");
+    rl_topo_json_str(f, w1);
+    fprintf(f, ", \"rank_order\": ");
+    rl_topo_json_str(f, w2);
+    fprintf(f, "},\n \"rings\": [");
     for (int c = 0; c < p->nrings; c++) {
         fprintf(f, "%s\n  [", c ? "," : "");
         for (int i = 0; i < p->nranks; i++)

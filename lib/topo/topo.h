@@ -95,6 +95,8 @@ typedef struct {
 } rl_topo_nic_tmpl_t;
 rl_status_t rl_topo_parse_nccl(const char *text, size_t len, const char *file, rl_topo_nic_tmpl_t *nics, int max,
                                int *n, char *err, size_t errlen);
+/* Writes s as a JSON string (quotes, backslashes and control bytes escaped). */
+void rl_topo_json_str(FILE *f, const char *s);
 rl_status_t rl_read_file(const char *path, char **text, size_t *len, char *err, size_t errlen);
 
 /* ---- generators ---- */
