@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "ringlet.h"
+#include "topo/topo.h"
 
 #ifdef RL_HAVE_VERBS
 #include <infiniband/verbs.h>
@@ -22,7 +23,7 @@
 #endif
 
 static const char usage_text[] =
-    "usage: ringlet-info [--devices] [--providers] [--config] [-h|--help]\n"
+    "usage: ringlet-info [--devices] [--providers] [--config] [--topo FILE] [-h|--help]\n"
     "\n"
     "Print what ringlet sees on this host, to check a set-up or to attach to a\n"
     "bug report. With no option, prints every section:\n"
@@ -34,6 +35,8 @@ static const char usage_text[] =
     "               domain, endpoint type) and whether each supports FI_RMA.\n"
     "  --config     every RINGLET_* variable: value in this environment, default\n"
     "               and description; the library parses the same table.\n"
+    "  --topo FILE  the ring plan rl_comm_create uses with RINGLET_TOPO_FILE=FILE:\n"
+    "               rings, and the most-loaded link of rank order, plan and bound\n"
     "  -h, --help   this help\n"
     "\n"
     "Exit status 0; 2 for a bad option. Nothing is changed on the host.\n";
@@ -197,11 +200,38 @@ static void print_config(void)
     rl_config_print(stdout);
 }
 
+/* Same planner and same file as rl_comm_create with RINGLET_TOPO_FILE. */
+static int print_topo(const char *path)
+{
+    char err[512];
+    rl_topo_t t;
+    if (rl_topo_load(path, &t, err, sizeof(err)) != RL_OK) {
+        fprintf(stderr, "ringlet-info: %s\n", err);
+        return 1;
+    }
+    rl_topo_plan_t p;
+    int rc = 0;
+    printf("== ring plan for RINGLET_TOPO_FILE=%s\n", path);
+    if (rl_topo_plan(&t, 0, &p, err, sizeof(err)) == RL_OK) {
+        rl_topo_plan_print(&t, &p, stdout);
+        printf("# rl_comm_create takes ring 0 (RINGLET_RING_ORDER, if set, wins)\n");
+        rl_topo_plan_free(&p);
+    } else {
+        fprintf(stderr, "ringlet-info: %s\n", err);
+        rc = 1;
+    }
+    rl_topo_free(&t);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int dev = 0, prov = 0, cfg = 0;
+    const char *topo = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--devices"))
+        if (!strcmp(argv[i], "--topo") && i + 1 < argc)
+            topo = argv[++i];
+        else if (!strcmp(argv[i], "--devices"))
             dev = 1;
         else if (!strcmp(argv[i], "--providers"))
             prov = 1;
@@ -215,6 +245,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (topo && !dev && !prov && !cfg)
+        return print_topo(topo);
     if (!dev && !prov && !cfg)
         dev = prov = cfg = 1;
     char host[256] = "?";
@@ -237,5 +269,5 @@ int main(int argc, char **argv)
         print_providers();
     if (cfg)
         print_config();
-    return 0;
+    return topo ? print_topo(topo) : 0;
 }

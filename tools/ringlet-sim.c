@@ -163,8 +163,8 @@ int main(int argc, char **argv)
                worst);
         if (jf)
             fprintf(jf, "%s\n {\"size\": %.0f, \"count\": %.0f, \"type\": \"float\", \"redop\": \"sum\", "
-                        "\"out_of_place\": {\"time_us\": %.4f, \"algbw\": %.6f, \"busbw\": %.6f, \"wrong\": 0}, "
-                        "\"in_place\": {\"time_us\": %.4f, \"algbw\": %.6f, \"busbw\": %.6f, \"wrong\": 0}}",
+                        "\"oop\": {\"time_us\": %.4f, \"algbw\": %.6f, \"busbw\": %.6f, \"wrong\": 0}, "
+                        "\"ip\": {\"time_us\": %.4f, \"algbw\": %.6f, \"busbw\": %.6f, \"wrong\": 0}}",
                     first ? "" : ",", b, b / 4, r.time_us, r.algbw, r.busbw, r.time_us, r.algbw, r.busbw);
         first = 0;
     }
