@@ -12,6 +12,19 @@
 
 static char err[512];
 
+/* Speed targets hold for optimised builds; sanitizer and -O0 builds only check results. */
+#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
+#define TIMED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TIMED 0
+#else
+#define TIMED 1
+#endif
+#else
+#define TIMED 1
+#endif
+
 static rl_status_t parse(const char *s, rl_topo_t *t) { return rl_topo_parse_json(s, strlen(s), "f.json", t, err, sizeof(err)); }
 
 /* ---- JSON ---- */
@@ -377,7 +390,8 @@ Test(plan, fat_tree_32k_ranks_fast, .timeout = 60)
     rl_topo_plan_t p;
     cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
     double s = (double)(clock() - c0) / CLOCKS_PER_SEC;
-    cr_assert_lt(s, 1.0, "planning 32768 ranks took %.2f s of CPU", s);
+    if (TIMED)
+        cr_assert_lt(s, 1.0, "planning 32768 ranks took %.2f s of CPU", s);
     cr_assert_float_eq(p.util, p.util_bound, 1e-12);
     cr_assert_gt(p.util_rank_order, 1.5 * p.util);
     rl_topo_plan_free(&p);
@@ -507,7 +521,8 @@ Test(sim, fat_tree_1k_fast, .timeout = 60)
         for (double b = 1024; b <= 1 << 30; b *= 2)
             rl_sim_time(s, b, &r);
         double sec = (double)(clock() - c0) / CLOCKS_PER_SEC;
-        cr_assert_lt(sec, 0.1, "%s at 1024 ranks: %.3f s", rl_sim_algo_name((rl_sim_algo_t)a), sec);
+        if (TIMED)
+            cr_assert_lt(sec, 0.1, "%s at 1024 ranks: %.3f s", rl_sim_algo_name((rl_sim_algo_t)a), sec);
         cr_assert_gt(r.busbw, 0);
         rl_sim_destroy(s);
     }
