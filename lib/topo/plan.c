@@ -85,8 +85,65 @@ static rl_status_t group_hosts(const rl_topo_t *t, by_host_t *g)
     return RL_OK;
 }
 
+/* Flat fabrics (every switch one tier, e.g. a dragonfly): no ancestry to
+ * sort by, so walk the switches greedily, always to the nearest unvisited
+ * one (BFS hops, lowest id on ties): a group is finished before its global
+ * link is taken. Returns each switch's position in the walk, or NULL. */
+#define WALK_MAX_SWITCHES 4096
+static int *greedy_walk(const rl_topo_t *t)
+{
+    int n = t->nsw, flat = n > 1 && n <= WALK_MAX_SWITCHES;
+    for (int s = 1; flat && s < n; s++)
+        flat = t->sw[s].tier == t->sw[0].tier;
+    if (!flat)
+        return NULL;
+    int *pos = malloc(sizeof(int) * (size_t)n), *dist = malloc(sizeof(int) * (size_t)n),
+        *q = malloc(sizeof(int) * (size_t)n);
+    if (!pos || !dist || !q) {
+        free(pos), free(dist), free(q);
+        return NULL;
+    }
+    for (int s = 0; s < n; s++)
+        pos[s] = -1;
+    int cur = 0;
+    for (int step = 0; step < n; step++) {
+        pos[cur] = step;
+        for (int s = 0; s < n; s++)
+            dist[s] = -1;
+        int head = 0, tail = 0, next = -1;
+        dist[cur] = 0;
+        q[tail++] = cur;
+        while (head < tail && next < 0) { /* BFS levels until one holds an unvisited switch */
+            int level_end = tail;
+            for (; head < level_end; head++) {
+                int u = q[head];
+                for (int k = t->adj_off[u]; k < t->adj_off[u + 1]; k++) {
+                    const rl_topo_link_t *L = &t->links[t->adj[k] >> 1];
+                    int v = t->adj[k] & 1 ? L->a : L->b;
+                    if (v >= n || dist[v] >= 0)
+                        continue;
+                    dist[v] = dist[u] + 1;
+                    q[tail++] = v;
+                    if (pos[v] < 0 && (next < 0 || v < next))
+                        next = v;
+                }
+            }
+        }
+        for (int s = 0; next < 0 && s < n; s++) /* unreachable rest: take the lowest id */
+            if (pos[s] < 0)
+                next = s;
+        if (next < 0)
+            break;
+        cur = next;
+    }
+    free(dist);
+    free(q);
+    return pos;
+}
+
 static rl_status_t plan_tiered(const rl_topo_t *t, int max_rings, rl_topo_plan_t *p)
 {
+    int *walk = greedy_walk(t);
     by_host_t g = {0};
     host_key_t *keys = malloc(sizeof(*keys) * (size_t)t->nhosts);
     rl_status_t st = keys ? group_hosts(t, &g) : RL_ERR_NO_MEMORY;
@@ -105,6 +162,8 @@ static rl_status_t plan_tiered(const rl_topo_t *t, int max_rings, rl_topo_plan_t
         memset(k->key, 0, sizeof(k->key));
         for (int i = 0; i < depth; i++) /* top of the chain first */
             k->key[i + 8 - depth] = chain[depth - 1 - i];
+        if (walk)
+            k->key[7] = walk[chain[0]];
         k->host = h;
     }
     if (st == RL_OK) {
@@ -128,8 +187,10 @@ static rl_status_t plan_tiered(const rl_topo_t *t, int max_rings, rl_topo_plan_t
                     o[n++] = i % 2 == 0 ? loc[((c - j) % m + m) % m] : loc[(c + 1 + j) % m];
             }
         }
-        snprintf(p->method, sizeof(p->method), "%s", maxm > 1 ? "switch order, rail-aligned snake" : "switch order");
+        snprintf(p->method, sizeof(p->method), "%s%s", walk ? "nearest-switch walk" : "switch order",
+                 maxm > 1 ? ", rail-aligned snake" : "");
     }
+    free(walk);
     free(keys);
     free(g.start);
     free(g.ranks);

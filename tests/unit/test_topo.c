@@ -376,6 +376,23 @@ Test(plan, rails_aligned_one_ring_per_rail)
     rl_topo_free(&t);
 }
 
+Test(plan, dragonfly_walk_hits_bound)
+{
+    rl_topo_gen_t g;
+    rl_topo_gen_defaults(&g);
+    g.routers = 4, g.hosts_per_router = 2, g.globals = 2, g.ranks = 72, g.shuffle = 5;
+    rl_topo_t t;
+    cr_assert_eq(rl_topo_gen_dragonfly(&g, &t, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(t.nsw, 9 * 4);
+    rl_topo_plan_t p;
+    cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert(is_permutation(p.order, t.nranks));
+    cr_assert_float_eq(p.util, p.util_bound, 1e-12, "plan %g bound %g", p.util, p.util_bound);
+    cr_assert_geq(p.util_rank_order, 2 * p.util);
+    rl_topo_plan_free(&p);
+    rl_topo_free(&t);
+}
+
 Test(plan, fat_tree_32k_ranks_fast, .timeout = 60)
 {
     rl_topo_gen_t g;
