@@ -124,7 +124,6 @@ rl_status_t rl_topo_place_block(rl_topo_t *t, int nranks, int ranks_per_host, ui
 {
     if (nranks < 1 || ranks_per_host < 1 || (long long)t->nhosts * ranks_per_host < nranks)
         return RL_ERR_INVALID_ARG;
-    int nh = (nranks + ranks_per_host - 1) / ranks_per_host;
     int *hosts = malloc(sizeof(int) * (size_t)t->nhosts);
     rl_topo_place_t *p = malloc(sizeof(*p) * (size_t)nranks);
     if (!hosts || !p) {
@@ -149,7 +148,6 @@ rl_status_t rl_topo_place_block(rl_topo_t *t, int nranks, int ranks_per_host, ui
         p[r].host = h;
         p[r].nic = H->nnics ? H->first_nic + (r % ranks_per_host) % H->nnics : -1;
     }
-    (void)nh;
     free(hosts);
     free(t->place);
     t->place = p;

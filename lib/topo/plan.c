@@ -57,14 +57,14 @@ typedef struct {
     int *start, *ranks; /* ranks of host h: ranks[start[h] .. start[h+1]) sorted by rail */
 } by_host_t;
 
-static const rl_topo_t *sort_ctx;
-static int cmp_rank_rail(const void *a, const void *b)
+static int cmp_rank_rail(const void *a, const void *b, void *arg)
 {
+    const rl_topo_t *t = arg;
     int x = *(const int *)a, y = *(const int *)b;
-    const rl_topo_place_t *px = &sort_ctx->place[x], *py = &sort_ctx->place[y];
+    const rl_topo_place_t *px = &t->place[x], *py = &t->place[y];
     if (px->host != py->host)
         return px->host - py->host;
-    int rx = sort_ctx->nics[px->nic].rail, ry = sort_ctx->nics[py->nic].rail;
+    int rx = t->nics[px->nic].rail, ry = t->nics[py->nic].rail;
     return rx != ry ? rx - ry : x - y;
 }
 
@@ -76,8 +76,7 @@ static rl_status_t group_hosts(const rl_topo_t *t, by_host_t *g)
         return RL_ERR_NO_MEMORY;
     for (int r = 0; r < t->nranks; r++)
         g->ranks[r] = r;
-    sort_ctx = t;
-    qsort(g->ranks, (size_t)t->nranks, sizeof(int), cmp_rank_rail);
+    qsort_r(g->ranks, (size_t)t->nranks, sizeof(int), cmp_rank_rail, (void *)t); /* no global: comms may be created in parallel */
     for (int r = 0; r < t->nranks; r++)
         g->start[t->place[r].host + 1]++;
     for (int h = 0; h < t->nhosts; h++)

@@ -216,15 +216,17 @@ static rl_status_t sim_tree(rl_sim_t *s, acc_t *a)
 static rl_status_t sim_hier(rl_sim_t *s, acc_t *a, rl_topo_t *t, const rl_topo_plan_t *pl)
 {
     int n = s->nranks;
-    int *pos = calloc((size_t)t->nhosts, sizeof(int)), *cnt = calloc((size_t)t->nhosts, sizeof(int));
+    int *idx = malloc(sizeof(int) * (size_t)t->nhosts), *cnt = calloc((size_t)t->nhosts, sizeof(int));
     int *hosts = malloc(sizeof(int) * (size_t)n), *local = malloc(sizeof(int) * (size_t)n);
-    rl_status_t st = pos && cnt && hosts && local ? RL_OK : RL_ERR_NO_MEMORY;
+    rl_status_t st = idx && cnt && hosts && local ? RL_OK : RL_ERR_NO_MEMORY;
     int nh = 0, m = 0;
     /* host order and local index from the plan's first ring */
     for (int i = 0; st == RL_OK && i < n; i++) {
         int r = pl->order[i], h = t->place[r].host;
-        if (cnt[h] == 0)
+        if (cnt[h] == 0) {
+            idx[h] = nh;
             hosts[nh++] = h;
+        }
         local[r] = cnt[h]++;
     }
     for (int i = 0; st == RL_OK && i < nh; i++) {
@@ -233,38 +235,31 @@ static rl_status_t sim_hier(rl_sim_t *s, acc_t *a, rl_topo_t *t, const rl_topo_p
         else if (cnt[hosts[i]] != m)
             st = RL_ERR_INVALID_ARG; /* needs the same number of ranks on every host */
     }
-    int *at = st == RL_OK ? malloc(sizeof(int) * (size_t)nh * (size_t)m) : NULL; /* at[h * m + j] = rank */
+    int *at = st == RL_OK ? malloc(sizeof(int) * (size_t)nh * (size_t)m) : NULL; /* at[i * m + j]: rank */
     if (st == RL_OK && !at)
         st = RL_ERR_NO_MEMORY;
-    for (int r = 0; st == RL_OK && r < n; r++) {
-        int h = t->place[r].host;
-        (void)pos;
-        for (int i = 0; i < nh; i++)
-            if (hosts[i] == h) { /* small n per host: linear is fine once per rank */
-                at[(size_t)i * m + local[r]] = r;
-                break;
-            }
-    }
+    for (int r = 0; st == RL_OK && r < n; r++)
+        at[(size_t)idx[t->place[r].host] * m + local[r]] = r;
     if (st == RL_OK && m > 1) { /* intra-host ring, all hosts at once */
         for (int i = 0; i < nh && st == RL_OK; i++)
             for (int j = 0; j < m; j++)
                 if (acc_flow(a, at[(size_t)i * m + j], at[(size_t)i * m + (j + 1) % m]))
-                    st = RL_ERR_INVALID_ARG;
+                    st = RL_ERR_NO_MEMORY;
         sim_phase_t *p = st == RL_OK ? add_phase(s, 2.0 * (m - 1), 1.0 / m, 0.5 / m) : NULL;
         if (p && acc_close(a, p))
             st = RL_ERR_INVALID_ARG;
     }
-    if (st == RL_OK && nh > 1) {
+    if (st == RL_OK && nh > 1) { /* one ring per local index across hosts, all at once */
         for (int j = 0; j < m && st == RL_OK; j++)
             for (int i = 0; i < nh; i++)
                 if (acc_flow(a, at[(size_t)i * m + j], at[(size_t)((i + 1) % nh) * m + j]))
-                    st = RL_ERR_INVALID_ARG;
+                    st = RL_ERR_NO_MEMORY;
         sim_phase_t *p = st == RL_OK ? add_phase(s, 2.0 * (nh - 1), 1.0 / ((double)m * nh), 0.5 / ((double)m * nh)) : NULL;
         if (p && acc_close(a, p))
             st = RL_ERR_INVALID_ARG;
     }
     free(at);
-    free(pos);
+    free(idx);
     free(cnt);
     free(hosts);
     free(local);
@@ -299,6 +294,9 @@ rl_status_t rl_sim_create(rl_topo_t *t, rl_sim_algo_t algo, rl_sim_coll_t coll, 
         if (id)
             st = sim_rings(s, &a, id, 1);
         free(id);
+    } else if (algo == RL_SIM_HIER && coll != RL_SIM_ALL_REDUCE) {
+        snprintf(err, errlen, "sim: hier models all_reduce only");
+        st = RL_ERR_INVALID_ARG;
     } else if (algo == RL_SIM_PLANNED || algo == RL_SIM_HIER) {
         st = rl_topo_plan(t, algo == RL_SIM_PLANNED ? prm->nrings : 1, &pl, err, errlen);
         if (st == RL_OK)
