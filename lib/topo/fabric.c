@@ -34,8 +34,13 @@ void rl_topo_init(rl_topo_t *t, const char *name)
 
 struct rl_topo_route {
     int *off, *nb, *dl; /* switch-to-switch adjacency: neighbour and directed link */
-    int *dist, *queue;
+    int *dist, *queue;  /* the current destination's BFS (cached or scratch) */
     double *amount, *lat_to;
+    int *sdist, *squeue; /* scratch */
+    double *slat;
+    char **cache;       /* per destination switch: dist, queue, lat_to in one block */
+    int *creached;
+    size_t cached_bytes;
 };
 
 static void route_free(rl_topo_t *t)
@@ -46,10 +51,15 @@ static void route_free(rl_topo_t *t)
     free(r->off);
     free(r->nb);
     free(r->dl);
-    free(r->dist);
-    free(r->queue);
+    free(r->sdist);
+    free(r->squeue);
     free(r->amount);
-    free(r->lat_to);
+    free(r->slat);
+    if (r->cache)
+        for (int i = 0; i < t->nsw; i++)
+            free(r->cache[i]);
+    free(r->cache);
+    free(r->creached);
     free(r);
     t->route = NULL;
 }
@@ -802,11 +812,13 @@ static rl_topo_route_t *route_get(rl_topo_t *t)
     r->off = calloc(n, sizeof(int));
     r->nb = malloc(sizeof(int) * (size_t)(2 * t->nlinks + 1));
     r->dl = malloc(sizeof(int) * (size_t)(2 * t->nlinks + 1));
-    r->dist = malloc(sizeof(int) * n);
-    r->queue = malloc(sizeof(int) * n);
+    r->sdist = malloc(sizeof(int) * n);
+    r->squeue = malloc(sizeof(int) * n);
     r->amount = calloc(n, sizeof(double));
-    r->lat_to = malloc(sizeof(double) * n);
-    if (!r->off || !r->nb || !r->dl || !r->dist || !r->queue || !r->amount || !r->lat_to) {
+    r->slat = malloc(sizeof(double) * n);
+    r->cache = calloc(n, sizeof(char *));
+    r->creached = calloc(n, sizeof(int));
+    if (!r->off || !r->nb || !r->dl || !r->sdist || !r->squeue || !r->amount || !r->slat || !r->cache || !r->creached) {
         route_free(t);
         return NULL;
     }
@@ -826,9 +838,29 @@ static rl_topo_route_t *route_get(rl_topo_t *t)
 }
 
 /* BFS from dst over switches; queue holds the nodes by distance. Also the
- * latency of the slowest minimal path from each switch to dst. */
+ * latency of the slowest minimal path from each switch to dst. Results are
+ * kept per destination up to ROUTE_CACHE_MAX bytes: algorithms with many
+ * phases (halving-doubling) reach the same destinations again and again. */
+#define ROUTE_CACHE_MAX ((size_t)512 << 20)
 static int bfs_to(const rl_topo_t *t, rl_topo_route_t *r, int dst)
 {
+    if (r->cache[dst]) {
+        r->dist = (int *)r->cache[dst];
+        r->queue = r->dist + t->nsw;
+        r->lat_to = (double *)(void *)(r->queue + t->nsw);
+        return r->creached[dst];
+    }
+    size_t bytes = (size_t)t->nsw * (2 * sizeof(int) + sizeof(double)); /* 8-byte aligned: 2 ints per switch */
+    char *blk = r->cached_bytes + bytes <= ROUTE_CACHE_MAX ? malloc(bytes) : NULL;
+    if (blk) {
+        r->dist = (int *)(void *)blk;
+        r->queue = r->dist + t->nsw;
+        r->lat_to = (double *)(void *)(r->queue + t->nsw);
+    } else {
+        r->dist = r->sdist;
+        r->queue = r->squeue;
+        r->lat_to = r->slat;
+    }
     for (int i = 0; i < t->nsw; i++)
         r->dist[i] = DIST_INF;
     int head = 0, tail = 0;
@@ -848,6 +880,11 @@ static int bfs_to(const rl_topo_t *t, rl_topo_route_t *r, int dst)
                 r->lat_to[v] = lat;
             }
         }
+    }
+    if (blk) {
+        r->cache[dst] = blk;
+        r->creached[dst] = tail;
+        r->cached_bytes += bytes;
     }
     return tail;
 }

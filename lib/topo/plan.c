@@ -10,8 +10,9 @@
  *   one rail, and the rings share the NICs evenly.
  * - Tori: a square 2D torus gets two edge-disjoint Hamiltonian cycles (the
  *   "diagonal" pair below) and their reverses: four rings that use every
- *   directed link exactly once. Other tori get a reflected Gray-code cycle
- *   (closed through the wrap link of an even dimension) and its reverse.
+ *   directed link exactly once. Other tori get one reflected Gray-code
+ *   cycle per dimension that can vary fastest (closed through the wrap link
+ *   of an even dimension), and their reverses.
  * If a plan is not better than rank order, rank order is kept. */
 #include <stdlib.h>
 #include <string.h>
@@ -208,19 +209,22 @@ static int torus_node(const int *c, const int *dims, int nd)
     return idx;
 }
 
-/* Reflected Gray code over the digits, most significant = dims[perm[nd-1]]. */
-static int gray_cycle(const int *dims, int nd, int *seq)
+/* Reflected Gray code over the dimensions, dims[fast] varying fastest and
+ * an even dimension most significant, so the last node is one wrap link
+ * away from the first. Returns -1 if no even dimension other than fast. */
+static int gray_cycle(const int *dims, int nd, int fast, int *seq)
 {
-    int perm[3] = {0, 1, 2}, top = -1;
-    for (int i = nd - 1; i >= 0; i--)
-        if (dims[i] % 2 == 0) {
+    int perm[3], k = 0, top = -1;
+    for (int i = nd - 1; i >= 0 && top < 0; i--)
+        if (i != fast && dims[i] % 2 == 0)
             top = i;
-            break;
-        }
     if (top < 0)
-        return -1; /* all odd: no closing wrap link */
-    perm[top] = nd - 1;
-    perm[nd - 1] = top;
+        return -1;
+    perm[k++] = fast;
+    for (int i = 0; i < nd; i++)
+        if (i != fast && i != top)
+            perm[k++] = i;
+    perm[k++] = top;
     int d[3], n = 1;
     for (int i = 0; i < nd; i++) {
         d[i] = dims[perm[i]];
@@ -273,34 +277,41 @@ static rl_status_t plan_torus(const rl_topo_t *t, int max_rings, rl_topo_plan_t 
         ok = rank_at[s] < 0;
         rank_at[s] = r;
     }
+    /* square 2D: the two diagonal cycles; otherwise one Gray-code cycle per
+     * dimension that can run fastest: each loads mostly its own links */
     int square = t->ntorus == 2 && t->torus[0] == t->torus[1] && t->torus[0] >= 3;
-    int base = square ? 2 : 1, rings = 2 * base;
+    int *seq = ok ? malloc(sizeof(int) * (size_t)t->nsw * 3) : NULL;
+    int base = 0;
+    rl_status_t st = RL_OK;
+    if (ok && !seq)
+        st = RL_ERR_NO_MEMORY;
+    if (seq && square) {
+        diagonal_cycle(t->torus[0], 0, seq);
+        diagonal_cycle(t->torus[0], 1, seq + t->nsw);
+        base = 2;
+    } else if (seq) {
+        for (int f = 0; f < t->ntorus; f++)
+            base += gray_cycle(t->torus, t->ntorus, f, seq + (size_t)base * t->nsw) == 0;
+    }
+    int rings = 2 * base; /* and each run backwards: the other direction of every link */
     if (max_rings > 0 && rings > max_rings)
         rings = max_rings;
-    int *seq = ok ? malloc(sizeof(int) * (size_t)t->nsw * 2) : NULL;
-    rl_status_t st = RL_OK;
-    if (ok && seq && (square || gray_cycle(t->torus, t->ntorus, seq) == 0)) {
-        if (square) {
-            diagonal_cycle(t->torus[0], 0, seq);
-            diagonal_cycle(t->torus[0], 1, seq + t->nsw);
-        }
+    if (base > 0) {
         p->order = malloc(sizeof(int) * (size_t)rings * (size_t)t->nranks);
         if (!p->order) {
             st = RL_ERR_NO_MEMORY;
         } else {
             int n = t->nranks;
             for (int c = 0; c < rings; c++) {
-                const int *s = seq + (size_t)(c % base) * n;
-                for (int i = 0; i < n; i++) /* rings base.. run backwards: the other link directions */
-                    p->order[(size_t)c * n + i] = rank_at[c < base ? s[i] : s[(n - i) % n]];
+                const int *sq = seq + (size_t)(c % base) * n;
+                for (int i = 0; i < n; i++)
+                    p->order[(size_t)c * n + i] = rank_at[c < base ? sq[i] : sq[(n - i) % n]];
             }
             p->nrings = rings;
-            snprintf(p->method, sizeof(p->method), "%s",
-                     square ? "torus: 2 edge-disjoint Hamiltonian cycles + reverses" : "torus: Gray-code cycle + reverse");
+            snprintf(p->method, sizeof(p->method), square ? "torus: 2 edge-disjoint Hamiltonian cycles + reverses"
+                                                          : "torus: %d Gray-code cycles + reverses", base);
             *done = 1;
         }
-    } else if (ok && !seq) {
-        st = RL_ERR_NO_MEMORY;
     }
     free(seq);
     free(rank_at);
