@@ -11,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdlib.h>
+
+#include "core/comm.h"
 #include "core/config.h"
 #include "ringlet.h"
 #include "topo/topo.h"
@@ -23,7 +26,8 @@
 #endif
 
 static const char usage_text[] =
-    "usage: ringlet-info [--devices] [--providers] [--config] [--topo FILE] [-h|--help]\n"
+    "usage: ringlet-info [--devices] [--providers] [--config] [--algos [--ranks N] [--transport T] [--sizes LIST]]\n"
+    "                    [--topo FILE] [-h|--help]\n"
     "\n"
     "Print what ringlet sees on this host, to check a set-up or to attach to a\n"
     "bug report. With no option, prints every section:\n"
@@ -35,6 +39,12 @@ static const char usage_text[] =
     "               domain, endpoint type) and whether each supports FI_RMA.\n"
     "  --config     every RINGLET_* variable: value in this environment, default\n"
     "               and description; the library parses the same table.\n"
+    "  --algos      the algorithm table this environment resolves (RINGLET_ALGOS and\n"
+    "               the older variables), and the cost model's predicted time of\n"
+    "               each candidate at a few sizes, for N ranks (default\n"
+    "               RINGLET_SIZE, else 4) over transport T (ofi:tcp, ofi:shm,\n"
+    "               verbs; default ofi:tcp), with RINGLET_TUNE_FILE's parameters, at\n"
+    "               LIST (bytes per rank, e.g. 8,4K,1M; default 8 B to 64 MiB)\n"
     "  --topo FILE  the ring plan rl_comm_create uses with RINGLET_TOPO_FILE=FILE:\n"
     "               rings, and the most-loaded link of rank order, plan and bound\n"
     "  -h, --help   this help\n"
@@ -226,11 +236,29 @@ static int print_topo(const char *path)
 
 int main(int argc, char **argv)
 {
-    int dev = 0, prov = 0, cfg = 0;
-    const char *topo = NULL;
+    int dev = 0, prov = 0, cfg = 0, algos = 0, ranks = getenv("RINGLET_SIZE") ? atoi(getenv("RINGLET_SIZE")) : 4;
+    const char *transport = "ofi:tcp", *topo = NULL;
+    uint64_t sizes[32];
+    int nsizes = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--topo") && i + 1 < argc)
             topo = argv[++i];
+        else if (!strcmp(argv[i], "--algos"))
+            algos = 1;
+        else if (!strcmp(argv[i], "--ranks") && i + 1 < argc)
+            ranks = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--transport") && i + 1 < argc)
+            transport = argv[++i];
+        else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            for (char *tok = strtok(argv[++i], ","); tok && nsizes < 32; tok = strtok(NULL, ",")) {
+                size_t v;
+                if (rl_parse_size(tok, &v) != 0) {
+                    fprintf(stderr, "ringlet-info: bad size %s in --sizes\n", tok);
+                    return 2;
+                }
+                sizes[nsizes++] = v;
+            }
+        }
         else if (!strcmp(argv[i], "--devices"))
             dev = 1;
         else if (!strcmp(argv[i], "--providers"))
@@ -245,10 +273,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (topo && !dev && !prov && !cfg)
+    if (ranks < 1 || ranks > (1 << 20)) {
+        fprintf(stderr, "ringlet-info: --ranks must be in [1, %d]\n", 1 << 20);
+        return 2;
+    }
+    if (topo && !dev && !prov && !cfg && !algos)
         return print_topo(topo);
-    if (!dev && !prov && !cfg)
-        dev = prov = cfg = 1;
+    if (!dev && !prov && !cfg && !algos)
+        dev = prov = cfg = algos = 1;
     char host[256] = "?";
     gethostname(host, sizeof(host) - 1);
     printf("ringlet %s on %s; transports built in:%s%s\n", rl_version(), host,
@@ -269,5 +301,12 @@ int main(int argc, char **argv)
         print_providers();
     if (cfg)
         print_config();
+    if (algos) {
+        char err[512];
+        if (rl_select_explain(stdout, ranks, transport, sizes, nsizes, err, sizeof(err)) != RL_OK) {
+            fprintf(stderr, "ringlet-info: %s\n", err);
+            return 1;
+        }
+    }
     return topo ? print_topo(topo) : 0;
 }
