@@ -64,6 +64,8 @@ PY
 if command -v gnuplot >/dev/null; then
   "$src/tools/plot-bench" -o "$tmp/p.png" "$tmp/ring.json" "$tmp/planned.json" >/dev/null || fail "plot-bench"
   [ -s "$tmp/p.png" ] || fail "no PNG"
+  "$src/tools/sim-scaling" --build "$build" --min 64 --max 128 -o "$tmp/s.png" >/dev/null || fail "sim-scaling"
+  [ -s "$tmp/s.png" ] && grep -q '"hier"' "$tmp/s.png.json" || fail "sim-scaling output"
 fi
 $info --topo "$tmp/ft.json" | grep -q '^# plan: switch order' || fail "ringlet-info --topo"
 
