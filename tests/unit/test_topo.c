@@ -162,6 +162,35 @@ Test(fabric, save_load_round_trip)
     unlink(path);
 }
 
+Test(fabric, ring_order_file_for_comm_create)
+{
+    rl_topo_gen_t g;
+    rl_topo_gen_defaults(&g);
+    g.ranks = 12, g.oversub = 3, g.radix = 8, g.shuffle = 4;
+    rl_topo_t t;
+    cr_assert_eq(rl_topo_gen_fat_tree(&g, &t, err, sizeof(err)), RL_OK, "%s", err);
+    char path[] = "/tmp/rl_topo_ofXXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(rl_topo_save(&t, path, err, sizeof(err)), RL_OK);
+    rl_topo_plan_t p;
+    cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
+    int order[12];
+    char desc[512];
+    cr_assert_eq(rl_topo_ring_order_file(path, 12, order, desc, sizeof(desc), err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_arr_eq(order, p.order, sizeof(order));
+    cr_assert(strstr(desc, path), "%s", desc);
+    cr_assert_eq(rl_topo_ring_order_file(path, 13, order, desc, sizeof(desc), err, sizeof(err)), RL_ERR_CONFIG);
+    cr_assert(strstr(err, "places 12 ranks, the group has 13"), "%s", err);
+    cr_assert_eq(rl_topo_ring_order_file("/nonexistent/f.json", 12, order, desc, sizeof(desc), err, sizeof(err)),
+                 RL_ERR_CONFIG);
+    cr_assert(strstr(err, "RINGLET_TOPO_FILE: /nonexistent/f.json"), "%s", err);
+    rl_topo_plan_free(&p);
+    rl_topo_free(&t);
+    unlink(path);
+}
+
 /* ---- readers ---- */
 
 Test(readers, slurm)
