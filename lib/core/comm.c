@@ -10,6 +10,7 @@
 #include "core/comm.h"
 #include "core/launch.h"
 #include "core/log.h"
+#include "topo/topo.h"
 
 #define HOSTNAME_MAX 64
 
@@ -270,7 +271,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
         if (all[r].order_hash != mine.order_hash || all[r].nch != mine.nch || all[r].depth != mine.depth ||
             all[r].chunk_bytes != mine.chunk_bytes || all[r].min_chunk_bytes != mine.min_chunk_bytes || strcmp(all[r].transport, mine.transport)) {
             comm_err(err, len,
-                     "rank %d and rank %d disagree on RINGLET_RING_ORDER, RINGLET_NCHANNELS, "
+                     "rank %d and rank %d disagree on RINGLET_RING_ORDER (or RINGLET_TOPO_FILE's plan), RINGLET_NCHANNELS, "
                      "RINGLET_PIPELINE_DEPTH, RINGLET_CHUNK_BYTES or RINGLET_TRANSPORT (%s/%u/%u/%llu vs %s/%u/%u/%llu)",
                      c->rank, r, mine.transport, mine.nch, mine.depth, (unsigned long long)mine.chunk_bytes,
                      all[r].transport, all[r].nch, all[r].depth, (unsigned long long)all[r].chunk_bytes);
@@ -419,6 +420,11 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         for (int i = 0, pos = 0; i < c->nranks && pos < (int)sizeof(buf); i++)
             pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%d", i ? "," : "", opts->ring_order[i]);
         st = rl_parse_ring_order(buf, c->nranks, c->order, err, sizeof(err));
+    } else if (c->cfg.topo_file[0] && !c->cfg.ring_order[0]) {
+        char desc[512];
+        st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, c->order, desc, sizeof(desc), err, sizeof(err));
+        if (st == RL_OK && c->rank == 0)
+            RL_INFO("ring order from RINGLET_TOPO_FILE %s", desc);
     } else {
         st = rl_parse_ring_order(c->cfg.ring_order, c->nranks, c->order, err, sizeof(err));
     }

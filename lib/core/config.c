@@ -41,6 +41,9 @@ const rl_config_field_t rl_config_fields[] = {
          "Rings the data is split over, each with its own connections"),
     STR_("RING_ORDER", ring_order, "",
          "Ring order as a permutation of ranks, e.g. 0,2,3,1 (default: 0,1,...,n-1)"),
+    STR_("TOPO_FILE", topo_file, "",
+         "Fabric file (ringlet-topo's JSON, placing every rank): the ring follows the planner's first ring "
+         "(RINGLET_RING_ORDER wins if both are set); see ringlet-topo plan"),
     INT_("REG_CACHE", reg_cache, "-1", -1, 1,
          "Cache registrations of buffers the user did not register: 1 yes, 0 no, -1 only where "
          "registrations do not pin pages (a freed and reused buffer would keep stale pages)"),
