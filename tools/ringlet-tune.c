@@ -124,9 +124,9 @@ static rl_comm_t comm_for(const char *algo)
     return comm;
 }
 
-/* The whole run's deadline (every rank stops at the same size: the
- * slowest rank's clock decides). */
-static double deadline_us;
+/* Each algorithm's share of the time budget (every rank stops at the
+ * same size: the slowest rank's clock decides). */
+static double share_us, deadline_us;
 
 static int past_deadline(rl_comm_t comm)
 {
@@ -139,6 +139,7 @@ static int past_deadline(rl_comm_t comm)
 static int measure(const char *algo, const size_t *sizes, int nsizes, double budget_us, point_t *pts, int npts)
 {
     rl_comm_t comm = comm_for(algo);
+    deadline_us = now_us() + share_us;
     const rl_algo_t *a = rl_algo_find(algo, RL_COLL_ALL_REDUCE);
     float *buf = calloc(sizes[nsizes - 1] / sizeof(float) + 1, sizeof(float));
     for (int i = 0; i < nsizes && !past_deadline(comm); i++) {
@@ -290,7 +291,7 @@ int main(int argc, char **argv)
     }
     unsetenv("RINGLET_TUNE_FILE"); /* measure, do not read */
     double t_start = now_us();
-    deadline_us = t_start + seconds * 1e6;
+    share_us = seconds * 1e6 * 0.9 / NALG;
     double gamma = measure_gamma();
     static const size_t sizes[] = {16, 256, 4096, 65536, 1 << 20, 8 << 20};
     int ns = (int)(sizeof(sizes) / sizeof(sizes[0]));
@@ -320,7 +321,7 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     if (do_check) {
-        deadline_us = now_us() + 600e6; /* the check is not part of the budget */
+        share_us = 600e6; /* the check is not part of the budget */
         probe->sel.model = m;
         check(probe, check_max, 2e5);
     }
