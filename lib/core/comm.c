@@ -247,6 +247,43 @@ static uint64_t hash_order(const int *order, int n)
     return h;
 }
 
+static int cmp_host(const void *a, const void *b, void *arg)
+{
+    const host_rec_t *all = arg;
+    int x = *(const int *)a, y = *(const int *)b, d = strcmp(all[x].host, all[y].host);
+    return d ? d : x - y;
+}
+
+/* Number the hosts (in the order of their identities, the same on every
+ * rank) in O(n log n); note whether every host has as many ranks (the
+ * hierarchical algorithms need it). */
+static void number_hosts(struct rl_comm *c, const host_rec_t *all)
+{
+    int n = c->nranks, *idx = malloc(sizeof(int) * (size_t)n);
+    c->nhosts = 0;
+    c->ranks_per_host = 0;
+    if (!idx)
+        return;
+    for (int r = 0; r < n; r++)
+        idx[r] = r;
+    qsort_r(idx, (size_t)n, sizeof(int), cmp_host, (void *)all);
+    int uniform = 1, run = 0, first = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && strcmp(all[idx[i]].host, all[idx[i - 1]].host)) {
+            uniform &= !first || run == first;
+            first = first ? first : run;
+            c->nhosts++;
+            run = 0;
+        }
+        c->host_of[idx[i]] = c->nhosts;
+        run++;
+    }
+    uniform &= !first || run == first;
+    c->nhosts++;
+    c->ranks_per_host = uniform ? n / c->nhosts : 0;
+    free(idx);
+}
+
 static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl, char *err, size_t len)
 {
     host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
@@ -261,6 +298,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     rl_status_t st = rl_boot_allgather(c->boot, &mine, sizeof(mine), all, dl, err, len);
     *all_local = 1;
     c->local_ranks = 0;
+    if (st == RL_OK && !(c->host_of = calloc((size_t)c->nranks, sizeof(int))))
+        st = RL_ERR_NO_MEMORY;
     for (int r = 0; st == RL_OK && r < c->nranks; r++) {
         all[r].host[HOSTNAME_MAX - 1] = '\0';
         all[r].transport[sizeof(all[r].transport) - 1] = '\0';
@@ -286,6 +325,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
             st = RL_ERR_MISMATCH;
         }
     }
+    if (st == RL_OK)
+        number_hosts(c, all);
     free(all);
     return st;
 }
@@ -362,6 +403,7 @@ static void comm_free(struct rl_comm *c)
     if (c->tp)
         c->ops->close(c->tp);
     free(c->order);
+    free(c->host_of);
     free(c);
 }
 

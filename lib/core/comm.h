@@ -90,6 +90,9 @@ struct rl_comm {
     size_t min_chunk_bytes;
     int depth;
     int local_ranks, oversubscribed;
+    int *host_of;       /* [nranks]: host index, hosts numbered by their lowest rank */
+    int nhosts;
+    int ranks_per_host; /* when every host has as many ranks; else 0 */
     int64_t spin_ns; /* how long a wait busy-polls before yielding/sleeping */
     uint64_t next_seq;
     struct rl_request *head, *tail;
