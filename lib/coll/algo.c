@@ -76,6 +76,7 @@ struct rl_request *rl_request_alloc(struct rl_comm *c, const rl_algo_t *a)
     struct rl_request *r = calloc(1, sizeof(*r) + a->state_size);
     if (!r)
         return NULL;
+    r->magic = RL_REQ_MAGIC;
     r->comm = c;
     r->algo = a;
     return r;

@@ -404,6 +404,7 @@ static void comm_free(struct rl_comm *c)
         c->ops->close(c->tp);
     free(c->order);
     free(c->host_of);
+    *(volatile uint32_t *)&c->magic = 0; /* volatile: a store before free() is otherwise dropped */
     free(c);
 }
 
@@ -430,12 +431,22 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         RL_ERROR("%s", create_err);
         return RL_ERR_INVALID_ARG;
     }
+    if (opts && (opts->nranks < 0 || opts->timeout_ms < 0)) {
+        snprintf(create_err, sizeof(create_err),
+                 "rl_comm_create: opts.nranks %d, opts.timeout_ms %d: both must be 0 (from the environment) or positive",
+                 opts->nranks, opts->timeout_ms);
+        RL_ERROR("%s", create_err);
+        if (listen_fd >= 0)
+            close(listen_fd);
+        return RL_ERR_INVALID_ARG;
+    }
     struct rl_comm *c = calloc(1, sizeof(*c));
     if (!c) {
         if (listen_fd >= 0)
             close(listen_fd);
         return RL_ERR_NO_MEMORY;
     }
+    c->magic = RL_COMM_MAGIC;
     char err[512] = "";
     rl_status_t st = rl_config_load(&c->cfg, err, sizeof(err));
     if (st == RL_OK)
@@ -540,7 +551,7 @@ fail:
 
 rl_status_t rl_comm_abort(rl_comm_t c)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     atomic_store(&c->abort_flag, 1);
     return RL_OK;
@@ -570,7 +581,7 @@ static void drain(struct rl_comm *c, int64_t dl)
 
 rl_status_t rl_comm_destroy(rl_comm_t c)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     int64_t dl = rl_deadline_ms(c->cfg.timeout_ms);
     /* An abort no operation has seen yet: fail now, which tells the peers,
@@ -610,7 +621,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
 
 rl_status_t rl_comm_rank(rl_comm_t c, int *rank)
 {
-    if (!c || !rank)
+    if (!rl_comm_ok(c) || !rank)
         return RL_ERR_INVALID_ARG;
     *rank = c->rank;
     return RL_OK;
@@ -618,12 +629,12 @@ rl_status_t rl_comm_rank(rl_comm_t c, int *rank)
 
 rl_status_t rl_comm_size(rl_comm_t c, int *n)
 {
-    if (!c || !n)
+    if (!rl_comm_ok(c) || !n)
         return RL_ERR_INVALID_ARG;
     *n = c->nranks;
     return RL_OK;
 }
 
-const char *rl_comm_last_error(rl_comm_t c) { return c ? c->errmsg : create_err; }
+const char *rl_comm_last_error(rl_comm_t c) { return rl_comm_ok(c) ? c->errmsg : create_err; }
 
-const char *rl_comm_transport(rl_comm_t c) { return c ? c->desc : ""; }
+const char *rl_comm_transport(rl_comm_t c) { return rl_comm_ok(c) ? c->desc : ""; }
