@@ -36,6 +36,7 @@ struct rl_boot {
     uint64_t min_leave;    /* root: fewest collectives of a rank that left */
     int min_leave_rank;
     int probing;           /* root: a liveness probe is out */
+    int heard;             /* non-root: messages read from rank 0 */
     int64_t probe_dl;
     char *reported;        /* root: answered the probe */
     uint64_t *rep_seq;     /* root: collectives each has started */
@@ -1061,9 +1062,12 @@ static int root_ctl(rl_boot_t *b, int r, const rl_boot_hdr_t *h, const void *pl)
             root_fail(b, RL_ERR_PEER_FAILED, b->min_leave_rank, msg, -1);
         }
         if (b->failed == RL_OK) {
+            int first = !b->reported[r];
             b->reported[r] = 1;
             b->rep_seq[r] = v;
             probe_start(b); /* a rank timed out: find out who stalls it */
+            if (first) /* "heard you": it then knows rank 0 is alive and waits for the verdict */
+                send_msg(b->fds[r], RL_BOOT_PROBE, 0, NULL, 0, rl_deadline_ms(200));
         }
         return 1;
     }
@@ -1138,6 +1142,7 @@ static void rank_read(rl_boot_t *b)
     rl_status_t st = recv_msg(b->fd, b->nranks, sizeof(rl_boot_status_msg_t), &h, &pl, rl_deadline_ms(1000), e,
                               sizeof(e));
     rl_boot_status_msg_t m;
+    b->heard += st == RL_OK;
     if (st == RL_OK && rank_ctl(b, &h, pl))
         ;
     else if (st == RL_OK && h.type == RL_BOOT_ABORT && rl_boot_status_decode(pl, h.len, &m) == RL_OK)
@@ -1179,19 +1184,26 @@ rl_status_t rl_boot_stalled(rl_boot_t *b, char *err, size_t errlen)
             probe_check(b);
         }
     } else {
+        /* Rank 0 acknowledges a report at once (a probe) and gives its
+         * verdict within RL_BOOT_PROBE_MS; silence means rank 0 stalls. */
+        b->heard = 0;
         send_u64(b->fd, RL_BOOT_REPORT, b->rank, my_seq(b), rl_deadline_ms(200));
-        int64_t dl = rl_deadline_ms(RL_BOOT_PROBE_MS + 1500);
+        int64_t ack_dl = rl_deadline_ms(RL_BOOT_PROBE_MS), dl = rl_deadline_ms(RL_BOOT_PROBE_MS + 1500);
         struct pollfd pfd = {.fd = b->fd, .events = POLLIN};
-        while (b->failed == RL_OK && rl_now_ns() < dl) {
-            if (poll(&pfd, 1, rl_ms_left(dl)) > 0)
+        while (b->failed == RL_OK && rl_now_ns() < (b->heard ? dl : ack_dl)) {
+            if (poll(&pfd, 1, rl_ms_left(b->heard ? dl : ack_dl)) > 0)
                 rank_read(b);
         }
         if (b->failed == RL_OK) {
             char msg[200];
-            snprintf(msg, sizeof(msg),
-                     "rank 0 is not responding: no answer within %d ms to this rank's report (stopped, hung, or "
-                     "not calling into ringlet)",
-                     RL_BOOT_PROBE_MS + 1500);
+            if (b->heard)
+                snprintf(msg, sizeof(msg), "rank 0 answers but gave no verdict within %d ms of this rank's report",
+                         RL_BOOT_PROBE_MS + 1500);
+            else
+                snprintf(msg, sizeof(msg),
+                         "rank 0 is not responding: no answer within %d ms to this rank's report (stopped, hung, "
+                         "or not calling into ringlet)",
+                         RL_BOOT_PROBE_MS);
             set_failed(b, RL_ERR_TIMEOUT, msg);
         }
     }
