@@ -37,6 +37,7 @@ struct rl_boot {
     int min_leave_rank;
     int probing;           /* root: a liveness probe is out */
     int heard;             /* non-root: messages read from rank 0 */
+    int64_t last_probe;    /* non-root: when rank 0 last probed us */
     int64_t probe_dl;
     char *reported;        /* root: answered the probe */
     uint64_t *rep_seq;     /* root: collectives each has started */
@@ -1124,6 +1125,7 @@ static int rank_ctl(rl_boot_t *b, const rl_boot_hdr_t *h, const void *pl)
 {
     uint64_t v;
     if (h->type == RL_BOOT_PROBE) {
+        b->last_probe = rl_now_ns();
         send_u64(b->fd, RL_BOOT_REPORT, b->rank, my_seq(b), rl_deadline_ms(200));
         return 1;
     }
@@ -1185,8 +1187,10 @@ rl_status_t rl_boot_stalled(rl_boot_t *b, char *err, size_t errlen)
         }
     } else {
         /* Rank 0 acknowledges a report at once (a probe) and gives its
-         * verdict within RL_BOOT_PROBE_MS; silence means rank 0 stalls. */
-        b->heard = 0;
+         * verdict within RL_BOOT_PROBE_MS; silence means rank 0 stalls. A
+         * probe answered just before counts: rank 0 already knew of us
+         * (and does not acknowledge twice). */
+        b->heard = rl_now_ns() - b->last_probe < RL_BOOT_PROBE_MS * 1000000LL;
         send_u64(b->fd, RL_BOOT_REPORT, b->rank, my_seq(b), rl_deadline_ms(200));
         int64_t ack_dl = rl_deadline_ms(RL_BOOT_PROBE_MS), dl = rl_deadline_ms(RL_BOOT_PROBE_MS + 1500);
         struct pollfd pfd = {.fd = b->fd, .events = POLLIN};
