@@ -25,7 +25,8 @@
 #endif
 
 static const char usage_text[] =
-    "usage: ringlet-info [--devices] [--providers] [--config] [--algos [--ranks N] [--transport T]] [-h|--help]\n"
+    "usage: ringlet-info [--devices] [--providers] [--config] [--algos [--ranks N] [--transport T] [--sizes LIST]]\n"
+    "                    [-h|--help]\n"
     "\n"
     "Print what ringlet sees on this host, to check a set-up or to attach to a\n"
     "bug report. With no option, prints every section:\n"
@@ -41,7 +42,8 @@ static const char usage_text[] =
     "               the older variables), and the cost model's predicted time of\n"
     "               each candidate at a few sizes, for N ranks (default\n"
     "               RINGLET_SIZE, else 4) over transport T (ofi:tcp, ofi:shm,\n"
-    "               verbs; default ofi:tcp), with RINGLET_TUNE_FILE's parameters\n"
+    "               verbs; default ofi:tcp), with RINGLET_TUNE_FILE's parameters, at\n"
+    "               LIST (bytes per rank, e.g. 8,4K,1M; default 8 B to 64 MiB)\n"
     "  -h, --help   this help\n"
     "\n"
     "Exit status 0; 2 for a bad option. Nothing is changed on the host.\n";
@@ -209,6 +211,8 @@ int main(int argc, char **argv)
 {
     int dev = 0, prov = 0, cfg = 0, algos = 0, ranks = getenv("RINGLET_SIZE") ? atoi(getenv("RINGLET_SIZE")) : 4;
     const char *transport = "ofi:tcp";
+    uint64_t sizes[32];
+    int nsizes = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--algos"))
             algos = 1;
@@ -216,6 +220,16 @@ int main(int argc, char **argv)
             ranks = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--transport") && i + 1 < argc)
             transport = argv[++i];
+        else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            for (char *tok = strtok(argv[++i], ","); tok && nsizes < 32; tok = strtok(NULL, ",")) {
+                size_t v;
+                if (rl_parse_size(tok, &v) != 0) {
+                    fprintf(stderr, "ringlet-info: bad size %s in --sizes\n", tok);
+                    return 2;
+                }
+                sizes[nsizes++] = v;
+            }
+        }
         else if (!strcmp(argv[i], "--devices"))
             dev = 1;
         else if (!strcmp(argv[i], "--providers"))
@@ -258,7 +272,7 @@ int main(int argc, char **argv)
         print_config();
     if (algos) {
         char err[512];
-        if (rl_select_explain(stdout, ranks, transport, err, sizeof(err)) != RL_OK) {
+        if (rl_select_explain(stdout, ranks, transport, sizes, nsizes, err, sizeof(err)) != RL_OK) {
             fprintf(stderr, "ringlet-info: %s\n", err);
             return 1;
         }

@@ -127,7 +127,7 @@ static rl_comm_t comm_for(const char *algo)
 static int measure(const char *algo, const size_t *sizes, int nsizes, double budget_us, point_t *pts, int npts)
 {
     rl_comm_t comm = comm_for(algo);
-    const rl_algo_t *a = rl_algo_find(algo);
+    const rl_algo_t *a = rl_algo_find(algo, RL_COLL_ALL_REDUCE);
     float *buf = calloc(sizes[nsizes - 1] / sizeof(float) + 1, sizeof(float));
     for (int i = 0; i < nsizes; i++) {
         rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = sizes[i] / 4, .dtype = RL_FLOAT32, .bytes = sizes[i]};

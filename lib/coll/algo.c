@@ -11,7 +11,8 @@
  * eager slots use the point-to-point connections, so p2p comes first);
  * selection lists refer to these names. */
 static const rl_algo_t *const algos[] = {
-    &rl_algo_ring, &rl_algo_chain, &rl_algo_p2p, &rl_algo_rd, &rl_algo_rhd, &rl_algo_pairwise,
+    &rl_algo_ring, &rl_algo_chain, &rl_algo_p2p, &rl_algo_rd, &rl_algo_rhd, &rl_algo_pairwise, &rl_algo_tree, &rl_algo_bruck, &rl_algo_dbt,
+    &rl_algo_bruck_a2a,
 };
 #define NALGOS ((int)(sizeof(algos) / sizeof(algos[0])))
 _Static_assert(NALGOS <= RL_ALGO_MAX, "raise RL_ALGO_MAX");
@@ -20,10 +21,10 @@ int rl_algo_count(void) { return NALGOS; }
 
 const rl_algo_t *rl_algo_at(int i) { return i >= 0 && i < NALGOS ? algos[i] : NULL; }
 
-const rl_algo_t *rl_algo_find(const char *name)
+const rl_algo_t *rl_algo_find(const char *name, rl_coll_t coll)
 {
     for (int i = 0; i < NALGOS; i++)
-        if (!strcmp(algos[i]->name, name))
+        if (!strcmp(algos[i]->name, name) && (algos[i]->colls & RL_COLL_BIT(coll)))
             return algos[i];
     return NULL;
 }

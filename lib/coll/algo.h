@@ -98,7 +98,8 @@ typedef struct rl_algo {
 #define RL_ALGO_MAX 16
 int rl_algo_count(void);
 const rl_algo_t *rl_algo_at(int i);
-const rl_algo_t *rl_algo_find(const char *name);
+/* The algorithm called name that implements coll (names are per collective). */
+const rl_algo_t *rl_algo_find(const char *name, rl_coll_t coll);
 int rl_algo_index(const rl_algo_t *a);
 /* Index of the algorithm's communicator state. */
 #define RL_ALGO_STATE(c, a) ((c)->algo_state[rl_algo_index(a)])
@@ -126,6 +127,7 @@ void rl_fail_mismatch(struct rl_comm *c, const struct rl_request *r, const rl_ct
 rl_status_t rl_comm_sync(struct rl_comm *c, int64_t deadline, char *err, size_t len);
 
 /* The registered algorithms, each defined in its own file. */
-extern const rl_algo_t rl_algo_ring, rl_algo_chain, rl_algo_p2p, rl_algo_rhd, rl_algo_rd, rl_algo_pairwise;
+extern const rl_algo_t rl_algo_ring, rl_algo_chain, rl_algo_p2p, rl_algo_rhd, rl_algo_rd, rl_algo_pairwise, rl_algo_tree,
+    rl_algo_bruck, rl_algo_dbt, rl_algo_bruck_a2a;
 
 #endif

@@ -7,13 +7,20 @@
  * sender's mailbox for that peer; the sender checks it against its own call
  * and writes the data straight into the receiver's buffer in chunks, each
  * with an immediate naming the sender and the pair's sequence tag, which the
- * receiver counts. Sends and receives between a pair match in the order they
- * were posted (the nth send to a peer meets its nth receive from us).
+ * receiver counts.
+ *
+ * Matching by tag: the record carries the receive's tag. The sender takes
+ * records from its mailbox in the order the receives were posted and keeps
+ * them until a send of that tag takes one: a send meets the earliest
+ * record of its tag, and sends of one tag take records in the order they
+ * were posted, so messages of one (peer, tag) keep their order while other
+ * tags pass them. Data immediates carry the receive's sequence number (the
+ * record's), which names the receive whatever order sends run in.
  *
  * Flow control: a receive takes mailbox slot seq % RL_P2P_SLOTS at the
  * sender and keeps it until its data has all arrived, which implies the
  * sender consumed the record; so a slot is never overwritten early.
- * Sends to one peer run one at a time, so their completions need no tag.
+ * Sends to one peer write one at a time, so their completions need no tag.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +51,13 @@ typedef struct {
     uint8_t mbox_full[RL_P2P_SPACES][RL_P2P_SLOTS];
     uint8_t rx_busy[RL_P2P_SPACES][RL_P2P_SLOTS]; /* a receive holds this CTS slot */
     uint64_t send_seq[RL_P2P_SPACES], recv_seq[RL_P2P_SPACES]; /* next to assign */
-    uint64_t send_done[RL_P2P_SPACES]; /* sends complete in order: the active one */
     uint64_t cts_next[RL_P2P_SPACES];  /* receives announce themselves in order: the next one */
+    /* send side: the peer's clear-to-send records, taken from the mailbox
+     * in their order and kept until a send of their tag takes them */
+    uint64_t cts_seen[RL_P2P_SPACES];
+    rl_ctrl_t cts[RL_P2P_SPACES][RL_P2P_SLOTS];
+    uint8_t cts_valid[RL_P2P_SPACES][RL_P2P_SLOTS];
+    uint8_t send_active[RL_P2P_SPACES]; /* a send is writing: one at a time, its completions need no tag */
     int send_inflight[RL_P2P_SPACES];
     int ctl_inflight;
     p2p_cpl_t cts_cpl, data_cpl[RL_P2P_SPACES];
@@ -59,6 +71,9 @@ typedef struct {
 /* A send's or receive's own state. */
 typedef struct {
     int peer, is_send, cts_sent, have_cts, space;
+    uint32_t ptag;    /* the user's tag (0 for tag-less calls and collectives) */
+    uint64_t cts_seq; /* send: the receive it met (its data immediates name it) */
+    int writing;      /* send: the active one to its peer */
     uint64_t pseq, nchunks, posted, arrived;
     uint64_t out_len; /* send: the receiver's buffer size */
     uint64_t raddr, rkey;
@@ -221,6 +236,12 @@ static uint64_t chunks_of(const struct rl_comm *c, uint64_t bytes)
 rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
                        int peer, struct rl_request **out)
 {
+    return rl_p2p_new_tag(c, space, is_send, buf, count, dtype, peer, 0, out);
+}
+
+rl_status_t rl_p2p_new_tag(struct rl_comm *c, int space, int is_send, const void *buf, size_t count,
+                           rl_dtype_t dtype, int peer, uint32_t tag, struct rl_request **out)
+{
     struct rl_request *r = rl_request_alloc(c, &rl_algo_p2p);
     if (!r)
         return RL_ERR_NO_MEMORY;
@@ -238,6 +259,7 @@ rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *bu
     m->space = space;
     m->is_send = is_send;
     m->peer = peer;
+    m->ptag = tag;
     m->pseq = is_send ? pe->send_seq[space]++ : pe->recv_seq[space]++;
     m->nchunks = chunks_of(c, count * r->esize);
     if (ps->tail)
@@ -301,8 +323,8 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
                      c->ops->last_error(c->tp));
         return 0;
     }
-    rl_ctrl_t rec = {.seq = m->pseq, .coll = RL_COLL_SENDRECV, .dtype = r->dtype, .rank = c->rank,
-                     .count = r->count};
+    rl_ctrl_t rec = {.seq = m->pseq, .coll = RL_COLL_SENDRECV, .dtype = r->dtype, .tag = m->ptag,
+                     .rank = c->rank, .count = r->count};
     if (bytes) {
         rl_rkey_t rk;
         c->ops->mr_remote(r->out_reg->mr, r->out, &rk);
@@ -329,38 +351,70 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
     return 1;
 }
 
-/* Send: take the receiver's record for this send and check it matches. */
+/* Send side: take the peer's new clear-to-send records from the mailbox,
+ * in the order it posted them; false (and the communicator failed) on a
+ * malformed one. */
+static int collect_cts(struct rl_comm *c, peer_t *pe, int peer, int space)
+{
+    for (;;) {
+        unsigned s = (unsigned)(pe->cts_seen[space] % RL_P2P_SLOTS);
+        if (!pe->mbox_full[space][s])
+            return 1;
+        rl_ctrl_t rec;
+        if (pe->cts_valid[space][s] ||
+            rl_ctrl_decode(pe->mbox + mslot(space, pe->cts_seen[space]) * RL_CTRL_WIRE_SIZE, c->nranks, &rec) !=
+                RL_OK ||
+            rec.coll != RL_COLL_SENDRECV || rec.rank != peer || rec.seq != pe->cts_seen[space]) {
+            rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: malformed clear-to-send record from rank %d (receive %llu)",
+                         c->rank, peer, (unsigned long long)pe->cts_seen[space]);
+            return 0;
+        }
+        pe->mbox_full[space][s] = 0;
+        pe->cts[space][s] = rec;
+        pe->cts_valid[space][s] = 1;
+        pe->cts_seen[space]++;
+    }
+}
+
+/* Send: take the earliest record of this send's tag and check it matches.
+ * Sends are visited in the order posted, so the first send of a tag meets
+ * the first receive of that tag. */
 static int send_take_cts(struct rl_comm *c, struct rl_request *r)
 {
     msg_t *m = M(r);
     peer_t *pe = &state(c)->peers[m->peer];
-    unsigned slot = mslot(m->space, m->pseq);
-    if (!pe->mbox_full[m->space][m->pseq % RL_P2P_SLOTS])
+    if (!collect_cts(c, pe, m->peer, m->space))
         return 0;
-    rl_ctrl_t rec;
-    if (rl_ctrl_decode(pe->mbox + slot * RL_CTRL_WIRE_SIZE, c->nranks, &rec) != RL_OK ||
-        rec.coll != RL_COLL_SENDRECV || rec.rank != m->peer || rec.seq != m->pseq) {
-        rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: malformed clear-to-send record from rank %d (send %llu)", c->rank,
-                     m->peer, (unsigned long long)m->pseq);
-        return 0;
+    rl_ctrl_t *rec = NULL;
+    unsigned best = 0;
+    for (unsigned s = 0; s < RL_P2P_SLOTS; s++) {
+        rl_ctrl_t *x = &pe->cts[m->space][s];
+        if (pe->cts_valid[m->space][s] && x->tag == m->ptag && (!rec || x->seq < rec->seq)) {
+            rec = x;
+            best = s;
+        }
     }
-    pe->mbox_full[m->space][m->pseq % RL_P2P_SLOTS] = 0;
+    if (!rec)
+        return 0;
+    pe->cts_valid[m->space][best] = 0;
     size_t bytes = r->count * r->esize;
-    if (rec.count != r->count || rec.dtype != (uint32_t)r->dtype) {
+    if (rec->count != r->count || rec->dtype != (uint32_t)r->dtype) {
         rl_comm_fail(c, RL_ERR_MISMATCH,
-                     "send %llu from rank %d to rank %d: the sender passes %zu x %s, the receiver expects %llu x %s",
-                     (unsigned long long)m->pseq, c->rank, m->peer, r->count, rl_dtype_name(r->dtype),
-                     (unsigned long long)rec.count, rl_dtype_name((rl_dtype_t)rec.dtype));
+                     "send %llu (tag %u) from rank %d to rank %d: the sender passes %zu x %s, the receiver expects "
+                     "%llu x %s",
+                     (unsigned long long)m->pseq, m->ptag, c->rank, m->peer, r->count, rl_dtype_name(r->dtype),
+                     (unsigned long long)rec->count, rl_dtype_name((rl_dtype_t)rec->dtype));
         return 0;
     }
-    if (bytes && rec.out_len < bytes) {
+    if (bytes && rec->out_len < bytes) {
         rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d announced a receive buffer of %llu bytes, %zu needed", m->peer,
-                     (unsigned long long)rec.out_len, bytes);
+                     (unsigned long long)rec->out_len, bytes);
         return 0;
     }
-    m->raddr = rec.out_addr;
-    m->rkey = rec.out_key;
-    m->out_len = rec.out_len;
+    m->cts_seq = rec->seq;
+    m->raddr = rec->out_addr;
+    m->rkey = rec->out_key;
+    m->out_len = rec->out_len;
     m->have_cts = 1;
     return 1;
 }
@@ -386,7 +440,7 @@ static int send_chunks(struct rl_comm *c, struct rl_request *r)
          * mailbox: a region that exists, unlike its empty buffer */
         uint64_t raddr = bytes ? m->raddr + off : pe->peer_mbox.addr, rkey = bytes ? m->rkey : pe->peer_mbox.key;
         rl_status_t st = c->ops->write_imm(pe->conn, len ? r->in + off : NULL, len, len ? r->in_reg->mr : NULL, raddr,
-                                           rkey, rl_imm_p2p_encode(RL_P2P_DATA, m->space, c->rank, m->pseq),
+                                           rkey, rl_imm_p2p_encode(RL_P2P_DATA, m->space, c->rank, m->cts_seq),
                                            &pe->data_cpl[m->space].base);
         if (st == RL_ERR_AGAIN)
             break;
@@ -408,16 +462,16 @@ static int advance(struct rl_comm *c, struct rl_request *r)
     peer_t *pe = &state(c)->peers[m->peer];
     int moved = 0;
     if (m->is_send) {
-        if (pe->send_done[m->space] != m->pseq)
-            return 0; /* an earlier send to this peer is still running */
         if (!m->have_cts)
             moved |= send_take_cts(c, r);
-        if (m->have_cts)
+        if (m->have_cts && !m->writing && !pe->send_active[m->space])
+            m->writing = pe->send_active[m->space] = 1;
+        if (m->writing)
             moved |= send_chunks(c, r);
         if (moved)
             r->last_progress = rl_now_ns();
-        if (m->have_cts && m->posted == m->nchunks && pe->send_inflight[m->space] == 0) {
-            pe->send_done[m->space]++;
+        if (m->writing && m->posted == m->nchunks && pe->send_inflight[m->space] == 0) {
+            pe->send_active[m->space] = 0;
             return 1;
         }
         return 0;
@@ -516,12 +570,15 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 {
     const msg_t *m = CM(r);
     p2p_t *ps = state(c);
-    if (m->is_send && ps->peers && ps->peers[m->peer].send_done[m->space] != m->pseq)
-        snprintf(buf, len, "send %llu to rank %d waits for an earlier send to it", (unsigned long long)m->pseq,
+    (void)ps;
+    if (m->is_send && !m->have_cts)
+        snprintf(buf, len,
+                 "send %llu (tag %u) to rank %d: rank %d has not announced a receive of that tag (not posted, or "
+                 "behind %d earlier receives)",
+                 (unsigned long long)m->pseq, m->ptag, m->peer, m->peer, RL_P2P_SLOTS);
+    else if (m->is_send && !m->writing)
+        snprintf(buf, len, "send %llu to rank %d waits for another send to it", (unsigned long long)m->pseq,
                  m->peer);
-    else if (m->is_send && !m->have_cts)
-        snprintf(buf, len, "send %llu to rank %d: rank %d has not posted the matching receive",
-                 (unsigned long long)m->pseq, m->peer, m->peer);
     else if (m->is_send)
         snprintf(buf, len, "send %llu to rank %d: %llu of %llu chunks written, waiting for completions",
                  (unsigned long long)m->pseq, m->peer, (unsigned long long)m->posted, (unsigned long long)m->nchunks);

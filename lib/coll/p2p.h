@@ -14,6 +14,9 @@ rl_tp_conn_t *rl_p2p_conn(struct rl_comm *c, int peer);
  * (RL_P2P_USER/COLL), queued; progress does the rest. */
 rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
                        int peer, struct rl_request **out);
+/* The same with a tag: a send meets the earliest receive of its tag. */
+rl_status_t rl_p2p_new_tag(struct rl_comm *c, int space, int is_send, const void *buf, size_t count,
+                           rl_dtype_t dtype, int peer, uint32_t tag, struct rl_request **out);
 /* An algorithm's own message it no longer needs: off the queue and freed.
  * After a failure, one still queued is left to the communicator. */
 void rl_p2p_drop(struct rl_comm *c, struct rl_request **msg);

@@ -69,7 +69,7 @@ static rl_status_t defaults(struct rl_comm *c, char *err, size_t len)
 
 static rl_status_t bad(char *err, size_t len, const char *what, const char *s, size_t n)
 {
-    snprintf(err, len, "RINGLET_ALGOS: %s in \"%.*s\"", what, (int)(n > 120 ? 120 : n), s);
+    snprintf(err, len, "%s in \"%.*s\"", what, (int)(n > 120 ? 120 : n), s);
     return RL_ERR_CONFIG;
 }
 
@@ -105,8 +105,8 @@ static rl_status_t parse_range(rl_coll_t k, const char *s, size_t n, rl_sel_list
     name[nl] = '\0';
     const rl_algo_t *a = NULL;
     if (strcmp(name, "auto")) {
-        a = rl_algo_find(name);
-        if (!a || !(a->colls & RL_COLL_BIT(k))) {
+        a = rl_algo_find(name, k);
+        if (!a) {
             char what[320];
             int pos = snprintf(what, sizeof(what), "%s has no algorithm \"%s\" (have: auto", rl_coll_name(k), name);
             for (int i = 0; i < rl_algo_count() && pos < (int)sizeof(what) - 40; i++)
@@ -168,8 +168,11 @@ rl_status_t rl_select_build(struct rl_comm *c, char *err, size_t len)
 {
     memset(&c->sel, 0, sizeof(c->sel));
     rl_status_t st = defaults(c, err, len);
-    if (st == RL_OK && c->cfg.algos[0])
-        st = parse_table(c, c->cfg.algos, err, len);
+    if (st == RL_OK && c->cfg.algos[0] && (st = parse_table(c, c->cfg.algos, err, len)) != RL_OK) {
+        char what[384];
+        snprintf(what, sizeof(what), "%s", err);
+        snprintf(err, len, "RINGLET_ALGOS=%.100s: %s", c->cfg.algos, what);
+    }
     if (st == RL_OK)
         st = rl_model_load(c, err, len);
     if (st != RL_OK)
@@ -228,7 +231,8 @@ static void print_list(FILE *out, const rl_sel_list_t *l, rl_coll_t k)
     fprintf(out, "%sthen %s\n", l->n ? ", " : " ", base_algo(k)->name);
 }
 
-rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char *err, size_t len)
+rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, const uint64_t *sizes, int nsizes,
+                              char *err, size_t len)
 {
     struct rl_comm *c = calloc(1, sizeof(*c));
     if (!c)
@@ -251,7 +255,9 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char
     fprintf(out, "cost model (%s): alpha %.2f us/message, beta %.3f ns/byte (%.2f GB/s), gamma %.3f ns/byte\n",
             c->sel.model_src, m->alpha_us, m->beta_us_per_b * 1e3, m->beta_us_per_b > 0 ? 1e-3 / m->beta_us_per_b : 0,
             m->gamma_us_per_b * 1e3);
-    static const uint64_t sizes[] = {8, 4096, 65536, 1 << 20, 16 << 20, 64 << 20};
+    static const uint64_t dflt[] = {8, 4096, 65536, 1 << 20, 16 << 20, 64 << 20};
+    if (!sizes || nsizes <= 0)
+        sizes = dflt, nsizes = (int)(sizeof(dflt) / sizeof(dflt[0]));
     static const rl_coll_t colls[] = {RL_COLL_ALL_REDUCE, RL_COLL_ALL_GATHER, RL_COLL_REDUCE_SCATTER,
                                       RL_COLL_BROADCAST,  RL_COLL_REDUCE,     RL_COLL_BARRIER,
                                       RL_COLL_ALLTOALL};
@@ -259,7 +265,7 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char
         rl_coll_t k = colls[ci];
         print_list(out, &c->sel.per[k], k);
         fprintf(out, "  %-10s", "us");
-        for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++)
+        for (int si = 0; si < nsizes; si++)
             fprintf(out, " %10llu", (unsigned long long)sizes[si]);
         fprintf(out, "   (bytes per rank; * = chosen, - = not usable)\n");
         for (int i = 0; i < rl_algo_count(); i++) {
@@ -267,7 +273,7 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char
             if (!(a->colls & RL_COLL_BIT(k)) || !a->cost)
                 continue;
             fprintf(out, "  %-10s", a->name);
-            for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+            for (int si = 0; si < nsizes; si++) {
                 rl_call_t call = {.coll = k, .count = sizes[si] / 4, .dtype = RL_FLOAT32, .bytes = sizes[si]};
                 if (k == RL_COLL_BARRIER)
                     call.bytes = 4, call.count = 1;

@@ -86,12 +86,15 @@ const char *rl_coll_name(uint32_t coll);
 #define RL_CTRL_MAGIC 0x524c4354u /* "RLCT" */
 
 /* Control record: "for operation seq, here is what I was asked to do and
- * where my output buffer is". 64 bytes, little-endian, fixed layout. */
+ * where my output buffer is". 64 bytes, little-endian, fixed layout; a
+ * clear-to-send record (coll RL_COLL_SENDRECV) carries the receive's tag
+ * where collectives carry the op (protocol version 4). */
 typedef struct {
     uint64_t seq;
     uint32_t coll;
     uint32_t dtype;
-    uint32_t op;
+    uint32_t op;       /* 0 in a clear-to-send record, whose word holds the tag */
+    uint32_t tag;      /* clear-to-send: the receive's tag; else 0 */
     int32_t rank;
     int32_t root;      /* broadcast/reduce: the root; else 0 */
     uint64_t count;

@@ -44,6 +44,10 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
     }
     c->failed = st;
     RL_ERROR("%s (%s)", c->errmsg, rl_status_name(st));
+    /* Nothing may move once the operations end: their buffers go back to
+     * the caller, and their registrations are released below. */
+    if (c->tp && c->ops->quiesce)
+        c->ops->quiesce(c->tp);
     for (struct rl_request *r = c->head; r; r = r->next) {
         r->status = st;
         rl_request_release(c, r);
@@ -315,6 +319,26 @@ static rl_status_t open_transport(struct rl_comm *c, int all_local, char *err, s
     return st;
 }
 
+/* Staging per channel is capped: chunks past this give nothing (a 1 MiB
+ * all-reduce never needs more), while RINGLET_CHUNK_BYTES=1G x depth 4 used
+ * to allocate and zero 4 GiB per rank. Every rank computes the same. */
+#define RL_STAGE_MAX_BYTES (256u << 20)
+
+static void cap_staging(struct rl_comm *c)
+{
+    size_t want = (size_t)c->depth * c->chunk_bytes;
+    if (want <= RL_STAGE_MAX_BYTES)
+        return;
+    size_t chunk = (RL_STAGE_MAX_BYTES / (size_t)c->depth) & ~(size_t)63;
+    if (c->rank == 0)
+        RL_WARN("RINGLET_CHUNK_BYTES=%zu x RINGLET_PIPELINE_DEPTH=%d would need %zu MiB of staging per channel: "
+                "chunks of %zu KiB instead (staging is capped at %u MiB)",
+                c->chunk_bytes, c->depth, want >> 20, chunk >> 10, RL_STAGE_MAX_BYTES >> 20);
+    c->chunk_bytes = chunk;
+    if (c->min_chunk_bytes > chunk)
+        c->min_chunk_bytes = chunk;
+}
+
 static void comm_free(struct rl_comm *c)
 {
     if (c->tp) {
@@ -365,6 +389,7 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     c->chunk_bytes = (c->cfg.chunk_bytes + 63) & ~(size_t)63;
     c->min_chunk_bytes = c->cfg.min_chunk_bytes < c->chunk_bytes ? c->cfg.min_chunk_bytes : c->chunk_bytes;
     rl_log_set_rank(c->rank);
+    cap_staging(c);
     c->order = malloc(sizeof(int) * (size_t)c->nranks);
     if (!c->order) {
         st = RL_ERR_NO_MEMORY;

@@ -137,8 +137,10 @@ void rl_comm_scratch_free(struct rl_comm *c);
 rl_status_t rl_select_build(struct rl_comm *c, char *err, size_t len);
 const rl_algo_t *rl_select(const struct rl_comm *c, const rl_call_t *call);
 /* ringlet-info: the table this environment resolves for nranks over a
- * transport, and each candidate's predicted time at a few sizes. */
-rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char *err, size_t len);
+ * transport, and each candidate's predicted time at the given sizes
+ * (bytes per rank; NULL: a few from 8 B to 64 MiB). */
+rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, const uint64_t *sizes, int nsizes,
+                              char *err, size_t len);
 /* Release what request r holds: its algorithm's state and registrations. */
 void rl_request_release(struct rl_comm *c, struct rl_request *r);
 

@@ -335,14 +335,8 @@ static rl_status_t p2p_check(struct rl_comm *c, const char *name, const void *bu
     return c->failed;
 }
 
-static rl_status_t p2p_new(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
-                           int peer, rl_request_t *req)
-{
-    return rl_p2p_new(c, RL_P2P_USER, is_send, buf, count, dtype, peer, req);
-}
-
-static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
-                              int peer, rl_request_t *req)
+static rl_status_t p2p_submit_tag(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                                  int peer, uint32_t tag, rl_request_t *req)
 {
     if (!c)
         return RL_ERR_INVALID_ARG;
@@ -352,10 +346,42 @@ static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, s
     rl_status_t st = p2p_check(c, name, buf, count, dtype, peer);
     if (st != RL_OK)
         return st;
-    if ((st = p2p_new(c, is_send, buf, count, dtype, peer, req)) != RL_OK)
+    if ((st = rl_p2p_new_tag(c, RL_P2P_USER, is_send, buf, count, dtype, peer, tag, req)) != RL_OK)
         return st;
     rl_comm_progress(c);
     return RL_OK;
+}
+
+static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                              int peer, rl_request_t *req)
+{
+    return p2p_submit_tag(c, is_send, buf, count, dtype, peer, 0, req);
+}
+
+rl_status_t rl_isend_tag(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag,
+                         rl_request_t *req)
+{
+    return p2p_submit_tag(c, 1, buf, count, dtype, peer, tag, req);
+}
+
+rl_status_t rl_irecv_tag(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag,
+                         rl_request_t *req)
+{
+    return p2p_submit_tag(c, 0, buf, count, dtype, peer, tag, req);
+}
+
+rl_status_t rl_send_tag(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = p2p_submit_tag(c, 1, buf, count, dtype, peer, tag, &r);
+    return run_blocking(c, st, r);
+}
+
+rl_status_t rl_recv_tag(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = p2p_submit_tag(c, 0, buf, count, dtype, peer, tag, &r);
+    return run_blocking(c, st, r);
 }
 
 rl_status_t rl_isend(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, rl_request_t *req)

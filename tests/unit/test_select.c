@@ -154,7 +154,8 @@ static void bad_table(const char *algos, const char *want)
 
 Test(select, bad_tables_are_named_errors)
 {
-    bad_table("broadcast:0-:tree", "broadcast has no algorithm \"tree\"");
+    bad_table("broadcast:0-:bruck", "broadcast has no algorithm \"bruck\"");
+    bad_table("broadcast:0-:nosuch", "RINGLET_ALGOS=broadcast:0-:nosuch");
     bad_table("all_gather:0-:rhd", "all_gather has no algorithm \"rhd\"");
     bad_table("all_reduce:4M-1M:ring", "bad size range");
     bad_table("all_reduce:0-:", "bad algorithm name");
