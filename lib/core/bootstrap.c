@@ -617,8 +617,9 @@ static rl_status_t root_accept_all(rl_boot_t *b, int lfd, int64_t deadline, char
         }
     }
     for (int i = 0; a.p && i < a.n; i++) {
-        /* a joiner that said hello (and proved its key) hears why, at once */
-        if (st != RL_OK && a.p[i].rank >= 0 && !a.p[i].authing)
+        /* a joiner that said hello hears why, at once (a refusal names
+         * no secret; who is still missing is told only to the proven) */
+        if (st != RL_OK && a.p[i].rank >= 0 && (!a.p[i].authing || st != RL_ERR_TIMEOUT))
             send_status(a.p[i].fd, RL_BOOT_HELLO_ACK, st, a.p[i].rank, err, short_dl());
         close(a.p[i].fd);
     }

@@ -736,7 +736,7 @@ static int auth_intruder(const opts_t *o, const char *const *env, const char *ca
     const char *good_env[] = {"RINGLET_AUTH_KEY=fault-secret", "RINGLET_TIMEOUT_MS=8000", NULL};
     start_rank(o, &rk[0], 0, 3, port, "auth", good_env);
     start_rank(o, &rk[2], 2, 3, port, "auth", good_env);
-    usleep(300000);
+    usleep(1000000); /* rank 2 has joined (or is authenticating) */
     int64_t t0 = now_ns();
     start_rank(o, &rk[1], 1, 3, port, "auth", env);
     pump(rk, 3, 1, now_ns() + 12000000000LL);
