@@ -36,6 +36,8 @@ struct rl_boot {
     uint64_t min_leave;    /* root: fewest collectives of a rank that left */
     int min_leave_rank;
     int probing;           /* root: a liveness probe is out */
+    int heard;             /* non-root: messages read from rank 0 */
+    int64_t last_probe;    /* non-root: when rank 0 last probed us */
     int64_t probe_dl;
     char *reported;        /* root: answered the probe */
     uint64_t *rep_seq;     /* root: collectives each has started */
@@ -615,8 +617,9 @@ static rl_status_t root_accept_all(rl_boot_t *b, int lfd, int64_t deadline, char
         }
     }
     for (int i = 0; a.p && i < a.n; i++) {
-        /* a joiner that said hello (and proved its key) hears why, at once */
-        if (st != RL_OK && a.p[i].rank >= 0 && !a.p[i].authing)
+        /* a joiner that said hello hears why, at once (a refusal names
+         * no secret; who is still missing is told only to the proven) */
+        if (st != RL_OK && a.p[i].rank >= 0 && (!a.p[i].authing || st != RL_ERR_TIMEOUT))
             send_status(a.p[i].fd, RL_BOOT_HELLO_ACK, st, a.p[i].rank, err, short_dl());
         close(a.p[i].fd);
     }
@@ -1110,9 +1113,12 @@ static int root_ctl(rl_boot_t *b, int r, const rl_boot_hdr_t *h, const void *pl)
             root_fail(b, RL_ERR_PEER_FAILED, b->min_leave_rank, msg, -1);
         }
         if (b->failed == RL_OK) {
+            int first = !b->reported[r];
             b->reported[r] = 1;
             b->rep_seq[r] = v;
             probe_start(b); /* a rank timed out: find out who stalls it */
+            if (first) /* "heard you": it then knows rank 0 is alive and waits for the verdict */
+                send_msg(b->fds[r], RL_BOOT_PROBE, 0, NULL, 0, rl_deadline_ms(200));
         }
         return 1;
     }
@@ -1169,6 +1175,7 @@ static int rank_ctl(rl_boot_t *b, const rl_boot_hdr_t *h, const void *pl)
 {
     uint64_t v;
     if (h->type == RL_BOOT_PROBE) {
+        b->last_probe = rl_now_ns();
         send_u64(b->fd, RL_BOOT_REPORT, b->rank, my_seq(b), rl_deadline_ms(200));
         return 1;
     }
@@ -1187,6 +1194,7 @@ static void rank_read(rl_boot_t *b)
     rl_status_t st = recv_msg(b->fd, b->nranks, sizeof(rl_boot_status_msg_t), &h, &pl, rl_deadline_ms(1000), e,
                               sizeof(e));
     rl_boot_status_msg_t m;
+    b->heard += st == RL_OK;
     if (st == RL_OK && rank_ctl(b, &h, pl))
         ;
     else if (st == RL_OK && h.type == RL_BOOT_ABORT && rl_boot_status_decode(pl, h.len, &m) == RL_OK)
@@ -1228,19 +1236,28 @@ rl_status_t rl_boot_stalled(rl_boot_t *b, char *err, size_t errlen)
             probe_check(b);
         }
     } else {
+        /* Rank 0 acknowledges a report at once (a probe) and gives its
+         * verdict within RL_BOOT_PROBE_MS; silence means rank 0 stalls. A
+         * probe answered just before counts: rank 0 already knew of us
+         * (and does not acknowledge twice). */
+        b->heard = rl_now_ns() - b->last_probe < RL_BOOT_PROBE_MS * 1000000LL;
         send_u64(b->fd, RL_BOOT_REPORT, b->rank, my_seq(b), rl_deadline_ms(200));
-        int64_t dl = rl_deadline_ms(RL_BOOT_PROBE_MS + 1500);
+        int64_t ack_dl = rl_deadline_ms(RL_BOOT_PROBE_MS), dl = rl_deadline_ms(RL_BOOT_PROBE_MS + 1500);
         struct pollfd pfd = {.fd = b->fd, .events = POLLIN};
-        while (b->failed == RL_OK && rl_now_ns() < dl) {
-            if (poll(&pfd, 1, rl_ms_left(dl)) > 0)
+        while (b->failed == RL_OK && rl_now_ns() < (b->heard ? dl : ack_dl)) {
+            if (poll(&pfd, 1, rl_ms_left(b->heard ? dl : ack_dl)) > 0)
                 rank_read(b);
         }
         if (b->failed == RL_OK) {
             char msg[200];
-            snprintf(msg, sizeof(msg),
-                     "rank 0 is not responding: no answer within %d ms to this rank's report (stopped, hung, or "
-                     "not calling into ringlet)",
-                     RL_BOOT_PROBE_MS + 1500);
+            if (b->heard)
+                snprintf(msg, sizeof(msg), "rank 0 answers but gave no verdict within %d ms of this rank's report",
+                         RL_BOOT_PROBE_MS + 1500);
+            else
+                snprintf(msg, sizeof(msg),
+                         "rank 0 is not responding: no answer within %d ms to this rank's report (stopped, hung, "
+                         "or not calling into ringlet)",
+                         RL_BOOT_PROBE_MS);
             set_failed(b, RL_ERR_TIMEOUT, msg);
         }
     }

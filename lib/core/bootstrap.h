@@ -109,7 +109,7 @@ void rl_boot_watch(rl_boot_t *b, const uint64_t *ops_started);
  * everyone) how many collectives it started. */
 void rl_boot_leaving(rl_boot_t *b);
 /* This rank's wait timed out: find out through rank 0 who stalls the group
- * (bounded: about 2.5 s). Returns the verdict every rank gets alike
+ * (bounded: 1 s if rank 0 is silent, else 2.5 s). Returns the verdict every rank gets alike
  * (RL_ERR_TIMEOUT naming the rank(s) that stopped answering or are behind,
  * RL_ERR_PEER_FAILED...), with its message; RL_OK if the group had already
  * failed (nothing to add). */

@@ -26,7 +26,8 @@
  *   stop    SIGSTOP a rank (each position in turn) inside the loop: every
  *           survivor fails with RL_ERR_TIMEOUT naming the stopped rank ("rank
  *           N is not responding"), the same rank on all, within the timeout
- *           plus --bound-ms; after SIGCONT the stopped rank fails and exits 0.
+ *           (RINGLET_TIMEOUT_MS=5000) plus --bound-ms; after SIGCONT the
+ *           stopped rank fails and exits 0.
  *   exit    a rank leaves inside the loop without a word (each position in
  *           turn, cycling through exit(1), _exit(1), and rl_comm_destroy()
  *           then exit(0) as atexit handlers or destructors do): every
@@ -563,7 +564,7 @@ static int judge(const opts_t *o, const char *what, int trial, rank_t *rk, int n
     return ok;
 }
 
-#define STOP_TIMEOUT_MS 3000
+#define STOP_TIMEOUT_MS 5000 /* it covers rl_comm_create too, slow on a loaded host */
 
 /* SIGSTOP rank `trial % n` mid-loop; survivors must all name it. */
 static int stop_trial(const opts_t *o, int trial, uint64_t *rng, tally_t *t)
@@ -737,7 +738,7 @@ static int auth_intruder(const opts_t *o, const char *const *env, const char *ca
     const char *good_env[] = {"RINGLET_AUTH_KEY=fault-secret", "RINGLET_TIMEOUT_MS=8000", NULL};
     start_rank(o, &rk[0], 0, 3, port, "auth", good_env);
     start_rank(o, &rk[2], 2, 3, port, "auth", good_env);
-    usleep(300000);
+    usleep(1000000); /* rank 2 has joined (or is authenticating) */
     int64_t t0 = now_ns();
     start_rank(o, &rk[1], 1, 3, port, "auth", env);
     pump(rk, 3, 1, now_ns() + 12000000000LL);
@@ -820,7 +821,7 @@ static void usage(FILE *f)
             "  --scenario S     kill, stop, exit, absent, abort, auth, a comma list, or all (default kill)\n"
             "  --trials T       kill, stop and exit trials each (default 20)\n"
             "  --bound-ms MS    a survivor must report within MS after the kill, or the stop's timeout\n"
-            "                   (RINGLET_TIMEOUT_MS=3000) plus MS (default 3000)\n"
+            "                   (RINGLET_TIMEOUT_MS=5000) plus MS (default 3000)\n"
             "  --max-delay-ms D kill at a random moment 0..D ms after all ranks are ready (default 1500)\n"
             "  --seed S         random seed (default: from the clock; printed)\n"
             "  -v, --verbose    print every survivor's result\n"

@@ -235,6 +235,7 @@ Test(bootstrap, black_holed_rendezvous_fails_within_the_deadline)
     cr_assert_eq(st, RL_ERR_TIMEOUT, "%s: %s", rl_status_name(st), err);
     cr_assert(strstr(err, "no answer to the connection attempt"), "%s", err);
     cr_assert_lt(ms, 1500, "took %.0f ms against a 1000 ms deadline", ms);
+    fprintf(stderr, "black-holed rendezvous: failed after %.0f ms (deadline 1000 ms)\n", ms);
     for (int i = 0; i < 4; i++)
         close(fill[i]);
     close(lfd);
@@ -301,6 +302,7 @@ Test(bootstrap, member_that_never_reads_fails_within_the_deadline)
     cr_assert_eq(j.st, RL_ERR_TIMEOUT, "%s: %s", rl_status_name(j.st), j.err);
     cr_assert(strstr(j.err, "rank 1") && strstr(j.err, "stopped reading"), "%s", j.err);
     cr_assert_lt(j.ms, 2000, "rank 0 took %.0f ms against a 1500 ms deadline", j.ms);
+    fprintf(stderr, "member that never reads: rank 0 failed after %.0f ms (deadline 1500 ms)\n", j.ms);
     free(part);
     close(fd);
 }
