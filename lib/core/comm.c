@@ -10,6 +10,7 @@
 #include "core/comm.h"
 #include "core/launch.h"
 #include "core/log.h"
+#include "topo/topo.h"
 
 #define HOSTNAME_MAX 64
 
@@ -31,6 +32,17 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
     va_end(ap);
+    /* An expired wait blames the rank it waited on, which may be waiting
+     * too: ask the group who stalls it, so that every rank names the same. */
+    if (st == RL_ERR_TIMEOUT && c->boot && c->nranks > 1) {
+        char verdict[256], local[512];
+        rl_status_t vs = rl_boot_stalled(c->boot, verdict, sizeof(verdict));
+        if (vs != RL_OK) {
+            snprintf(local, sizeof(local), "%s", c->errmsg);
+            snprintf(c->errmsg, sizeof(c->errmsg), "rank %d: %.250s (here: %.200s)", c->rank, verdict, local);
+            st = vs;
+        }
+    }
     c->failed = st;
     RL_ERROR("%s (%s)", c->errmsg, rl_status_name(st));
     /* Nothing may move once the operations end: their buffers go back to
@@ -240,7 +252,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
                        .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes,
                        .min_chunk_bytes = c->min_chunk_bytes};
-    gethostname(mine.host, sizeof(mine.host) - 1);
+    rl_launch_host_id(&c->cfg, mine.host, sizeof(mine.host));
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
     mine.sel_hash = c->sel.hash;
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
@@ -259,7 +271,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
         if (all[r].order_hash != mine.order_hash || all[r].nch != mine.nch || all[r].depth != mine.depth ||
             all[r].chunk_bytes != mine.chunk_bytes || all[r].min_chunk_bytes != mine.min_chunk_bytes || strcmp(all[r].transport, mine.transport)) {
             comm_err(err, len,
-                     "rank %d and rank %d disagree on RINGLET_RING_ORDER, RINGLET_NCHANNELS, "
+                     "rank %d and rank %d disagree on RINGLET_RING_ORDER (or RINGLET_TOPO_FILE's plan), RINGLET_NCHANNELS, "
                      "RINGLET_PIPELINE_DEPTH, RINGLET_CHUNK_BYTES or RINGLET_TRANSPORT (%s/%u/%u/%llu vs %s/%u/%u/%llu)",
                      c->rank, r, mine.transport, mine.nch, mine.depth, (unsigned long long)mine.chunk_bytes,
                      all[r].transport, all[r].nch, all[r].depth, (unsigned long long)all[r].chunk_bytes);
@@ -359,6 +371,11 @@ static _Thread_local char create_err[512 + 32]; /* "rl_comm_create: " + err[512]
 
 rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
 {
+    return rl_comm_create_listen(opts, -1, out);
+}
+
+rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_comm_t *out)
+{
     if (!out) {
         snprintf(create_err, sizeof(create_err), "rl_comm_create: the output pointer is NULL");
         return RL_ERR_INVALID_ARG;
@@ -372,8 +389,11 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         return RL_ERR_INVALID_ARG;
     }
     struct rl_comm *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
+        if (listen_fd >= 0)
+            close(listen_fd);
         return RL_ERR_NO_MEMORY;
+    }
     char err[512] = "";
     rl_status_t st = rl_config_load(&c->cfg, err, sizeof(err));
     if (st == RL_OK)
@@ -400,6 +420,11 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         for (int i = 0, pos = 0; i < c->nranks && pos < (int)sizeof(buf); i++)
             pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%d", i ? "," : "", opts->ring_order[i]);
         st = rl_parse_ring_order(buf, c->nranks, c->order, err, sizeof(err));
+    } else if (c->cfg.topo_file[0] && !c->cfg.ring_order[0]) {
+        char desc[512];
+        st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, c->order, desc, sizeof(desc), err, sizeof(err));
+        if (st == RL_OK && c->rank == 0)
+            RL_INFO("ring order from RINGLET_TOPO_FILE %s", desc);
     } else {
         st = rl_parse_ring_order(c->cfg.ring_order, c->nranks, c->order, err, sizeof(err));
     }
@@ -412,11 +437,13 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     rl_auth_wipe(c->cfg.auth_key, sizeof(c->cfg.auth_key)); /* the derived key is all we keep */
     if (st != RL_OK)
         goto fail;
-    rl_boot_opts_t bo = {.key = have_key ? &key : NULL};
+    rl_boot_opts_t bo = {.key = have_key ? &key : NULL, .have_listen_fd = listen_fd >= 0, .listen_fd = listen_fd};
+    listen_fd = -1; /* the bootstrap owns it now */
     st = rl_boot_create_opts(c->rank, c->nranks, c->cfg.addr, &bo, dl, &c->boot, err, sizeof(err));
     rl_auth_wipe(&key, sizeof(key));
     if (st != RL_OK)
         goto fail;
+    rl_boot_watch(c->boot, &c->next_seq);
     if ((st = rl_select_build(c, err, sizeof(err))) != RL_OK) {
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;
@@ -459,6 +486,8 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     *out = c;
     return RL_OK;
 fail:
+    if (listen_fd >= 0)
+        close(listen_fd);
     RL_ERROR("rl_comm_create: %s (%s)", err, rl_status_name(st));
     snprintf(create_err, sizeof(create_err), "rl_comm_create: %s", err);
     if (c->boot)
@@ -507,6 +536,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     if (c->failed == RL_OK && atomic_load(&c->abort_flag))
         rl_comm_progress(c);
     if (c->tp && c->failed == RL_OK) {
+        rl_boot_leaving(c->boot); /* a peer still in a collective we never start fails now */
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */
         if (c->failed == RL_OK && !comm_busy(c)) {
