@@ -247,6 +247,43 @@ static uint64_t hash_order(const int *order, int n)
     return h;
 }
 
+static int cmp_host(const void *a, const void *b, void *arg)
+{
+    const host_rec_t *all = arg;
+    int x = *(const int *)a, y = *(const int *)b, d = strcmp(all[x].host, all[y].host);
+    return d ? d : x - y;
+}
+
+/* Number the hosts (in the order of their identities, the same on every
+ * rank) in O(n log n); note whether every host has as many ranks (the
+ * hierarchical algorithms need it). */
+static void number_hosts(struct rl_comm *c, const host_rec_t *all)
+{
+    int n = c->nranks, *idx = malloc(sizeof(int) * (size_t)n);
+    c->nhosts = 0;
+    c->ranks_per_host = 0;
+    if (!idx)
+        return;
+    for (int r = 0; r < n; r++)
+        idx[r] = r;
+    qsort_r(idx, (size_t)n, sizeof(int), cmp_host, (void *)all);
+    int uniform = 1, run = 0, first = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && strcmp(all[idx[i]].host, all[idx[i - 1]].host)) {
+            uniform &= !first || run == first;
+            first = first ? first : run;
+            c->nhosts++;
+            run = 0;
+        }
+        c->host_of[idx[i]] = c->nhosts;
+        run++;
+    }
+    uniform &= !first || run == first;
+    c->nhosts++;
+    c->ranks_per_host = uniform ? n / c->nhosts : 0;
+    free(idx);
+}
+
 static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl, char *err, size_t len)
 {
     host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
@@ -261,6 +298,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     rl_status_t st = rl_boot_allgather(c->boot, &mine, sizeof(mine), all, dl, err, len);
     *all_local = 1;
     c->local_ranks = 0;
+    if (st == RL_OK && !(c->host_of = calloc((size_t)c->nranks, sizeof(int))))
+        st = RL_ERR_NO_MEMORY;
     for (int r = 0; st == RL_OK && r < c->nranks; r++) {
         all[r].host[HOSTNAME_MAX - 1] = '\0';
         all[r].transport[sizeof(all[r].transport) - 1] = '\0';
@@ -286,6 +325,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
             st = RL_ERR_MISMATCH;
         }
     }
+    if (st == RL_OK)
+        number_hosts(c, all);
     free(all);
     return st;
 }
@@ -362,6 +403,8 @@ static void comm_free(struct rl_comm *c)
     if (c->tp)
         c->ops->close(c->tp);
     free(c->order);
+    free(c->host_of);
+    *(volatile uint32_t *)&c->magic = 0; /* volatile: a store before free() is otherwise dropped */
     free(c);
 }
 
@@ -388,12 +431,22 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         RL_ERROR("%s", create_err);
         return RL_ERR_INVALID_ARG;
     }
+    if (opts && (opts->nranks < 0 || opts->timeout_ms < 0)) {
+        snprintf(create_err, sizeof(create_err),
+                 "rl_comm_create: opts.nranks %d, opts.timeout_ms %d: both must be 0 (from the environment) or positive",
+                 opts->nranks, opts->timeout_ms);
+        RL_ERROR("%s", create_err);
+        if (listen_fd >= 0)
+            close(listen_fd);
+        return RL_ERR_INVALID_ARG;
+    }
     struct rl_comm *c = calloc(1, sizeof(*c));
     if (!c) {
         if (listen_fd >= 0)
             close(listen_fd);
         return RL_ERR_NO_MEMORY;
     }
+    c->magic = RL_COMM_MAGIC;
     char err[512] = "";
     rl_status_t st = rl_config_load(&c->cfg, err, sizeof(err));
     if (st == RL_OK)
@@ -498,7 +551,7 @@ fail:
 
 rl_status_t rl_comm_abort(rl_comm_t c)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     atomic_store(&c->abort_flag, 1);
     return RL_OK;
@@ -528,7 +581,7 @@ static void drain(struct rl_comm *c, int64_t dl)
 
 rl_status_t rl_comm_destroy(rl_comm_t c)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     int64_t dl = rl_deadline_ms(c->cfg.timeout_ms);
     /* An abort no operation has seen yet: fail now, which tells the peers,
@@ -568,7 +621,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
 
 rl_status_t rl_comm_rank(rl_comm_t c, int *rank)
 {
-    if (!c || !rank)
+    if (!rl_comm_ok(c) || !rank)
         return RL_ERR_INVALID_ARG;
     *rank = c->rank;
     return RL_OK;
@@ -576,12 +629,12 @@ rl_status_t rl_comm_rank(rl_comm_t c, int *rank)
 
 rl_status_t rl_comm_size(rl_comm_t c, int *n)
 {
-    if (!c || !n)
+    if (!rl_comm_ok(c) || !n)
         return RL_ERR_INVALID_ARG;
     *n = c->nranks;
     return RL_OK;
 }
 
-const char *rl_comm_last_error(rl_comm_t c) { return c ? c->errmsg : create_err; }
+const char *rl_comm_last_error(rl_comm_t c) { return rl_comm_ok(c) ? c->errmsg : create_err; }
 
-const char *rl_comm_transport(rl_comm_t c) { return c ? c->desc : ""; }
+const char *rl_comm_transport(rl_comm_t c) { return rl_comm_ok(c) ? c->desc : ""; }

@@ -35,7 +35,11 @@ struct rl_mem {
 };
 
 /* A request: the header every algorithm shares, then its private state. */
+#define RL_COMM_MAGIC 0x4d434c52u /* "RLCM" */
+#define RL_REQ_MAGIC 0x51524c52u  /* "RLRQ" */
+
 struct rl_request {
+    uint32_t magic;       /* RL_REQ_MAGIC while the request lives (first: free() overwrites it) */
     struct rl_comm *comm; /* NULL once the communicator is gone */
     const rl_algo_t *algo;
     rl_coll_t coll;
@@ -79,6 +83,7 @@ typedef struct {
 } rl_select_t;
 
 struct rl_comm {
+    uint32_t magic; /* RL_COMM_MAGIC while the communicator lives (first: free() overwrites it) */
     int rank, nranks;
     rl_config_t cfg;
     int *order;
@@ -90,6 +95,9 @@ struct rl_comm {
     size_t min_chunk_bytes;
     int depth;
     int local_ranks, oversubscribed;
+    int *host_of;       /* [nranks]: host index, hosts numbered by their lowest rank */
+    int nhosts;
+    int ranks_per_host; /* when every host has as many ranks; else 0 */
     int64_t spin_ns; /* how long a wait busy-polls before yielding/sleeping */
     uint64_t next_seq;
     struct rl_request *head, *tail;
@@ -114,6 +122,12 @@ struct rl_comm {
     uint64_t reg_clock;
     char desc[128];
 };
+
+/* Whether a handle looks alive: catches NULL and most uses after destroy or
+ * free (free() overwrites the first bytes; memory reused since may still
+ * pass, which is why such use stays undefined). */
+static inline int rl_comm_ok(const struct rl_comm *c) { return c && c->magic == RL_COMM_MAGIC; }
+static inline int rl_req_ok(const struct rl_request *r) { return r && r->magic == RL_REQ_MAGIC; }
 
 /* Record a failure once: every pending operation ends with st, and the
  * peers hear of it through the bootstrap channel. */

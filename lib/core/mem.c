@@ -173,7 +173,7 @@ static int range_writable(uintptr_t lo, size_t len, char *why, size_t whylen)
 
 rl_status_t rl_mem_register(rl_comm_t c, void *buf, size_t len, rl_mem_t *mem)
 {
-    if (!c || !buf || !len || !mem)
+    if (!rl_comm_ok(c) || !buf || !len || !mem)
         return RL_ERR_INVALID_ARG;
     char why[160] = "";
     if (len > UINTPTR_MAX - (uintptr_t)buf) {
@@ -209,7 +209,7 @@ rl_status_t rl_mem_register(rl_comm_t c, void *buf, size_t len, rl_mem_t *mem)
 
 rl_status_t rl_mem_deregister(rl_comm_t c, rl_mem_t m)
 {
-    if (!c || !m || m->comm != c)
+    if (!rl_comm_ok(c) || !m || m->comm != c)
         return RL_ERR_INVALID_ARG;
     if (m->ent) {
         if (m->ent->refs > 0) {

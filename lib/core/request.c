@@ -150,7 +150,7 @@ static rl_status_t enqueue(struct rl_comm *c, const call_t *a, size_t esize, rl_
 
 static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t *req)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     if (!req)
         return bad_arg(c, "rl_%s: request pointer is NULL", rl_coll_name(a->coll));
@@ -180,7 +180,7 @@ static rl_status_t submit(struct rl_comm *c, rl_coll_t coll, const void *in, voi
 
 rl_status_t rl_test(rl_request_t r)
 {
-    if (!r)
+    if (!rl_req_ok(r))
         return RL_ERR_INVALID_ARG;
     if (r->status == RL_INPROGRESS && r->comm)
         rl_comm_progress(r->comm);
@@ -193,7 +193,7 @@ static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r);
 
 rl_status_t rl_wait(rl_request_t r, int timeout_ms)
 {
-    if (!r)
+    if (!rl_req_ok(r))
         return RL_ERR_INVALID_ARG;
     struct rl_comm *c = r->comm;
     if (!c)
@@ -224,6 +224,10 @@ void rl_request_free(rl_request_t r)
 {
     if (!r)
         return;
+    if (!rl_req_ok(r)) {
+        RL_WARN("rl_request_free(%p): not a live request (freed twice?); ignored", (void *)r);
+        return;
+    }
     struct rl_comm *c = r->comm;
     if (c) {
         if (r->status == RL_INPROGRESS)
@@ -243,6 +247,7 @@ void rl_request_free(rl_request_t r)
             r->algo->forget(c, r);
         rl_request_release(c, r);
     }
+    *(volatile uint32_t *)&r->magic = 0; /* volatile: a store before free() is otherwise dropped */
     free(r);
 }
 
@@ -311,7 +316,7 @@ rl_status_t rl_run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r)
 
 rl_status_t rl_group_start(rl_comm_t c)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     c->group_depth++;
     return RL_OK;
@@ -319,7 +324,7 @@ rl_status_t rl_group_start(rl_comm_t c)
 
 rl_status_t rl_group_end(rl_comm_t c)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     if (c->group_depth == 0)
         return bad_arg(c, "rl_group_end without rl_group_start");
@@ -364,7 +369,7 @@ static rl_status_t p2p_check(struct rl_comm *c, const char *name, const void *bu
 static rl_status_t p2p_submit_tag(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
                                   int peer, uint32_t tag, rl_request_t *req)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     const char *name = is_send ? "rl_send" : "rl_recv";
     if (!req)
@@ -437,7 +442,7 @@ rl_status_t rl_recv(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int 
 rl_status_t rl_iall_to_all(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype,
                            rl_request_t *req)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     if (!req)
         return bad_arg(c, "rl_all_to_all: request pointer is NULL");
