@@ -24,6 +24,13 @@ rl_status_t rl_imm_decode(uint32_t imm, int nchannels, rl_imm_t *out)
 
 int rl_imm_is_p2p(uint32_t imm) { return ((imm >> 26) & 0xfu) == RL_IMM_P2P_CHANNEL; }
 
+rl_imm_class_t rl_imm_class(uint32_t imm)
+{
+    if (!rl_imm_is_p2p(imm))
+        return RL_IMMC_RING;
+    return ((imm >> 5) & 3u) == RL_P2P_EAGER ? RL_IMMC_EAGER : RL_IMMC_P2P;
+}
+
 uint32_t rl_imm_p2p_encode(rl_p2p_kind_t kind, int space, int rank, uint64_t seq)
 {
     return (uint32_t)RL_IMM_DIRECT << 30 | RL_IMM_P2P_CHANNEL << 26 | ((uint32_t)rank & RL_IMM_P2P_RANK_MAX) << 7 |
