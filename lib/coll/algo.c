@@ -12,7 +12,7 @@
  * selection lists refer to these names. */
 static const rl_algo_t *const algos[] = {
     &rl_algo_ring, &rl_algo_chain, &rl_algo_p2p, &rl_algo_rd, &rl_algo_rhd, &rl_algo_pairwise, &rl_algo_tree, &rl_algo_bruck, &rl_algo_dbt,
-    &rl_algo_bruck_a2a,
+    &rl_algo_bruck_a2a, &rl_algo_pairwise_v, &rl_algo_linear,
 };
 #define NALGOS ((int)(sizeof(algos) / sizeof(algos[0])))
 _Static_assert(NALGOS <= RL_ALGO_MAX, "raise RL_ALGO_MAX");
@@ -89,7 +89,8 @@ void rl_describe_call(char *buf, size_t len, int rank, uint32_t coll, uint64_t c
         return;
     if (coll == RL_COLL_ALL_REDUCE || coll == RL_COLL_REDUCE_SCATTER || coll == RL_COLL_REDUCE)
         pos += snprintf(buf + pos, len - (size_t)pos, ", %s", rl_op_name((rl_op_t)op));
-    if ((size_t)pos < len && (coll == RL_COLL_BROADCAST || coll == RL_COLL_REDUCE))
+    if ((size_t)pos < len && (coll == RL_COLL_BROADCAST || coll == RL_COLL_REDUCE || coll == RL_COLL_GATHER ||
+                              coll == RL_COLL_SCATTER))
         pos += snprintf(buf + pos, len - (size_t)pos, ", root %d", root);
     if ((size_t)pos < len)
         snprintf(buf + pos, len - (size_t)pos, ")");

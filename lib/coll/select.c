@@ -24,6 +24,9 @@ static const rl_algo_t *base_algo(rl_coll_t k)
     case RL_COLL_BROADCAST:
     case RL_COLL_REDUCE: return &rl_algo_chain;
     case RL_COLL_ALLTOALL: return &rl_algo_pairwise;
+    case RL_COLL_ALLTOALLV: return &rl_algo_pairwise_v;
+    case RL_COLL_GATHER:
+    case RL_COLL_SCATTER: return &rl_algo_linear;
     case RL_COLL_SENDRECV: return &rl_algo_p2p;
     default: return &rl_algo_ring;
     }

@@ -582,6 +582,12 @@ rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl
         b->key = *opts->key;
         b->have_key = 1;
     }
+    int lfd = opts && opts->have_listen_fd ? opts->listen_fd : -1;
+    if (nranks == 1 || rank != 0) {
+        if (lfd >= 0)
+            close(lfd);
+        lfd = -1;
+    }
     if (nranks == 1) {
         *out = b;
         return RL_OK;
@@ -589,6 +595,8 @@ rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl
     char host[256], port[32];
     if (!addr || split_addr(addr, host, sizeof(host), port, sizeof(port))) {
         snprintf(err, errlen, "bootstrap address \"%s\" is not host:port (set RINGLET_ADDR)", addr ? addr : "");
+        if (lfd >= 0)
+            close(lfd);
         free(b);
         return RL_ERR_CONFIG;
     }
@@ -600,12 +608,13 @@ rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl
         b->early_len = calloc((size_t)nranks, sizeof(uint32_t));
         if (!b->fds || !b->bye || !b->early || !b->early_len) {
             st = RL_ERR_NO_MEMORY;
+            if (lfd >= 0)
+                close(lfd);
             goto fail;
         }
         for (int i = 0; i < nranks; i++)
             b->fds[i] = -1;
-        int lfd;
-        if ((st = root_listen(host, port, &lfd, err, errlen)) != RL_OK)
+        if (lfd < 0 && (st = root_listen(host, port, &lfd, err, errlen)) != RL_OK)
             goto fail;
         st = root_accept_all(b, lfd, deadline, err, errlen);
         close(lfd);
@@ -623,6 +632,44 @@ rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl
 fail:
     rl_boot_destroy(b, 0);
     return st;
+}
+
+rl_status_t rl_boot_listen_child(rl_boot_t *b, int *fd, char *addr, size_t addrlen, char *err, size_t errlen)
+{
+    /* the local end of a socket of this group is an address peers reach */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int via = b->rank ? b->fd : -1;
+    for (int r = 1; b->rank == 0 && b->fds && r < b->nranks && via < 0; r++)
+        via = b->fds[r];
+    if (via < 0 || getsockname(via, (struct sockaddr *)&ss, &sl) != 0) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        memset(&ss, 0, sizeof(ss));
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sl = sizeof(*in);
+    }
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = 0;
+    else if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+    int s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    void *a = ss.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                       : (void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    inet_ntop(ss.ss_family, a, ip, sizeof(ip));
+    if (s < 0 || bind(s, (struct sockaddr *)&ss, sl) != 0 || listen(s, 128) != 0 ||
+        getsockname(s, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(err, errlen, "rank %d cannot listen on %s for a sub-group: %s", b->rank, ip, strerror(errno));
+        if (s >= 0)
+            close(s);
+        return RL_ERR_BOOTSTRAP;
+    }
+    int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(addr, addrlen, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    *fd = s;
+    return RL_OK;
 }
 
 static void set_failed(rl_boot_t *b, rl_status_t st, const char *msg)

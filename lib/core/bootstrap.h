@@ -77,6 +77,9 @@ typedef struct {
      * (a rank with a key then refuses a rank 0 without one, and back). */
     const rl_auth_key_t *key;
     uint16_t version; /* protocol version spoken; 0 = RL_PROTOCOL_VERSION (tests set others) */
+    /* Rank 0: a socket already listening (rl_boot_listen_child), taken
+     * over and closed, instead of listening on addr's port. */
+    int have_listen_fd, listen_fd;
 } rl_boot_opts_t;
 
 /* Join the group (rank 0 listens on addr's port). */
@@ -84,6 +87,10 @@ rl_status_t rl_boot_create(int rank, int nranks, const char *addr, int64_t deadl
                            char *err, size_t errlen);
 rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl_boot_opts_t *opts,
                                 int64_t deadline, rl_boot_t **b, char *err, size_t errlen);
+/* Listen on a fresh port of the address this rank reaches its group by,
+ * for a sub-group's rendezvous (rl_comm_split): *fd is the listening
+ * socket (the caller owns it), addr gets "ip:port" (or "[ip6]:port"). */
+rl_status_t rl_boot_listen_child(rl_boot_t *b, int *fd, char *addr, size_t addrlen, char *err, size_t errlen);
 /* All-gather `len` bytes from every rank into all[nranks * len]. */
 rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *all, int64_t deadline,
                               char *err, size_t errlen);

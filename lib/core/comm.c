@@ -327,6 +327,11 @@ static _Thread_local char create_err[512 + 32]; /* "rl_comm_create: " + err[512]
 
 rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
 {
+    return rl_comm_create_listen(opts, -1, out);
+}
+
+rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_comm_t *out)
+{
     if (!out) {
         snprintf(create_err, sizeof(create_err), "rl_comm_create: the output pointer is NULL");
         return RL_ERR_INVALID_ARG;
@@ -340,8 +345,11 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         return RL_ERR_INVALID_ARG;
     }
     struct rl_comm *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
+        if (listen_fd >= 0)
+            close(listen_fd);
         return RL_ERR_NO_MEMORY;
+    }
     char err[512] = "";
     rl_status_t st = rl_config_load(&c->cfg, err, sizeof(err));
     if (st == RL_OK)
@@ -379,7 +387,8 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     rl_auth_wipe(c->cfg.auth_key, sizeof(c->cfg.auth_key)); /* the derived key is all we keep */
     if (st != RL_OK)
         goto fail;
-    rl_boot_opts_t bo = {.key = have_key ? &key : NULL};
+    rl_boot_opts_t bo = {.key = have_key ? &key : NULL, .have_listen_fd = listen_fd >= 0, .listen_fd = listen_fd};
+    listen_fd = -1; /* the bootstrap owns it now */
     st = rl_boot_create_opts(c->rank, c->nranks, c->cfg.addr, &bo, dl, &c->boot, err, sizeof(err));
     rl_auth_wipe(&key, sizeof(key));
     if (st != RL_OK)
@@ -426,6 +435,8 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     *out = c;
     return RL_OK;
 fail:
+    if (listen_fd >= 0)
+        close(listen_fd);
     RL_ERROR("rl_comm_create: %s (%s)", err, rl_status_name(st));
     snprintf(create_err, sizeof(create_err), "rl_comm_create: %s", err);
     if (c->boot)

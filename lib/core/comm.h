@@ -54,6 +54,7 @@ struct rl_request {
     int64_t last_progress;
     int64_t start_ns;
     int internal; /* a collective's own message: the communicator frees it */
+    void *args;   /* the call's arguments beyond count (all-to-allv's counts); freed with it */
     struct rl_request *next;
     _Alignas(16) unsigned char priv[]; /* the algorithm's state (RL_PRIV) */
 };
@@ -125,6 +126,19 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...) __att
 void rl_comm_transport_failure(struct rl_comm *c, int peer);
 /* Drive completions and the running operation; never blocks. */
 rl_status_t rl_comm_progress(struct rl_comm *c);
+
+/* rl_comm_create() whose rank 0 takes over a socket already listening
+ * (listen_fd >= 0, closed in any case; rl_comm_split). */
+rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_comm_t *out);
+/* Queue a call its entry point validated (coll/a2av.c) like every other
+ * collective: selection by (coll, count x esize), issue order on the head
+ * queue. args (malloc'ed, may be NULL) becomes r->args, freed with the
+ * request, on failure too. */
+rl_status_t rl_submit_local(struct rl_comm *c, rl_coll_t coll, const void *in, void *out, size_t count,
+                            rl_dtype_t dtype, int root, size_t esize, void *args, rl_request_t *req);
+/* Finish a blocking call whose request r was submitted with status st:
+ * wait for it (or only add it to the open group) and free it (core/request.c). */
+rl_status_t rl_run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r);
 
 /* Registration cache (core/mem.c). */
 rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsigned access, rl_regent_t **out);
