@@ -47,7 +47,7 @@ const rl_config_field_t rl_config_fields[] = {
     INT_("REG_CACHE_ENTRIES", reg_cache_entries, "64", 1, 1 << 16, "Registrations kept in the cache"),
     INT_("SPIN_US", spin_us, "-1", -1, 10000000,
          "Microseconds a wait busy-polls before it sleeps on the completion channel, or yields the CPU (and "
-         "naps 20-500 us once nothing completed for 1 ms); -1: adaptive up to 50 (halved after a wait that "
+         "naps 20-200 us once nothing completed for 1 ms); -1: adaptive up to 50 (halved after a wait that "
          "outlasts it, doubled after one that does not), 0 when this host has more ranks than cores or the device "
          "is software RDMA (rxe, siw)"),
     STR_("P2P", p2p, "auto",

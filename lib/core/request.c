@@ -17,7 +17,7 @@
  * to MAX (MAX bounds the latency a long wait adds; the CPU stays free). */
 #define RL_WAIT_YIELD_NS 1000000LL
 #define RL_WAIT_NAP_MIN_NS 20000LL
-#define RL_WAIT_NAP_MAX_NS 500000LL
+#define RL_WAIT_NAP_MAX_NS 200000LL
 /* A wait this short counts as caught by the spin even with no spin left,
  * so the spin can grow back from zero. */
 #define RL_WAIT_SPIN_FLOOR_NS 2000LL

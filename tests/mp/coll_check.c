@@ -404,22 +404,39 @@ static void check_all_gather(rl_comm_t comm, size_t count, rl_dtype_t dt, int in
     free(out);
 }
 
-/* A barrier must not return before every rank entered it: rank r sleeps r
- * times 20 ms first; nobody may leave before the last one arrived. */
+/* A barrier must not return before every rank entered it: rank r sleeps
+ * (n - 1 - r) x 20 ms first, then notes when it enters; after the barrier
+ * the entry times are all-gathered and no rank may have left before the
+ * last one entered. The ranks of these tests share a host, hence
+ * CLOCK_MONOTONIC; comparing instants instead of durations keeps the check
+ * exact however far apart a loaded host lets the ranks leave the barrier
+ * that lines them up. */
+static int64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
 static void check_barrier(rl_comm_t comm)
 {
-    struct timespec t0, t1;
     CHECK(rl_barrier(comm)); /* line up */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     struct timespec d = {0, (long)(nranks - 1 - rank) * 20000000L};
     nanosleep(&d, NULL);
+    int64_t in = mono_ns();
     CHECK(rl_barrier(comm));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    if (ms < (double)(nranks - 1) * 20.0 - 1.0) {
+    int64_t out = mono_ns(), *ins = calloc((size_t)nranks, sizeof(int64_t));
+    CHECK(rl_all_gather(comm, &in, ins, 1, RL_INT64));
+    int last = 0;
+    for (int r = 1; r < nranks; r++)
+        if (ins[r] > ins[last])
+            last = r;
+    if (out < ins[last]) {
         failures++;
-        fprintf(stderr, "rank %d: barrier returned after %.1f ms, before the slowest rank arrived\n", rank, ms);
+        fprintf(stderr, "rank %d: barrier returned %.1f ms before rank %d entered it\n", rank,
+                (double)(ins[last] - out) / 1e6, last);
     }
+    free(ins);
     for (int i = 0; i < 50; i++) /* many in a row: no drift, no overflow */
         CHECK(rl_barrier(comm));
 }
