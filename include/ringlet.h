@@ -209,7 +209,8 @@ rl_status_t rl_all_to_all(rl_comm_t comm, const void *sendbuf, void *recvbuf,
  * rank j, which stores them at its recvbuf + rdispls[rank] elements; this
  * rank receives recvcounts[i] elements from rank i. Counts and displacements
  * are in elements (nranks entries each); recvcounts[i] must equal rank i's
- * sendcounts[rank] (RL_ERR_MISMATCH otherwise). The buffers must not overlap.
+ * sendcounts[rank] (RL_ERR_MISMATCH otherwise). The buffers must not overlap,
+ * nor may two receive blocks. The four arrays are copied at the call.
  */
 rl_status_t rl_all_to_allv(rl_comm_t comm, const void *sendbuf, const size_t *sendcounts,
                            const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
@@ -296,8 +297,10 @@ rl_status_t rl_irecv_tag(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dty
 
 /* Make progress; RL_INPROGRESS while running, else the operation's status. */
 rl_status_t rl_test(rl_request_t req);
-/* Wait up to timeout_ms (< 0: the communicator's RINGLET_TIMEOUT_MS).
- * RL_ERR_TIMEOUT leaves the request running; any other result is final. */
+/* Wait up to timeout_ms. RL_ERR_TIMEOUT then leaves the request running;
+ * any other result is final. timeout_ms < 0: up to the communicator's
+ * RINGLET_TIMEOUT_MS, after which the communicator fails as in a blocking
+ * call (the error names the rank that stalls the group). */
 rl_status_t rl_wait(rl_request_t req, int timeout_ms);
 /* Release a request. A request still running is cancelled, which fails the
  * communicator (peers cannot be told to skip half an operation). */

@@ -247,7 +247,7 @@ const rl_algo_t rl_algo_pairwise_v = {
 rl_status_t rl_iall_to_allv(rl_comm_t c, const void *in, const size_t *scounts, const size_t *sdispls, void *out,
                             const size_t *rcounts, const size_t *rdispls, rl_dtype_t dtype, rl_request_t *req)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     rl_status_t st = check_common(c, "rl_all_to_allv", dtype, req);
     if (st == RL_OK)
@@ -353,7 +353,7 @@ static rl_status_t rooted(struct rl_comm *c, int is_gather, const void *in, void
                           rl_dtype_t dtype, int root, rl_request_t *req)
 {
     const char *name = is_gather ? "rl_gather" : "rl_scatter";
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     int inplace = 0;
     const void *one = is_gather ? in : out, *many = is_gather ? (const void *)out : in;

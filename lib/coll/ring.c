@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/clock.h"
 #include "core/comm.h"
@@ -777,7 +778,17 @@ static void *alloc_pages(size_t len)
     return p;
 }
 
-static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec)
+/* Staging is mapped, not malloc'd and zeroed: pages a peer never writes
+ * (slots past the chunk size an operation really uses) cost no memory. */
+static size_t stage_len(const struct rl_comm *c) { return (size_t)c->depth * c->chunk_bytes; }
+
+static char *stage_alloc(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec, char *why, size_t whylen)
 {
     rl_chan_t *ch = &S(c)->ch[i];
     int n = c->nranks;
@@ -792,15 +803,17 @@ static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec)
     ch->credits = c->depth;
     for (int k = 0; k < CTX_KINDS; k++)
         ch->cpl[k] = (ring_cpl_t){.base.fn = send_done, .kind = k, .ch = i};
-    size_t stage_len = (size_t)c->depth * c->chunk_bytes;
-    ch->stage = alloc_pages(stage_len);
+    ch->stage = stage_alloc(stage_len(c));
     ch->mbox = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
     ch->ctrl_tx = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
     ch->slot_full = calloc((size_t)c->depth, 1);
-    if (!ch->stage || !ch->mbox || !ch->ctrl_tx || !ch->slot_full)
+    if (!ch->stage || !ch->mbox || !ch->ctrl_tx || !ch->slot_full) {
+        snprintf(why, whylen, "cannot allocate %zu bytes of staging (RINGLET_PIPELINE_DEPTH=%d x chunk %zu B)%s",
+                 stage_len(c), c->depth, c->chunk_bytes, ch->stage ? " or the mailboxes" : "");
         return RL_ERR_NO_MEMORY;
+    }
     rl_status_t st;
-    if ((st = c->ops->mr_reg(c->tp, ch->stage, stage_len, RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
+    if ((st = c->ops->mr_reg(c->tp, ch->stage, stage_len(c), RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
         (st = c->ops->mr_reg(c->tp, ch->mbox, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_REMOTE_WRITE,
                              &ch->mbox_mr)) ||
         (st = c->ops->mr_reg(c->tp, ch->ctrl_tx, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_LOCAL,
@@ -837,9 +850,11 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
     chan_rec_t *mine = calloc(1, rlen), *all = calloc((size_t)c->nranks, rlen);
     rl_status_t st = (mine && all) ? RL_OK : RL_ERR_NO_MEMORY;
     for (int i = 0; i < c->nch && st == RL_OK; i++) {
-        st = chan_setup(c, i, &mine[i]);
+        char why[200] = "";
+        st = chan_setup(c, i, &mine[i], why, sizeof(why));
         if (st != RL_OK)
-            snprintf(err, len, "rank %d: setting up channel %d failed: %s", c->rank, i, c->ops->last_error(c->tp));
+            snprintf(err, len, "rank %d: setting up channel %d failed: %s", c->rank, i,
+                     st == RL_ERR_NO_MEMORY ? why : c->ops->last_error(c->tp));
     }
     if (st != RL_OK)
         rl_boot_abort(c->boot, st, c->rank, err);
@@ -894,7 +909,8 @@ static void chan_teardown(struct rl_comm *c, rl_chan_t *ch)
         if (ch->ctrl_tx_mr)
             c->ops->mr_dereg(ch->ctrl_tx_mr);
     }
-    free(ch->stage);
+    if (ch->stage)
+        munmap(ch->stage, stage_len(c));
     free(ch->mbox);
     free(ch->ctrl_tx);
     free(ch->slot_full);

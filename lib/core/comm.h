@@ -35,7 +35,11 @@ struct rl_mem {
 };
 
 /* A request: the header every algorithm shares, then its private state. */
+#define RL_COMM_MAGIC 0x4d434c52u /* "RLCM" */
+#define RL_REQ_MAGIC 0x51524c52u  /* "RLRQ" */
+
 struct rl_request {
+    uint32_t magic;       /* RL_REQ_MAGIC while the request lives (first: free() overwrites it) */
     struct rl_comm *comm; /* NULL once the communicator is gone */
     const rl_algo_t *algo;
     rl_coll_t coll;
@@ -79,6 +83,7 @@ typedef struct {
 } rl_select_t;
 
 struct rl_comm {
+    uint32_t magic; /* RL_COMM_MAGIC while the communicator lives (first: free() overwrites it) */
     int rank, nranks;
     rl_config_t cfg;
     int *order;
@@ -90,6 +95,9 @@ struct rl_comm {
     size_t min_chunk_bytes;
     int depth;
     int local_ranks, oversubscribed;
+    int *host_of;       /* [nranks]: host index, hosts numbered by their lowest rank */
+    int nhosts;
+    int ranks_per_host; /* when every host has as many ranks; else 0 */
     int64_t spin_ns; /* how long a wait busy-polls before yielding/sleeping */
     int64_t spin_cur; /* the adaptive spin now, 0..spin_ns (core/request.c's rl_wait) */
     int spin_fixed;   /* RINGLET_SPIN_US set: always spin_ns */
@@ -117,6 +125,12 @@ struct rl_comm {
     uint64_t reg_clock;
     char desc[128];
 };
+
+/* Whether a handle looks alive: catches NULL and most uses after destroy or
+ * free (free() overwrites the first bytes; memory reused since may still
+ * pass, which is why such use stays undefined). */
+static inline int rl_comm_ok(const struct rl_comm *c) { return c && c->magic == RL_COMM_MAGIC; }
+static inline int rl_req_ok(const struct rl_request *r) { return r && r->magic == RL_REQ_MAGIC; }
 
 /* Record a failure once: every pending operation ends with st, and the
  * peers hear of it through the bootstrap channel. */
@@ -154,8 +168,10 @@ void rl_comm_scratch_free(struct rl_comm *c);
 rl_status_t rl_select_build(struct rl_comm *c, char *err, size_t len);
 const rl_algo_t *rl_select(const struct rl_comm *c, const rl_call_t *call);
 /* ringlet-info: the table this environment resolves for nranks over a
- * transport, and each candidate's predicted time at a few sizes. */
-rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char *err, size_t len);
+ * transport, and each candidate's predicted time at the given sizes
+ * (bytes per rank; NULL: a few from 8 B to 64 MiB). */
+rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, const uint64_t *sizes, int nsizes,
+                              char *err, size_t len);
 /* Release what request r holds: its algorithm's state and registrations. */
 void rl_request_release(struct rl_comm *c, struct rl_request *r);
 

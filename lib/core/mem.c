@@ -9,7 +9,14 @@
  * cache is on; where they pin (verbs), unregistered buffers are registered
  * for each call and released after it (RINGLET_REG_CACHE=1 overrides that
  * for programs that never free buffers they hand to ringlet).
+ *
+ * Whatever the cache setting, a buffer peers write into (an all-gather's or
+ * a receive's output) is registered for exactly its bytes and only while
+ * the operation runs: a page-rounded registration kept in the cache would
+ * leave remote-writable the malloc headers and neighbours around it, and the
+ * buffer itself once the program reuses or frees it.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,12 +99,13 @@ rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsig
         }
     }
     rl_regent_t *e;
-    rl_status_t st = reg_new(c, ptr, len, access, c->cfg.reg_cache, &e);
+    int cache = c->cfg.reg_cache > 0 && !(access & RL_ACCESS_REMOTE_WRITE);
+    rl_status_t st = reg_new(c, ptr, len, access, cache, &e);
     if (st != RL_OK)
         return st;
     e->refs = 1;
     e->used = ++c->reg_clock;
-    e->cached = c->cfg.reg_cache;
+    e->cached = cache;
     if (e->cached) {
         e->next = c->regs;
         c->regs = e;
@@ -129,10 +137,55 @@ void rl_reg_cleanup(struct rl_comm *c)
     c->nregs = 0;
 }
 
+/*
+ * Whether [lo, lo + len) is mapped readable and writable memory of this
+ * process, from /proc/self/maps (sorted by address). Peers write into a
+ * registered buffer, so verbs refuses anything else; libfabric tcp and shm
+ * would accept any range, and the first write would fault far from the
+ * call that caused it. Nonzero when it is; why says what is wrong if not.
+ */
+static int range_writable(uintptr_t lo, size_t len, char *why, size_t whylen)
+{
+    uintptr_t hi = lo + len, at = lo;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return 1; /* cannot tell: leave it to the provider */
+    char line[512];
+    while (at < hi && fgets(line, sizeof(line), f)) {
+        uintptr_t a, b;
+        char perms[8] = "";
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &a, &b, perms) != 3 || b <= at)
+            continue;
+        if (a > at)
+            break; /* a hole before this mapping */
+        if (perms[0] != 'r' || perms[1] != 'w') {
+            snprintf(why, whylen, "%#" PRIxPTR " is in a mapping without read-write access (%s)", at, perms);
+            fclose(f);
+            return 0;
+        }
+        at = b;
+    }
+    fclose(f);
+    if (at < hi)
+        snprintf(why, whylen, "%#" PRIxPTR " is not mapped", at);
+    return at >= hi;
+}
+
 rl_status_t rl_mem_register(rl_comm_t c, void *buf, size_t len, rl_mem_t *mem)
 {
-    if (!c || !buf || !len || !mem)
+    if (!rl_comm_ok(c) || !buf || !len || !mem)
         return RL_ERR_INVALID_ARG;
+    char why[160] = "";
+    if (len > UINTPTR_MAX - (uintptr_t)buf) {
+        snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_register(%p, %zu): the range wraps around the address space",
+                 buf, len);
+        return RL_ERR_INVALID_ARG;
+    }
+    if (!range_writable((uintptr_t)buf, len, why, sizeof(why))) {
+        snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_register(%p, %zu): not writable memory of this process: %s",
+                 buf, len, why);
+        return RL_ERR_INVALID_ARG;
+    }
     struct rl_mem *m = calloc(1, sizeof(*m));
     if (!m)
         return RL_ERR_NO_MEMORY;
@@ -156,7 +209,7 @@ rl_status_t rl_mem_register(rl_comm_t c, void *buf, size_t len, rl_mem_t *mem)
 
 rl_status_t rl_mem_deregister(rl_comm_t c, rl_mem_t m)
 {
-    if (!c || !m || m->comm != c)
+    if (!rl_comm_ok(c) || !m || m->comm != c)
         return RL_ERR_INVALID_ARG;
     if (m->ent) {
         if (m->ent->refs > 0) {

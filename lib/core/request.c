@@ -183,7 +183,7 @@ static rl_status_t enqueue(struct rl_comm *c, const call_t *a, size_t esize, rl_
 
 static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t *req)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     if (!req)
         return bad_arg(c, "rl_%s: request pointer is NULL", rl_coll_name(a->coll));
@@ -213,7 +213,7 @@ static rl_status_t submit(struct rl_comm *c, rl_coll_t coll, const void *in, voi
 
 rl_status_t rl_test(rl_request_t r)
 {
-    if (!r)
+    if (!rl_req_ok(r))
         return RL_ERR_INVALID_ARG;
     if (r->status == RL_INPROGRESS && r->comm)
         rl_comm_progress(r->comm);
@@ -222,9 +222,11 @@ rl_status_t rl_test(rl_request_t r)
     return r->status;
 }
 
+static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r);
+
 rl_status_t rl_wait(rl_request_t r, int timeout_ms)
 {
-    if (!r)
+    if (!rl_req_ok(r))
         return RL_ERR_INVALID_ARG;
     struct rl_comm *c = r->comm;
     if (!c)
@@ -242,7 +244,7 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
             return st;
         }
         if (now >= dl)
-            return RL_ERR_TIMEOUT;
+            return timeout_ms < 0 ? wait_expired(c, r) : RL_ERR_TIMEOUT;
         if (c->nevents != seen) { /* data moves: no naps yet (a pipeline keeps flowing) */
             seen = c->nevents;
             yield_until = (now > spin_until ? now : spin_until) + RL_WAIT_YIELD_NS;
@@ -271,6 +273,10 @@ void rl_request_free(rl_request_t r)
 {
     if (!r)
         return;
+    if (!rl_req_ok(r)) {
+        RL_WARN("rl_request_free(%p): not a live request (freed twice?); ignored", (void *)r);
+        return;
+    }
     struct rl_comm *c = r->comm;
     if (c) {
         if (r->status == RL_INPROGRESS)
@@ -290,6 +296,7 @@ void rl_request_free(rl_request_t r)
             r->algo->forget(c, r);
         rl_request_release(c, r);
     }
+    *(volatile uint32_t *)&r->magic = 0; /* volatile: a store before free() is otherwise dropped */
     free(r);
 }
 
@@ -298,19 +305,22 @@ static void describe_wait(struct rl_comm *c, rl_request_t r, char *why, size_t l
     r->algo->describe_wait(c, r, why, len);
 }
 
-/* Wait for r under the communicator's deadline. On expiry the operation
- * cannot be abandoned half-way, so the communicator fails with a message
- * that names the rank it waited on. */
+/* The communicator's deadline passed: the operation cannot be abandoned
+ * half-way, so the communicator fails (naming, through the bootstrap, the
+ * rank that stalls the group; see rl_comm_fail). */
+static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r)
+{
+    char why[256];
+    describe_wait(c, r, why, sizeof(why));
+    rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
+                 c->cfg.timeout_ms, why);
+    return c->failed;
+}
+
 static rl_status_t wait_or_fail(struct rl_comm *c, rl_request_t r)
 {
-    rl_status_t st = rl_wait(r, -1);
-    if (st == RL_ERR_TIMEOUT) {
-        char why[256];
-        describe_wait(c, r, why, sizeof(why));
-        rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
-                     c->cfg.timeout_ms, why);
-    }
-    return st;
+    (void)c;
+    return rl_wait(r, -1);
 }
 
 /* A blocking call; inside a group it only joins the group. */
@@ -355,7 +365,7 @@ rl_status_t rl_run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r)
 
 rl_status_t rl_group_start(rl_comm_t c)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     c->group_depth++;
     return RL_OK;
@@ -363,7 +373,7 @@ rl_status_t rl_group_start(rl_comm_t c)
 
 rl_status_t rl_group_end(rl_comm_t c)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     if (c->group_depth == 0)
         return bad_arg(c, "rl_group_end without rl_group_start");
@@ -408,7 +418,7 @@ static rl_status_t p2p_check(struct rl_comm *c, const char *name, const void *bu
 static rl_status_t p2p_submit_tag(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
                                   int peer, uint32_t tag, rl_request_t *req)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     const char *name = is_send ? "rl_send" : "rl_recv";
     if (!req)
@@ -481,7 +491,7 @@ rl_status_t rl_recv(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int 
 rl_status_t rl_iall_to_all(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype,
                            rl_request_t *req)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     if (!req)
         return bad_arg(c, "rl_all_to_all: request pointer is NULL");

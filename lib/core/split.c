@@ -50,7 +50,7 @@ static rl_status_t fail_split(struct rl_comm *c, rl_status_t st, const char *msg
 
 rl_status_t rl_comm_split(rl_comm_t c, int color, int key, rl_comm_t *newcomm)
 {
-    if (!c)
+    if (!rl_comm_ok(c))
         return RL_ERR_INVALID_ARG;
     if (!newcomm)
         return fail_split(c, RL_ERR_INVALID_ARG, "the output pointer is NULL");

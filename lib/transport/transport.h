@@ -84,6 +84,12 @@ typedef struct rl_tp_ops {
     int (*cpu_driven)(rl_tp_t *tp);
     /* Message for the last error this backend reported. */
     const char *(*last_error)(rl_tp_t *tp);
+    /* Optional: stop all data movement at once, after a failure or before
+     * teardown: what is posted is cancelled and peers can no longer write
+     * here, so registrations and buffers can then be released safely.
+     * Afterwards writes fail, poll reports nothing, and only close, the
+     * conn/mr destructors and describe/last_error may be called. */
+    void (*quiesce)(rl_tp_t *tp);
 } rl_tp_ops_t;
 
 /* The backend called `name`, or NULL. */

@@ -137,3 +137,54 @@ Test(api, one_rank_rest_of_the_set)
     cr_assert_eq(rl_wait(req, 1000), RL_OK);
     rl_request_free(req);
 }
+
+/* Negative options are refused, not taken as "from the environment". */
+Test(handles, negative_options_are_refused)
+{
+    rl_comm_t c = NULL;
+    rl_comm_opts_t o = {.struct_size = sizeof(o), .rank = 0, .nranks = -1};
+    cr_assert_eq(rl_comm_create(&o, &c), RL_ERR_INVALID_ARG);
+    cr_assert(strstr(rl_comm_last_error(NULL), "nranks -1"), "%s", rl_comm_last_error(NULL));
+    o = (rl_comm_opts_t){.struct_size = sizeof(o), .rank = 0, .nranks = 1, .timeout_ms = -5};
+    cr_assert_eq(rl_comm_create(&o, &c), RL_ERR_INVALID_ARG);
+    cr_assert(strstr(rl_comm_last_error(NULL), "timeout_ms -5"), "%s", rl_comm_last_error(NULL));
+    cr_assert_null(c);
+}
+
+/* A destroyed communicator and a freed request are refused while their
+ * memory has not been reused (free() overwrites the magic number at their
+ * start). The sanitizers report such use themselves, so it is not run
+ * under them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define STALE_HANDLES_TESTABLE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STALE_HANDLES_TESTABLE 0
+#endif
+#endif
+#ifndef STALE_HANDLES_TESTABLE
+#define STALE_HANDLES_TESTABLE 1
+#endif
+
+Test(handles, destroyed_communicator_and_freed_request)
+{
+    if (!STALE_HANDLES_TESTABLE)
+        cr_skip_test("use after free is the sanitizers' to report");
+    rl_comm_opts_t o = {.struct_size = sizeof(o), .rank = 0, .nranks = 1};
+    rl_comm_t c;
+    cr_assert_eq(rl_comm_create(&o, &c), RL_OK);
+    int x = 1;
+    rl_request_t r;
+    cr_assert_eq(rl_iall_reduce(c, &x, &x, 1, RL_INT32, RL_SUM, &r), RL_OK);
+    cr_assert_eq(rl_wait(r, 1000), RL_OK);
+    rl_request_free(r);
+    cr_assert_eq(rl_test(r), RL_ERR_INVALID_ARG);
+    cr_assert_eq(rl_wait(r, 0), RL_ERR_INVALID_ARG);
+    rl_request_free(r); /* twice: ignored with a warning, not a glibc abort */
+    cr_assert_eq(rl_comm_destroy(c), RL_OK);
+    cr_assert_eq(rl_all_reduce(c, &x, &x, 1, RL_INT32, RL_SUM), RL_ERR_INVALID_ARG);
+    cr_assert_eq(rl_barrier(c), RL_ERR_INVALID_ARG);
+    int rank;
+    cr_assert_eq(rl_comm_rank(c, &rank), RL_ERR_INVALID_ARG);
+    cr_assert_eq(rl_comm_destroy(c), RL_ERR_INVALID_ARG);
+}

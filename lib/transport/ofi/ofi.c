@@ -9,10 +9,16 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
+#include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -22,6 +28,7 @@
 
 /* Receives kept posted when the provider needs one per remote CQ datum. */
 #define OFI_RX_POSTED 256
+#define OFI_RX_SENTINEL 16
 #define OFI_CQ_SIZE 4096
 #define OFI_RECV_CTX ((void *)(uintptr_t)0x52454356u)
 
@@ -38,7 +45,20 @@ struct rl_tp {
     char name[RL_TP_BLOB_MAX];
     size_t namelen;
     int rx_cq_data; /* FI_RX_CQ_DATA: each CQ datum consumes a receive */
-    uint64_t next_key;
+    int have_source; /* FI_SOURCE: completions name the sender's address */
+    /* The group members this endpoint knows (one AV entry per distinct
+     * address): an immediate from any other address is an outsider's. */
+    struct ofi_member {
+        fi_addr_t addr;
+        int rank;
+        size_t len;
+        uint8_t name[RL_TP_BLOB_MAX];
+    } *members;
+    int nmembers, capmembers;
+    uint64_t foreign; /* immediates and messages dropped as not from a member */
+    int64_t tx_out;   /* writes posted and not completed */
+    int timeout_ms;
+    int leaked;       /* the endpoint could not be closed safely: left open */
     char desc[96];
     char err[256];
     rl_ofi_watchdog_t wd; /* shm: calls that never return end the process */
@@ -67,12 +87,84 @@ static rl_status_t ofi_fail(rl_tp_t *tp, int ret, const char *what)
     return ret == -FI_EAGAIN ? RL_ERR_AGAIN : RL_ERR_TRANSPORT;
 }
 
-static struct fi_info *ofi_hints(const char *prov)
+/* The pid namespace's inode: pids in shm region names mean something only
+ * inside their namespace (containers may share /dev/shm). */
+static unsigned long pidns_id(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+/* When process pid started (seconds since the epoch), or -1 if it is gone. */
+static long long proc_start(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return kill((pid_t)pid, 0) == 0 || errno == EPERM ? 0 : -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ticks = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                     &ticks) != 1)
+        return 0;
+    FILE *s = fopen("/proc/stat", "r");
+    long long btime = 0;
+    char line[256];
+    while (s && fgets(line, sizeof(line), s))
+        if (sscanf(line, "btime %lld", &btime) == 1)
+            break;
+    if (s)
+        fclose(s);
+    long hz = sysconf(_SC_CLK_TCK);
+    return btime + (long long)(ticks / (unsigned long long)(hz > 0 ? hz : 100));
+}
+
+/*
+ * libfabric's shm keeps a region file in /dev/shm per endpoint and removes
+ * it on close; a process killed with kill -9 leaves its 16 MiB behind for
+ * good. Peers map the region by name, possibly late, so it cannot be
+ * unlinked early; instead each start sweeps the files ringlet named (the
+ * name holds pid namespace, pid and creation time) whose process is gone,
+ * or is another process that reused the pid after the file was made.
+ */
+static void shm_sweep(unsigned long ns)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    int removed = 0;
+    while (d && (e = readdir(d))) {
+        unsigned long fns;
+        long pid, nsec;
+        long long sec;
+        if (sscanf(e->d_name, "ringlet.%lu.%ld.%lld.%ld", &fns, &pid, &sec, &nsec) != 4 || fns != ns ||
+            pid == (long)getpid())
+            continue;
+        char path[512];
+        struct stat st;
+        snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
+        if (stat(path, &st) || st.st_uid != geteuid())
+            continue;
+        long long started = proc_start(pid);
+        if ((started < 0 || started > sec + 1) && unlink(path) == 0)
+            removed++;
+    }
+    if (d)
+        closedir(d);
+    if (removed)
+        RL_INFO("shm: removed %d region file(s) in /dev/shm left by processes that are gone", removed);
+}
+
+static struct fi_info *ofi_hints(const char *prov, int with_source)
 {
     struct fi_info *h = fi_allocinfo();
     if (!h)
         return NULL;
-    h->caps = FI_RMA | FI_WRITE | FI_REMOTE_WRITE;
+    /* FI_SOURCE lets poll tell a member's immediate from an outsider's. */
+    h->caps = FI_RMA | FI_WRITE | FI_REMOTE_WRITE | (with_source ? FI_SOURCE : 0);
     h->mode = FI_RX_CQ_DATA;
     h->ep_attr->type = FI_EP_RDM;
     h->domain_attr->mr_mode = OFI_MR_MODES;
@@ -85,11 +177,15 @@ static struct fi_info *ofi_hints(const char *prov)
          * otherwise; a region left by a killed process then makes a later
          * process with the same pid fail (EBUSY). A name with the start
          * time in it cannot collide. */
-        char name[96];
+        char name[128];
         struct timespec ts;
+        unsigned long ns = pidns_id();
+        if (with_source)
+            shm_sweep(ns); /* once per start: the first try asks for FI_SOURCE */
         clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(name, sizeof(name), "fi_shm://ringlet.%ld.%lld.%09ld", (long)getpid(), (long long)ts.tv_sec,
-                 ts.tv_nsec);
+        /* fixed width: every rank's address has the same length */
+        snprintf(name, sizeof(name), "fi_shm://ringlet.%010lu.%010ld.%012lld.%09ld", ns, (long)getpid(),
+                 (long long)ts.tv_sec, ts.tv_nsec);
         h->addr_format = FI_ADDR_STR;
         h->src_addr = strdup(name);
         h->src_addrlen = h->src_addr ? strlen(name) + 1 : 0;
@@ -166,13 +262,15 @@ static rl_status_t ofi_getinfo(const rl_tp_params_t *p, rl_tp_t *tp)
         tries[1] = NULL;
     }
     int last = 0;
-    for (int t = 0; t < 3 && (t == 0 || tries[t]); t++) {
-        struct fi_info *hints = ofi_hints(tries[t]);
+    for (int t = 0, src = 1; t < 3 && (t == 0 || tries[t]); src = !src, t += src) {
+        struct fi_info *hints = ofi_hints(tries[t], src);
         struct fi_info *list = NULL;
         if (!hints)
             return RL_ERR_NO_MEMORY;
         last = fi_getinfo(FI_VERSION(1, 9), NULL, NULL, 0, hints, &list);
         fi_freeinfo(hints);
+        if (last && src)
+            continue; /* the same provider without FI_SOURCE */
         if (last == 0) {
             struct fi_info *pick = ofi_pick(list, p->all_local);
             if (pick) {
@@ -203,14 +301,82 @@ static rl_status_t ofi_post_recvs(rl_tp_t *tp, int n)
     return RL_OK;
 }
 
+/*
+ * Stop the endpoint. libfabric 1.17's tcp (rxm) crashes in fi_close(ep)
+ * after a failure on a lossy link (SIGSEGV at 0x20 in 1-2 of 4 ranks: its
+ * close-time flush of the connections switches on a field of a NULL
+ * completion context, `cmpl $0x14,0x20(%rbp)` with rbp 0), even with every
+ * buffer and registration still alive and none of our writes left posted:
+ * what the peers still had in flight is enough. So after a failure an rxm
+ * endpoint is abandoned instead: never driven again, which on these
+ * providers means no byte moves into or out of ringlet's buffers (there is
+ * no data progress without our calls), and left open: a leak of one
+ * endpoint per failed communicator, which cannot crash. Other providers
+ * (shm) are closed at once; a clean teardown (after the final barrier,
+ * nothing in flight) drains what is still posted, bounded, and closes.
+ */
+static void ofi_drain(rl_tp_t *tp)
+{
+    ssize_t ofi_ret_;
+    struct fi_cq_data_entry ent[32];
+    int bound = tp->timeout_ms < 2000 ? tp->timeout_ms : 2000;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int64_t ms = 0; tp->tx_out > 0 && ms <= bound;) {
+        ssize_t got = OFI_CALL(tp, fi_cq_read(tp->cq, ent, 32));
+        if (got == -FI_EAVAIL) {
+            struct fi_cq_err_entry e = {0};
+            if (fi_cq_readerr(tp->cq, &e, 0) > 0 && e.op_context != OFI_RECV_CTX && !(e.flags & FI_REMOTE_CQ_DATA))
+                tp->tx_out--;
+        }
+        for (ssize_t i = 0; i < got; i++)
+            if (!(ent[i].flags & FI_REMOTE_CQ_DATA) && ent[i].op_context != OFI_RECV_CTX)
+                tp->tx_out--;
+        if (got <= 0)
+            sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+}
+
+static void ofi_quiesce(rl_tp_t *tp)
+{
+    if (!tp || !tp->ep)
+        return;
+    if (!strstr(tp->info->fabric_attr->prov_name, "ofi_rxm")) {
+        ssize_t ofi_ret_;
+        (void)OFI_CALL(tp, fi_close(&tp->ep->fid));
+        tp->ep = NULL;
+        return;
+    }
+    tp->leaked = 1;
+    tp->ep = NULL;
+    RL_DEBUG("libfabric %s: endpoint abandoned after a failure (closing it could crash the provider)", tp->desc);
+}
+
 static void ofi_close(rl_tp_t *tp)
 {
     if (!tp)
         return;
-    ssize_t ofi_ret_;
-    if (tp->ep)
-        (void)OFI_CALL(tp, fi_close(&tp->ep->fid));
+    if (tp->ep) {
+        ofi_drain(tp);
+        if (tp->tx_out > 0) {
+            RL_WARN("libfabric %s: %lld write(s) still posted at teardown: the endpoint is left open",
+                    tp->desc, (long long)tp->tx_out);
+            ofi_quiesce(tp);
+        } else {
+            ssize_t ofi_ret_;
+            (void)OFI_CALL(tp, fi_close(&tp->ep->fid));
+            tp->ep = NULL;
+        }
+    }
     rl_ofi_watchdog_stop(&tp->wd);
+    if (tp->leaked) {
+        /* cq, av, domain and fabric are bound to the open endpoint */
+        free(tp->members);
+        free(tp);
+        return;
+    }
     if (tp->av)
         fi_close(&tp->av->fid);
     if (tp->cq)
@@ -221,6 +387,7 @@ static void ofi_close(rl_tp_t *tp)
         fi_close(&tp->fabric->fid);
     if (tp->info)
         fi_freeinfo(tp->info);
+    free(tp->members);
     free(tp);
 }
 
@@ -229,13 +396,14 @@ static rl_status_t ofi_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, s
     rl_tp_t *tp = calloc(1, sizeof(*tp));
     if (!tp)
         return RL_ERR_NO_MEMORY;
-    tp->next_key = 1;
     rl_status_t st = ofi_getinfo(p, tp);
     int ret = 0;
     const char *what = NULL;
     if (st != RL_OK)
         goto fail;
     tp->rx_cq_data = (tp->info->mode & FI_RX_CQ_DATA) != 0;
+    tp->have_source = (tp->info->caps & FI_SOURCE) != 0;
+    tp->timeout_ms = p->cfg->timeout_ms;
     struct fi_cq_attr cq_attr = {.size = OFI_CQ_SIZE, .format = FI_CQ_FORMAT_DATA, .wait_obj = FI_WAIT_NONE};
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     if ((ret = fi_fabric(tp->info->fabric_attr, &tp->fabric, NULL))) { what = "fi_fabric"; goto fail_ret; }
@@ -250,7 +418,11 @@ static rl_status_t ofi_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, s
     if ((ret = fi_enable(tp->ep))) { what = "fi_enable"; goto fail_ret; }
     tp->namelen = sizeof(tp->name);
     if ((ret = fi_getname(&tp->ep->fid, tp->name, &tp->namelen))) { what = "fi_getname"; goto fail_ret; }
-    if (tp->rx_cq_data && (st = ofi_post_recvs(tp, OFI_RX_POSTED)) != RL_OK)
+    /* Without FI_RX_CQ_DATA no receive is needed, but a few stay posted
+     * anyway: ringlet sends no messages, so whatever lands in one came from
+     * outside the group and is dropped and logged (else it would wait in
+     * the provider's unexpected-message queue forever). */
+    if ((st = ofi_post_recvs(tp, tp->rx_cq_data ? OFI_RX_POSTED : OFI_RX_SENTINEL)) != RL_OK)
         goto fail;
     snprintf(tp->desc, sizeof(tp->desc), "ofi:%s/%s", tp->info->fabric_attr->prov_name,
              tp->info->domain_attr->name);
@@ -258,9 +430,10 @@ static rl_status_t ofi_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, s
         rl_ofi_watchdog_start(&tp->wd, p->rank, p->cfg->timeout_ms > 1000 ? p->cfg->timeout_ms : 1000,
                               "libfabric's shm provider"))
         RL_WARN("rank %d: could not start the libfabric watchdog thread", p->rank);
-    RL_INFO("libfabric provider %s domain %s mr_mode 0x%x cq_data_size %zu", tp->info->fabric_attr->prov_name,
+    RL_INFO("libfabric provider %s domain %s mr_mode 0x%x cq_data_size %zu%s", tp->info->fabric_attr->prov_name,
             tp->info->domain_attr->name, (unsigned)tp->info->domain_attr->mr_mode,
-            tp->info->domain_attr->cq_data_size);
+            tp->info->domain_attr->cq_data_size,
+            tp->have_source ? "" : "; no FI_SOURCE: immediates from outside the group cannot be told apart");
     *out = tp;
     return RL_OK;
 fail_ret:
@@ -301,15 +474,80 @@ static rl_status_t ofi_conn_establish(rl_tp_conn_t *c, const void *blob, size_t 
                  c->peer, len, c->tp->namelen);
         return RL_ERR_PROTOCOL;
     }
-    int ret = fi_av_insert(c->tp->av, blob, 1, &c->addr, 0, NULL);
+    rl_tp_t *tp = c->tp;
+    for (int i = 0; i < tp->nmembers; i++) {
+        if (tp->members[i].len == len && !memcmp(tp->members[i].name, blob, len)) {
+            if (tp->members[i].rank != c->peer) {
+                snprintf(tp->err, sizeof(tp->err), "ranks %d and %d sent the same endpoint address",
+                         tp->members[i].rank, c->peer);
+                return RL_ERR_PROTOCOL;
+            }
+            c->addr = tp->members[i].addr; /* one AV entry per member: FI_SOURCE names it */
+            return RL_OK;
+        }
+    }
+    if (tp->nmembers == tp->capmembers) {
+        int cap = tp->capmembers ? 2 * tp->capmembers : 8;
+        struct ofi_member *m = realloc(tp->members, sizeof(*m) * (size_t)cap);
+        if (!m)
+            return RL_ERR_NO_MEMORY;
+        tp->members = m;
+        tp->capmembers = cap;
+    }
+    int ret = fi_av_insert(tp->av, blob, 1, &c->addr, 0, NULL);
     if (ret != 1) {
-        snprintf(c->tp->err, sizeof(c->tp->err), "fi_av_insert for rank %d failed (%d)", c->peer, ret);
+        snprintf(tp->err, sizeof(tp->err), "fi_av_insert for rank %d failed (%d)", c->peer, ret);
         return RL_ERR_TRANSPORT;
     }
+    struct ofi_member *m = &tp->members[tp->nmembers++];
+    m->addr = c->addr;
+    m->rank = c->peer;
+    m->len = len;
+    memcpy(m->name, blob, len);
     return RL_OK;
 }
 
+/* The rank behind a completion's source address, or -1 for an outsider. */
+static int ofi_member_rank(const rl_tp_t *tp, fi_addr_t src)
+{
+    if (src == FI_ADDR_NOTAVAIL || src == FI_ADDR_UNSPEC)
+        return -1;
+    for (int i = 0; i < tp->nmembers; i++)
+        if (tp->members[i].addr == src)
+            return tp->members[i].rank;
+    return -1;
+}
+
+/* Something reached this endpoint from outside the group: it is dropped,
+ * and logged (the first time, then at every power of two) so an attack
+ * shows in the ranks' logs. */
+static void ofi_foreign(rl_tp_t *tp, const char *what)
+{
+    tp->foreign++;
+    if ((tp->foreign & (tp->foreign - 1)) == 0)
+        RL_WARN("libfabric %s: dropped %s from an endpoint that is not a member of the group "
+                "(%llu so far): someone outside the group is writing to this rank",
+                tp->desc, what, (unsigned long long)tp->foreign);
+}
+
 static void ofi_conn_destroy(rl_tp_conn_t *c) { free(c); }
+
+/* A key no one outside can guess, as wide as the provider's keys. */
+static int ofi_random_key(rl_tp_t *tp, uint64_t *key)
+{
+    size_t ks = tp->info->domain_attr->mr_key_size;
+    uint64_t v = 0;
+    ssize_t got;
+    do
+        got = getrandom(&v, sizeof(v), 0);
+    while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof(v))
+        return -FI_EIO;
+    if (ks > 0 && ks < 8)
+        v &= (1ull << (8 * ks)) - 1;
+    *key = v;
+    return 0;
+}
 
 static rl_status_t ofi_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access, rl_tp_mr_t **out)
 {
@@ -328,8 +566,16 @@ static rl_status_t ofi_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned acces
         acc |= FI_WRITE;
     if (access & RL_ACCESS_REMOTE_WRITE)
         acc |= FI_REMOTE_WRITE;
-    uint64_t key = (mode & FI_MR_PROV_KEY) ? 0 : tp->next_key++;
-    int ret = fi_mr_reg(tp->domain, buf, len, acc, 0, key, 0, &m->mr, NULL);
+    /* Where ringlet chooses the key, it is random: a counter would let
+     * anyone who reaches the endpoint guess it. A collision with a key in
+     * use is refused by the provider; draw again. */
+    int ret = -FI_ENOKEY;
+    for (int tries = 0; ret == -FI_ENOKEY && tries < 8; tries++) {
+        uint64_t key = 0;
+        if (!(mode & FI_MR_PROV_KEY) && (ret = ofi_random_key(tp, &key)) != 0)
+            break;
+        ret = fi_mr_reg(tp->domain, buf, len, acc, 0, key, 0, &m->mr, NULL);
+    }
     if (ret)
         goto fail;
     if (mode & FI_MR_ENDPOINT) {
@@ -361,13 +607,23 @@ static void ofi_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
     rk->addr = (m->tp->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) ? (uint64_t)(uintptr_t)ptr : off;
 }
 
+static rl_status_t ofi_quiesced(rl_tp_conn_t *c)
+{
+    snprintf(c->tp->err, sizeof(c->tp->err), "write to rank %d after the endpoint was closed", c->peer);
+    return RL_ERR_TRANSPORT;
+}
+
 static rl_status_t ofi_write_imm(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr,
                                  uint64_t raddr, uint64_t rkey, uint32_t imm, void *ctx)
 {
+    if (!c->tp->ep)
+        return ofi_quiesced(c);
     ssize_t ofi_ret_,
         ret = OFI_CALL(c->tp, fi_writedata(c->tp->ep, src, len, smr ? smr->desc : NULL, imm, c->addr, raddr, rkey, ctx));
-    if (ret == 0)
+    if (ret == 0) {
+        c->tp->tx_out++;
         return RL_OK;
+    }
     if (ret == -FI_EAGAIN) {
         /* Manual-progress providers need the CQ driven before room frees. */
         (void)OFI_CALL(c->tp, fi_cq_read(c->tp->cq, NULL, 0));
@@ -381,9 +637,13 @@ static rl_status_t ofi_write_imm(rl_tp_conn_t *c, const void *src, size_t len, r
 static rl_status_t ofi_write(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr, uint64_t raddr,
                              uint64_t rkey, void *ctx)
 {
+    if (!c->tp->ep)
+        return ofi_quiesced(c);
     ssize_t ofi_ret_, ret = OFI_CALL(c->tp, fi_write(c->tp->ep, src, len, smr ? smr->desc : NULL, c->addr, raddr, rkey, ctx));
-    if (ret == 0)
+    if (ret == 0) {
+        c->tp->tx_out++;
         return RL_OK;
+    }
     if (ret == -FI_EAGAIN) {
         (void)OFI_CALL(c->tp, fi_cq_read(c->tp->cq, NULL, 0));
         return RL_ERR_AGAIN;
@@ -396,21 +656,33 @@ static rl_status_t ofi_write(rl_tp_conn_t *c, const void *src, size_t len, rl_tp
 static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
 {
     struct fi_cq_data_entry ent[32];
+    fi_addr_t src[32];
     *n = 0;
+    if (!tp->ep)
+        return RL_OK; /* quiesced */
     if (max > 32)
         max = 32;
-    ssize_t ofi_ret_, got = OFI_CALL(tp, fi_cq_read(tp->cq, ent, (size_t)max));
+    ssize_t ofi_ret_, got = tp->have_source ? OFI_CALL(tp, fi_cq_readfrom(tp->cq, ent, (size_t)max, src))
+                                            : OFI_CALL(tp, fi_cq_read(tp->cq, ent, (size_t)max));
     if (got == -FI_EAGAIN)
         return RL_OK;
     if (got == -FI_EAVAIL) {
         struct fi_cq_err_entry e = {0};
         if (fi_cq_readerr(tp->cq, &e, 0) < 0)
             return ofi_fail(tp, -FI_EIO, "fi_cq_readerr");
+        if (e.op_context == OFI_RECV_CTX && e.err == FI_ETRUNC && !(e.flags & FI_REMOTE_CQ_DATA)) {
+            /* ringlet sends no messages: a message that overflowed a
+             * receive came from outside the group */
+            ofi_foreign(tp, "a message");
+            return ofi_post_recvs(tp, 1);
+        }
         snprintf(tp->err, sizeof(tp->err), "completion error: %s (provider: %s)", fi_strerror(e.err),
                  fi_cq_strerror(tp->cq, e.prov_errno, e.err_data, NULL, 0));
         out[0] = (rl_tp_cqe_t){.kind = (e.flags & FI_REMOTE_CQ_DATA) || e.op_context == OFI_RECV_CTX
                                            ? RL_CQE_RECV_IMM : RL_CQE_SEND,
                                .status = RL_ERR_TRANSPORT, .ctx = e.op_context, .peer = -1};
+        if (out[0].kind == RL_CQE_SEND)
+            tp->tx_out--;
         *n = 1;
         return RL_OK;
     }
@@ -419,13 +691,22 @@ static rl_status_t ofi_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
     int k = 0, reposts = 0;
     for (ssize_t i = 0; i < got; i++) {
         if (ent[i].flags & FI_REMOTE_CQ_DATA) {
-            out[k++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .imm = (uint32_t)ent[i].data, .peer = -1};
+            int peer = tp->have_source ? ofi_member_rank(tp, src[i]) : -1;
             if (tp->rx_cq_data)
                 reposts++;
+            if (tp->have_source && peer < 0) {
+                ofi_foreign(tp, "an immediate");
+                continue;
+            }
+            out[k++] = (rl_tp_cqe_t){.kind = RL_CQE_RECV_IMM, .imm = (uint32_t)ent[i].data, .peer = peer};
         } else if (ent[i].op_context == OFI_RECV_CTX) {
-            reposts++; /* a receive consumed by something else: keep the pool full */
+            /* ringlet sends no messages: someone else did. Keep the pool full. */
+            if (tp->have_source && ofi_member_rank(tp, src[i]) < 0)
+                ofi_foreign(tp, "a message");
+            reposts++;
         } else {
             out[k++] = (rl_tp_cqe_t){.kind = RL_CQE_SEND, .ctx = ent[i].op_context, .peer = -1};
+            tp->tx_out--;
         }
     }
     *n = k;
@@ -459,4 +740,5 @@ const rl_tp_ops_t rl_tp_ofi_ops = {
     .poll = ofi_poll,
     .pins_memory = ofi_pins_memory,
     .last_error = ofi_last_error,
+    .quiesce = ofi_quiesce,
 };

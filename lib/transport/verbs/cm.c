@@ -21,13 +21,25 @@
 
 #define VB_CM_RESOLVE_MS 2000
 
-/* Private data on a connection request: who asks, for which QP. */
+/* Private data on a connection request: who asks, for which QP, and the
+ * secret the passive side published for this connection through the
+ * bootstrap (32 bytes: RDMA_PS_TCP requests carry up to 56). */
 typedef struct {
     uint32_t magic;
     int32_t rank;
     uint32_t token;
     uint32_t qp;
+    uint8_t nonce[16];
 } cm_hello_t;
+
+/* Compare secrets in time that does not depend on where they differ. */
+static int nonce_equal(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t d = 0;
+    for (int i = 0; i < 16; i++)
+        d |= (uint8_t)(a[i] ^ b[i]);
+    return d == 0;
+}
 
 /* The IPv4 address in an IPv4-mapped GID (::ffff:a.b.c.d). */
 static int gid_to_ip(const union ibv_gid *g, struct sockaddr_storage *ss)
@@ -119,6 +131,7 @@ rl_status_t vb_cm_conn_create(rl_tp_conn_t *c, void *blob, size_t *len)
     socklen_t l = ss_len(&c->tp->cm_addr);
     memcpy(b.addr, &c->tp->cm_addr, l);
     b.addrlen = l;
+    memcpy(b.nonce, c->nonce, sizeof(b.nonce));
     memcpy(blob, &b, sizeof(b));
     *len = sizeof(b);
     return RL_OK;
@@ -150,7 +163,7 @@ static struct rdma_conn_param conn_param(rl_tp_t *tp, const cm_hello_t *h)
  * find the connection it is for, accept it. */
 static void on_request(rl_tp_t *tp, struct rdma_cm_event *ev)
 {
-    cm_hello_t h;
+    cm_hello_t h = {.rank = -1};
     const char *why = NULL;
     rl_tp_conn_t *c = NULL;
     if (!ev->param.conn.private_data || ev->param.conn.private_data_len < sizeof(h)) {
@@ -164,11 +177,13 @@ static void on_request(rl_tp_t *tp, struct rdma_cm_event *ev)
             why = "bad magic";
         else if (!c)
             why = "no such connection";
+        else if (!nonce_equal(h.nonce, c->nonce))
+            why = "wrong connection secret: the requester did not get this rank's data through the bootstrap";
         else if (h.qp >= (uint32_t)c->nqp || c->cmid[h.qp])
             why = "bad or duplicate QP index";
     }
     if (why || make_qp(c, (int)h.qp, ev->id) != RL_OK) {
-        RL_WARN("rdmacm: rejected a connection request: %s", why ? why : c->tp->err);
+        RL_WARN("rdmacm: rejected a connection request (claiming rank %d): %s", h.rank, why ? why : c->tp->err);
         if (c && !why) {
             c->cmid[h.qp] = NULL;
             c->qp[h.qp] = NULL;
@@ -241,6 +256,7 @@ rl_status_t vb_cm_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, 
     char why[200];
     if (vb_cm_blob_decode(blob, len, c->peer, c->nqp, &b, &dst, why, sizeof(why)) != RL_OK)
         return vb_err(tp, RL_ERR_PROTOCOL, "%s", why);
+    memcpy(c->peer_nonce, b.nonce, sizeof(c->peer_nonce));
     int active = tp->rank < c->peer;
     for (int q = 0; active && q < c->nqp; q++) {
         struct rdma_cm_id *id;
@@ -279,6 +295,7 @@ rl_status_t vb_cm_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, 
                 if (st != RL_OK)
                     return st;
                 cm_hello_t h = {.magic = VB_CM_MAGIC, .rank = tp->rank, .token = c->token, .qp = (uint32_t)q};
+                memcpy(h.nonce, c->peer_nonce, sizeof(h.nonce));
                 struct rdma_conn_param p = conn_param(tp, &h);
                 c->cm_state[q] = VB_CM_CONNECTING;
                 if (rdma_connect(id, &p))

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -28,6 +29,18 @@ rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...)
     va_end(ap);
     RL_DEBUG("%s", tp->err);
     return st;
+}
+
+int vb_random(void *buf, size_t len)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t got = getrandom((char *)buf + done, len - done, 0);
+        if (got < 0 && errno != EINTR)
+            return -1;
+        if (got > 0)
+            done += (size_t)got;
+    }
+    return 0;
 }
 
 static int mtu_bytes(enum ibv_mtu m) { return 128 << ((int)m - 1); }
@@ -259,7 +272,13 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **out, voi
     c->tp = tp;
     c->peer = peer;
     c->nqp = tp->nqps;
-    c->psn = (uint32_t)(random() & 0xffffff);
+    /* A random PSN: an RC QP takes only packets in its PSN window, so a
+     * spoofer must guess it as well as the QPN and the rkey. */
+    if (vb_random(&c->psn, sizeof(c->psn)) || vb_random(c->nonce, sizeof(c->nonce))) {
+        free(c);
+        return vb_err(tp, RL_ERR_TRANSPORT, "getrandom: %s", strerror(errno));
+    }
+    c->psn &= 0xffffff;
     for (int i = 0; i < tp->nconns; i++)
         c->token += tp->conns[i]->peer == peer;
     for (int q = 0; q < c->nqp; q++) {

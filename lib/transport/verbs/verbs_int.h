@@ -67,6 +67,8 @@ struct rl_tp_conn {
     vb_sq_t sq[VB_MAX_QPS];
     uint32_t psn;
     uint32_t token;                 /* k-th connection to this peer (rdmacm matching) */
+    uint8_t nonce[16];              /* rdmacm: what the peer must present to connect (via the bootstrap) */
+    uint8_t peer_nonce[16];         /* rdmacm: what this side presents to the peer */
     struct rdma_cm_id *cmid[VB_MAX_QPS];
     int cm_state[VB_MAX_QPS];       /* VB_CM_* */
 };
@@ -99,6 +101,9 @@ typedef struct {
     uint32_t token;
     uint8_t addr[sizeof(struct sockaddr_in6)];
     uint32_t addrlen;
+    /* A secret for this connection: it travels only through the (keyed)
+     * bootstrap, and a connection request must carry it to be accepted. */
+    uint8_t nonce[16];
 } cm_blob_t;
 
 /* blob.c: validate connection data that came from a peer (through rank 0).
@@ -107,6 +112,9 @@ rl_status_t vb_blob_decode(const void *blob, size_t len, int nqp, vb_blob_t *out
 rl_status_t vb_cm_blob_decode(const void *blob, size_t len, int peer, int nqp, cm_blob_t *out,
                               struct sockaddr_storage *dst, char *err, size_t errlen);
 
+/* Bytes from the kernel's random source (getrandom): PSNs and connection
+ * secrets must not be predictable. Nonzero on failure. */
+int vb_random(void *buf, size_t len);
 rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 rl_status_t vb_post_recvs(rl_tp_conn_t *c, int q, int n);
 rl_status_t vb_pick_device(rl_tp_t *tp, const char *spec);
