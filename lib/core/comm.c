@@ -131,6 +131,7 @@ static void poll_transport(struct rl_comm *c)
             rl_comm_fail(c, st, "rank %d: polling completions failed: %s", c->rank, c->ops->last_error(c->tp));
             return;
         }
+        c->nevents += (uint64_t)n;
         for (int i = 0; i < n && c->failed == RL_OK; i++) {
             if (ev[i].kind == RL_CQE_SEND) {
                 rl_compl_t *k = ev[i].ctx;
@@ -339,10 +340,12 @@ static void set_spin(struct rl_comm *c)
     int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     c->oversubscribed = c->local_ranks > cores;
     int soft = c->ops->cpu_driven && c->ops->cpu_driven(c->tp);
-    c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed || soft ? 0 : 1000000000LL;
+    c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed || soft ? 0 : 50000LL;
+    c->spin_cur = c->spin_ns;
+    c->spin_fixed = c->cfg.spin_us >= 0;
     if (c->rank == 0)
         RL_INFO("%d ranks on this host, %d cores%s: waits %s", c->local_ranks, cores,
-                soft ? ", software RDMA device" : "", c->spin_ns ? "spin, then yield" : "yield the CPU between polls");
+                soft ? ", software RDMA device" : "", c->spin_ns ? "spin (adaptive, up to 50 us), then yield" : "yield the CPU between polls");
 }
 
 /* RINGLET_TRANSPORT names one backend; "auto" takes the first that opens

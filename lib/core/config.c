@@ -49,8 +49,10 @@ const rl_config_field_t rl_config_fields[] = {
          "registrations do not pin pages (a freed and reused buffer would keep stale pages)"),
     INT_("REG_CACHE_ENTRIES", reg_cache_entries, "64", 1, 1 << 16, "Registrations kept in the cache"),
     INT_("SPIN_US", spin_us, "-1", -1, 10000000,
-         "Microseconds a wait busy-polls before it yields the CPU or sleeps on the completion channel; "
-         "-1: 0 when this host has more ranks than cores or the device is software RDMA (rxe, siw), else 1000000"),
+         "Microseconds a wait busy-polls before it sleeps on the completion channel, or yields the CPU (and "
+         "naps 20-200 us once nothing completed for 1 ms); -1: adaptive up to 50 (halved after a wait that "
+         "outlasts it, doubled after one that does not), 0 when this host has more ranks than cores or the device "
+         "is software RDMA (rxe, siw)"),
     STR_("P2P", p2p, "auto",
          "Connect every pair of ranks for send/recv and all-to-all: on, off, or auto (on up to 64 ranks)"),
     STR_("ALLREDUCE_ALGO", allreduce_algo, "auto",

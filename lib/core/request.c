@@ -5,11 +5,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "coll/p2p.h"
 #include "core/clock.h"
 #include "core/comm.h"
 #include "core/log.h"
+
+/* After the spin, a wait without a completion channel yields until this
+ * long after the last completion, then sleeps in naps that double from MIN
+ * to MAX (MAX bounds the latency a long wait adds; the CPU stays free). */
+#define RL_WAIT_YIELD_NS 1000000LL
+#define RL_WAIT_NAP_MIN_NS 20000LL
+#define RL_WAIT_NAP_MAX_NS 200000LL
+/* A wait this short counts as caught by the spin even with no spin left,
+ * so the spin can grow back from zero. */
+#define RL_WAIT_SPIN_FLOOR_NS 2000LL
+
+/*
+ * Spinning pays only while the ranks we wait for run on other cores: a rank
+ * spinning on a busy host (or with more ranks than cores) holds the core
+ * the others need, and every wait then costs its whole spin (2 ranks, 1
+ * MiB, two busy processes on two cores: a 1 s spin made an all-reduce
+ * 400x slower). So the spin adapts: a wait that ends while it spins
+ * doubles the next one's spin, up to spin_ns (50 us by default); one that
+ * outlasts its spin halves it, down to none (a loaded host, or a peer on
+ * this core, then only yields).
+ */
+static void adapt_spin(struct rl_comm *c, int64_t waited_ns, int64_t spun_ns)
+{
+    if (c->spin_fixed)
+        return;
+    if (waited_ns > (spun_ns > RL_WAIT_SPIN_FLOOR_NS ? spun_ns : RL_WAIT_SPIN_FLOOR_NS)) {
+        c->spin_cur /= 2;
+        return;
+    }
+    int64_t next = c->spin_cur * 2 < 1000 ? 1000 : c->spin_cur * 2;
+    c->spin_cur = next > c->spin_ns ? c->spin_ns : next;
+}
 
 static rl_status_t bad_arg(struct rl_comm *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static rl_status_t bad_arg(struct rl_comm *c, const char *fmt, ...)
@@ -200,22 +233,38 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
         return rl_test(r);
     int64_t start = rl_now_ns();
     int64_t dl = start + (int64_t)(timeout_ms < 0 ? c->cfg.timeout_ms : timeout_ms) * 1000000LL;
-    int64_t spin_until = start + c->spin_ns;
+    int64_t spin_until = start + (c->spin_fixed ? c->spin_ns : c->spin_cur);
+    int64_t yield_until = spin_until + RL_WAIT_YIELD_NS, nap_ns = RL_WAIT_NAP_MIN_NS;
+    uint64_t seen = c->nevents;
     for (;;) {
         rl_status_t st = rl_test(r);
-        if (st != RL_INPROGRESS)
-            return st;
         int64_t now = rl_now_ns();
+        if (st != RL_INPROGRESS) {
+            adapt_spin(c, now - start, spin_until - start);
+            return st;
+        }
         if (now >= dl)
             return timeout_ms < 0 ? wait_expired(c, r) : RL_ERR_TIMEOUT;
-        /* Ranks may outnumber cores: after a short spin, let others run,
-         * sleeping on the completion channel where the transport has one
-         * (woken at least every 2 ms to watch the control channel). */
-        if (now > spin_until) {
-            if (c->tp && c->ops->wait)
-                c->ops->wait(c->tp, 2);
-            else
-                sched_yield();
+        if (c->nevents != seen) { /* data moves: no naps yet (a pipeline keeps flowing) */
+            seen = c->nevents;
+            yield_until = (now > spin_until ? now : spin_until) + RL_WAIT_YIELD_NS;
+            nap_ns = RL_WAIT_NAP_MIN_NS;
+        }
+        /* Spin for the fast case; then let other processes run: sleep on
+         * the completion channel where the transport has one (woken at
+         * least every 2 ms to watch the control channel); else yield, and
+         * once nothing has completed for a while, nap (doubling, bounded),
+         * so a long wait leaves the CPU alone. */
+        if (now <= spin_until)
+            continue;
+        if (c->tp && c->ops->wait) {
+            c->ops->wait(c->tp, 2);
+        } else if (now <= yield_until) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, (long)nap_ns};
+            nanosleep(&ts, NULL);
+            nap_ns = nap_ns * 2 > RL_WAIT_NAP_MAX_NS ? RL_WAIT_NAP_MAX_NS : nap_ns * 2;
         }
     }
 }

@@ -5,10 +5,13 @@
     dist.init_process_group("ringlet")        # under torchrun, or with init_method=...
 
 CPU tensors of dtype int8, uint8, int32, int64, float16, bfloat16, float32
-and float64: all_reduce (SUM, PRODUCT, MIN, MAX, AVG), all_gather,
-all_gather_into_tensor, reduce_scatter, reduce_scatter_tensor, broadcast,
-reduce, barrier, all_to_all, all_to_all_single (equal splits), send/recv,
-blocking or with async_op=True; gather and scatter raise "does not support".
+and float64: all_reduce (SUM, PRODUCT, MIN, MAX, AVG, BAND/BOR/BXOR on
+integers, PREMUL_SUM), all_gather, all_gather_into_tensor, reduce_scatter,
+reduce_scatter_tensor, broadcast, reduce, barrier, gather, scatter,
+all_to_all (tensors of any sizes), all_to_all_single (with or without split
+sizes), send/recv with tags (torch's tag t is ringlet's (uint32_t)t; no
+receive from any source), blocking or with async_op=True; every Work has a
+real get_future(), so DistributedDataParallel works as it is.
 Rank 0 publishes its rendezvous
 address through the process group's store, so no RINGLET_* variable is
 needed; RINGLET_* tuning variables apply as usual.

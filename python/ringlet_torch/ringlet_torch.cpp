@@ -11,8 +11,9 @@
 // Tensors must be on the CPU; non-contiguous ones go through a contiguous
 // copy that is written back when the operation completes.
 // Everything ringlet.h offers: all_reduce, all_gather, reduce_scatter,
-// broadcast, reduce, barrier, all_to_all (equal splits), send/recv. Others
-// (gather, scatter, uneven all_to_all) raise "... does not support ...".
+// broadcast, reduce, barrier, all_to_all (equal, split sizes, unequal list
+// tensors: rl_all_to_allv), gather, scatter, send/recv; ops SUM, PRODUCT,
+// MIN, MAX, AVG, BAND/BOR/BXOR (integers), PREMUL_SUM (scale, then sum).
 #include <torch/extension.h>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
@@ -76,8 +77,32 @@ rl_op_t to_rl(const c10d::ReduceOp &op, const at::Tensor &t)
     case c10d::ReduceOp::AVG:
         TORCH_CHECK(at::isFloatingType(t.scalar_type()), "ringlet: AVG needs a floating-point tensor");
         return RL_AVG;
-    default: TORCH_CHECK(false, "ringlet: unsupported reduce op (supported: SUM, PRODUCT, MIN, MAX, AVG)");
+    case c10d::ReduceOp::BAND:
+    case c10d::ReduceOp::BOR:
+    case c10d::ReduceOp::BXOR:
+        TORCH_CHECK(at::isIntegralType(t.scalar_type(), /*includeBool=*/false),
+                    "ringlet: BAND, BOR and BXOR need an integer tensor, got ", t.scalar_type());
+        return op == c10d::ReduceOp::BAND ? RL_BAND : op == c10d::ReduceOp::BOR ? RL_BOR : RL_BXOR;
+    case c10d::ReduceOp::PREMUL_SUM: return RL_SUM; // the input is scaled first: see premul()
+    default:
+        TORCH_CHECK(false, "ringlet: unsupported reduce op (supported: SUM, PRODUCT, MIN, MAX, AVG, BAND, BOR, "
+                           "BXOR, PREMUL_SUM)");
     }
+}
+
+// PREMUL_SUM is a sum of inputs each scaled first by the op's factor (a
+// number, or a one-element tensor): t * factor, in t's dtype; t itself for
+// every other op.
+at::Tensor premul(const c10d::ReduceOp &op, const at::Tensor &t)
+{
+    if (static_cast<c10d::ReduceOp::RedOpType>(op) != c10d::ReduceOp::PREMUL_SUM)
+        return t;
+    TORCH_CHECK(at::isFloatingType(t.scalar_type()), "ringlet: PREMUL_SUM needs a floating-point tensor");
+    auto *f = dynamic_cast<c10d::NCCLPreMulSumSupplement *>(op.supplement_.get());
+    TORCH_CHECK(f, "ringlet: PREMUL_SUM without its factor");
+    if (!f->tensor_factors.empty())
+        return t.mul(f->tensor_factors[0].to(t.device()).reshape({}));
+    return t.mul(f->double_factor);
 }
 
 void check_cpu(const at::Tensor &t)
@@ -289,7 +314,7 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
         check_cpu(t);
         rl_dtype_t dt = to_rl(t);
         rl_op_t op = to_rl(opts.reduceOp, t);
-        at::Tensor buf = dense(t);
+        at::Tensor buf = premul(opts.reduceOp, dense(t)).contiguous();
         return issue(c10d::OpType::ALLREDUCE, {t}, copy_back(t, buf), [&](rl_request_t *req) {
             return rl_iall_reduce(c_->comm, buf.data_ptr(), buf.data_ptr(), (size_t)buf.numel(), dt, op, req);
         }, {buf});
@@ -357,10 +382,11 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
     c10::intrusive_ptr<c10d::Work> reduce(std::vector<at::Tensor> &tensors, const c10d::ReduceOptions &opts) override
     {
         TORCH_CHECK(tensors.size() == 1, "ringlet: one tensor per process");
-        at::Tensor t = tensors[0], in = t.contiguous();
+        at::Tensor t = tensors[0];
         check_cpu(t);
-        rl_dtype_t dt = to_rl(in);
-        rl_op_t op = to_rl(opts.reduceOp, in);
+        rl_dtype_t dt = to_rl(t);
+        rl_op_t op = to_rl(opts.reduceOp, t);
+        at::Tensor in = premul(opts.reduceOp, t).contiguous();
         int root = root_of(opts.rootRank);
         at::Tensor out = rank_ == root ? at::empty_like(in) : at::Tensor();
         std::function<void()> done;
@@ -387,9 +413,10 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
                         "ringlet: reduce_scatter inputs must match the output's dtype and size");
             flat_in.push_back(i.reshape({-1}));
         }
-        at::Tensor in = at::cat(flat_in), buf = dense(out);
+        at::Tensor buf = dense(out);
         rl_dtype_t dt = to_rl(buf);
         rl_op_t op = to_rl(opts.reduceOp, buf);
+        at::Tensor in = premul(opts.reduceOp, at::cat(flat_in)).contiguous();
         return issue(c10d::OpType::REDUCE_SCATTER, {out}, copy_back(out, buf), [&](rl_request_t *req) {
             return rl_ireduce_scatter(c_->comm, in.data_ptr(), buf.data_ptr(), (size_t)buf.numel(), dt, op, req);
         }, {in, buf});
@@ -401,62 +428,147 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
         check_cpu(in);
         TORCH_CHECK(in.scalar_type() == out.scalar_type() && in.numel() == (int64_t)size_ * out.numel(),
                     "ringlet: reduce_scatter_tensor needs an input of size x output elements");
-        at::Tensor src = in.contiguous(), buf = dense(out);
+        at::Tensor buf = dense(out);
         rl_dtype_t dt = to_rl(buf);
         rl_op_t op = to_rl(opts.reduceOp, buf);
+        at::Tensor src = premul(opts.reduceOp, in).contiguous();
         return issue(c10d::OpType::_REDUCE_SCATTER_BASE, {out}, copy_back(out, buf), [&](rl_request_t *req) {
             return rl_ireduce_scatter(c_->comm, src.data_ptr(), buf.data_ptr(), (size_t)buf.numel(), dt, op, req);
         }, {src, buf});
     }
 
-    // all_to_all_single: equal splits only (ringlet's all-to-all moves
-    // blocks of one size).
+    // all_to_all_single: without split sizes equal blocks (rl_all_to_all),
+    // with them (rows of dim 0 per rank, e.g. MoE token dispatch)
+    // rl_all_to_allv.
     c10::intrusive_ptr<c10d::Work> alltoall_base(at::Tensor &out, at::Tensor &in, std::vector<int64_t> &out_splits,
                                                  std::vector<int64_t> &in_splits,
                                                  const c10d::AllToAllOptions &) override
     {
         check_cpu(in);
-        TORCH_CHECK(in.scalar_type() == out.scalar_type() && in.numel() == out.numel() && in.numel() % size_ == 0,
-                    "ringlet: all_to_all_single needs input and output of one dtype and size, divisible by ",
-                    size_);
-        int64_t block = in.numel() / size_, rows = in.dim() ? in.size(0) : 1;
-        for (auto *splits : {&out_splits, &in_splits})
-            for (int64_t v : *splits)
-                TORCH_CHECK(v * (in.numel() / std::max<int64_t>(rows, 1)) == block,
-                            "ringlet: all_to_all_single supports equal splits only");
+        check_cpu(out);
+        TORCH_CHECK(in.scalar_type() == out.scalar_type(), "ringlet: all_to_all_single needs one dtype");
         at::Tensor src = in.contiguous(), buf = dense(out);
         rl_dtype_t dt = to_rl(buf);
+        if (in_splits.empty() && out_splits.empty()) {
+            TORCH_CHECK(in.numel() == out.numel() && in.numel() % size_ == 0,
+                        "ringlet: all_to_all_single without split sizes needs input and output of one size, "
+                        "divisible by ", size_);
+            size_t block = (size_t)(in.numel() / size_);
+            return issue(c10d::OpType::ALLTOALL_BASE, {out}, copy_back(out, buf), [&](rl_request_t *req) {
+                return rl_iall_to_all(c_->comm, src.data_ptr(), buf.data_ptr(), block, dt, req);
+            }, {src, buf});
+        }
+        std::vector<size_t> sc, sd, rc, rd;
+        split_counts(in, in_splits, "input", sc, sd);
+        split_counts(out, out_splits, "output", rc, rd);
         return issue(c10d::OpType::ALLTOALL_BASE, {out}, copy_back(out, buf), [&](rl_request_t *req) {
-            return rl_iall_to_all(c_->comm, src.data_ptr(), buf.data_ptr(), (size_t)block, dt, req);
+            return rl_iall_to_allv(c_->comm, src.data_ptr(), sc.data(), sd.data(), buf.data_ptr(), rc.data(),
+                                   rd.data(), dt, req); // counts are copied by ringlet
         }, {src, buf});
     }
 
+    // List all_to_all: tensors of any sizes (one dtype), through
+    // rl_all_to_allv over flat copies.
     c10::intrusive_ptr<c10d::Work> alltoall(std::vector<at::Tensor> &outputs, std::vector<at::Tensor> &inputs,
                                             const c10d::AllToAllOptions &) override
     {
         TORCH_CHECK((int)outputs.size() == size_ && (int)inputs.size() == size_, "ringlet: all_to_all needs ",
                     size_, " input and output tensors");
         std::vector<at::Tensor> flat;
+        std::vector<size_t> sc, sd, rc, rd;
+        size_t soff = 0, roff = 0;
         for (int r = 0; r < size_; r++) {
             check_cpu(inputs[r]);
             check_cpu(outputs[r]);
             TORCH_CHECK(inputs[r].scalar_type() == inputs[0].scalar_type() &&
-                            outputs[r].scalar_type() == inputs[0].scalar_type() &&
-                            inputs[r].numel() == inputs[0].numel() && outputs[r].numel() == inputs[0].numel(),
-                        "ringlet: all_to_all supports tensors of one dtype and size only");
+                            outputs[r].scalar_type() == inputs[0].scalar_type(),
+                        "ringlet: all_to_all needs tensors of one dtype");
             flat.push_back(inputs[r].reshape({-1}));
+            sc.push_back((size_t)inputs[r].numel());
+            sd.push_back(soff);
+            soff += sc.back();
+            rc.push_back((size_t)outputs[r].numel());
+            rd.push_back(roff);
+            roff += rc.back();
         }
-        at::Tensor src = at::cat(flat), dst = at::empty_like(src);
+        at::Tensor src = at::cat(flat), dst = at::empty({(int64_t)roff}, src.options());
         rl_dtype_t dt = to_rl(src);
-        int64_t n = inputs[0].numel();
         std::vector<at::Tensor> outs = outputs;
-        auto done = [outs, dst, n]() mutable {
+        auto done = [outs, dst, rd]() mutable {
             for (size_t r = 0; r < outs.size(); r++)
-                outs[r].copy_(dst.narrow(0, (int64_t)r * n, n).view(outs[r].sizes()));
+                outs[r].copy_(dst.narrow(0, (int64_t)rd[r], outs[r].numel()).view(outs[r].sizes()));
         };
         return issue(c10d::OpType::ALLTOALL, outs, done, [&](rl_request_t *req) {
-            return rl_iall_to_all(c_->comm, src.data_ptr(), dst.data_ptr(), (size_t)n, dt, req);
+            return rl_iall_to_allv(c_->comm, src.data_ptr(), sc.data(), sd.data(), dst.data_ptr(), rc.data(),
+                                   rd.data(), dt, req);
         }, {src, dst});
+    }
+
+    // gather: the root's outputs[0] gets one tensor per rank.
+    c10::intrusive_ptr<c10d::Work> gather(std::vector<std::vector<at::Tensor>> &outputs,
+                                          std::vector<at::Tensor> &inputs, const c10d::GatherOptions &opts) override
+    {
+        TORCH_CHECK(inputs.size() == 1, "ringlet: one tensor per process");
+        int root = root_of(opts.rootRank);
+        at::Tensor in = inputs[0].contiguous();
+        check_cpu(in);
+        rl_dtype_t dt = to_rl(in);
+        std::vector<at::Tensor> outs;
+        at::Tensor flat;
+        std::function<void()> done;
+        if (rank_ == root) {
+            TORCH_CHECK(outputs.size() == 1 && (int)outputs[0].size() == size_, "ringlet: gather needs ", size_,
+                        " output tensors on the root");
+            outs = outputs[0];
+            for (auto &o : outs) {
+                check_cpu(o);
+                TORCH_CHECK(o.scalar_type() == in.scalar_type() && o.numel() == in.numel(),
+                            "ringlet: gather outputs must match the input's dtype and size");
+            }
+            flat = at::empty({(int64_t)size_ * in.numel()}, in.options());
+            done = [outs, flat, n = in.numel()]() mutable {
+                for (size_t r = 0; r < outs.size(); r++)
+                    outs[r].copy_(flat.narrow(0, (int64_t)r * n, n).view(outs[r].sizes()));
+            };
+        } else {
+            TORCH_CHECK(outputs.empty() || (outputs.size() == 1 && outputs[0].empty()),
+                        "ringlet: gather outputs are given on the root only");
+        }
+        return issue(c10d::OpType::GATHER, outs, done, [&](rl_request_t *req) {
+            return rl_igather(c_->comm, in.data_ptr(), flat.defined() ? flat.data_ptr() : nullptr,
+                              (size_t)in.numel(), dt, root, req);
+        }, {in, flat.defined() ? flat : in});
+    }
+
+    // scatter: rank i's outputs[0] gets the root's inputs[0][i].
+    c10::intrusive_ptr<c10d::Work> scatter(std::vector<at::Tensor> &outputs,
+                                           std::vector<std::vector<at::Tensor>> &inputs,
+                                           const c10d::ScatterOptions &opts) override
+    {
+        TORCH_CHECK(outputs.size() == 1, "ringlet: one tensor per process");
+        int root = root_of(opts.rootRank);
+        at::Tensor out = outputs[0], buf = dense(out);
+        rl_dtype_t dt = to_rl(buf);
+        at::Tensor flat;
+        if (rank_ == root) {
+            TORCH_CHECK(inputs.size() == 1 && (int)inputs[0].size() == size_, "ringlet: scatter needs ", size_,
+                        " input tensors on the root");
+            std::vector<at::Tensor> parts;
+            for (auto &i : inputs[0]) {
+                check_cpu(i);
+                TORCH_CHECK(i.scalar_type() == out.scalar_type() && i.numel() == out.numel(),
+                            "ringlet: scatter inputs must match the output's dtype and size");
+                parts.push_back(i.reshape({-1}));
+            }
+            flat = at::cat(parts);
+        } else {
+            TORCH_CHECK(inputs.empty() || (inputs.size() == 1 && inputs[0].empty()),
+                        "ringlet: scatter inputs are given on the root only");
+        }
+        return issue(c10d::OpType::SCATTER, {out}, copy_back(out, buf), [&](rl_request_t *req) {
+            return rl_iscatter(c_->comm, flat.defined() ? flat.data_ptr() : nullptr, buf.data_ptr(),
+                               (size_t)buf.numel(), dt, root, req);
+        }, {buf, flat.defined() ? flat : buf});
     }
 
     // Point-to-point: torch's tag t is ringlet's tag (uint32_t)t, so tag 0
@@ -494,6 +606,31 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
     }
 
   private:
+    // Element counts and displacements per rank from split sizes in rows of
+    // dim 0 (none: equal rows).
+    void split_counts(const at::Tensor &t, const std::vector<int64_t> &splits, const char *what,
+                      std::vector<size_t> &counts, std::vector<size_t> &displs) const
+    {
+        int64_t rows = t.dim() ? t.size(0) : 1, row = rows ? t.numel() / rows : 0;
+        if (splits.empty()) {
+            TORCH_CHECK(rows % size_ == 0, "ringlet: all_to_all_single ", what, " of ", rows,
+                        " rows without split sizes: not divisible by ", size_);
+        } else {
+            TORCH_CHECK((int)splits.size() == size_, "ringlet: all_to_all_single needs ", size_, " ", what,
+                        " split sizes, got ", splits.size());
+        }
+        int64_t sum = 0;
+        for (int r = 0; r < size_; r++) {
+            int64_t k = splits.empty() ? rows / size_ : splits[(size_t)r];
+            TORCH_CHECK(k >= 0, "ringlet: negative ", what, " split size ", k);
+            counts.push_back((size_t)(k * row));
+            displs.push_back((size_t)(sum * row));
+            sum += k;
+        }
+        TORCH_CHECK(sum == rows, "ringlet: all_to_all_single ", what, " split sizes add up to ", sum, ", not ",
+                    rows, " rows");
+    }
+
     int root_of(int64_t r) const
     {
         TORCH_CHECK(r >= 0 && r < size_, "ringlet: root ", r, " is not a rank of this group of ", size_);

@@ -4,8 +4,9 @@ The default group is ringlet (init_process_group("ringlet")); a gloo group
 over the same ranks computes the reference. Every supported dtype and op of
 all_reduce, all_gather (list and all_gather_into_tensor forms), non-contiguous
 tensors, async work objects waited out of order, barrier, and the errors for
-unsupported dtypes and collectives; then broadcast, reduce, reduce_scatter,
-all_to_all and send/recv. Where gloo has no kernel (AVG, reduce_scatter,
+unsupported dtypes and bad arguments; then broadcast, reduce, reduce_scatter,
+all_to_all (equal, with split sizes, unequal list tensors), gather, scatter,
+BAND/BOR/BXOR, PREMUL_SUM and send/recv with tags. Where gloo has no kernel (AVG, reduce_scatter,
 some dtypes), the reference is computed locally from every rank's formula.
 """
 import os
@@ -91,6 +92,96 @@ def other_collectives(rank, size, dt, gloo):
     return 6, int(rank == root) + 1
 
 
+def newer_collectives(rank, size, gloo):
+    """Uneven all_to_all (split sizes, unequal list tensors), gather,
+    scatter, BAND/BOR/BXOR and PREMUL_SUM, each against gloo where gloo has
+    it and against the formula; returns the number of checks."""
+    n = 0
+    # all_to_all_single with split sizes: rank r sends (r + j) % 3 + j rows
+    # of 5 elements to rank j (some empty), MoE-style
+    rows = lambda r, j: (r + j) % 3 + j
+    in_splits = [rows(rank, j) for j in range(size)]
+    out_splits = [rows(q, rank) for q in range(size)]
+    val = lambda r, j: inp(r * 31 + j, rows(r, j) * 5, torch.float32).view(-1, 5)
+    src = torch.cat([val(rank, j) for j in range(size)])
+    want = torch.cat([val(q, rank) for q in range(size)])
+    for g, name in ((None, "ringlet"), (gloo, "gloo")):
+        out = torch.full((sum(out_splits), 5), -1.0)
+        dist.all_to_all_single(out, src, out_splits, in_splits, group=g)
+        same("all_to_all_single with split sizes (%s)" % name, out, want)
+    # split sizes on one side only (the other equal)
+    eq = torch.cat([inp(rank * 7 + j, 2 * 3, torch.int32).view(2, 3) for j in range(size)])
+    out = torch.empty(2 * size, 3, dtype=torch.int32)
+    dist.all_to_all_single(out, eq, [2] * size)
+    same("all_to_all_single, input split sizes only", out,
+         torch.cat([inp(q * 7 + rank, 2 * 3, torch.int32).view(2, 3) for q in range(size)]))
+    # list all_to_all with unequal tensors (gloo has no list form: formula)
+    ins = [inp(rank * 10 + j, rank + 2 * j + 1, torch.int64) for j in range(size)]
+    outs = [torch.empty(q + 2 * rank + 1, dtype=torch.int64) for q in range(size)]
+    dist.all_to_all(outs, ins)
+    for q in range(size):
+        same("all_to_all (list, unequal) from %d" % q, outs[q], inp(q * 10 + rank, q + 2 * rank + 1, torch.int64))
+    n += 4
+    for root in range(size):
+        for dt in (torch.float32, torch.int8, torch.bfloat16):
+            x = inp(rank * 5 + root, 1001, dt).view(7, 143)
+            got = [torch.empty_like(x) for _ in range(size)] if rank == root else None
+            ref = [torch.empty_like(x) for _ in range(size)] if rank == root else None
+            dist.gather(x, got, dst=root)
+            if dt != torch.bfloat16:
+                dist.gather(x, ref, dst=root, group=gloo)
+            if rank == root:
+                for q in range(size):
+                    want = inp(q * 5 + root, 1001, dt).view(7, 143)
+                    same("gather to %d from %d %s" % (root, q, dt), got[q], want)
+                    if dt != torch.bfloat16:
+                        same("gather to %d from %d %s (gloo)" % (root, q, dt), got[q], ref[q])
+            parts = [inp(root * 100 + q, 999, dt) for q in range(size)] if rank == root else None
+            y, yref = torch.empty(999, dtype=dt), torch.empty(999, dtype=dt)
+            dist.scatter(y, parts, src=root)
+            same("scatter from %d %s" % (root, dt), y, inp(root * 100 + rank, 999, dt))
+            if dt != torch.bfloat16:
+                dist.scatter(yref, parts, src=root, group=gloo)
+                same("scatter from %d %s (gloo)" % (root, dt), y, yref)
+            n += 2
+    # bitwise ops on every integer type, against gloo and the formula
+    bit = lambda r, k, dt: ((torch.arange(k, dtype=torch.int64) * 2654435761 + r * 40503) % 251 - 120).to(dt)
+    import functools
+    for dt in (torch.int8, torch.uint8, torch.int32, torch.int64):
+        for opn, op, f in (("band", dist.ReduceOp.BAND, torch.bitwise_and), ("bor", dist.ReduceOp.BOR, torch.bitwise_or),
+                           ("bxor", dist.ReduceOp.BXOR, torch.bitwise_xor)):
+            for k in (1, 1000, 70001):
+                a, b = bit(rank, k, dt), bit(rank, k, dt)
+                dist.all_reduce(a, op=op)
+                want = functools.reduce(f, [bit(q, k, dt) for q in range(size)])
+                same("all_reduce %s %s[%d]" % (opn, dt, k), a, want)
+                try:
+                    dist.all_reduce(b, op=op, group=gloo)
+                    same("all_reduce %s %s[%d] (gloo)" % (opn, dt, k), a, b)
+                except RuntimeError:
+                    pass  # no gloo kernel for this dtype
+                n += 1
+            r = bit(rank, 777, dt)
+            dist.reduce(r, 0, op=op)
+            if rank == 0:
+                same("reduce %s %s" % (opn, dt), r, functools.reduce(f, [bit(q, 777, dt) for q in range(size)]))
+    # PREMUL_SUM: sum of factor x input (gloo has none: the formula), number and tensor factors
+    for factor in (0.5, [torch.tensor([3.0])]):
+        op = dist._make_nccl_premul_sum(factor)
+        fv = factor if isinstance(factor, float) else factor[0].item()
+        a = inp(rank, 5000, torch.float64)
+        dist.all_reduce(a, op=op)
+        same("all_reduce PREMUL_SUM(%g)" % fv, a, sum(inp(q, 5000, torch.float64) * fv for q in range(size)))
+        blocks = [inp(rank * 10 + j, 300, torch.float32) for j in range(size)]
+        out = torch.empty(300)
+        dist.reduce_scatter(out, blocks, op=op)
+        want = sum(inp(q * 10 + rank, 300, torch.float32) * fv for q in range(size))
+        if not torch.allclose(out, want, rtol=1e-6):
+            fail("reduce_scatter PREMUL_SUM(%g) wrong" % fv)
+        n += 2
+    return n
+
+
 def main():
     if "MASTER_PORT" not in os.environ:  # ringlet-run without --torch
         rank, size = int(os.environ["RINGLET_RANK"]), int(os.environ["RINGLET_SIZE"])
@@ -169,6 +260,7 @@ def main():
     w.wait()
     if [int(t[0]) for t in w.result()] != list(range(size)):
         fail("async all_gather result() wrong: %s" % w.result())
+    checked += newer_collectives(rank, size, gloo)
     dist.barrier()
     # point-to-point: a ring exchange, posted non-blocking so nobody waits on a send
     right, left = (rank + 1) % size, (rank - 1) % size
@@ -203,10 +295,9 @@ def main():
     # errors
     for call, text in ((lambda: dist.all_reduce(torch.zeros(4, dtype=torch.bool)), "unsupported tensor dtype"),
                        (lambda: dist.all_to_all_single(torch.zeros(size * 2), torch.zeros(size * 2),
-                                                       [1] * (size - 1) + [size + 1], [2] * size),
-                        "equal splits"),
-                       (lambda: dist.scatter(torch.zeros(4), [torch.zeros(4)] * size if rank == 0 else None, 0),
-                        "does not support")):
+                                                       [1] * (size + 1), [2] * size),
+                        "split sizes"),
+                       (lambda: dist.all_reduce(torch.zeros(4), op=dist.ReduceOp.BXOR), "integer tensor")):
         try:
             call()
         except RuntimeError as e:
