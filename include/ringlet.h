@@ -25,7 +25,7 @@ extern "C" {
 #define RL_VERSION_MINOR 1
 #define RL_VERSION_PATCH 0
 /* Wire protocol version: ranks with different values refuse to connect. */
-#define RL_PROTOCOL_VERSION 3
+#define RL_PROTOCOL_VERSION 4
 
 /* One list gives the enum, the names and the messages (they cannot drift). */
 #define RL_STATUS_MAP(X)                                                       \
@@ -195,6 +195,16 @@ rl_status_t rl_all_to_all(rl_comm_t comm, const void *sendbuf, void *recvbuf,
  */
 rl_status_t rl_send(rl_comm_t comm, const void *buf, size_t count, rl_dtype_t dtype, int peer);
 rl_status_t rl_recv(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dtype, int peer);
+/*
+ * The same with a tag: a send meets the earliest receive from its sender
+ * posted with its tag, so messages of one (peer, tag) keep their order and
+ * other tags pass them. The tag-less calls use tag 0. At most 4 receives
+ * from one peer are announced at a time (in the order posted): a blocking
+ * send whose receive is a fifth, behind receives that wait on later sends,
+ * waits for them (use the non-blocking forms).
+ */
+rl_status_t rl_send_tag(rl_comm_t comm, const void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag);
+rl_status_t rl_recv_tag(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag);
 
 /*
  * Groups: between rl_group_start() and rl_group_end(), blocking calls
@@ -229,6 +239,10 @@ rl_status_t rl_isend(rl_comm_t comm, const void *buf, size_t count, rl_dtype_t d
                      int peer, rl_request_t *req);
 rl_status_t rl_irecv(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dtype, int peer,
                      rl_request_t *req);
+rl_status_t rl_isend_tag(rl_comm_t comm, const void *buf, size_t count, rl_dtype_t dtype, int peer,
+                         uint32_t tag, rl_request_t *req);
+rl_status_t rl_irecv_tag(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dtype, int peer,
+                         uint32_t tag, rl_request_t *req);
 
 /* Make progress; RL_INPROGRESS while running, else the operation's status. */
 rl_status_t rl_test(rl_request_t req);

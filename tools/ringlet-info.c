@@ -11,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdlib.h>
+
+#include "core/comm.h"
 #include "core/config.h"
 #include "ringlet.h"
 
@@ -22,7 +25,7 @@
 #endif
 
 static const char usage_text[] =
-    "usage: ringlet-info [--devices] [--providers] [--config] [-h|--help]\n"
+    "usage: ringlet-info [--devices] [--providers] [--config] [--algos [--ranks N] [--transport T]] [-h|--help]\n"
     "\n"
     "Print what ringlet sees on this host, to check a set-up or to attach to a\n"
     "bug report. With no option, prints every section:\n"
@@ -34,6 +37,11 @@ static const char usage_text[] =
     "               domain, endpoint type) and whether each supports FI_RMA.\n"
     "  --config     every RINGLET_* variable: value in this environment, default\n"
     "               and description; the library parses the same table.\n"
+    "  --algos      the algorithm table this environment resolves (RINGLET_ALGOS and\n"
+    "               the older variables), and the cost model's predicted time of\n"
+    "               each candidate at a few sizes, for N ranks (default\n"
+    "               RINGLET_SIZE, else 4) over transport T (ofi:tcp, ofi:shm,\n"
+    "               verbs; default ofi:tcp), with RINGLET_TUNE_FILE's parameters\n"
     "  -h, --help   this help\n"
     "\n"
     "Exit status 0; 2 for a bad option. Nothing is changed on the host.\n";
@@ -199,9 +207,16 @@ static void print_config(void)
 
 int main(int argc, char **argv)
 {
-    int dev = 0, prov = 0, cfg = 0;
+    int dev = 0, prov = 0, cfg = 0, algos = 0, ranks = getenv("RINGLET_SIZE") ? atoi(getenv("RINGLET_SIZE")) : 4;
+    const char *transport = "ofi:tcp";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--devices"))
+        if (!strcmp(argv[i], "--algos"))
+            algos = 1;
+        else if (!strcmp(argv[i], "--ranks") && i + 1 < argc)
+            ranks = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--transport") && i + 1 < argc)
+            transport = argv[++i];
+        else if (!strcmp(argv[i], "--devices"))
             dev = 1;
         else if (!strcmp(argv[i], "--providers"))
             prov = 1;
@@ -215,8 +230,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!dev && !prov && !cfg)
-        dev = prov = cfg = 1;
+    if (ranks < 1 || ranks > (1 << 20)) {
+        fprintf(stderr, "ringlet-info: --ranks must be in [1, %d]\n", 1 << 20);
+        return 2;
+    }
+    if (!dev && !prov && !cfg && !algos)
+        dev = prov = cfg = algos = 1;
     char host[256] = "?";
     gethostname(host, sizeof(host) - 1);
     printf("ringlet %s on %s; transports built in:%s%s\n", rl_version(), host,
@@ -237,5 +256,12 @@ int main(int argc, char **argv)
         print_providers();
     if (cfg)
         print_config();
+    if (algos) {
+        char err[512];
+        if (rl_select_explain(stdout, ranks, transport, err, sizeof(err)) != RL_OK) {
+            fprintf(stderr, "ringlet-info: %s\n", err);
+            return 1;
+        }
+    }
     return 0;
 }

@@ -48,6 +48,7 @@ typedef struct {
     int only_rank;        /* --only-rank, -1 = all */
     int grace_ms;         /* --grace-ms */
     double timeout_s;     /* --timeout / RINGLET_RUN_TIMEOUT, 0 = none */
+    int torch;            /* --torch: torchrun's variables too */
     int nenv;             /* --env K=V count */
     char **env;           /* points into argv */
     char **cmd;           /* CMD ARGS..., NULL-terminated (argv's tail) */
@@ -61,6 +62,10 @@ static const char rr_usage_text[] =
     "Start N local processes of CMD as one ringlet group. Rank i gets\n"
     "RINGLET_RANK=i RINGLET_SIZE=N RINGLET_LOCAL_RANK=i RINGLET_ADDR=127.0.0.1:PORT,\n"
     "and RINGLET_IB_HCA=<entry i mod len> when RINGLET_HCA_LIST=\"dev:port,...\" is set.\n"
+    "With --torch, also what torchrun gives its workers: RANK=i WORLD_SIZE=N\n"
+    "LOCAL_RANK=i LOCAL_WORLD_SIZE=N MASTER_ADDR=127.0.0.1 MASTER_PORT=<another free\n"
+    "port> (torch's store; ringlet keeps RINGLET_ADDR's), so init_process_group()'s\n"
+    "env:// works without torchrun.\n"
     "\n"
     "options:\n"
     "  -n, --np N          number of ranks (1..4096, required)\n"
@@ -68,6 +73,7 @@ static const char rr_usage_text[] =
     "  --env K=V           set K=V in every rank (repeatable; wins over the variables above)\n"
     "  --prefix            prefix every output line with \"[rank] \" (default)\n"
     "  --no-prefix         print output lines as they are\n"
+    "  --torch             set torchrun's variables too (see above)\n"
     "  --only-rank R       print only rank R's stdout (stderr of all ranks is kept)\n"
     "  --timeout SEC       kill all ranks after SEC seconds and exit 124 (default 0 =\n"
     "                      none; also RINGLET_RUN_TIMEOUT)\n"
@@ -195,6 +201,10 @@ int rr_parse_args(int argc, char **argv, const char *env_timeout, rr_opts_t *o,
         }
         if (strcmp(a, "--no-prefix") == 0) {
             o->prefix = 0;
+            continue;
+        }
+        if (strcmp(a, "--torch") == 0) {
+            o->torch = 1;
             continue;
         }
         if ((m = rr_opt_value(argc, argv, &i, "-n", &val)) != 0 ||
@@ -508,7 +518,7 @@ static void rr_setenv_int(const char *k, long v)
 }
 
 /* In the child, after fork(): never returns. */
-static void rr_child(const rr_opts_t *o, int rank, int port, pid_t parent,
+static void rr_child(const rr_opts_t *o, int rank, int port, int torch_port, pid_t parent,
                      int out_w, int err_w)
 {
     char addr[64], hca[256];
@@ -545,6 +555,14 @@ static void rr_child(const rr_opts_t *o, int rank, int port, pid_t parent,
     setenv("RINGLET_ADDR", addr, 1);
     if (hca_list != NULL && rr_hca_entry(hca_list, rank, hca, sizeof(hca)) == 0)
         setenv("RINGLET_IB_HCA", hca, 1);
+    if (o->torch) { /* all ranks on this host, as torchrun --standalone */
+        rr_setenv_int("RANK", rank);
+        rr_setenv_int("WORLD_SIZE", o->nranks);
+        rr_setenv_int("LOCAL_RANK", rank);
+        rr_setenv_int("LOCAL_WORLD_SIZE", o->nranks);
+        setenv("MASTER_ADDR", "127.0.0.1", 1);
+        rr_setenv_int("MASTER_PORT", torch_port);
+    }
     for (k = 0; k < o->nenv; k++)
         putenv(o->env[k]);
 
@@ -711,13 +729,20 @@ static int rr_run(const rr_opts_t *o)
     rr_state_t st = {.exit_code = -1, .kill_at = -1, .deadline = -1};
     struct pollfd *pfd;
     rr_rank_t **pfd_rank;
-    int port = o->port, i, open_streams = 0;
+    int port = o->port, torch_port = 0, i, open_streams = 0;
     int64_t linger_until = -1;
     pid_t self = getpid();
 
     if (port == 0 && (port = rr_free_port()) < 0) {
         rr_msg("ringlet-run: cannot find a free TCP port: %s", strerror(errno));
         return 1;
+    }
+    /* torch's store gets a port of its own, never ringlet's */
+    for (i = 0; o->torch && (torch_port == 0 || torch_port == port); i++) {
+        if (i == 8 || (torch_port = rr_free_port()) < 0) {
+            rr_msg("ringlet-run: cannot find a free TCP port for MASTER_PORT: %s", strerror(errno));
+            return 1;
+        }
     }
     st.ranks = calloc((size_t)o->nranks, sizeof(rr_rank_t));
     pfd = calloc((size_t)(2 * o->nranks + 1), sizeof(*pfd));
@@ -758,7 +783,7 @@ static int rr_run(const rr_opts_t *o)
             break;
         }
         if (pid == 0)
-            rr_child(o, i, port, self, po[1], pe[1]);
+            rr_child(o, i, port, torch_port, self, po[1], pe[1]);
         setpgid(pid, pid); /* also done by the child: no race either way */
         close(po[1]);
         close(pe[1]);

@@ -20,11 +20,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coll/p2p.h"
 #include "core/clock.h"
 #include "core/comm.h"
 #include "core/log.h"
 
 enum { PH_FOLD, PH_LEVELS, PH_UNFOLD, PH_WAIT_UNFOLD, PH_DONE };
+#define MAX_STEPS 16 /* the step travels in the immediate's 4-bit tag */
+
+typedef struct {
+    rl_compl_t base;
+    int step, par, peer;
+} rd_cpl_t;
+
+/* The communicator's landing slots peers write, by step and operation
+ * parity; what this rank sends is staged per step and parity. */
+typedef struct {
+    char *land, *eager_tx;
+    rl_tp_mr_t *land_mr, *eager_tx_mr;
+    rl_rkey_t *peer_land; /* [nranks]: where my messages to each peer go */
+    uint8_t land_full[MAX_STEPS][2];
+    int land_from[MAX_STEPS][2];
+    int inflight;                     /* writes not yet completed, all steps */
+    uint8_t tx_busy[MAX_STEPS][2];    /* its staging is still being sent */
+    rd_cpl_t cpl[MAX_STEPS][2];
+} rd_t;
+
+/* One operation's state. */
+typedef struct {
+    int m, vrank, level, phase, sent;
+    const char *cur; /* this rank's partial result so far */
+    int32_t bar_word; /* a barrier's one element */
+} op_t;
+
+static rd_t *state(const struct rl_comm *c) { return c->algo_state[rl_algo_index(&rl_algo_rd)]; }
+static op_t *O(struct rl_request *r) { return RL_PRIV(r, op_t); }
 
 static int floor_log2(int n)
 {
@@ -39,43 +69,82 @@ static int floor_log2(int n)
 static size_t slot_bytes(const struct rl_comm *c) { return RL_CTRL_WIRE_SIZE + ((c->cfg.rd_max_bytes + 63) & ~(size_t)63); }
 static int nsteps(int n) { return floor_log2(n) + 2; }
 
-int rl_rd_usable(const struct rl_comm *c, size_t bytes)
+/* From the settings and the group alone: set-up makes the slots exactly then. */
+static int possible(const struct rl_comm *c)
 {
-    if (!c->land || bytes > c->cfg.rd_max_bytes || c->nranks < 2)
-        return 0;
-    return !strcmp(c->cfg.allreduce_algo, "auto") || !strcmp(c->cfg.allreduce_algo, "rd");
+    return c->cfg.rd_max_bytes && c->nranks >= 2 && rl_p2p_enabled(c) && nsteps(c->nranks) <= MAX_STEPS;
 }
 
-rl_status_t rl_rd_setup(struct rl_comm *c, rl_rkey_t *land_key)
+static int usable(const struct rl_comm *c, const rl_call_t *call)
 {
-    memset(land_key, 0, sizeof(*land_key));
-    if (!c->cfg.rd_max_bytes || c->nranks < 2 || nsteps(c->nranks) > (int)RL_IMM_TAG_MASK + 1)
+    return possible(c) && call->bytes <= c->cfg.rd_max_bytes;
+}
+
+/* log2(n) exchanges of the whole message, each reduced; a group that is
+ * not a power of two adds the fold and the hand-back. */
+static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
+{
+    int n = c->nranks, lg = floor_log2(n), rem = n - (1 << lg);
+    double b = (double)call->bytes + RL_CTRL_WIRE_SIZE, red = (double)call->bytes * m->gamma_us_per_b;
+    double t = lg * (m->alpha_us + b * m->beta_us_per_b + red);
+    if (rem)
+        t += 2 * (m->alpha_us + b * m->beta_us_per_b) + red;
+    return t;
+}
+
+static void send_done(struct rl_comm *c, rl_compl_t *self, rl_status_t st);
+static void handle_imm(struct rl_comm *c, uint32_t imm);
+
+static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
+{
+    if (!possible(c))
         return RL_OK;
+    rd_t *d = calloc(1, sizeof(*d));
+    if (!d)
+        return RL_ERR_NO_MEMORY;
+    RL_ALGO_STATE(c, &rl_algo_rd) = d;
+    rl_comm_route_imm(c, RL_IMMC_EAGER, handle_imm);
     size_t slot = slot_bytes(c), steps = (size_t)nsteps(c->nranks);
     size_t land_len = steps * 2 * slot, tx_len = steps * 2 * slot;
-    if (posix_memalign((void **)&c->land, 4096, land_len) || posix_memalign((void **)&c->eager_tx, 4096, tx_len))
+    d->peer_land = calloc((size_t)c->nranks, sizeof(rl_rkey_t));
+    if (!d->peer_land || posix_memalign((void **)&d->land, 4096, land_len) ||
+        posix_memalign((void **)&d->eager_tx, 4096, tx_len)) {
+        snprintf(err, len, "rank %d: no memory for the eager all-reduce slots (%zu bytes)", c->rank, land_len);
         return RL_ERR_NO_MEMORY;
-    memset(c->land, 0, land_len);
-    memset(c->eager_tx, 0, tx_len);
+    }
+    memset(d->land, 0, land_len);
+    memset(d->eager_tx, 0, tx_len);
+    for (int s = 0; s < MAX_STEPS; s++)
+        for (int p = 0; p < 2; p++)
+            d->cpl[s][p] = (rd_cpl_t){.base.fn = send_done, .step = s, .par = p, .peer = -1};
     rl_status_t st;
-    if ((st = c->ops->mr_reg(c->tp, c->land, land_len, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &c->land_mr)) !=
+    rl_rkey_t mine;
+    if ((st = c->ops->mr_reg(c->tp, d->land, land_len, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &d->land_mr)) !=
             RL_OK ||
-        (st = c->ops->mr_reg(c->tp, c->eager_tx, tx_len, RL_ACCESS_LOCAL, &c->eager_tx_mr)) != RL_OK)
+        (st = c->ops->mr_reg(c->tp, d->eager_tx, tx_len, RL_ACCESS_LOCAL, &d->eager_tx_mr)) != RL_OK) {
+        snprintf(err, len, "rank %d: registering the eager all-reduce slots failed: %s", c->rank,
+                 c->ops->last_error(c->tp));
+        rl_boot_abort(c->boot, st, c->rank, err);
         return st;
-    c->ops->mr_remote(c->land_mr, c->land, land_key);
-    return RL_OK;
+    }
+    c->ops->mr_remote(d->land_mr, d->land, &mine);
+    return rl_boot_allgather(c->boot, &mine, sizeof(mine), d->peer_land, dl, err, len);
 }
 
-void rl_rd_teardown(struct rl_comm *c)
+static void teardown(struct rl_comm *c)
 {
-    if (c->land_mr)
-        c->ops->mr_dereg(c->land_mr);
-    if (c->eager_tx_mr)
-        c->ops->mr_dereg(c->eager_tx_mr);
-    free(c->land);
-    free(c->eager_tx);
-    c->land = c->eager_tx = NULL;
-    c->land_mr = c->eager_tx_mr = NULL;
+    rd_t *d = state(c);
+    if (!d)
+        return;
+    if (d->land_mr)
+        c->ops->mr_dereg(d->land_mr);
+    if (d->eager_tx_mr)
+        c->ops->mr_dereg(d->eager_tx_mr);
+    free(d->land);
+    free(d->eager_tx);
+    free(d->peer_land);
+    free(d);
+    RL_ALGO_STATE(c, &rl_algo_rd) = NULL;
 }
 
 /* The real rank of virtual rank v among the 2^m that run the levels. */
@@ -83,82 +152,75 @@ static int real_rank(int v, int rem) { return v < rem ? 2 * v + 1 : v + rem; }
 
 static rl_status_t send_step(struct rl_comm *c, struct rl_request *r, int step, int peer, const char *src)
 {
+    rd_t *d = state(c);
     size_t bytes = r->count * r->esize, slot = slot_bytes(c);
     int par = (int)(r->seq & 1);
-    if (c->eager_tx_busy[step][par])
+    if (d->tx_busy[step][par])
         return RL_ERR_AGAIN; /* the write of two operations ago from this staging */
-    uint8_t *tx = (uint8_t *)c->eager_tx + ((size_t)step * 2 + (size_t)par) * slot;
+    uint8_t *tx = (uint8_t *)d->eager_tx + ((size_t)step * 2 + (size_t)par) * slot;
     rl_ctrl_t hdr = {.seq = r->seq, .coll = r->coll, .dtype = r->dtype, .op = r->op, .rank = c->rank,
                      .root = step, .count = r->count, .out_len = bytes};
     rl_ctrl_encode(&hdr, tx);
-    memcpy(tx + RL_CTRL_WIRE_SIZE, src, bytes);
+    if (bytes)
+        memcpy(tx + RL_CTRL_WIRE_SIZE, src, bytes);
     size_t at = ((size_t)step * 2 + (size_t)par) * slot;
-    rl_rkey_t *k = &c->peers[peer].peer_land;
-    rl_status_t st = c->ops->write_imm(c->peers[peer].conn, tx, RL_CTRL_WIRE_SIZE + bytes, c->eager_tx_mr,
+    rl_rkey_t *k = &d->peer_land[peer];
+    d->cpl[step][par].peer = peer;
+    rl_status_t st = c->ops->write_imm(rl_p2p_conn(c, peer), tx, RL_CTRL_WIRE_SIZE + bytes, d->eager_tx_mr,
                                        k->addr + at, k->key,
                                        rl_imm_p2p_encode(RL_P2P_EAGER, par, c->rank, (uint64_t)step),
-                                       (void *)(uintptr_t)((uintptr_t)peer << 13 | (uintptr_t)RL_CTX_P2P_EAGER << 8 |
-                                                           (uintptr_t)par << 4 | (uintptr_t)step));
+                                       &d->cpl[step][par].base);
     if (st == RL_OK) {
-        c->eager_inflight++;
-        c->eager_tx_busy[step][par] = 1;
+        d->inflight++;
+        d->tx_busy[step][par] = 1;
     }
     return st;
-}
-
-static void fail_mismatch(struct rl_comm *c, const struct rl_request *r, const rl_ctrl_t *h)
-{
-    rl_comm_fail(c, RL_ERR_MISMATCH,
-                 "operation %llu differs between ranks: rank %d called %s(count=%zu, %s, %s), rank %d called "
-                 "%s(count=%llu, %s, %s)",
-                 (unsigned long long)r->seq, c->rank, rl_coll_name(r->coll), r->count, rl_dtype_name(r->dtype),
-                 rl_op_name(r->op), h->rank, rl_coll_name(h->coll), (unsigned long long)h->count,
-                 rl_dtype_name((rl_dtype_t)h->dtype), rl_op_name((rl_op_t)h->op));
 }
 
 /* The data of step `step` from `peer`, checked against this call; NULL
  * while it has not arrived (or after a failure). */
 static const char *take_step(struct rl_comm *c, struct rl_request *r, int step, int peer)
 {
+    rd_t *d = state(c);
     int par = (int)(r->seq & 1);
-    if (!c->land_full[step][par])
+    if (!d->land_full[step][par])
         return NULL;
-    const uint8_t *slot = (const uint8_t *)c->land + ((size_t)step * 2 + (size_t)par) * slot_bytes(c);
+    const uint8_t *slot = (const uint8_t *)d->land + ((size_t)step * 2 + (size_t)par) * slot_bytes(c);
     rl_ctrl_t h;
-    if (c->land_from[step][par] != peer || rl_ctrl_decode(slot, c->nranks, &h) != RL_OK || h.rank != peer ||
+    if (d->land_from[step][par] != peer || rl_ctrl_decode(slot, c->nranks, &h) != RL_OK || h.rank != peer ||
         h.root != step || h.seq != r->seq) {
         rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: malformed eager message from rank %d (operation %llu, step %d)",
-                     c->rank, c->land_from[step][par], (unsigned long long)r->seq, step);
+                     c->rank, d->land_from[step][par], (unsigned long long)r->seq, step);
         return NULL;
     }
     if (h.coll != (uint32_t)r->coll || h.count != r->count || h.dtype != (uint32_t)r->dtype ||
         h.op != (uint32_t)r->op || h.out_len != r->count * r->esize) {
-        fail_mismatch(c, r, &h);
+        rl_fail_mismatch(c, r, &h);
         return NULL;
     }
-    c->land_full[step][par] = 0;
+    d->land_full[step][par] = 0;
     return (const char *)slot + RL_CTRL_WIRE_SIZE;
 }
 
-static void start(struct rl_comm *c, struct rl_request *r)
+static void begin(struct rl_comm *c, struct rl_request *r)
 {
     int n = c->nranks, m = floor_log2(n), rem = n - (1 << m);
-    r->rd.m = m;
-    r->rd.level = 0;
-    r->rd.cur = r->in;
+    O(r)->m = m;
+    O(r)->level = 0;
+    O(r)->cur = r->in;
     if (c->rank < 2 * rem)
-        r->rd.vrank = c->rank % 2 ? c->rank / 2 : -1;
+        O(r)->vrank = c->rank % 2 ? c->rank / 2 : -1;
     else
-        r->rd.vrank = c->rank - rem;
-    r->rd.phase = c->rank < 2 * rem ? PH_FOLD : PH_LEVELS;
+        O(r)->vrank = c->rank - rem;
+    O(r)->phase = c->rank < 2 * rem ? PH_FOLD : PH_LEVELS;
 }
 
 static void finish_levels(struct rl_comm *c, struct rl_request *r)
 {
     size_t bytes = r->count * r->esize;
-    if (r->rd.cur != r->out)
-        memmove(r->out, r->rd.cur, bytes);
-    r->rd.cur = r->out;
+    if (O(r)->cur != r->out && bytes)
+        memmove(r->out, O(r)->cur, bytes);
+    O(r)->cur = r->out;
     if (r->op == RL_AVG)
         rl_reduce_scale(r->out, r->count, r->dtype, c->nranks);
 }
@@ -166,49 +228,52 @@ static void finish_levels(struct rl_comm *c, struct rl_request *r)
 /* One move of the state machine; nonzero if it moved. */
 static int step(struct rl_comm *c, struct rl_request *r)
 {
-    int n = c->nranks, m = r->rd.m, rem = n - (1 << m);
+    int n = c->nranks, m = O(r)->m, rem = n - (1 << m);
     const char *got;
     rl_status_t st = RL_OK;
-    switch (r->rd.phase) {
+    switch (O(r)->phase) {
     case PH_FOLD:
-        if (r->rd.vrank < 0) { /* even: hand my input to rank + 1 */
+        if (O(r)->vrank < 0) { /* even: hand my input to rank + 1 */
             if ((st = send_step(c, r, m, c->rank + 1, r->in)) == RL_OK)
-                r->rd.phase = PH_WAIT_UNFOLD;
+                O(r)->phase = PH_WAIT_UNFOLD;
             break;
         }
         if (!(got = take_step(c, r, m, c->rank - 1)))
             return 0;
-        r->fn(r->out, r->in, got, r->count);
-        r->rd.cur = r->out;
-        r->rd.phase = PH_LEVELS;
+        if (r->count)
+            r->fn(r->out, r->in, got, r->count);
+        O(r)->cur = r->out;
+        O(r)->phase = PH_LEVELS;
         break;
     case PH_LEVELS: {
-        int peer = real_rank(r->rd.vrank ^ (1 << r->rd.level), rem), sent_now = 0;
-        if (!r->rd.sent) {
-            if ((st = send_step(c, r, r->rd.level, peer, r->rd.cur)) != RL_OK)
+        int peer = real_rank(O(r)->vrank ^ (1 << O(r)->level), rem), sent_now = 0;
+        if (!O(r)->sent) {
+            if ((st = send_step(c, r, O(r)->level, peer, O(r)->cur)) != RL_OK)
                 break;
-            r->rd.sent = sent_now = 1;
+            O(r)->sent = sent_now = 1;
         }
-        if (!(got = take_step(c, r, r->rd.level, peer)))
+        if (!(got = take_step(c, r, O(r)->level, peer)))
             return sent_now;
-        r->fn(r->out, r->rd.cur, got, r->count);
-        r->rd.cur = r->out;
-        r->rd.sent = 0;
-        if (++r->rd.level == m) {
+        if (r->count)
+            r->fn(r->out, O(r)->cur, got, r->count);
+        O(r)->cur = r->out;
+        O(r)->sent = 0;
+        if (++O(r)->level == m) {
             finish_levels(c, r);
-            r->rd.phase = c->rank < 2 * rem ? PH_UNFOLD : PH_DONE;
+            O(r)->phase = c->rank < 2 * rem ? PH_UNFOLD : PH_DONE;
         }
         break;
     }
     case PH_UNFOLD:
         if ((st = send_step(c, r, m + 1, c->rank - 1, r->out)) == RL_OK)
-            r->rd.phase = PH_DONE;
+            O(r)->phase = PH_DONE;
         break;
     case PH_WAIT_UNFOLD:
         if (!(got = take_step(c, r, m + 1, c->rank + 1)))
             return 0;
-        memcpy(r->out, got, r->count * r->esize);
-        r->rd.phase = PH_DONE;
+        if (r->count)
+            memcpy(r->out, got, r->count * r->esize);
+        O(r)->phase = PH_DONE;
         break;
     default: return 0;
     }
@@ -221,63 +286,100 @@ static int step(struct rl_comm *c, struct rl_request *r)
     return 1;
 }
 
-int rl_rd_advance(struct rl_comm *c, struct rl_request *r)
+static rl_status_t start(struct rl_comm *c, struct rl_request *r)
 {
-    if (!r->started) {
-        r->started = 1;
-        r->last_progress = r->start_ns = rl_now_ns();
-        if (rl_allreduce_trivial(c, r))
-            return 1;
-        start(c, r);
-    }
-    while (c->failed == RL_OK && r->rd.phase != PH_DONE && step(c, r))
+    if (r->coll == RL_COLL_BARRIER)
+        r->in = r->out = (char *)&O(r)->bar_word;
+    /* An empty call on several ranks still sends its header-only
+     * messages: every operation must reach each partner, or a rank could
+     * run two operations ahead and write into a landing slot of the same
+     * parity that its partner has not consumed yet. */
+    if (c->nranks == 1 && rl_coll_trivial(c, r))
+        return RL_OK;
+    begin(c, r);
+    return RL_INPROGRESS;
+}
+
+static int progress(struct rl_comm *c, struct rl_request *r)
+{
+    while (c->failed == RL_OK && O(r)->phase != PH_DONE && step(c, r))
         r->last_progress = rl_now_ns();
     if (c->failed != RL_OK)
         return 1;
     /* Done when the result is in place: the user's buffers are never
      * written from, and a later operation waits for a step's staging. */
-    if (r->rd.phase == PH_DONE) {
+    if (O(r)->phase == PH_DONE) {
         r->status = RL_OK;
         return 1;
     }
     return 0;
 }
 
-void rl_rd_check_foreign(struct rl_comm *c, const struct rl_request *r)
+static void foreign(struct rl_comm *c, const struct rl_request *r)
 {
-    if (!c->land || !r || r->algo == RL_ALGO_RD)
+    rd_t *d = state(c);
+    if (!d || !r || r->algo == &rl_algo_rd)
         return;
     int par = (int)(r->seq & 1);
     for (int s = 0; s < nsteps(c->nranks) && c->failed == RL_OK; s++) {
         rl_ctrl_t h;
-        const uint8_t *slot = (const uint8_t *)c->land + ((size_t)s * 2 + (size_t)par) * slot_bytes(c);
-        if (c->land_full[s][par] && rl_ctrl_decode(slot, c->nranks, &h) == RL_OK && h.seq == r->seq)
-            fail_mismatch(c, r, &h);
+        const uint8_t *slot = (const uint8_t *)d->land + ((size_t)s * 2 + (size_t)par) * slot_bytes(c);
+        if (d->land_full[s][par] && rl_ctrl_decode(slot, c->nranks, &h) == RL_OK && h.seq == r->seq)
+            rl_fail_mismatch(c, r, &h);
     }
 }
 
-void rl_rd_handle_imm(struct rl_comm *c, int from, unsigned step, int parity)
+static void handle_imm(struct rl_comm *c, uint32_t imm)
 {
-    if (!c->land || (int)step >= nsteps(c->nranks) || c->land_full[step][parity]) {
-        rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: unexpected eager message from rank %d (step %u)", c->rank, from,
+    rd_t *d = state(c);
+    rl_p2p_imm_t m;
+    if (rl_imm_p2p_decode(imm, c->nranks, &m) != RL_OK || m.rank == c->rank) {
+        rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: malformed eager immediate 0x%08x", c->rank, imm);
+        return;
+    }
+    unsigned step = m.tag;
+    int parity = m.space;
+    if ((int)step >= nsteps(c->nranks) || d->land_full[step][parity]) {
+        rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: unexpected eager message from rank %d (step %u)", c->rank, m.rank,
                      step);
         return;
     }
-    c->land_full[step][parity] = 1;
-    c->land_from[step][parity] = from;
-    rl_rd_check_foreign(c, c->head);
+    d->land_full[step][parity] = 1;
+    d->land_from[step][parity] = m.rank;
+    foreign(c, c->head);
 }
 
-void rl_rd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
+static void send_done(struct rl_comm *c, rl_compl_t *self, rl_status_t st)
 {
-    int rem = c->nranks - (1 << r->rd.m);
+    rd_cpl_t *k = RL_CONTAINER_OF(self, rd_cpl_t, base);
+    if (st != RL_OK) {
+        rl_comm_transport_failure(c, k->peer);
+        return;
+    }
+    rd_t *d = state(c);
+    if (d->inflight > 0)
+        d->inflight--;
+    d->tx_busy[k->step][k->par] = 0;
+}
+
+static int busy(struct rl_comm *c)
+{
+    rd_t *d = state(c);
+    return d && d->inflight;
+}
+
+static void release(struct rl_comm *c, struct rl_request *r) { (void)c, (void)r; }
+
+static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
+{
+    int rem = c->nranks - (1 << O(r)->m);
     const char *name = rl_coll_name(r->coll);
     unsigned long long seq = (unsigned long long)r->seq;
-    switch (r->rd.phase) {
+    switch (O(r)->phase) {
     case PH_FOLD: snprintf(buf, len, "%s %llu (eager) waits for rank %d's data", name, seq, c->rank - 1); break;
     case PH_LEVELS:
         snprintf(buf, len, "%s %llu (eager) waits for rank %d's data at level %d", name, seq,
-                 real_rank(r->rd.vrank ^ (1 << r->rd.level), rem), r->rd.level);
+                 real_rank(O(r)->vrank ^ (1 << O(r)->level), rem), O(r)->level);
         break;
     case PH_WAIT_UNFOLD:
         snprintf(buf, len, "%s %llu (eager) waits for the result from rank %d", name, seq, c->rank + 1);
@@ -285,3 +387,20 @@ void rl_rd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, siz
     default: snprintf(buf, len, "%s %llu (eager) waits for its writes to complete", name, seq); break;
     }
 }
+
+const rl_algo_t rl_algo_rd = {
+    .name = "rd",
+    .desc = "eager recursive doubling: log2(n) one-way messages into per-step landing slots, no handshake",
+    .colls = RL_COLL_BIT(RL_COLL_ALL_REDUCE) | RL_COLL_BIT(RL_COLL_BARRIER),
+    .state_size = sizeof(op_t),
+    .comm_setup = setup,
+    .comm_teardown = teardown,
+    .usable = usable,
+    .cost = cost,
+    .start = start,
+    .progress = progress,
+    .release = release,
+    .describe_wait = describe_wait,
+    .foreign = foreign,
+    .busy = busy,
+};

@@ -16,9 +16,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coll/p2p.h"
 #include "core/clock.h"
 #include "core/comm.h"
 #include "core/log.h"
+
+/* One operation's state. */
+typedef struct {
+    int n, m, step;
+    uint64_t seg_lo[21], seg_len[21]; /* the range halving step k splits */
+    uint64_t scr_off[21];             /* where halving step k's data lands in scratch */
+    int64_t step_ns[42];              /* when each step finished (debug log) */
+    struct rl_request *send, *recv[42]; /* every step's receive is posted at the start */
+} hd_t;
+
+static hd_t *H(const struct rl_request *r) { return RL_PRIV(r, hd_t); }
 
 static int log2_exact(int n)
 {
@@ -28,13 +40,19 @@ static int log2_exact(int n)
     return (1 << m) == n ? m : -1;
 }
 
-int rl_rhd_usable(const struct rl_comm *c, size_t bytes)
+static int usable(const struct rl_comm *c, const rl_call_t *call)
 {
-    if (!c->peers || c->nranks < 4 || log2_exact(c->nranks) < 0)
-        return 0;
-    if (strcmp(c->cfg.allreduce_algo, "auto"))
-        return !strcmp(c->cfg.allreduce_algo, "rhd");
-    return bytes <= c->cfg.rhd_max_bytes;
+    (void)call;
+    return rl_p2p_enabled(c) && c->nranks >= 4 && log2_exact(c->nranks) >= 0;
+}
+
+/* 2 log2(n) messages; the ring's bytes, 2(n-1)/n of the buffer, moved and
+ * (n-1)/n reduced. */
+static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
+{
+    int n = c->nranks, lg = log2_exact(n);
+    double f = (double)(n - 1) / n, b = (double)call->bytes;
+    return 2 * lg * m->alpha_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
 }
 
 /* A message of this all-reduce. It uses the all-reduce's registrations
@@ -56,36 +74,26 @@ static rl_status_t sub_post(struct rl_comm *c, struct rl_request *r, int is_send
     return RL_OK;
 }
 
-static void sub_free(struct rl_comm *c, struct rl_request **s)
-{
-    if (!*s)
-        return;
-    if ((*s)->comm) {
-        rl_p2p_unlink(c, *s);
-        rl_ring_release(c, *s);
-    }
-    free(*s);
-    *s = NULL;
-}
+static void sub_free(struct rl_comm *c, struct rl_request **s) { rl_p2p_drop(c, s); }
 
 /* The range a rank keeps at step k of the halving, and its partner's. */
 static void halves(const struct rl_request *r, int rank, int k, uint64_t *keep_lo, uint64_t *keep_len,
                    uint64_t *give_lo, uint64_t *give_len)
 {
-    uint64_t lo = r->hd.seg_lo[k], len = r->hd.seg_len[k], off0, len0, off1, len1;
+    uint64_t lo = H(r)->seg_lo[k], len = H(r)->seg_len[k], off0, len0, off1, len1;
     rl_split(len, 2, 0, &off0, &len0);
     rl_split(len, 2, 1, &off1, &len1);
-    int upper = (rank & (r->hd.n >> (k + 1))) != 0;
+    int upper = (rank & (H(r)->n >> (k + 1))) != 0;
     *keep_lo = lo + (upper ? off1 : off0);
     *keep_len = upper ? len1 : len0;
     *give_lo = lo + (upper ? off0 : off1);
     *give_len = upper ? len0 : len1;
 }
 
-static int level_of(const struct rl_request *r, int s) { return s < r->hd.m ? s : 2 * r->hd.m - 1 - s; }
+static int level_of(const struct rl_request *r, int s) { return s < H(r)->m ? s : 2 * H(r)->m - 1 - s; }
 static int partner_of(struct rl_comm *c, const struct rl_request *r, int s)
 {
-    return c->rank ^ (r->hd.n >> (level_of(r, s) + 1));
+    return c->rank ^ (H(r)->n >> (level_of(r, s) + 1));
 }
 
 /* Where halving step k's data from the partner lands: the first step of an
@@ -98,7 +106,7 @@ static char *halving_dst(struct rl_comm *c, const struct rl_request *r, int k)
         halves(r, c->rank, 0, &keep_lo, &keep_len, &give_lo, &give_len);
         return r->out + keep_lo * r->esize;
     }
-    return c->scratch + r->hd.scr_off[k] * r->esize;
+    return c->scratch + H(r)->scr_off[k] * r->esize;
 }
 
 /* Every receive is posted when the operation starts, so each clear-to-send
@@ -111,15 +119,15 @@ static char *halving_dst(struct rl_comm *c, const struct rl_request *r, int k)
 static rl_status_t post_recvs(struct rl_comm *c, struct rl_request *r)
 {
     size_t es = r->esize;
-    for (int s = 0; s < 2 * r->hd.m; s++) {
+    for (int s = 0; s < 2 * H(r)->m; s++) {
         int k = level_of(r, s);
         uint64_t keep_lo, keep_len, give_lo, give_len;
         halves(r, c->rank, k, &keep_lo, &keep_len, &give_lo, &give_len);
-        rl_status_t st = s < r->hd.m
+        rl_status_t st = s < H(r)->m
                              ? sub_post(c, r, 0, keep_len ? halving_dst(c, r, k) : NULL, keep_len, partner_of(c, r, s),
-                                        s == 0 && r->in != r->out ? r->out_reg : c->scratch_ent, &r->hd.recv[s])
+                                        s == 0 && r->in != r->out ? r->out_reg : c->scratch_ent, &H(r)->recv[s])
                              : sub_post(c, r, 0, r->out + give_lo * es, give_len, partner_of(c, r, s), r->out_reg,
-                                        &r->hd.recv[s]);
+                                        &H(r)->recv[s]);
         if (st != RL_OK)
             return st;
     }
@@ -129,36 +137,36 @@ static rl_status_t post_recvs(struct rl_comm *c, struct rl_request *r)
 /* Post step s's send. Steps 0..m-1 halve, m..2m-1 double. */
 static rl_status_t post_send(struct rl_comm *c, struct rl_request *r)
 {
-    int s = r->hd.step;
+    int s = H(r)->step;
     uint64_t keep_lo, keep_len, give_lo, give_len;
     halves(r, c->rank, level_of(r, s), &keep_lo, &keep_len, &give_lo, &give_len);
     size_t es = r->esize;
-    if (s < r->hd.m) /* the first step reads the input; later ones the partial sums */
+    if (s < H(r)->m) /* the first step reads the input; later ones the partial sums */
         return sub_post(c, r, 1, (s == 0 ? r->in : r->out) + give_lo * es, give_len, partner_of(c, r, s),
-                        s == 0 ? r->in_reg : r->out_reg, &r->hd.send);
+                        s == 0 ? r->in_reg : r->out_reg, &H(r)->send);
     /* doubling: my finished range out */
-    return sub_post(c, r, 1, r->out + keep_lo * es, keep_len, partner_of(c, r, s), r->out_reg, &r->hd.send);
+    return sub_post(c, r, 1, r->out + keep_lo * es, keep_len, partner_of(c, r, s), r->out_reg, &H(r)->send);
 }
 
-static rl_status_t start(struct rl_comm *c, struct rl_request *r)
+static rl_status_t begin(struct rl_comm *c, struct rl_request *r)
 {
-    r->hd.n = c->nranks;
-    r->hd.m = log2_exact(c->nranks);
-    r->hd.seg_lo[0] = 0;
-    r->hd.seg_len[0] = r->count;
+    H(r)->n = c->nranks;
+    H(r)->m = log2_exact(c->nranks);
+    H(r)->seg_lo[0] = 0;
+    H(r)->seg_len[0] = r->count;
     uint64_t scr = 0;
-    for (int k = 0; k < r->hd.m; k++) {
+    for (int k = 0; k < H(r)->m; k++) {
         uint64_t klo, klen, glo, glen;
         halves(r, c->rank, k, &klo, &klen, &glo, &glen);
-        r->hd.scr_off[k] = scr;
+        H(r)->scr_off[k] = scr;
         if (k > 0 || r->in == r->out)
             scr += klen;
-        r->hd.seg_lo[k + 1] = klo;
-        r->hd.seg_len[k + 1] = klen;
+        H(r)->seg_lo[k + 1] = klo;
+        H(r)->seg_len[k + 1] = klen;
     }
     size_t bytes = r->count * r->esize;
     rl_status_t st;
-    if ((st = rl_ring_scratch(c, scr * r->esize)) != RL_OK ||
+    if ((st = rl_comm_scratch(c, scr * r->esize)) != RL_OK ||
         (st = rl_reg_acquire(c, r->in, bytes, RL_ACCESS_LOCAL, &r->in_reg)) != RL_OK ||
         (st = rl_reg_acquire(c, r->out, bytes, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &r->out_reg)) != RL_OK ||
         (st = post_recvs(c, r)) != RL_OK)
@@ -175,35 +183,31 @@ static void log_steps(struct rl_comm *c, struct rl_request *r)
     char buf[512];
     int pos = 0;
     int64_t prev = r->start_ns;
-    for (int s = 0; s < 2 * r->hd.m && pos < (int)sizeof(buf) - 16; s++) {
+    for (int s = 0; s < 2 * H(r)->m && pos < (int)sizeof(buf) - 16; s++) {
         pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%.1f", s ? " " : "",
-                        (double)(r->hd.step_ns[s] - prev) / 1e3);
-        prev = r->hd.step_ns[s];
+                        (double)(H(r)->step_ns[s] - prev) / 1e3);
+        prev = H(r)->step_ns[s];
     }
     RL_DEBUG("all_reduce #%llu (halving-doubling): %zu elements of %s, %d ranks: %.1f us; step times (us): %s",
              (unsigned long long)r->seq, r->count, rl_dtype_name(r->dtype), c->nranks,
              (double)(prev - r->start_ns) / 1e3, buf);
 }
 
-/* Advance; nonzero when finished (or failed). */
-int rl_rhd_advance(struct rl_comm *c, struct rl_request *r)
+static rl_status_t start(struct rl_comm *c, struct rl_request *r)
 {
-    if (!r->started) {
-        r->started = 1;
-        r->last_progress = r->start_ns = rl_now_ns();
-        if (rl_allreduce_trivial(c, r))
-            return 1;
-        rl_status_t st = start(c, r);
-        if (st != RL_OK) {
-            rl_comm_fail(c, st, "rank %d: starting all_reduce (halving-doubling) failed: %s", c->rank,
-                         c->ops->last_error(c->tp));
-            return 1;
-        }
-    }
+    if (rl_coll_trivial(c, r))
+        return RL_OK;
+    rl_status_t st = begin(c, r);
+    return st == RL_OK ? RL_INPROGRESS : st;
+}
+
+/* Advance; nonzero when finished (or failed). */
+static int progress(struct rl_comm *c, struct rl_request *r)
+{
     for (;;) {
-        int m = r->hd.m, s = r->hd.step;
-        struct rl_request *rv = r->hd.recv[s];
-        if (c->failed != RL_OK || !r->hd.send || r->hd.send->status != RL_OK || rv->status != RL_OK)
+        int m = H(r)->m, s = H(r)->step;
+        struct rl_request *rv = H(r)->recv[s];
+        if (c->failed != RL_OK || !H(r)->send || H(r)->send->status != RL_OK || rv->status != RL_OK)
             break;
         if (s < m && r->count) {
             uint64_t keep_lo, keep_len, give_lo, give_len;
@@ -215,17 +219,17 @@ int rl_rhd_advance(struct rl_comm *c, struct rl_request *r)
             if (keep_len && s == m - 1 && r->op == RL_AVG)
                 rl_reduce_scale(dst, keep_len, r->dtype, c->nranks);
         }
-        sub_free(c, &r->hd.send);
-        sub_free(c, &r->hd.recv[s]);
-        r->hd.step_ns[s] = r->last_progress = rl_now_ns();
-        if (++r->hd.step == 2 * m) {
+        sub_free(c, &H(r)->send);
+        sub_free(c, &H(r)->recv[s]);
+        H(r)->step_ns[s] = r->last_progress = rl_now_ns();
+        if (++H(r)->step == 2 * m) {
             r->status = RL_OK;
             log_steps(c, r);
             return 1;
         }
         rl_status_t st = post_send(c, r);
         if (st != RL_OK) {
-            rl_comm_fail(c, st, "rank %d: all_reduce (halving-doubling) step %d failed", c->rank, r->hd.step);
+            rl_comm_fail(c, st, "rank %d: all_reduce (halving-doubling) step %d failed", c->rank, H(r)->step);
             return 1;
         }
     }
@@ -234,34 +238,40 @@ int rl_rhd_advance(struct rl_comm *c, struct rl_request *r)
 
 static void each_sub(struct rl_request *r, void (*fn)(struct rl_comm *, struct rl_request **), struct rl_comm *c)
 {
-    fn(c, &r->hd.send);
-    for (int s = 0; s < 2 * r->hd.m; s++)
-        fn(c, &r->hd.recv[s]);
+    fn(c, &H(r)->send);
+    for (int s = 0; s < 2 * H(r)->m; s++)
+        fn(c, &H(r)->recv[s]);
 }
 
 /* After a failure this runs inside the failure path, which may be walking
- * the point-to-point list: leave the messages still on it there (the
- * communicator frees them when destroyed); finished ones left the list and
- * go now. */
-static void drop_after_failure(struct rl_comm *c, struct rl_request **s)
+ * the point-to-point queue: messages still on it stay there (the
+ * communicator frees them when destroyed). */
+static void release(struct rl_comm *c, struct rl_request *r)
 {
-    (void)c;
-    if (*s && !(*s)->comm)
-        free(*s);
-    *s = NULL;
+    if (c)
+        each_sub(r, sub_free, c);
 }
 
-void rl_rhd_release(struct rl_comm *c, struct rl_request *r)
+static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
-    each_sub(r, c->failed == RL_OK ? sub_free : drop_after_failure, c);
-}
-
-void rl_rhd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
-{
-    struct rl_request *rv = r->hd.step < 2 * r->hd.m ? r->hd.recv[r->hd.step] : NULL;
-    struct rl_request *s = rv && rv->status == RL_INPROGRESS ? rv : r->hd.send;
+    struct rl_request *rv = H(r)->step < 2 * H(r)->m ? H(r)->recv[H(r)->step] : NULL;
+    struct rl_request *s = rv && rv->status == RL_INPROGRESS ? rv : H(r)->send;
     if (s && s->status == RL_INPROGRESS)
-        rl_p2p_describe_wait(c, s, buf, len);
+        s->algo->describe_wait(c, s, buf, len);
     else
-        snprintf(buf, len, "all_reduce %llu (halving-doubling) at step %d", (unsigned long long)r->seq, r->hd.step);
+        snprintf(buf, len, "all_reduce %llu (halving-doubling) at step %d", (unsigned long long)r->seq, H(r)->step);
 }
+
+const rl_algo_t rl_algo_rhd = {
+    .name = "rhd",
+    .desc = "recursive halving-doubling (Rabenseifner): the ring's bytes in 2 log2(n) steps; powers of two",
+    .colls = RL_COLL_BIT(RL_COLL_ALL_REDUCE),
+    .state_size = sizeof(hd_t),
+    .usable = usable,
+    .cost = cost,
+    .start = start,
+    .progress = progress,
+    .release = release,
+    .describe_wait = describe_wait,
+    .on_p2p = 1,
+};

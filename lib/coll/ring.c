@@ -15,14 +15,73 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/clock.h"
 #include "core/comm.h"
 #include "core/log.h"
 
-enum { CTX_DATA = 1, CTX_CTRL = 2, CTX_CREDIT = 3 };
+enum { CTX_DATA = 0, CTX_CTRL = 1, CTX_CREDIT = 2, CTX_KINDS };
 
-static void *mkctx(int kind, int ch) { return (void *)(uintptr_t)((unsigned)kind << 8 | (unsigned)ch); }
+typedef struct {
+    rl_compl_t base;
+    int kind, ch;
+} ring_cpl_t;
+
+/* One ring: its neighbours, connections, staging slots and mailboxes. */
+typedef struct {
+    int id;
+    int pos, prev, next;
+    rl_tp_conn_t *to_prev, *to_next; /* the same object when prev == next */
+    /* receive side: prev writes chunks into stage, next writes control
+     * records into mbox */
+    char *stage;
+    rl_tp_mr_t *stage_mr;
+    uint8_t *slot_full; /* [depth]: op tag + 1 of the chunk in the slot */
+    uint64_t rx_chunks;
+    uint8_t *mbox;
+    rl_tp_mr_t *mbox_mr;
+    uint8_t mbox_full[RL_MBOX_SLOTS];
+    /* send side */
+    rl_rkey_t next_stage, prev_mbox;
+    uint8_t *ctrl_tx;
+    rl_tp_mr_t *ctrl_tx_mr;
+    uint64_t tx_chunks;
+    int credits;     /* free staging slots at next */
+    int credit_owed; /* credits for prev not yet posted (queue was full) */
+    int ctl_inflight;
+    ring_cpl_t cpl[CTX_KINDS];
+} rl_chan_t;
+
+/* The communicator's rings and the barrier's one-element buffer. */
+typedef struct {
+    rl_chan_t ch[RL_MAX_CHANNELS];
+    rl_regent_t *bar_ent;
+} ring_t;
+
+/* Per-channel progress of one operation. */
+typedef struct {
+    rl_geom_t g;
+    uint64_t nsend, nrecv; /* units this rank sends and receives */
+    uint64_t sent, recvd;  /* units */
+    uint8_t *arrived;     /* direct units that landed, by unit */
+    int inflight;         /* data and control writes not completed */
+    int ctrl_sent, have_peer, done;
+    rl_ctrl_t peer;       /* next's control record */
+    int empty;            /* no elements: one zero-length token each way */
+    int64_t *step_ns;     /* when each ring step's last chunk was received */
+} rl_opch_t;
+
+/* One operation's state. */
+typedef struct {
+    rl_opch_t ch[RL_MAX_CHANNELS];
+    int cpos; /* broadcast/reduce: this rank's place on the chain, 0 first */
+} op_t;
+
+static ring_t *S(const struct rl_comm *c) { return c->algo_state[rl_algo_index(&rl_algo_ring)]; }
+static op_t *P(const struct rl_request *r) { return RL_PRIV(r, op_t); }
+/* Ring and chain share the channels, the control records and this code. */
+static int on_ring(const struct rl_request *r) { return r->algo == &rl_algo_ring || r->algo == &rl_algo_chain; }
 
 static int is_chain(const struct rl_request *r) { return r->coll == RL_COLL_BROADCAST || r->coll == RL_COLL_REDUCE; }
 /* All-reduce and barrier share one algorithm. */
@@ -130,7 +189,7 @@ static void unit_reducescatter(struct rl_comm *c, struct rl_request *r, rl_opch_
  * ranks whose mailboxes it writes. Unit k is chunk k. */
 static void unit_chain(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, uint64_t k, int send, unit_t *u)
 {
-    int n = c->nranks, first = r->cpos == 0, last = r->cpos == n - 1;
+    int n = c->nranks, first = P(r)->cpos == 0, last = P(r)->cpos == n - 1;
     if ((send && last) || (!send && first)) {
         u->token = 1;
         return;
@@ -171,13 +230,13 @@ static void unit_geom(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, rl_
 static uint64_t recv_needed(const struct rl_request *r, const rl_opch_t *o, uint64_t u)
 {
     if (is_chain(r))
-        return r->cpos == 0 ? 0 : (u < o->nrecv ? u + 1 : o->nrecv);
+        return P(r)->cpos == 0 ? 0 : (u < o->nrecv ? u + 1 : o->nrecv);
     return u >= o->g.nchunks ? u - o->g.nchunks + 1 : 0;
 }
 
 static void set_geometry(struct rl_comm *c, struct rl_request *r, int chi)
 {
-    rl_opch_t *o = &r->ch[chi];
+    rl_opch_t *o = &P(r)->ch[chi];
     int n = c->nranks;
     uint64_t lo, len;
     rl_split(r->count, (uint64_t)c->nch, (uint64_t)chi, &lo, &len);
@@ -201,14 +260,14 @@ static void set_geometry(struct rl_comm *c, struct rl_request *r, int chi)
     o->g.units = o->empty ? 1 : o->g.steps * o->g.nchunks;
     o->nsend = o->nrecv = o->g.units;
     if (is_chain(r) && !o->empty) {
-        o->nsend = r->cpos == n - 1 ? 1 : o->g.nchunks;
-        o->nrecv = r->cpos == 0 ? 1 : o->g.nchunks;
+        o->nsend = P(r)->cpos == n - 1 ? 1 : o->g.nchunks;
+        o->nrecv = P(r)->cpos == 0 ? 1 : o->g.nchunks;
     }
 }
 
 static rl_status_t post_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
 {
-    rl_chan_t *ch = &c->ch[chi];
+    rl_chan_t *ch = &S(c)->ch[chi];
     rl_ctrl_t rec = {
         .seq = r->seq, .coll = r->coll, .dtype = r->dtype, .op = r->op, .rank = c->rank, .root = r->root,
         .count = r->count,
@@ -227,34 +286,19 @@ static rl_status_t post_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
     uint32_t imm = rl_imm_encode(RL_IMM_CTRL, (unsigned)chi, r->seq, slot);
     rl_status_t st = c->ops->write_imm(ch->to_prev, buf, RL_CTRL_WIRE_SIZE, ch->ctrl_tx_mr,
                                        ch->prev_mbox.addr + slot * RL_CTRL_WIRE_SIZE, ch->prev_mbox.key, imm,
-                                       mkctx(CTX_CTRL, chi));
+                                       &ch->cpl[CTX_CTRL].base);
     if (st == RL_OK) {
-        r->ch[chi].ctrl_sent = 1;
-        r->ch[chi].inflight++;
+        P(r)->ch[chi].ctrl_sent = 1;
+        P(r)->ch[chi].inflight++;
     }
     return st;
-}
-
-static void describe_call(char *buf, size_t len, int rank, uint32_t coll, uint64_t count, uint32_t dtype,
-                          uint32_t op, int root)
-{
-    int pos = snprintf(buf, len, "rank %d called %s(count=%llu, %s", rank, rl_coll_name(coll),
-                       (unsigned long long)count, rl_dtype_name((rl_dtype_t)dtype));
-    if (pos < 0 || (size_t)pos >= len)
-        return;
-    if (coll == RL_COLL_ALL_REDUCE || coll == RL_COLL_REDUCE_SCATTER || coll == RL_COLL_REDUCE)
-        pos += snprintf(buf + pos, len - (size_t)pos, ", %s", rl_op_name((rl_op_t)op));
-    if ((size_t)pos < len && (coll == RL_COLL_BROADCAST || coll == RL_COLL_REDUCE))
-        pos += snprintf(buf + pos, len - (size_t)pos, ", root %d", root);
-    if ((size_t)pos < len)
-        snprintf(buf + pos, len - (size_t)pos, ")");
 }
 
 /* Take next's control record for this operation out of the mailbox and
  * check that it called the same operation. */
 static rl_status_t take_peer_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
 {
-    rl_chan_t *ch = &c->ch[chi];
+    rl_chan_t *ch = &S(c)->ch[chi];
     unsigned slot = (unsigned)(r->seq % RL_MBOX_SLOTS);
     if (!ch->mbox_full[slot])
         return RL_INPROGRESS;
@@ -269,22 +313,22 @@ static rl_status_t take_peer_ctrl(struct rl_comm *c, struct rl_request *r, int c
     if (rec.coll != (uint32_t)r->coll || rec.count != r->count || rec.dtype != (uint32_t)r->dtype ||
         (reduces(r) && rec.op != (uint32_t)r->op) || (is_chain(r) && rec.root != r->root)) {
         char mine[160], theirs[160];
-        describe_call(mine, sizeof(mine), c->rank, r->coll, r->count, r->dtype, r->op, r->root);
-        describe_call(theirs, sizeof(theirs), rec.rank, rec.coll, rec.count, rec.dtype, rec.op, rec.root);
+        rl_describe_call(mine, sizeof(mine), c->rank, r->coll, r->count, r->dtype, r->op, r->root);
+        rl_describe_call(theirs, sizeof(theirs), rec.rank, rec.coll, rec.count, rec.dtype, rec.op, rec.root);
         rl_comm_fail(c, RL_ERR_MISMATCH, "operation %llu differs between ranks: %s, %s", (unsigned long long)r->seq,
                      mine, theirs);
         return RL_ERR_MISMATCH;
     }
     /* only a rank that writes into next's output needs its size */
-    int writes = !is_chain(r) || (r->coll == RL_COLL_BROADCAST && r->cpos < c->nranks - 1);
+    int writes = !is_chain(r) || (r->coll == RL_COLL_BROADCAST && P(r)->cpos < c->nranks - 1);
     size_t need = writes ? direct_bytes(c, r) : 0;
     if (need && rec.out_len < need) {
         rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d announced an output buffer of %llu bytes, %zu needed",
                      rec.rank, (unsigned long long)rec.out_len, need);
         return RL_ERR_PROTOCOL;
     }
-    r->ch[chi].peer = rec;
-    r->ch[chi].have_peer = 1;
+    P(r)->ch[chi].peer = rec;
+    P(r)->ch[chi].have_peer = 1;
     return RL_OK;
 }
 
@@ -293,7 +337,7 @@ static void send_credits(struct rl_comm *c, rl_chan_t *ch)
     while (ch->credit_owed > 0) {
         uint32_t imm = rl_imm_encode(RL_IMM_CREDIT, (unsigned)ch->id, 0, (uint32_t)ch->credit_owed);
         rl_status_t st = c->ops->write_imm(ch->to_prev, NULL, 0, NULL, ch->prev_mbox.addr, ch->prev_mbox.key, imm,
-                                           mkctx(CTX_CREDIT, ch->id));
+                                           &ch->cpl[CTX_CREDIT].base);
         if (st == RL_ERR_AGAIN)
             return;
         if (st != RL_OK) {
@@ -309,8 +353,8 @@ static void send_credits(struct rl_comm *c, rl_chan_t *ch)
 /* Process received units in order. Returns nonzero if anything moved. */
 static int recv_units(struct rl_comm *c, struct rl_request *r, int chi)
 {
-    rl_chan_t *ch = &c->ch[chi];
-    rl_opch_t *o = &r->ch[chi];
+    rl_chan_t *ch = &S(c)->ch[chi];
+    rl_opch_t *o = &P(r)->ch[chi];
     int moved = 0;
     while (o->recvd < o->nrecv) {
         unit_t u;
@@ -345,8 +389,8 @@ static int recv_units(struct rl_comm *c, struct rl_request *r, int chi)
 
 static int send_units(struct rl_comm *c, struct rl_request *r, int chi)
 {
-    rl_chan_t *ch = &c->ch[chi];
-    rl_opch_t *o = &r->ch[chi];
+    rl_chan_t *ch = &S(c)->ch[chi];
+    rl_opch_t *o = &P(r)->ch[chi];
     int moved = 0, cap = 2 * c->depth;
     while (o->sent < o->nsend && o->inflight < cap) {
         unit_t u;
@@ -382,7 +426,7 @@ static int send_units(struct rl_comm *c, struct rl_request *r, int chi)
             imm = rl_imm_encode(RL_IMM_DIRECT, (unsigned)chi, r->seq, (uint32_t)o->sent);
         }
         rl_status_t st = c->ops->write_imm(ch->to_next, u.token ? NULL : u.src, bytes, u.token ? NULL : u.smr, raddr,
-                                           rkey, imm, mkctx(CTX_DATA, chi));
+                                           rkey, imm, &ch->cpl[CTX_DATA].base);
         if (st == RL_ERR_AGAIN)
             break;
         if (st != RL_OK) {
@@ -401,46 +445,9 @@ static int send_units(struct rl_comm *c, struct rl_request *r, int chi)
     return moved;
 }
 
-/* Scratch for partial results: grown between operations, never exposed. */
-rl_status_t rl_ring_scratch(struct rl_comm *c, size_t len)
-{
-    if (len <= c->scratch_len)
-        return RL_OK;
-    if (c->scratch_ent) {
-        c->ops->mr_dereg(c->scratch_ent->mr);
-        free(c->scratch_ent);
-        c->scratch_ent = NULL;
-    }
-    free(c->scratch);
-    c->scratch_len = 0;
-    len = (len + 4095) & ~(size_t)4095;
-    void *p = NULL;
-    rl_regent_t *e = calloc(1, sizeof(*e));
-    if (!e || posix_memalign(&p, 4096, len)) {
-        free(e);
-        c->scratch = NULL;
-        return RL_ERR_NO_MEMORY;
-    }
-    c->scratch = p;
-    /* peers write into it too: halving-doubling receives its halves here */
-    unsigned access = RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE;
-    rl_status_t st = c->ops->mr_reg(c->tp, p, len, access, &e->mr);
-    if (st != RL_OK) {
-        free(e);
-        return st;
-    }
-    e->base = p;
-    e->len = len;
-    e->access = access;
-    e->pinned = 1; /* owned by the communicator, not by the cache */
-    c->scratch_ent = e;
-    c->scratch_len = len;
-    return RL_OK;
-}
-
 static rl_status_t barrier_buffer(struct rl_comm *c, struct rl_request *r)
 {
-    if (!c->bar_ent) {
+    if (!S(c)->bar_ent) {
         rl_regent_t *e = calloc(1, sizeof(*e));
         void *p = NULL;
         if (!e || posix_memalign(&p, 4096, 4096)) {
@@ -457,29 +464,12 @@ static rl_status_t barrier_buffer(struct rl_comm *c, struct rl_request *r)
         e->base = p;
         e->len = 4096;
         e->pinned = 1;
-        c->bar_ent = e;
+        S(c)->bar_ent = e;
     }
-    r->in = r->out = c->bar_ent->base;
-    r->in_reg = r->out_reg = c->bar_ent;
-    c->bar_ent->refs += 2;
+    r->in = r->out = S(c)->bar_ent->base;
+    r->in_reg = r->out_reg = S(c)->bar_ent;
+    S(c)->bar_ent->refs += 2;
     return RL_OK;
-}
-
-void rl_ring_free_buffers(struct rl_comm *c)
-{
-    rl_regent_t *ents[2] = {c->scratch_ent, c->bar_ent};
-    for (int i = 0; i < 2; i++) {
-        if (!ents[i])
-            continue;
-        c->ops->mr_dereg(ents[i]->mr);
-        free(ents[i]->base);
-        free(ents[i]);
-    }
-    if (!c->scratch_ent)
-        free(c->scratch);
-    c->scratch = NULL;
-    c->scratch_ent = c->bar_ent = NULL;
-    c->scratch_len = 0;
 }
 
 /* Bytes of input and output, and the access each side needs. */
@@ -551,7 +541,7 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
             return st;
         if (outb && out_access && (st = rl_reg_acquire(c, r->out, outb, out_access, &r->out_reg)) != RL_OK)
             return st;
-        if (scratch && (st = rl_ring_scratch(c, scratch)) != RL_OK)
+        if (scratch && (st = rl_comm_scratch(c, scratch)) != RL_OK)
             return st;
     }
     if (is_chain(r)) {
@@ -560,18 +550,18 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
             if (c->order[i] == r->root)
                 proot = i;
         int shift = r->coll == RL_COLL_REDUCE ? 1 : 0;
-        r->cpos = (int)mod((int64_t)c->ch[0].pos - proot - shift, c->nranks);
+        P(r)->cpos = (int)mod((int64_t)S(c)->ch[0].pos - proot - shift, c->nranks);
     }
     for (int i = 0; i < c->nch; i++) {
         set_geometry(c, r, i);
-        uint64_t slots = r->ch[i].nrecv > r->ch[i].nsend ? r->ch[i].nrecv : r->ch[i].nsend;
-        r->ch[i].arrived = calloc(slots ? slots : 1, 1);
-        if (!r->ch[i].arrived)
+        uint64_t slots = P(r)->ch[i].nrecv > P(r)->ch[i].nsend ? P(r)->ch[i].nrecv : P(r)->ch[i].nsend;
+        P(r)->ch[i].arrived = calloc(slots ? slots : 1, 1);
+        if (!P(r)->ch[i].arrived)
             return RL_ERR_NO_MEMORY;
         /* per-step times feed the cost model (latency + size/bandwidth
          * per step); kept only when someone reads them */
-        if (i == 0 && rl_log_level_cur >= RL_LOG_DEBUG && !is_chain(r) && !r->ch[i].empty)
-            r->ch[i].step_ns = calloc(r->ch[i].g.steps, sizeof(int64_t));
+        if (i == 0 && rl_log_level_cur >= RL_LOG_DEBUG && !is_chain(r) && !P(r)->ch[i].empty)
+            P(r)->ch[i].step_ns = calloc(P(r)->ch[i].g.steps, sizeof(int64_t));
     }
     return RL_INPROGRESS;
 }
@@ -580,7 +570,7 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
  * (channel 0), so per-step latency and bandwidth can be fitted. */
 static void log_steps(struct rl_comm *c, struct rl_request *r)
 {
-    rl_opch_t *o = &r->ch[0];
+    rl_opch_t *o = &P(r)->ch[0];
     if (!o->step_ns)
         return;
     char buf[512];
@@ -601,67 +591,34 @@ static void log_steps(struct rl_comm *c, struct rl_request *r)
  * algorithm: the ranks called different operations. */
 static void check_foreign_ctrl(struct rl_comm *c, const struct rl_request *r)
 {
-    if (!r || r->algo == RL_ALGO_RING)
+    if (!r || on_ring(r) || !S(c))
         return;
     unsigned slot = (unsigned)(r->seq % RL_MBOX_SLOTS);
     for (int i = 0; i < c->nch && c->failed == RL_OK; i++) {
         rl_ctrl_t rec;
-        if (!c->ch[i].mbox_full[slot] ||
-            rl_ctrl_decode(c->ch[i].mbox + slot * RL_CTRL_WIRE_SIZE, c->nranks, &rec) != RL_OK || rec.seq != r->seq)
+        if (!S(c)->ch[i].mbox_full[slot] ||
+            rl_ctrl_decode(S(c)->ch[i].mbox + slot * RL_CTRL_WIRE_SIZE, c->nranks, &rec) != RL_OK || rec.seq != r->seq)
             continue;
         char mine[160], theirs[160];
-        describe_call(mine, sizeof(mine), c->rank, r->coll, r->count, r->dtype, r->op, r->root);
-        describe_call(theirs, sizeof(theirs), rec.rank, rec.coll, rec.count, rec.dtype, rec.op, rec.root);
+        rl_describe_call(mine, sizeof(mine), c->rank, r->coll, r->count, r->dtype, r->op, r->root);
+        rl_describe_call(theirs, sizeof(theirs), rec.rank, rec.coll, rec.count, rec.dtype, rec.op, rec.root);
         rl_comm_fail(c, RL_ERR_MISMATCH, "operation %llu differs between ranks: %s, %s", (unsigned long long)r->seq,
                      mine, theirs);
     }
 }
 
-int rl_allreduce_trivial(struct rl_comm *c, struct rl_request *r)
+static int progress(struct rl_comm *c, struct rl_request *r)
 {
-    if (c->nranks > 1 && r->count > 0)
-        return 0;
-    if (r->in != r->out && r->count)
-        memmove(r->out, r->in, r->count * r->esize);
-    r->status = RL_OK;
-    return 1;
-}
-
-int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
-{
-    if (!r->started) {
-        rl_rd_check_foreign(c, r);
-        check_foreign_ctrl(c, r);
-        if (c->failed != RL_OK)
-            return 1;
-    }
-    if (r->algo == RL_ALGO_RHD)
-        return rl_rhd_advance(c, r);
-    if (r->algo == RL_ALGO_RD)
-        return rl_rd_advance(c, r);
-    if (!r->started) {
-        r->started = 1;
-        r->last_progress = r->start_ns = rl_now_ns();
-        rl_status_t st = start(c, r);
-        if (st != RL_INPROGRESS) {
-            if (st != RL_OK)
-                rl_comm_fail(c, st, "rank %d: starting %s failed: %s", c->rank, rl_coll_name(r->coll),
-                             c->ops ? c->ops->last_error(c->tp) : rl_strerror(st));
-            else
-                r->status = RL_OK;
-            return 1;
-        }
-    }
     int all_done = 1, moved = 0;
     for (int i = 0; i < c->nch && c->failed == RL_OK; i++) {
-        rl_opch_t *o = &r->ch[i];
+        rl_opch_t *o = &P(r)->ch[i];
         if (o->done)
             continue;
         if (!o->ctrl_sent) {
             rl_status_t st = post_ctrl(c, r, i);
             if (st != RL_OK && st != RL_ERR_AGAIN) {
                 rl_comm_fail(c, st, "rank %d: sending the control record to rank %d failed: %s", c->rank,
-                             c->ch[i].prev, c->ops->last_error(c->tp));
+                             S(c)->ch[i].prev, c->ops->last_error(c->tp));
                 break;
             }
             moved |= st == RL_OK;
@@ -693,21 +650,15 @@ int rl_ring_advance(struct rl_comm *c, struct rl_request *r)
     return all_done;
 }
 
-void rl_ring_release(struct rl_comm *c, struct rl_request *r)
+static void release(struct rl_comm *c, struct rl_request *r)
 {
-    if (c && r->algo == RL_ALGO_RHD)
-        rl_rhd_release(c, r);
+    (void)c;
     for (int i = 0; i < RL_MAX_CHANNELS; i++) {
-        free(r->ch[i].arrived);
-        free(r->ch[i].step_ns);
-        r->ch[i].arrived = NULL;
-        r->ch[i].step_ns = NULL;
+        free(P(r)->ch[i].arrived);
+        free(P(r)->ch[i].step_ns);
+        P(r)->ch[i].arrived = NULL;
+        P(r)->ch[i].step_ns = NULL;
     }
-    if (c) {
-        rl_reg_release(c, r->in_reg);
-        rl_reg_release(c, r->out_reg);
-    }
-    r->in_reg = r->out_reg = NULL;
 }
 
 /* Whether unit `index` of the running operation may arrive as a direct
@@ -723,7 +674,7 @@ static int direct_ok(struct rl_comm *c, struct rl_request *r, rl_chan_t *ch, rl_
     return u.token ? index == 0 : !u.staged && u.len > 0;
 }
 
-void rl_ring_handle_imm(struct rl_comm *c, uint32_t imm)
+static void handle_imm(struct rl_comm *c, uint32_t imm)
 {
     rl_imm_t d;
     if (rl_imm_decode(imm, c->nch, &d) != RL_OK) {
@@ -731,14 +682,14 @@ void rl_ring_handle_imm(struct rl_comm *c, uint32_t imm)
                      c->rank, imm);
         return;
     }
-    rl_chan_t *ch = &c->ch[d.channel];
-    struct rl_request *r = c->head;
+    rl_chan_t *ch = &S(c)->ch[d.channel];
+    struct rl_request *r = c->head && on_ring(c->head) ? c->head : NULL;
     switch (d.kind) {
     case RL_IMM_CTRL:
         if (d.index >= RL_MBOX_SLOTS || ch->mbox_full[d.index])
             goto bad;
         ch->mbox_full[d.index] = 1;
-        check_foreign_ctrl(c, r);
+        check_foreign_ctrl(c, c->head);
         return;
     case RL_IMM_CREDIT:
         if (d.index == 0 || ch->credits + (int)d.index > c->depth)
@@ -755,9 +706,9 @@ void rl_ring_handle_imm(struct rl_comm *c, uint32_t imm)
         return;
     case RL_IMM_DIRECT:
         if (!r || !r->started || d.tag != (r->seq & RL_IMM_TAG_MASK) ||
-            !direct_ok(c, r, ch, &r->ch[d.channel], d.index))
+            !direct_ok(c, r, ch, &P(r)->ch[d.channel], d.index))
             goto bad;
-        r->ch[d.channel].arrived[d.index] = 1;
+        P(r)->ch[d.channel].arrived[d.index] = 1;
         return;
     }
 bad:
@@ -767,40 +718,27 @@ bad:
                  c->rank, d.channel, (int)d.kind, d.index, d.tag, ch->prev, ch->next);
 }
 
-void rl_ring_send_done(struct rl_comm *c, void *ctx, rl_status_t st)
+static void send_done(struct rl_comm *c, rl_compl_t *self, rl_status_t st)
 {
-    unsigned v = (unsigned)(uintptr_t)ctx;
-    int kind = (int)(v >> 8), chi = (int)(v & 0xff);
-    if (chi >= c->nch || kind < CTX_DATA || kind > CTX_CREDIT) {
-        rl_comm_fail(c, RL_ERR_INTERNAL, "rank %d: completion with an unknown context %p", c->rank, ctx);
-        return;
-    }
-    rl_chan_t *ch = &c->ch[chi];
+    ring_cpl_t *k = RL_CONTAINER_OF(self, ring_cpl_t, base);
+    rl_chan_t *ch = &S(c)->ch[k->ch];
     if (st != RL_OK) {
-        rl_comm_transport_failure(c, kind == CTX_CREDIT ? ch->prev : ch->next);
+        rl_comm_transport_failure(c, k->kind == CTX_CREDIT ? ch->prev : ch->next);
         return;
     }
-    if (kind == CTX_CREDIT) {
+    if (k->kind == CTX_CREDIT) {
         ch->ctl_inflight--;
         return;
     }
-    if (c->head && c->head->ch[chi].inflight > 0)
-        c->head->ch[chi].inflight--;
+    if (c->head && on_ring(c->head) && P(c->head)->ch[k->ch].inflight > 0)
+        P(c->head)->ch[k->ch].inflight--;
 }
 
-void rl_ring_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
+static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
-    if (r->algo == RL_ALGO_RHD) {
-        rl_rhd_describe_wait(c, r, buf, len);
-        return;
-    }
-    if (r->algo == RL_ALGO_RD) {
-        rl_rd_describe_wait(c, r, buf, len);
-        return;
-    }
     for (int i = 0; i < c->nch; i++) {
-        rl_opch_t *o = &r->ch[i];
-        rl_chan_t *ch = &c->ch[i];
+        rl_opch_t *o = &P(r)->ch[i];
+        rl_chan_t *ch = &S(c)->ch[i];
         if (o->done)
             continue;
         const char *name = rl_coll_name(r->coll);
@@ -820,4 +758,315 @@ void rl_ring_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, s
         return;
     }
     snprintf(buf, len, "operation %llu has not started", (unsigned long long)r->seq);
+}
+
+/* What each rank publishes at set-up, per channel: the blobs for the connections to prev and next, and the
+ * remote names of the staging slots and mailbox. */
+typedef struct {
+    char backend[16]; /* ranks must agree on the backend "auto" picked */
+    uint32_t len_prev, len_next;
+    uint8_t blob_prev[RL_TP_BLOB_MAX], blob_next[RL_TP_BLOB_MAX];
+    rl_rkey_t stage, mbox;
+} chan_rec_t;
+
+static void *alloc_pages(size_t len)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, len ? len : 1))
+        return NULL;
+    memset(p, 0, len);
+    return p;
+}
+
+/* Staging is mapped, not malloc'd and zeroed: pages a peer never writes
+ * (slots past the chunk size an operation really uses) cost no memory. */
+static size_t stage_len(const struct rl_comm *c) { return (size_t)c->depth * c->chunk_bytes; }
+
+static char *stage_alloc(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec, char *why, size_t whylen)
+{
+    rl_chan_t *ch = &S(c)->ch[i];
+    int n = c->nranks;
+    int me = -1;
+    for (int k = 0; k < n; k++)
+        if (c->order[k] == c->rank)
+            me = k;
+    ch->id = i;
+    ch->pos = me;
+    ch->prev = c->order[(me + n - 1) % n];
+    ch->next = c->order[(me + 1) % n];
+    ch->credits = c->depth;
+    for (int k = 0; k < CTX_KINDS; k++)
+        ch->cpl[k] = (ring_cpl_t){.base.fn = send_done, .kind = k, .ch = i};
+    ch->stage = stage_alloc(stage_len(c));
+    ch->mbox = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
+    ch->ctrl_tx = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
+    ch->slot_full = calloc((size_t)c->depth, 1);
+    if (!ch->stage || !ch->mbox || !ch->ctrl_tx || !ch->slot_full) {
+        snprintf(why, whylen, "cannot allocate %zu bytes of staging (RINGLET_PIPELINE_DEPTH=%d x chunk %zu B)%s",
+                 stage_len(c), c->depth, c->chunk_bytes, ch->stage ? " or the mailboxes" : "");
+        return RL_ERR_NO_MEMORY;
+    }
+    rl_status_t st;
+    if ((st = c->ops->mr_reg(c->tp, ch->stage, stage_len(c), RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
+        (st = c->ops->mr_reg(c->tp, ch->mbox, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_REMOTE_WRITE,
+                             &ch->mbox_mr)) ||
+        (st = c->ops->mr_reg(c->tp, ch->ctrl_tx, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_LOCAL,
+                             &ch->ctrl_tx_mr)))
+        return st;
+    snprintf(rec->backend, sizeof(rec->backend), "%s", c->ops->name);
+    c->ops->mr_remote(ch->stage_mr, ch->stage, &rec->stage);
+    c->ops->mr_remote(ch->mbox_mr, ch->mbox, &rec->mbox);
+    size_t l = RL_TP_BLOB_MAX;
+    if ((st = c->ops->conn_create(c->tp, ch->prev, &ch->to_prev, rec->blob_prev, &l)) != RL_OK)
+        return st;
+    rec->len_prev = (uint32_t)l;
+    if (ch->next == ch->prev) {
+        ch->to_next = ch->to_prev;
+        memcpy(rec->blob_next, rec->blob_prev, l);
+        rec->len_next = (uint32_t)l;
+        return RL_OK;
+    }
+    l = RL_TP_BLOB_MAX;
+    if ((st = c->ops->conn_create(c->tp, ch->next, &ch->to_next, rec->blob_next, &l)) != RL_OK)
+        return st;
+    rec->len_next = (uint32_t)l;
+    return RL_OK;
+}
+
+static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
+{
+    ring_t *rs = calloc(1, sizeof(*rs));
+    if (!rs)
+        return RL_ERR_NO_MEMORY;
+    RL_ALGO_STATE(c, &rl_algo_ring) = rs;
+    rl_comm_route_imm(c, RL_IMMC_RING, handle_imm);
+    size_t rlen = sizeof(chan_rec_t) * (size_t)c->nch;
+    chan_rec_t *mine = calloc(1, rlen), *all = calloc((size_t)c->nranks, rlen);
+    rl_status_t st = (mine && all) ? RL_OK : RL_ERR_NO_MEMORY;
+    for (int i = 0; i < c->nch && st == RL_OK; i++) {
+        char why[200] = "";
+        st = chan_setup(c, i, &mine[i], why, sizeof(why));
+        if (st != RL_OK)
+            snprintf(err, len, "rank %d: setting up channel %d failed: %s", c->rank, i,
+                     st == RL_ERR_NO_MEMORY ? why : c->ops->last_error(c->tp));
+    }
+    if (st != RL_OK)
+        rl_boot_abort(c->boot, st, c->rank, err);
+    else
+        st = rl_boot_allgather(c->boot, mine, rlen, all, dl, err, len);
+    for (int i = 0; i < c->nch && st == RL_OK; i++) {
+        rl_chan_t *ch = &S(c)->ch[i];
+        chan_rec_t *nx = (chan_rec_t *)((char *)all + (size_t)ch->next * rlen) + i;
+        chan_rec_t *pv = (chan_rec_t *)((char *)all + (size_t)ch->prev * rlen) + i;
+        if (strncmp(nx->backend, c->ops->name, sizeof(nx->backend)) ||
+            strncmp(pv->backend, c->ops->name, sizeof(pv->backend))) {
+            snprintf(err, len, "rank %d uses transport %s but rank %d uses %.15s and rank %d %.15s: set RINGLET_TRANSPORT",
+                     c->rank, c->ops->name, ch->next, nx->backend, ch->prev, pv->backend);
+            st = RL_ERR_MISMATCH;
+            break;
+        }
+        if (nx->len_prev > RL_TP_BLOB_MAX || pv->len_next > RL_TP_BLOB_MAX) {
+            snprintf(err, len, "rank %d: malformed connection data from rank %d or %d", c->rank, ch->next, ch->prev);
+            st = RL_ERR_PROTOCOL;
+            break;
+        }
+        ch->next_stage = nx->stage;
+        ch->prev_mbox = pv->mbox;
+        st = c->ops->conn_establish(ch->to_next, nx->blob_prev, nx->len_prev, dl);
+        if (st == RL_OK && ch->to_prev != ch->to_next)
+            st = c->ops->conn_establish(ch->to_prev, pv->blob_next, pv->len_next, dl);
+        if (st != RL_OK)
+            snprintf(err, len, "rank %d: connecting channel %d to ranks %d/%d failed: %s", c->rank, i, ch->prev,
+                     ch->next, c->ops->last_error(c->tp));
+    }
+    free(mine);
+    free(all);
+    /* Everyone connected before anyone writes. */
+    if (st != RL_OK) {
+        rl_boot_abort(c->boot, st, c->rank, err);
+        return st;
+    }
+    return rl_comm_sync(c, dl, err, len);
+}
+
+static void chan_teardown(struct rl_comm *c, rl_chan_t *ch)
+{
+    if (c->ops) {
+        if (ch->to_next && ch->to_next != ch->to_prev)
+            c->ops->conn_destroy(ch->to_next);
+        if (ch->to_prev)
+            c->ops->conn_destroy(ch->to_prev);
+        if (ch->stage_mr)
+            c->ops->mr_dereg(ch->stage_mr);
+        if (ch->mbox_mr)
+            c->ops->mr_dereg(ch->mbox_mr);
+        if (ch->ctrl_tx_mr)
+            c->ops->mr_dereg(ch->ctrl_tx_mr);
+    }
+    if (ch->stage)
+        munmap(ch->stage, stage_len(c));
+    free(ch->mbox);
+    free(ch->ctrl_tx);
+    free(ch->slot_full);
+    memset(ch, 0, sizeof(*ch));
+}
+
+static void teardown(struct rl_comm *c)
+{
+    ring_t *rs = S(c);
+    if (!rs)
+        return;
+    for (int i = 0; i < RL_MAX_CHANNELS; i++)
+        chan_teardown(c, &rs->ch[i]);
+    if (rs->bar_ent) {
+        c->ops->mr_dereg(rs->bar_ent->mr);
+        free(rs->bar_ent->base);
+        free(rs->bar_ent);
+    }
+    free(rs);
+    RL_ALGO_STATE(c, &rl_algo_ring) = NULL;
+}
+
+static int always(const struct rl_comm *c, const rl_call_t *call)
+{
+    (void)c, (void)call;
+    return 1;
+}
+
+/* Per-step cost of a ring or chain step moving b bytes in k pipelined
+ * chunks: each chunk is a message. */
+static double ring_cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
+{
+    double n = c->nranks, b = (double)call->bytes, f = (n - 1) / n;
+    switch (call->coll) {
+    case RL_COLL_ALL_GATHER: return (n - 1) * (m->alpha_us + b * m->beta_us_per_b);
+    case RL_COLL_REDUCE_SCATTER: return (n - 1) * (m->alpha_us + b * (m->beta_us_per_b + m->gamma_us_per_b));
+    default: /* all-reduce, barrier: reduce-scatter then all-gather */
+        return 2 * (n - 1) * m->alpha_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
+    }
+}
+
+/* A pipelined chain: the first chunk takes n - 1 hops, the other k - 1
+ * follow one chunk time apart. */
+static double chain_cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
+{
+    double n = c->nranks, b = (double)call->bytes;
+    double k = b > (double)c->chunk_bytes ? b / (double)c->chunk_bytes : 1;
+    double per = m->alpha_us + b / k * (m->beta_us_per_b + (call->coll == RL_COLL_REDUCE ? m->gamma_us_per_b : 0));
+    return (n - 2 + k) * per + m->alpha_us; /* and the closing token */
+}
+
+/* Every rank logs its own neighbours. */
+static void describe_comm(struct rl_comm *c, char *buf, size_t len)
+{
+    char ord[256];
+    int pos = 0;
+    for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 12; i++)
+        pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : "", c->order[i]);
+    snprintf(buf, len, "ring %s (prev %d, next %d), %d channel(s), chunk %zu B, depth %d", ord, S(c)->ch[0].prev,
+             S(c)->ch[0].next, c->nch, c->chunk_bytes, c->depth);
+}
+
+static int busy(struct rl_comm *c)
+{
+    ring_t *rs = S(c);
+    for (int i = 0; rs && i < c->nch; i++)
+        if (rs->ch[i].ctl_inflight > 0) /* credits still owed matter to no one now */
+            return 1;
+    return 0;
+}
+
+const rl_algo_t rl_algo_ring = {
+    .name = "ring",
+    .desc = "pipelined ring: reduce-scatter then all-gather in 2(n-1) steps, chunks through staging slots",
+    .colls = RL_COLL_BIT(RL_COLL_ALL_REDUCE) | RL_COLL_BIT(RL_COLL_ALL_GATHER) |
+             RL_COLL_BIT(RL_COLL_REDUCE_SCATTER) | RL_COLL_BIT(RL_COLL_BARRIER),
+    .state_size = sizeof(op_t),
+    .comm_setup = setup,
+    .comm_teardown = teardown,
+    .usable = always,
+    .cost = ring_cost,
+    .start = start,
+    .progress = progress,
+    .release = release,
+    .describe_wait = describe_wait,
+    .foreign = check_foreign_ctrl,
+    .busy = busy,
+    .describe_comm = describe_comm,
+};
+
+const rl_algo_t rl_algo_chain = {
+    .name = "chain",
+    .desc = "pipelined chain along the ring from or to the root, closed by a token",
+    .colls = RL_COLL_BIT(RL_COLL_BROADCAST) | RL_COLL_BIT(RL_COLL_REDUCE),
+    .state_size = sizeof(op_t),
+    .usable = always,
+    .cost = chain_cost,
+    .start = start,
+    .progress = progress,
+    .release = release,
+    .describe_wait = describe_wait,
+};
+
+/* ---- for the receive-side fuzz target (tests/fuzz/fuzz_imm.c): a ring
+ * state and a running operation built in memory, without a transport ---- */
+struct rl_request *rl_ring_fuzz_begin(struct rl_comm *c, rl_coll_t coll, size_t count, uint64_t seq, int credits)
+{
+    ring_t *rs = calloc(1, sizeof(*rs));
+    struct rl_request *r = rl_request_alloc(c, &rl_algo_ring);
+    if (!rs || !r) {
+        free(rs);
+        free(r);
+        return NULL;
+    }
+    RL_ALGO_STATE(c, &rl_algo_ring) = rs;
+    r->coll = coll;
+    r->count = count;
+    r->dtype = RL_FLOAT32;
+    r->esize = 4;
+    r->seq = seq;
+    r->status = RL_INPROGRESS;
+    r->started = 1;
+    c->head = c->tail = r;
+    for (int i = 0; i < c->nch; i++) {
+        rl_chan_t *ch = &rs->ch[i];
+        ch->id = i;
+        ch->pos = c->rank;
+        ch->prev = (c->rank + c->nranks - 1) % c->nranks;
+        ch->next = (c->rank + 1) % c->nranks;
+        ch->credits = credits % (c->depth + 1);
+        ch->slot_full = calloc((size_t)c->depth, 1);
+        set_geometry(c, r, i);
+        /* exact-size arrays: ASan reports any index past them */
+        P(r)->ch[i].arrived = calloc(P(r)->ch[i].g.units, 1);
+    }
+    return r;
+}
+
+/* Hand one immediate to the ring as if it had arrived; nonzero while the
+ * credit counts stay within the staging slots. */
+int rl_ring_fuzz_imm(struct rl_comm *c, uint32_t imm)
+{
+    handle_imm(c, imm);
+    for (int i = 0; i < c->nch; i++)
+        if (S(c)->ch[i].credits < 0 || S(c)->ch[i].credits > c->depth)
+            return 0;
+    return 1;
+}
+
+void rl_ring_fuzz_end(struct rl_comm *c, struct rl_request *r)
+{
+    ring_t *rs = S(c);
+    for (int i = 0; i < c->nch; i++)
+        free(rs->ch[i].slot_full);
+    release(c, r);
+    free(r);
+    free(rs);
+    RL_ALGO_STATE(c, &rl_algo_ring) = NULL;
 }

@@ -24,6 +24,13 @@ rl_status_t rl_imm_decode(uint32_t imm, int nchannels, rl_imm_t *out)
 
 int rl_imm_is_p2p(uint32_t imm) { return ((imm >> 26) & 0xfu) == RL_IMM_P2P_CHANNEL; }
 
+rl_imm_class_t rl_imm_class(uint32_t imm)
+{
+    if (!rl_imm_is_p2p(imm))
+        return RL_IMMC_RING;
+    return ((imm >> 5) & 3u) == RL_P2P_EAGER ? RL_IMMC_EAGER : RL_IMMC_P2P;
+}
+
 uint32_t rl_imm_p2p_encode(rl_p2p_kind_t kind, int space, int rank, uint64_t seq)
 {
     return (uint32_t)RL_IMM_DIRECT << 30 | RL_IMM_P2P_CHANNEL << 26 | ((uint32_t)rank & RL_IMM_P2P_RANK_MAX) << 7 |
@@ -61,7 +68,8 @@ void rl_ctrl_encode(const rl_ctrl_t *c, uint8_t out[RL_CTRL_WIRE_SIZE])
     memset(out, 0, RL_CTRL_WIRE_SIZE);
     put64(out, (uint64_t)RL_CTRL_MAGIC | (uint64_t)c->coll << 32);
     put64(out + 8, c->seq);
-    put64(out + 16, (uint64_t)c->dtype | (uint64_t)c->op << 32);
+    uint32_t opword = c->coll == RL_COLL_SENDRECV ? c->tag : c->op;
+    put64(out + 16, (uint64_t)c->dtype | (uint64_t)opword << 32);
     put64(out + 24, (uint64_t)(uint32_t)c->rank | (uint64_t)(uint32_t)c->root << 32);
     put64(out + 32, c->count);
     put64(out + 40, c->out_addr);
@@ -77,6 +85,7 @@ rl_status_t rl_ctrl_decode(const uint8_t in[RL_CTRL_WIRE_SIZE], int nranks, rl_c
         .seq = get64(in + 8),
         .dtype = (uint32_t)w2,
         .op = (uint32_t)(w2 >> 32),
+        .tag = 0,
         .rank = (int32_t)(uint32_t)w3,
         .root = (int32_t)(uint32_t)(w3 >> 32),
         .count = get64(in + 32),
@@ -86,6 +95,10 @@ rl_status_t rl_ctrl_decode(const uint8_t in[RL_CTRL_WIRE_SIZE], int nranks, rl_c
     };
     if ((uint32_t)w0 != RL_CTRL_MAGIC)
         return RL_ERR_PROTOCOL;
+    if (c.coll == RL_COLL_SENDRECV) { /* any 32-bit tag; no op */
+        c.tag = c.op;
+        c.op = 0;
+    }
     if (c.coll < 1 || c.coll > RL_COLL_MAX || c.dtype >= RL_DTYPE_COUNT || c.op >= RL_OP_COUNT)
         return RL_ERR_PROTOCOL;
     if (c.rank < 0 || c.rank >= nranks || c.root < 0 || c.root >= nranks)

@@ -57,6 +57,10 @@ typedef struct {
 } rl_p2p_imm_t;
 
 int rl_imm_is_p2p(uint32_t imm);
+/* Who handles an immediate: the communicator routes each class through
+ * one table (ring channels, point-to-point messages, eager slots). */
+typedef enum { RL_IMMC_RING = 0, RL_IMMC_P2P = 1, RL_IMMC_EAGER = 2, RL_IMMC_COUNT } rl_imm_class_t;
+rl_imm_class_t rl_imm_class(uint32_t imm);
 uint32_t rl_imm_p2p_encode(rl_p2p_kind_t kind, int space, int rank, uint64_t seq);
 /* Validates the kind and that the rank is in [0, nranks). */
 rl_status_t rl_imm_p2p_decode(uint32_t imm, int nranks, rl_p2p_imm_t *out);
@@ -72,6 +76,7 @@ typedef enum {
     RL_COLL_SENDRECV = 7, /* a receiver's clear-to-send record */
     RL_COLL_MAX = 7,
     RL_COLL_ALLTOALL = 8, /* local only: a group of sends and receives */
+    RL_COLL_COUNT
 } rl_coll_t;
 
 /* "all_reduce", "broadcast", ...; "?" for an unknown kind. */
@@ -81,12 +86,15 @@ const char *rl_coll_name(uint32_t coll);
 #define RL_CTRL_MAGIC 0x524c4354u /* "RLCT" */
 
 /* Control record: "for operation seq, here is what I was asked to do and
- * where my output buffer is". 64 bytes, little-endian, fixed layout. */
+ * where my output buffer is". 64 bytes, little-endian, fixed layout; a
+ * clear-to-send record (coll RL_COLL_SENDRECV) carries the receive's tag
+ * where collectives carry the op (protocol version 4). */
 typedef struct {
     uint64_t seq;
     uint32_t coll;
     uint32_t dtype;
-    uint32_t op;
+    uint32_t op;       /* 0 in a clear-to-send record, whose word holds the tag */
+    uint32_t tag;      /* clear-to-send: the receive's tag; else 0 */
     int32_t rank;
     int32_t root;      /* broadcast/reduce: the root; else 0 */
     uint64_t count;

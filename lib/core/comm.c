@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -21,17 +20,8 @@ typedef struct {
     uint32_t nch, depth;
     uint64_t chunk_bytes, min_chunk_bytes;
     char transport[32];
-    char algos[80]; /* RINGLET_P2P/ALLREDUCE_ALGO/RHD_MAX_BYTES/RD_MAX_BYTES: ranks must pick alike */
+    uint64_t sel_hash; /* the resolved algorithm table and model: ranks must pick alike */
 } host_rec_t;
-
-/* Per channel: the blobs for the connections to prev and next, and the
- * remote names of the staging slots and mailbox. */
-typedef struct {
-    char backend[16]; /* ranks must agree on the backend "auto" picked */
-    uint32_t len_prev, len_next;
-    uint8_t blob_prev[RL_TP_BLOB_MAX], blob_next[RL_TP_BLOB_MAX];
-    rl_rkey_t stage, mbox;
-} chan_rec_t;
 
 void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
 {
@@ -49,12 +39,11 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
         c->ops->quiesce(c->tp);
     for (struct rl_request *r = c->head; r; r = r->next) {
         r->status = st;
-        rl_ring_release(c, r);
+        rl_request_release(c, r);
     }
-    for (struct rl_request *r = c->p2p_head; r; r = r->next) {
-        r->status = st;
-        rl_ring_release(c, r);
-    }
+    for (int i = 0; i < rl_algo_count(); i++)
+        if (rl_algo_at(i)->comm_fail && c->algo_state[i])
+            rl_algo_at(i)->comm_fail(c, st);
     /* Peers must not wait for us: tell them through rank 0. */
     if (c->boot)
         rl_boot_abort(c->boot, st, c->rank, c->errmsg);
@@ -67,7 +56,7 @@ static void pop_head(struct rl_comm *c)
     if (!c->head)
         c->tail = NULL;
     r->next = NULL;
-    rl_ring_release(c, r);
+    rl_request_release(c, r);
     r->comm = NULL; /* finished: the request no longer needs the communicator */
 }
 
@@ -89,8 +78,65 @@ void rl_comm_transport_failure(struct rl_comm *c, int peer)
     if (peer >= 0)
         rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: transport error with rank %d: %s", c->rank, peer, symptom);
     else
-        rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: transport error with a ring neighbour (ranks %d/%d): %s",
-                     c->rank, c->ch[0].prev, c->ch[0].next, symptom);
+        rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: transport error with a peer the transport cannot name: %s",
+                     c->rank, symptom);
+}
+
+/* Advance the head operation; nonzero when it finished (or failed). */
+static int advance(struct rl_comm *c, struct rl_request *r)
+{
+    if (!r->started) {
+        /* a peer's message for this operation that another algorithm
+         * owns: the ranks called different operations */
+        for (int i = 0; i < rl_algo_count() && c->failed == RL_OK; i++)
+            if (rl_algo_at(i) != r->algo && rl_algo_at(i)->foreign && c->algo_state[i])
+                rl_algo_at(i)->foreign(c, r);
+        if (c->failed != RL_OK)
+            return 1;
+        r->started = 1;
+        r->last_progress = r->start_ns = rl_now_ns();
+        rl_status_t st = r->algo->start(c, r);
+        if (st == RL_OK) {
+            r->status = RL_OK;
+            return 1;
+        }
+        if (st != RL_INPROGRESS) {
+            rl_comm_fail(c, st, "rank %d: starting %s (%s) failed: %s", c->rank, rl_coll_name(r->coll), r->algo->name,
+                         c->ops ? c->ops->last_error(c->tp) : rl_strerror(st));
+            return 1;
+        }
+    }
+    return r->algo->progress(c, r);
+}
+
+static void poll_transport(struct rl_comm *c)
+{
+    rl_tp_cqe_t ev[16];
+    for (int round = 0; round < 8; round++) {
+        int n = 0;
+        rl_status_t st = c->ops->poll(c->tp, ev, 16, &n);
+        if (st != RL_OK) {
+            rl_comm_fail(c, st, "rank %d: polling completions failed: %s", c->rank, c->ops->last_error(c->tp));
+            return;
+        }
+        for (int i = 0; i < n && c->failed == RL_OK; i++) {
+            if (ev[i].kind == RL_CQE_SEND) {
+                rl_compl_t *k = ev[i].ctx;
+                k->fn(c, k, ev[i].status);
+            } else if (ev[i].status != RL_OK) {
+                rl_comm_transport_failure(c, ev[i].peer);
+            } else {
+                rl_imm_fn fn = c->imm_fn[rl_imm_class(ev[i].imm)];
+                if (fn)
+                    fn(c, ev[i].imm);
+                else
+                    rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: unexpected immediate 0x%08x (no one handles its kind)",
+                                 c->rank, ev[i].imm);
+            }
+        }
+        if (n < 16 || c->failed != RL_OK)
+            return;
+    }
 }
 
 rl_status_t rl_comm_progress(struct rl_comm *c)
@@ -101,40 +147,17 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
         rl_comm_fail(c, RL_ERR_ABORTED, "rank %d: rl_comm_abort() was called", c->rank);
         return c->failed;
     }
-    if (c->tp) {
-        rl_tp_cqe_t ev[16];
-        for (int round = 0; round < 8; round++) {
-            int n = 0;
-            rl_status_t st = c->ops->poll(c->tp, ev, 16, &n);
-            if (st != RL_OK) {
-                rl_comm_fail(c, st, "rank %d: polling completions failed: %s", c->rank, c->ops->last_error(c->tp));
-                return c->failed;
-            }
-            for (int i = 0; i < n && c->failed == RL_OK; i++) {
-                if (ev[i].kind == RL_CQE_SEND && rl_ctx_kind(ev[i].ctx) >= RL_CTX_P2P_DATA)
-                    rl_p2p_send_done(c, ev[i].ctx, ev[i].status);
-                else if (ev[i].kind == RL_CQE_SEND)
-                    rl_ring_send_done(c, ev[i].ctx, ev[i].status);
-                else if (ev[i].status != RL_OK)
-                    rl_comm_transport_failure(c, ev[i].peer);
-                else if (rl_imm_is_p2p(ev[i].imm))
-                    rl_p2p_handle_imm(c, ev[i].imm);
-                else
-                    rl_ring_handle_imm(c, ev[i].imm);
-            }
-            if (n < 16 || c->failed != RL_OK)
-                break;
-        }
-    }
-    while (c->head && c->failed == RL_OK && rl_ring_advance(c, c->head))
+    if (c->tp)
+        poll_transport(c);
+    while (c->head && c->failed == RL_OK && advance(c, c->head))
         pop_head(c);
-    if (c->p2p_head && c->failed == RL_OK) {
-        rl_p2p_progress(c);
-        /* a collective built on point-to-point messages (halving-doubling)
-         * can take its next step now rather than after the next yield */
-        while (c->head && c->head->algo != RL_ALGO_RING && c->failed == RL_OK && rl_ring_advance(c, c->head))
-            pop_head(c);
-    }
+    for (int i = 0; i < rl_algo_count() && c->failed == RL_OK; i++)
+        if (rl_algo_at(i)->comm_progress && c->algo_state[i])
+            rl_algo_at(i)->comm_progress(c);
+    /* a collective built on point-to-point messages can take its next step
+     * now rather than after the next yield */
+    while (c->head && c->head->algo->on_p2p && c->failed == RL_OK && advance(c, c->head))
+        pop_head(c);
     if (c->nranks > 1 && c->failed == RL_OK) {
         int64_t now = rl_now_ns();
         if (now >= c->next_boot_check) {
@@ -208,8 +231,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
                        .min_chunk_bytes = c->min_chunk_bytes};
     gethostname(mine.host, sizeof(mine.host) - 1);
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
-    snprintf(mine.algos, sizeof(mine.algos), "%.15s/%.15s/%zu/%zu", c->cfg.p2p, c->cfg.allreduce_algo,
-             c->cfg.rhd_max_bytes, c->cfg.rd_max_bytes);
+    mine.sel_hash = c->sel.hash;
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
     if (!all)
         return RL_ERR_NO_MEMORY;
@@ -219,7 +241,6 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     for (int r = 0; st == RL_OK && r < c->nranks; r++) {
         all[r].host[HOSTNAME_MAX - 1] = '\0';
         all[r].transport[sizeof(all[r].transport) - 1] = '\0';
-        all[r].algos[sizeof(all[r].algos) - 1] = '\0';
         if (strcmp(all[r].host, mine.host))
             *all_local = 0;
         else
@@ -232,12 +253,13 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
                      c->rank, r, mine.transport, mine.nch, mine.depth, (unsigned long long)mine.chunk_bytes,
                      all[r].transport, all[r].nch, all[r].depth, (unsigned long long)all[r].chunk_bytes);
             st = RL_ERR_MISMATCH;
-        } else if (strcmp(all[r].algos, mine.algos)) {
+        } else if (all[r].sel_hash != mine.sel_hash) {
             /* else they would pick different algorithms for one call */
             comm_err(err, len,
-                     "rank %d and rank %d disagree on RINGLET_P2P/RINGLET_ALLREDUCE_ALGO/RINGLET_RHD_MAX_BYTES/"
-                     "RINGLET_RD_MAX_BYTES (%s vs %s)",
-                     c->rank, r, mine.algos, all[r].algos);
+                     "rank %d and rank %d resolved different algorithm tables or cost models (RINGLET_ALGOS, "
+                     "RINGLET_ALLREDUCE_ALGO, RINGLET_RD_MAX_BYTES, RINGLET_RHD_MAX_BYTES, RINGLET_P2P or "
+                     "RINGLET_TUNE_FILE differ; hash %016llx vs %016llx)",
+                     c->rank, r, (unsigned long long)mine.sel_hash, (unsigned long long)all[r].sel_hash);
             st = RL_ERR_MISMATCH;
         }
     }
@@ -286,25 +308,6 @@ static rl_status_t open_transport(struct rl_comm *c, int all_local, char *err, s
     return st;
 }
 
-static void *alloc_pages(size_t len)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, 4096, len ? len : 1))
-        return NULL;
-    memset(p, 0, len);
-    return p;
-}
-
-/* Staging is mapped, not malloc'd and zeroed: pages a peer never writes
- * (slots past the chunk size an operation really uses) cost no memory. */
-static size_t stage_len(const struct rl_comm *c) { return (size_t)c->depth * c->chunk_bytes; }
-
-static char *stage_alloc(size_t len)
-{
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 /* Staging per channel is capped: chunks past this give nothing (a 1 MiB
  * all-reduce never needs more), while RINGLET_CHUNK_BYTES=1G x depth 4 used
  * to allocate and zero 4 GiB per rank. Every rank computes the same. */
@@ -312,9 +315,10 @@ static char *stage_alloc(size_t len)
 
 static void cap_staging(struct rl_comm *c)
 {
-    if (stage_len(c) <= RL_STAGE_MAX_BYTES)
+    size_t want = (size_t)c->depth * c->chunk_bytes;
+    if (want <= RL_STAGE_MAX_BYTES)
         return;
-    size_t want = stage_len(c), chunk = (RL_STAGE_MAX_BYTES / (size_t)c->depth) & ~(size_t)63;
+    size_t chunk = (RL_STAGE_MAX_BYTES / (size_t)c->depth) & ~(size_t)63;
     if (c->rank == 0)
         RL_WARN("RINGLET_CHUNK_BYTES=%zu x RINGLET_PIPELINE_DEPTH=%d would need %zu MiB of staging per channel: "
                 "chunks of %zu KiB instead (staging is capped at %u MiB)",
@@ -324,143 +328,14 @@ static void cap_staging(struct rl_comm *c)
         c->min_chunk_bytes = chunk;
 }
 
-static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec, char *why, size_t whylen)
-{
-    rl_chan_t *ch = &c->ch[i];
-    int n = c->nranks;
-    int me = -1;
-    for (int k = 0; k < n; k++)
-        if (c->order[k] == c->rank)
-            me = k;
-    ch->id = i;
-    ch->pos = me;
-    ch->prev = c->order[(me + n - 1) % n];
-    ch->next = c->order[(me + 1) % n];
-    ch->credits = c->depth;
-    ch->stage = stage_alloc(stage_len(c));
-    ch->mbox = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
-    ch->ctrl_tx = alloc_pages(RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE);
-    ch->slot_full = calloc((size_t)c->depth, 1);
-    if (!ch->stage || !ch->mbox || !ch->ctrl_tx || !ch->slot_full) {
-        snprintf(why, whylen, "cannot allocate %zu bytes of staging (RINGLET_PIPELINE_DEPTH=%d x chunk %zu B)%s",
-                 stage_len(c), c->depth, c->chunk_bytes, ch->stage ? " or the mailboxes" : "");
-        return RL_ERR_NO_MEMORY;
-    }
-    rl_status_t st;
-    if ((st = c->ops->mr_reg(c->tp, ch->stage, stage_len(c), RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
-        (st = c->ops->mr_reg(c->tp, ch->mbox, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_REMOTE_WRITE,
-                             &ch->mbox_mr)) ||
-        (st = c->ops->mr_reg(c->tp, ch->ctrl_tx, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_LOCAL,
-                             &ch->ctrl_tx_mr)))
-        return st;
-    snprintf(rec->backend, sizeof(rec->backend), "%s", c->ops->name);
-    c->ops->mr_remote(ch->stage_mr, ch->stage, &rec->stage);
-    c->ops->mr_remote(ch->mbox_mr, ch->mbox, &rec->mbox);
-    size_t l = RL_TP_BLOB_MAX;
-    if ((st = c->ops->conn_create(c->tp, ch->prev, &ch->to_prev, rec->blob_prev, &l)) != RL_OK)
-        return st;
-    rec->len_prev = (uint32_t)l;
-    if (ch->next == ch->prev) {
-        ch->to_next = ch->to_prev;
-        memcpy(rec->blob_next, rec->blob_prev, l);
-        rec->len_next = (uint32_t)l;
-        return RL_OK;
-    }
-    l = RL_TP_BLOB_MAX;
-    if ((st = c->ops->conn_create(c->tp, ch->next, &ch->to_next, rec->blob_next, &l)) != RL_OK)
-        return st;
-    rec->len_next = (uint32_t)l;
-    return RL_OK;
-}
-
-static rl_status_t connect_rings(struct rl_comm *c, int64_t dl, char *err, size_t len)
-{
-    size_t rlen = sizeof(chan_rec_t) * (size_t)c->nch;
-    chan_rec_t *mine = calloc(1, rlen), *all = calloc((size_t)c->nranks, rlen);
-    rl_status_t st = (mine && all) ? RL_OK : RL_ERR_NO_MEMORY;
-    for (int i = 0; i < c->nch && st == RL_OK; i++) {
-        char why[200] = "";
-        st = chan_setup(c, i, &mine[i], why, sizeof(why));
-        if (st != RL_OK)
-            comm_err(err, len, "rank %d: setting up channel %d failed: %s%s", c->rank, i,
-                     st == RL_ERR_NO_MEMORY ? why : "", st == RL_ERR_NO_MEMORY ? "" : c->ops->last_error(c->tp));
-    }
-    if (st != RL_OK)
-        rl_boot_abort(c->boot, st, c->rank, err);
-    else
-        st = rl_boot_allgather(c->boot, mine, rlen, all, dl, err, len);
-    for (int i = 0; i < c->nch && st == RL_OK; i++) {
-        rl_chan_t *ch = &c->ch[i];
-        chan_rec_t *nx = (chan_rec_t *)((char *)all + (size_t)ch->next * rlen) + i;
-        chan_rec_t *pv = (chan_rec_t *)((char *)all + (size_t)ch->prev * rlen) + i;
-        if (strncmp(nx->backend, c->ops->name, sizeof(nx->backend)) ||
-            strncmp(pv->backend, c->ops->name, sizeof(pv->backend))) {
-            comm_err(err, len, "rank %d uses transport %s but rank %d uses %.15s and rank %d %.15s: set RINGLET_TRANSPORT",
-                     c->rank, c->ops->name, ch->next, nx->backend, ch->prev, pv->backend);
-            st = RL_ERR_MISMATCH;
-            break;
-        }
-        if (nx->len_prev > RL_TP_BLOB_MAX || pv->len_next > RL_TP_BLOB_MAX) {
-            comm_err(err, len, "rank %d: malformed connection data from rank %d or %d", c->rank, ch->next, ch->prev);
-            st = RL_ERR_PROTOCOL;
-            break;
-        }
-        ch->next_stage = nx->stage;
-        ch->prev_mbox = pv->mbox;
-        st = c->ops->conn_establish(ch->to_next, nx->blob_prev, nx->len_prev, dl);
-        if (st == RL_OK && ch->to_prev != ch->to_next)
-            st = c->ops->conn_establish(ch->to_prev, pv->blob_next, pv->len_next, dl);
-        if (st != RL_OK)
-            comm_err(err, len, "rank %d: connecting channel %d to ranks %d/%d failed: %s", c->rank, i, ch->prev,
-                     ch->next, c->ops->last_error(c->tp));
-    }
-    free(mine);
-    free(all);
-    /* Everyone connected before anyone writes. */
-    if (st == RL_OK) {
-        int32_t ok = 0, *oks = calloc((size_t)c->nranks, sizeof(int32_t));
-        if (!oks)
-            return RL_ERR_NO_MEMORY;
-        st = rl_boot_allgather(c->boot, &ok, sizeof(ok), oks, dl, err, len);
-        free(oks);
-    } else {
-        rl_boot_abort(c->boot, st, c->rank, err);
-    }
-    return st;
-}
-
-static void chan_teardown(struct rl_comm *c, rl_chan_t *ch)
-{
-    if (c->ops) {
-        if (ch->to_next && ch->to_next != ch->to_prev)
-            c->ops->conn_destroy(ch->to_next);
-        if (ch->to_prev)
-            c->ops->conn_destroy(ch->to_prev);
-        if (ch->stage_mr)
-            c->ops->mr_dereg(ch->stage_mr);
-        if (ch->mbox_mr)
-            c->ops->mr_dereg(ch->mbox_mr);
-        if (ch->ctrl_tx_mr)
-            c->ops->mr_dereg(ch->ctrl_tx_mr);
-    }
-    if (ch->stage)
-        munmap(ch->stage, stage_len(c));
-    free(ch->mbox);
-    free(ch->ctrl_tx);
-    free(ch->slot_full);
-    memset(ch, 0, sizeof(*ch));
-}
-
 static void comm_free(struct rl_comm *c)
 {
-    rl_reg_cleanup(c);
     if (c->tp) {
-        rl_ring_free_buffers(c);
-        rl_p2p_teardown(c);
+        rl_algos_teardown(c);
+        rl_comm_scratch_free(c);
     }
+    rl_reg_cleanup(c);
     free(c->group);
-    for (int i = 0; i < RL_MAX_CHANNELS; i++)
-        chan_teardown(c, &c->ch[i]);
     if (c->tp)
         c->ops->close(c->tp);
     free(c->order);
@@ -531,6 +406,10 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     rl_auth_wipe(&key, sizeof(key));
     if (st != RL_OK)
         goto fail;
+    if ((st = rl_select_build(c, err, sizeof(err))) != RL_OK) {
+        rl_boot_abort(c->boot, st, c->rank, err);
+        goto fail;
+    }
     if (c->nranks == 1) {
         snprintf(c->desc, sizeof(c->desc), "none (1 rank)");
         *out = c;
@@ -545,21 +424,26 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;
     }
-    if ((st = connect_rings(c, dl, err, sizeof(err))) != RL_OK)
-        goto fail;
-    if ((st = rl_p2p_connect(c, dl, err, sizeof(err))) != RL_OK)
-        goto fail;
     snprintf(c->desc, sizeof(c->desc), "%s", c->ops->describe(c->tp));
+    rl_model_pick(c);
+    if ((st = rl_algos_setup(c, dl, err, sizeof(err))) != RL_OK) {
+        rl_boot_abort(c->boot, st, c->rank, err);
+        goto fail;
+    }
     set_spin(c);
     if (c->cfg.reg_cache < 0)
         c->cfg.reg_cache = !(c->ops->pins_memory && c->ops->pins_memory(c->tp));
-    if (rl_log_level_cur >= RL_LOG_INFO) { /* every rank: each names its own device */
-        char ord[256];
-        int pos = 0;
-        for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 12; i++)
-            pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : "", c->order[i]);
-        RL_INFO("communicator of %d ranks over %s, ring %s (prev %d, next %d), %d channel(s), chunk %zu B, depth %d",
-                c->nranks, c->desc, ord, c->ch[0].prev, c->ch[0].next, c->nch, c->chunk_bytes, c->depth);
+    if (rl_log_level_cur >= RL_LOG_INFO) { /* every rank: each names its own device and neighbours */
+        char what[512] = "";
+        size_t pos = 0;
+        for (int i = 0; i < rl_algo_count() && pos < sizeof(what) - 2; i++)
+            if (rl_algo_at(i)->describe_comm && c->algo_state[i]) {
+                pos += (size_t)snprintf(what + pos, sizeof(what) - pos, ", ");
+                if (pos < sizeof(what))
+                    rl_algo_at(i)->describe_comm(c, what + pos, sizeof(what) - pos);
+                pos = strlen(what);
+            }
+        RL_INFO("communicator of %d ranks over %s%s; cost model: %s", c->nranks, c->desc, what, c->sel.model_src);
     }
     *out = c;
     return RL_OK;
@@ -582,12 +466,19 @@ rl_status_t rl_comm_abort(rl_comm_t c)
 
 /* Wait, bounded, for our own credit writes to land so that peers see them
  * before we tear the transport down. */
+static int comm_busy(struct rl_comm *c)
+{
+    int busy = c->head != NULL;
+    for (int i = 0; i < rl_algo_count(); i++)
+        if (rl_algo_at(i)->busy && c->algo_state[i])
+            busy |= rl_algo_at(i)->busy(c);
+    return busy;
+}
+
 static void drain(struct rl_comm *c, int64_t dl)
 {
     for (;;) {
-        int busy = c->head != NULL || rl_p2p_busy(c);
-        for (int i = 0; i < c->nch; i++)
-            busy |= c->ch[i].ctl_inflight > 0; /* credits still owed matter to no one now */
+        int busy = comm_busy(c);
         if (!busy || c->failed != RL_OK || rl_now_ns() > dl)
             return;
         rl_comm_progress(c);
@@ -607,7 +498,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     if (c->tp && c->failed == RL_OK) {
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */
-        if (c->failed == RL_OK && !c->head && !c->p2p_head) {
+        if (c->failed == RL_OK && !comm_busy(c)) {
             char err[256];
             int32_t z = 0, *all = calloc((size_t)c->nranks, sizeof(int32_t));
             if (all && rl_boot_allgather(c->boot, &z, sizeof(z), all, dl, err, sizeof(err)) != RL_OK)
@@ -621,16 +512,6 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
             r->status = RL_ERR_ABORTED;
         pop_head(c);
         r->comm = NULL;
-    }
-    while (c->p2p_head) {
-        struct rl_request *r = c->p2p_head;
-        if (r->status == RL_INPROGRESS)
-            r->status = RL_ERR_ABORTED;
-        rl_p2p_unlink(c, r);
-        rl_ring_release(c, r);
-        r->comm = NULL;
-        if (r->internal)
-            free(r);
     }
     /* requests of a group never closed belong to the communicator */
     for (int i = 0; i < c->ngroup; i++) {

@@ -4,8 +4,11 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "coll/algo.h"
 #include "coll/geom.h"
+#include "coll/model.h"
 #include "coll/wire.h"
 #include "core/bootstrap.h"
 #include "core/config.h"
@@ -31,66 +34,10 @@ struct rl_mem {
     rl_regent_t *ent;
 };
 
-/* One ring: its neighbours, connections, staging slots and mailboxes. */
-typedef struct {
-    int id;
-    int pos, prev, next;
-    rl_tp_conn_t *to_prev, *to_next; /* the same object when prev == next */
-    /* receive side: prev writes chunks into stage, next writes control
-     * records into mbox */
-    char *stage;
-    rl_tp_mr_t *stage_mr;
-    uint8_t *slot_full; /* [depth]: op tag + 1 of the chunk in the slot */
-    uint64_t rx_chunks;
-    uint8_t *mbox;
-    rl_tp_mr_t *mbox_mr;
-    uint8_t mbox_full[RL_MBOX_SLOTS];
-    /* send side */
-    rl_rkey_t next_stage, prev_mbox;
-    uint8_t *ctrl_tx;
-    rl_tp_mr_t *ctrl_tx_mr;
-    uint64_t tx_chunks;
-    int credits;     /* free staging slots at next */
-    int credit_owed; /* credits for prev not yet posted (queue was full) */
-    int ctl_inflight;
-} rl_chan_t;
-
-/* Point-to-point: one connection to every other rank, with a mailbox for
- * the clear-to-send records the peer writes (coll/p2p.c). */
-#define RL_P2P_SLOTS 4
-typedef struct {
-    rl_tp_conn_t *conn;
-    uint8_t *mbox; /* the peer's CTS records for my sends */
-    rl_tp_mr_t *mbox_mr;
-    uint8_t *ctrl_tx; /* my CTS records for its sends */
-    rl_tp_mr_t *ctrl_tx_mr;
-    rl_rkey_t peer_mbox;
-    rl_rkey_t peer_land; /* its landing slots for eager all-reduce messages */
-    /* per matching space (RL_P2P_USER, RL_P2P_COLL) */
-    uint8_t mbox_full[RL_P2P_SPACES][RL_P2P_SLOTS];
-    uint8_t rx_busy[RL_P2P_SPACES][RL_P2P_SLOTS]; /* a receive holds this CTS slot */
-    uint64_t send_seq[RL_P2P_SPACES], recv_seq[RL_P2P_SPACES]; /* next to assign */
-    uint64_t send_done[RL_P2P_SPACES]; /* sends complete in order: the active one */
-    uint64_t cts_next[RL_P2P_SPACES];  /* receives announce themselves in order: the next one */
-    int send_inflight[RL_P2P_SPACES];
-    int ctl_inflight;
-} rl_peer_t;
-
-/* Per-channel progress of one operation. */
-typedef struct {
-    rl_geom_t g;
-    uint64_t nsend, nrecv; /* units this rank sends and receives */
-    uint64_t sent, recvd;  /* units */
-    uint8_t *arrived;     /* direct units that landed, by unit */
-    int inflight;         /* data and control writes not completed */
-    int ctrl_sent, have_peer, done;
-    rl_ctrl_t peer;       /* next's control record */
-    int empty;            /* no elements: one zero-length token each way */
-    int64_t *step_ns;     /* when each ring step's last chunk was received */
-} rl_opch_t;
-
+/* A request: the header every algorithm shares, then its private state. */
 struct rl_request {
     struct rl_comm *comm; /* NULL once the communicator is gone */
+    const rl_algo_t *algo;
     rl_coll_t coll;
     const char *in;
     char *out;
@@ -98,7 +45,6 @@ struct rl_request {
     rl_dtype_t dtype;
     rl_op_t op;
     int root;             /* broadcast/reduce */
-    int cpos;             /* broadcast/reduce: this rank's place on the chain, 0 first */
     size_t esize;
     rl_reduce_fn fn;
     uint64_t seq;
@@ -107,33 +53,29 @@ struct rl_request {
     rl_regent_t *in_reg, *out_reg;
     int64_t last_progress;
     int64_t start_ns;
-    rl_opch_t ch[RL_MAX_CHANNELS];
-    /* point-to-point (coll == RL_COLL_SENDRECV) */
-    int peer, is_send, cts_sent, have_cts, space;
-    uint64_t pseq, nchunks, posted, arrived;
-    uint64_t out_len; /* send: the receiver's buffer size */
-    uint64_t raddr, rkey;
-    /* all-reduce by recursive halving-doubling (coll/rhd.c) */
-    int algo; /* RL_ALGO_* */
-    struct {
-        int n, m, step;
-        uint64_t seg_lo[21], seg_len[21]; /* the range halving step k splits */
-        uint64_t scr_off[21];             /* where halving step k's data lands in scratch */
-        int64_t step_ns[42];              /* when each step finished (debug log) */
-        struct rl_request *send, *recv[42]; /* every step's receive is posted at the start */
-    } hd;
-    /* all-reduce and barrier by eager recursive doubling (coll/rd.c) */
-    struct {
-        int m, vrank, level, phase, sent;
-        const char *cur; /* this rank's partial result so far */
-    } rd;
-    int32_t bar_word; /* a barrier's one element when it runs eagerly */
-    /* all-to-all: the sends and receives it is made of */
-    struct rl_request **kids;
-    int nkids;
     int internal; /* a collective's own message: the communicator frees it */
     struct rl_request *next;
+    _Alignas(16) unsigned char priv[]; /* the algorithm's state (RL_PRIV) */
 };
+
+/* Which algorithm runs a call: per collective, size ranges in order, the
+ * first usable one covering the size wins (coll/select.c). */
+#define RL_SEL_MAX 8
+typedef struct {
+    uint64_t lo, hi; /* bytes, inclusive */
+    int algo;        /* registry index, or -1: the cheapest by the model */
+} rl_sel_range_t;
+typedef struct {
+    rl_sel_range_t r[RL_SEL_MAX];
+    int n;
+} rl_sel_list_t;
+typedef struct {
+    rl_sel_list_t per[RL_COLL_COUNT];
+    rl_tune_t tune;  /* RINGLET_TUNE_FILE's entries */
+    rl_model_t model; /* the ones for this transport and size */
+    char model_src[160]; /* where the model's parameters came from */
+    uint64_t hash;       /* of the lists and the model: ranks must agree */
+} rl_select_t;
 
 struct rl_comm {
     int rank, nranks;
@@ -143,7 +85,6 @@ struct rl_comm {
     const rl_tp_ops_t *ops;
     rl_tp_t *tp;
     int nch;
-    rl_chan_t ch[RL_MAX_CHANNELS];
     size_t chunk_bytes;
     size_t min_chunk_bytes;
     int depth;
@@ -157,21 +98,15 @@ struct rl_comm {
     int64_t next_boot_check;
     rl_regent_t *regs;
     int nregs;
-    /* Partial results of reduce-scatter and reduce (sent on, never exposed
-     * to peers), and the barrier's one-element buffer. */
+    /* Partial results (reduce-scatter, reduce, halving-doubling): grown
+     * between operations; peers write into it, but only what an operation
+     * asks them to. */
     char *scratch;
     size_t scratch_len;
-    rl_regent_t *scratch_ent, *bar_ent;
-    rl_peer_t *peers; /* NULL when RINGLET_P2P is off */
-    /* eager all-reduce (coll/rd.c): landing slots peers write, by step and
-     * operation parity; what this rank sends is staged per step */
-    char *land, *eager_tx;
-    rl_tp_mr_t *land_mr, *eager_tx_mr;
-    uint8_t land_full[16][2];
-    int land_from[16][2];
-    int eager_inflight;          /* writes not yet completed, all steps */
-    uint8_t eager_tx_busy[16][2]; /* per step and parity: its staging is still being sent */
-    struct rl_request *p2p_head, *p2p_tail;
+    rl_regent_t *scratch_ent;
+    rl_select_t sel;
+    void *algo_state[RL_ALGO_MAX]; /* each algorithm's own, by registry index */
+    rl_imm_fn imm_fn[RL_IMMC_COUNT];
     int group_depth;
     struct rl_request **group;
     int ngroup, group_cap;
@@ -193,61 +128,18 @@ rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsig
 void rl_reg_release(struct rl_comm *c, rl_regent_t *e);
 void rl_reg_cleanup(struct rl_comm *c);
 
-/* Ring algorithms (coll/ring.c). */
-void rl_ring_handle_imm(struct rl_comm *c, uint32_t imm);
-void rl_ring_send_done(struct rl_comm *c, void *ctx, rl_status_t st);
-/* Advance the head operation; returns nonzero when it finished. */
-int rl_ring_advance(struct rl_comm *c, struct rl_request *r);
-/* Why the operation is not finished, naming the peer it waits for. */
-void rl_ring_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
-void rl_ring_release(struct rl_comm *c, struct rl_request *r);
-/* Point-to-point (coll/p2p.c). */
-rl_status_t rl_p2p_connect(struct rl_comm *c, int64_t deadline, char *err, size_t len);
-void rl_p2p_teardown(struct rl_comm *c);
-/* A send or receive of count elements at buf in a matching space
- * (RL_P2P_USER/COLL), queued; progress does the rest. */
-rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
-                       int peer, struct rl_request **out);
-/* Queue a send or receive of bytes at buf; progress does the rest. */
-rl_status_t rl_p2p_post(struct rl_comm *c, struct rl_request *r);
-void rl_p2p_progress(struct rl_comm *c);
-void rl_p2p_handle_imm(struct rl_comm *c, uint32_t imm);
-void rl_p2p_send_done(struct rl_comm *c, void *ctx, rl_status_t st);
-int rl_p2p_busy(struct rl_comm *c);
-void rl_p2p_unlink(struct rl_comm *c, struct rl_request *r);
-void rl_p2p_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
-/* Context values of p2p completions (ring ones are below 0x1000). */
-#define RL_CTX_P2P_DATA 4
-#define RL_CTX_P2P_CTS 5
-#define RL_CTX_P2P_EAGER 6
-static inline int rl_ctx_kind(void *ctx) { return (int)(((uintptr_t)ctx >> 8) & 0xf); }
+/* The communicator's scratch grown to at least len bytes (core/mem.c). */
+rl_status_t rl_comm_scratch(struct rl_comm *c, size_t len);
+void rl_comm_scratch_free(struct rl_comm *c);
 
-/* An all-reduce with nothing to exchange (one rank or no elements): the
- * copy it still owes is made and it is finished; zero otherwise. */
-int rl_allreduce_trivial(struct rl_comm *c, struct rl_request *r);
-/* Algorithms an all-reduce can run with. */
-enum { RL_ALGO_RING = 0, RL_ALGO_RHD = 1, RL_ALGO_RD = 2 };
-/* Eager recursive-doubling all-reduce for small messages (coll/rd.c). */
-int rl_rd_usable(const struct rl_comm *c, size_t bytes);
-/* Landing slots and send staging, at connection set-up; *land_key is what
- * peers write to (zero when the eager path is off). */
-rl_status_t rl_rd_setup(struct rl_comm *c, rl_rkey_t *land_key);
-void rl_rd_teardown(struct rl_comm *c);
-int rl_rd_advance(struct rl_comm *c, struct rl_request *r);
-void rl_rd_handle_imm(struct rl_comm *c, int from, unsigned step, int parity);
-/* An eager message for operation r that r does not run eagerly: the ranks
- * called different operations (fails the communicator with a mismatch). */
-void rl_rd_check_foreign(struct rl_comm *c, const struct rl_request *r);
-void rl_rd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
-/* Halving-doubling all-reduce (coll/rhd.c). */
-int rl_rhd_usable(const struct rl_comm *c, size_t bytes);
-int rl_rhd_advance(struct rl_comm *c, struct rl_request *r);
-void rl_rhd_release(struct rl_comm *c, struct rl_request *r);
-void rl_rhd_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len);
-/* Grow the communicator's scratch buffer to at least len bytes. */
-rl_status_t rl_ring_scratch(struct rl_comm *c, size_t len);
-
-/* Free the scratch and barrier buffers (at destroy). */
-void rl_ring_free_buffers(struct rl_comm *c);
+/* Selection (coll/select.c): build the table from the settings at
+ * creation; pick the algorithm for a call. */
+rl_status_t rl_select_build(struct rl_comm *c, char *err, size_t len);
+const rl_algo_t *rl_select(const struct rl_comm *c, const rl_call_t *call);
+/* ringlet-info: the table this environment resolves for nranks over a
+ * transport, and each candidate's predicted time at a few sizes. */
+rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char *err, size_t len);
+/* Release what request r holds: its algorithm's state and registrations. */
+void rl_request_release(struct rl_comm *c, struct rl_request *r);
 
 #endif

@@ -60,6 +60,14 @@ const rl_config_field_t rl_config_fields[] = {
      RL_CFG_SIZE, F_(rd_max_bytes), 0, 0, 1LL << 24},
     {"RHD_MAX_BYTES", "16M", "auto: largest all-reduce (bytes) that uses halving-doubling", RL_CFG_SIZE,
      F_(rhd_max_bytes), 0, 0, 1LL << 50},
+    STR_("ALGOS", algos, "",
+         "Algorithm per collective and size, overriding the defaults listed by ringlet-info, e.g. "
+         "all_reduce:0-64K:rd,64K-16M:rhd,16M-:ring;broadcast:0-:chain. In each range (bytes per rank, both "
+         "ends included) the first usable entry wins; auto picks the cheapest by the cost model; the "
+         "collective's base algorithm is the last resort. \"auto\" alone: auto everywhere"),
+    STR_("TUNE_FILE", tune_file, "",
+         "Cost-model parameters (alpha, beta, gamma per transport and group size) written by ringlet-tune; "
+         "default: built-in estimates"),
     STR_("REDUCE_ISA", reduce_isa, "auto",
          "Reduction kernels: auto, or force a lower ISA (generic, avx2) than the CPU offers"),
     STR_("LOG_LEVEL", log_level, "warn", "Log level: none, error, warn, info, debug, trace"),

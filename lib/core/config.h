@@ -30,6 +30,8 @@ typedef struct {
     char allreduce_algo[16];   /* auto | ring | rhd */
     size_t rhd_max_bytes;      /* auto: halving-doubling up to this size */
     size_t rd_max_bytes;       /* auto: eager recursive doubling up to this size */
+    char algos[512];           /* selection table: coll:lo-hi:algo,...;coll:... */
+    char tune_file[256];       /* cost-model parameters (ringlet-tune) */
     char reduce_isa[16];       /* read by lib/reduce at first use */
     char log_level[16];
     char log_file[256];

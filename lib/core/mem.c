@@ -222,3 +222,52 @@ rl_status_t rl_mem_deregister(rl_comm_t c, rl_mem_t m)
     free(m);
     return RL_OK;
 }
+
+/* Scratch for partial results: grown between operations. */
+rl_status_t rl_comm_scratch(struct rl_comm *c, size_t len)
+{
+    if (len <= c->scratch_len)
+        return RL_OK;
+    if (c->scratch_ent) {
+        c->ops->mr_dereg(c->scratch_ent->mr);
+        free(c->scratch_ent);
+        c->scratch_ent = NULL;
+    }
+    free(c->scratch);
+    c->scratch_len = 0;
+    len = (len + 4095) & ~(size_t)4095;
+    void *p = NULL;
+    rl_regent_t *e = calloc(1, sizeof(*e));
+    if (!e || posix_memalign(&p, 4096, len)) {
+        free(e);
+        c->scratch = NULL;
+        return RL_ERR_NO_MEMORY;
+    }
+    c->scratch = p;
+    /* peers write into it too: halving-doubling receives its halves here */
+    unsigned access = RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE;
+    rl_status_t st = c->ops->mr_reg(c->tp, p, len, access, &e->mr);
+    if (st != RL_OK) {
+        free(e);
+        return st;
+    }
+    e->base = p;
+    e->len = len;
+    e->access = access;
+    e->pinned = 1; /* owned by the communicator, not by the cache */
+    c->scratch_ent = e;
+    c->scratch_len = len;
+    return RL_OK;
+}
+
+void rl_comm_scratch_free(struct rl_comm *c)
+{
+    if (c->scratch_ent) {
+        c->ops->mr_dereg(c->scratch_ent->mr);
+        free(c->scratch_ent);
+    }
+    free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_ent = NULL;
+    c->scratch_len = 0;
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coll/p2p.h"
 #include "core/clock.h"
 #include "core/comm.h"
 #include "core/log.h"
@@ -103,42 +104,32 @@ static rl_status_t check_call(struct rl_comm *c, const call_t *a, size_t *esize_
     return RL_OK;
 }
 
-static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t *req)
+/* Queue a validated call on the algorithm the selection table picks.
+ * Every rank picks the same one: the choice depends only on the call, the
+ * group and the table, whose hash the ranks compared at creation. */
+static rl_status_t enqueue(struct rl_comm *c, const call_t *a, size_t esize, rl_request_t *req)
 {
-    if (!c)
-        return RL_ERR_INVALID_ARG;
-    if (!req)
-        return bad_arg(c, "rl_%s: request pointer is NULL", rl_coll_name(a->coll));
-    size_t esize = 0;
-    rl_status_t st = check_call(c, a, &esize);
-    if (st != RL_OK)
-        return st;
     if (c->failed != RL_OK)
         return c->failed;
-    struct rl_request *r = calloc(1, sizeof(*r));
+    int bar = a->coll == RL_COLL_BARRIER;
+    rl_call_t call = {.coll = a->coll, .count = bar ? 1 : a->count, .dtype = bar ? RL_INT32 : a->dtype,
+                      .op = has_op(a->coll) ? a->op : RL_SUM,
+                      .root = a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE ? a->root : 0};
+    call.bytes = call.count * esize;
+    struct rl_request *r = rl_request_alloc(c, rl_select(c, &call));
     if (!r)
         return RL_ERR_NO_MEMORY;
-    r->comm = c;
-    r->coll = a->coll;
+    r->coll = call.coll;
     r->in = a->in;
     r->out = a->out;
-    r->count = a->coll == RL_COLL_BARRIER ? 1 : a->count;
-    r->dtype = a->coll == RL_COLL_BARRIER ? RL_INT32 : a->dtype;
-    r->op = has_op(a->coll) ? a->op : RL_SUM;
-    r->root = a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE ? a->root : 0;
+    r->count = call.count;
+    r->dtype = call.dtype;
+    r->op = call.op;
+    r->root = call.root;
     r->esize = esize;
-    r->fn = has_op(a->coll) || a->coll == RL_COLL_BARRIER ? rl_reduce_lookup(r->dtype, r->op) : NULL;
+    r->fn = has_op(a->coll) || bar ? rl_reduce_lookup(r->dtype, r->op) : NULL;
     r->seq = c->next_seq++;
     r->status = RL_INPROGRESS;
-    /* Every rank picks the same algorithm: the choice depends only on the
-     * call, the group size and the configuration. */
-    if ((a->coll == RL_COLL_ALL_REDUCE || a->coll == RL_COLL_BARRIER) && rl_rd_usable(c, r->count * r->esize)) {
-        r->algo = RL_ALGO_RD;
-        if (a->coll == RL_COLL_BARRIER)
-            r->in = r->out = (char *)&r->bar_word;
-    } else if (a->coll == RL_COLL_ALL_REDUCE && rl_rhd_usable(c, r->count * esize)) {
-        r->algo = RL_ALGO_RHD;
-    }
     if (c->tail)
         c->tail->next = r;
     else
@@ -149,6 +140,27 @@ static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t 
     return RL_OK;
 }
 
+static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t *req)
+{
+    if (!c)
+        return RL_ERR_INVALID_ARG;
+    if (!req)
+        return bad_arg(c, "rl_%s: request pointer is NULL", rl_coll_name(a->coll));
+    size_t esize = 0;
+    rl_status_t st = check_call(c, a, &esize);
+    if (st != RL_OK)
+        return st;
+    return enqueue(c, a, esize, req);
+}
+
+void rl_request_release(struct rl_comm *c, struct rl_request *r)
+{
+    r->algo->release(c, r);
+    rl_reg_release(c, r->in_reg);
+    rl_reg_release(c, r->out_reg);
+    r->in_reg = r->out_reg = NULL;
+}
+
 static rl_status_t submit(struct rl_comm *c, rl_coll_t coll, const void *in, void *out, size_t count,
                           rl_dtype_t dtype, rl_op_t op, rl_request_t *req)
 {
@@ -156,33 +168,12 @@ static rl_status_t submit(struct rl_comm *c, rl_coll_t coll, const void *in, voi
     return submit_call(c, &a, req);
 }
 
-/* An all-to-all is done when its sends and receives are: the first
- * failure among them is its result. */
-static void update_composite(rl_request_t r)
-{
-    rl_status_t st = RL_OK;
-    for (int i = 0; i < r->nkids; i++) {
-        rl_status_t k = r->kids[i]->status;
-        if (k == RL_INPROGRESS && st == RL_OK)
-            st = RL_INPROGRESS;
-        else if (k != RL_OK && k != RL_INPROGRESS)
-            st = k;
-    }
-    if (st != RL_INPROGRESS) {
-        r->status = st;
-        r->comm = NULL;
-    }
-}
-
 rl_status_t rl_test(rl_request_t r)
 {
     if (!r)
         return RL_ERR_INVALID_ARG;
-    if (r->status == RL_INPROGRESS && r->comm) {
+    if (r->status == RL_INPROGRESS && r->comm)
         rl_comm_progress(r->comm);
-        if (r->nkids)
-            update_composite(r);
-    }
     if (r->status == RL_INPROGRESS && !r->comm)
         r->status = RL_ERR_ABORTED;
     return r->status;
@@ -236,28 +227,16 @@ void rl_request_free(rl_request_t r)
             if (c->tail == r)
                 c->tail = prev;
         }
-        rl_p2p_unlink(c, r);
-        rl_ring_release(c, r);
+        if (r->algo->forget)
+            r->algo->forget(c, r);
+        rl_request_release(c, r);
     }
-    for (int i = 0; i < r->nkids; i++)
-        rl_request_free(r->kids[i]);
-    free(r->kids);
     free(r);
 }
 
 static void describe_wait(struct rl_comm *c, rl_request_t r, char *why, size_t len)
 {
-    if (r->coll == RL_COLL_SENDRECV) {
-        rl_p2p_describe_wait(c, r, why, len);
-        return;
-    }
-    for (int i = 0; i < r->nkids; i++) {
-        if (r->kids[i]->status == RL_INPROGRESS) {
-            rl_p2p_describe_wait(c, r->kids[i], why, len);
-            return;
-        }
-    }
-    rl_ring_describe_wait(c, r, why, len);
+    r->algo->describe_wait(c, r, why, len);
 }
 
 /* Wait for r under the communicator's deadline. On expiry the operation
@@ -342,7 +321,7 @@ static rl_status_t p2p_check(struct rl_comm *c, const char *name, const void *bu
         return bad_arg(c, "%s: count %zu of %s is too large", name, count, rl_dtype_name(dtype));
     if (count && !buf)
         return bad_arg(c, "%s: NULL buffer with count %zu", name, count);
-    if (!c->peers) {
+    if (!rl_p2p_enabled(c)) {
         snprintf(c->errmsg, sizeof(c->errmsg),
                  "%s: point-to-point connections are off (RINGLET_P2P=%s, %d ranks); set RINGLET_P2P=on", name,
                  c->cfg.p2p, c->nranks);
@@ -351,14 +330,8 @@ static rl_status_t p2p_check(struct rl_comm *c, const char *name, const void *bu
     return c->failed;
 }
 
-static rl_status_t p2p_new(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
-                           int peer, rl_request_t *req)
-{
-    return rl_p2p_new(c, RL_P2P_USER, is_send, buf, count, dtype, peer, req);
-}
-
-static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
-                              int peer, rl_request_t *req)
+static rl_status_t p2p_submit_tag(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                                  int peer, uint32_t tag, rl_request_t *req)
 {
     if (!c)
         return RL_ERR_INVALID_ARG;
@@ -368,10 +341,42 @@ static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, s
     rl_status_t st = p2p_check(c, name, buf, count, dtype, peer);
     if (st != RL_OK)
         return st;
-    if ((st = p2p_new(c, is_send, buf, count, dtype, peer, req)) != RL_OK)
+    if ((st = rl_p2p_new_tag(c, RL_P2P_USER, is_send, buf, count, dtype, peer, tag, req)) != RL_OK)
         return st;
     rl_comm_progress(c);
     return RL_OK;
+}
+
+static rl_status_t p2p_submit(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype,
+                              int peer, rl_request_t *req)
+{
+    return p2p_submit_tag(c, is_send, buf, count, dtype, peer, 0, req);
+}
+
+rl_status_t rl_isend_tag(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag,
+                         rl_request_t *req)
+{
+    return p2p_submit_tag(c, 1, buf, count, dtype, peer, tag, req);
+}
+
+rl_status_t rl_irecv_tag(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag,
+                         rl_request_t *req)
+{
+    return p2p_submit_tag(c, 0, buf, count, dtype, peer, tag, req);
+}
+
+rl_status_t rl_send_tag(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = p2p_submit_tag(c, 1, buf, count, dtype, peer, tag, &r);
+    return run_blocking(c, st, r);
+}
+
+rl_status_t rl_recv_tag(rl_comm_t c, void *buf, size_t count, rl_dtype_t dtype, int peer, uint32_t tag)
+{
+    rl_request_t r = NULL;
+    rl_status_t st = p2p_submit_tag(c, 0, buf, count, dtype, peer, tag, &r);
+    return run_blocking(c, st, r);
 }
 
 rl_status_t rl_isend(rl_comm_t c, const void *buf, size_t count, rl_dtype_t dtype, int peer, rl_request_t *req)
@@ -415,44 +420,14 @@ rl_status_t rl_iall_to_all(rl_comm_t c, const void *in, void *out, size_t count,
         return bad_arg(c, "rl_all_to_all: NULL buffer with count %zu", count);
     if (overlap(in, blk * n, out, blk * n))
         return bad_arg(c, "rl_all_to_all: send and receive buffers overlap (in-place is not supported)");
-    if (n > 1 && !c->peers) {
+    if (n > 1 && !rl_p2p_enabled(c)) {
         snprintf(c->errmsg, sizeof(c->errmsg),
                  "rl_all_to_all: point-to-point connections are off (RINGLET_P2P=%s, %d ranks); set RINGLET_P2P=on",
                  c->cfg.p2p, c->nranks);
         return RL_ERR_UNSUPPORTED;
     }
-    if (c->failed != RL_OK)
-        return c->failed;
-    struct rl_request *r = calloc(1, sizeof(*r));
-    if (!r || (n > 1 && !(r->kids = calloc(2 * (n - 1), sizeof(*r->kids))))) {
-        free(r);
-        return RL_ERR_NO_MEMORY;
-    }
-    r->comm = c;
-    r->coll = RL_COLL_ALLTOALL;
-    r->status = RL_INPROGRESS;
-    if (blk)
-        memcpy((char *)out + (size_t)c->rank * blk, (const char *)in + (size_t)c->rank * blk, blk);
-    /* receives first, so every clear-to-send goes out before data is due;
-     * peers in rotating order so that no rank is everyone's first target */
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t k = 1; k < n; k++) {
-            int p = (int)(((size_t)c->rank + (pass ? k : n - k)) % n);
-            char *b = pass ? (char *)in + (size_t)p * blk : (char *)out + (size_t)p * blk;
-            rl_status_t st = p2p_new(c, pass, b, count, dtype, p, &r->kids[r->nkids]);
-            if (st != RL_OK) {
-                r->status = st;
-                rl_request_free(r);
-                return st;
-            }
-            r->nkids++;
-        }
-    }
-    if (n == 1)
-        r->status = RL_OK, r->comm = NULL;
-    *req = r;
-    rl_comm_progress(c);
-    return RL_OK;
+    call_t a = {.coll = RL_COLL_ALLTOALL, .in = in, .out = out, .count = count, .dtype = dtype};
+    return enqueue(c, &a, es, req);
 }
 
 rl_status_t rl_all_to_all(rl_comm_t c, const void *in, void *out, size_t count, rl_dtype_t dtype)

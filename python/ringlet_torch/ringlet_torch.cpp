@@ -4,7 +4,10 @@
 // communicator is used by one thread at a time) by the group and by every
 // Work it hands out, so a Work outliving its group stays valid. Collectives
 // are issued non-blocking (rl_i*); a Work's isCompleted() polls rl_test and
-// wait() calls rl_wait, so async_op=True gives real asynchronous work.
+// wait() calls rl_wait, so async_op=True gives real asynchronous work. Its
+// getFuture() completes with the outputs when the operation does: from
+// wait()/isCompleted(), or from the group's one progress thread, which polls
+// the Works nobody waits on (DDP's reducer waits on futures only).
 // Tensors must be on the CPU; non-contiguous ones go through a contiguous
 // copy that is written back when the operation completes.
 // Everything ringlet.h offers: all_reduce, all_gather, reduce_scatter,
@@ -14,23 +17,33 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "ringlet.h"
 
 namespace {
 
+class RingletWork;
+
+// A communicator shared by a process group and its Works. mu serialises
+// every ringlet call on it and guards `pending`: the Works whose future
+// nobody drives through wait()/isCompleted(), which the group's one
+// progress thread polls (DDP's reducer only waits on getFuture()).
 struct Comm {
     rl_comm_t comm = nullptr;
+    int timeout_ms = 0;
     std::mutex mu;
-    ~Comm()
-    {
-        if (comm)
-            rl_comm_destroy(comm);
-    }
+    std::condition_variable cv; // the progress thread sleeps on it while nothing is pending
+    std::vector<c10::intrusive_ptr<RingletWork>> pending;
+    bool stop = false;
+    ~Comm();
     std::string why(rl_status_t st)
     {
         const char *d = comm ? rl_comm_last_error(comm) : "";
@@ -72,12 +85,18 @@ void check_cpu(const at::Tensor &t)
     TORCH_CHECK(t.device().is_cpu(), "ringlet: tensors must be on the CPU, got ", t.device());
 }
 
+// One operation. Whoever sees it finish first (wait(), isCompleted() or
+// the progress thread) completes it under the communicator's mutex; its
+// future is then settled outside that mutex, because the future's
+// callbacks (DDP comm hooks) may issue further collectives.
 class RingletWork : public c10d::Work {
   public:
     RingletWork(std::shared_ptr<Comm> c, rl_request_t req, int rank, c10d::OpType type,
                 std::vector<at::Tensor> outputs, std::vector<at::Tensor> keep, std::function<void()> on_done)
         : c10d::Work(rank, type), c_(std::move(c)), req_(req), outputs_(std::move(outputs)),
-          keep_(std::move(keep)), on_done_(std::move(on_done))
+          keep_(std::move(keep)), on_done_(std::move(on_done)),
+          future_(c10::make_intrusive<c10::ivalue::Future>(c10::ListType::create(c10::TensorType::get()))),
+          deadline_(std::chrono::steady_clock::now() + std::chrono::milliseconds(c_->timeout_ms))
     {
     }
 
@@ -93,13 +112,14 @@ class RingletWork : public c10d::Work {
 
     bool isCompleted() override
     {
-        std::lock_guard<std::mutex> g(c_->mu);
-        if (!done_) {
-            rl_status_t st = rl_test(req_);
-            if (st != RL_INPROGRESS)
-                complete(st);
+        bool d;
+        {
+            std::lock_guard<std::mutex> g(c_->mu);
+            d = poll_locked();
         }
-        return done_;
+        if (d)
+            settle();
+        return d;
     }
 
     bool isSuccess() const override { return done_ && !exception_; }
@@ -112,9 +132,10 @@ class RingletWork : public c10d::Work {
                 int ms = timeout == ::kNoTimeout ? -1 : static_cast<int>(timeout.count());
                 rl_status_t st = rl_wait(req_, ms);
                 TORCH_CHECK(st != RL_ERR_TIMEOUT || ms < 0, "ringlet: operation not complete after ", ms, " ms");
-                complete(st);
+                complete(st, "");
             }
         }
+        settle();
         if (exception_)
             std::rethrow_exception(exception_);
         return true;
@@ -122,12 +143,46 @@ class RingletWork : public c10d::Work {
 
     std::vector<at::Tensor> result() override { return outputs_; }
 
+    c10::intrusive_ptr<c10::ivalue::Future> getFuture() override { return future_; }
+
+    // With the communicator's mutex held: one rl_test, or the group's
+    // deadline for work nobody waits on; true once complete.
+    bool poll_locked()
+    {
+        if (done_)
+            return true;
+        rl_status_t st = rl_test(req_);
+        if (st != RL_INPROGRESS) {
+            complete(st, "");
+        } else if (c_->timeout_ms > 0 && std::chrono::steady_clock::now() > deadline_) {
+            // a collective cannot be abandoned half-way: the whole group fails
+            rl_comm_abort(c_->comm);
+            complete(RL_ERR_TIMEOUT, "ringlet: " + std::string(c10d::opTypeToString(retrieveOpType())) +
+                                         " not complete within the group's timeout of " +
+                                         std::to_string(c_->timeout_ms) + " ms; the group is aborted");
+        }
+        return done_;
+    }
+
+    // Without the mutex: complete the future once (callbacks run here).
+    void settle()
+    {
+        if (settled_.exchange(true))
+            return;
+        if (exception_)
+            future_->setError(exception_);
+        else
+            future_->markCompleted(c10::IValue(outputs_));
+    }
+
   private:
     // Called with the communicator's mutex held, once.
-    void complete(rl_status_t st)
+    void complete(rl_status_t st, const std::string &msg)
     {
         std::exception_ptr e;
-        if (st == RL_OK) {
+        if (!msg.empty()) {
+            e = std::make_exception_ptr(std::runtime_error(msg));
+        } else if (st == RL_OK) {
             try {
                 if (on_done_)
                     on_done_();
@@ -146,8 +201,51 @@ class RingletWork : public c10d::Work {
     std::vector<at::Tensor> outputs_;
     std::vector<at::Tensor> keep_; // buffers ringlet reads or writes: alive while it may
     std::function<void()> on_done_;
+    c10::intrusive_ptr<c10::ivalue::Future> future_;
+    std::chrono::steady_clock::time_point deadline_;
     bool done_ = false;
+    std::atomic<bool> settled_{false};
 };
+
+Comm::~Comm()
+{
+    if (comm)
+        rl_comm_destroy(comm);
+}
+
+// The group's progress thread: polls pending work, settles what finished,
+// and backs off (yield, then sleeps of up to 200 us) while nothing moves, so
+// a rank waiting on a future leaves the CPU to the ranks it waits for.
+void progress_loop(std::shared_ptr<Comm> c)
+{
+    std::vector<c10::intrusive_ptr<RingletWork>> done;
+    unsigned idle = 0;
+    std::unique_lock<std::mutex> lk(c->mu);
+    for (;;) {
+        c->cv.wait(lk, [&] { return c->stop || !c->pending.empty(); });
+        if (c->pending.empty())
+            return; // stopping, and everything issued has completed
+        auto &p = c->pending;
+        for (size_t i = 0; i < p.size();) {
+            if (p[i]->poll_locked()) {
+                done.push_back(std::move(p[i]));
+                p.erase(p.begin() + (std::ptrdiff_t)i);
+            } else {
+                i++;
+            }
+        }
+        lk.unlock();
+        for (auto &w : done)
+            w->settle();
+        idle = done.empty() ? idle + 1 : 0;
+        done.clear(); // may destroy Works, which take the mutex
+        if (idle > 200)
+            std::this_thread::sleep_for(std::chrono::microseconds(idle > 2000 ? 200 : 20));
+        else if (idle > 0)
+            std::this_thread::yield();
+        lk.lock();
+    }
+}
 
 class ProcessGroupRinglet : public c10d::ProcessGroup {
   public:
@@ -163,6 +261,19 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
         rl_status_t st = rl_comm_create(&o, &c_->comm);
         TORCH_CHECK(st == RL_OK, "ringlet: rl_comm_create failed on rank ", rank, ": ", rl_status_name(st), ": ",
                     rl_comm_last_error(nullptr));
+        c_->timeout_ms = timeout_ms;
+        progress_ = std::thread(progress_loop, c_);
+    }
+
+    // Work still pending completes (or fails at its deadline) first.
+    ~ProcessGroupRinglet() override
+    {
+        {
+            std::lock_guard<std::mutex> g(c_->mu);
+            c_->stop = true;
+        }
+        c_->cv.notify_one();
+        progress_.join();
     }
 
     const std::string getBackendName() const override { return "ringlet"; }
@@ -348,9 +459,11 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
         }, {src, dst});
     }
 
-    // Point-to-point: sends and receives between a pair match in the order
-    // posted; the tag is not used.
-    c10::intrusive_ptr<c10d::Work> send(std::vector<at::Tensor> &tensors, int dst, int) override
+    // Point-to-point: torch's tag t is ringlet's tag (uint32_t)t, so tag 0
+    // (torch's default) is ringlet's tag-less send/recv and negative tags
+    // wrap. A send meets the earliest receive of its tag from its sender;
+    // messages of one (peer, tag) keep their order.
+    c10::intrusive_ptr<c10d::Work> send(std::vector<at::Tensor> &tensors, int dst, int tag) override
     {
         TORCH_CHECK(tensors.size() == 1, "ringlet: one tensor per send");
         at::Tensor t = tensors[0].contiguous();
@@ -358,19 +471,26 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
         rl_dtype_t dt = to_rl(t);
         TORCH_CHECK(dst >= 0 && dst < size_ && dst != rank_, "ringlet: send to invalid rank ", dst);
         return issue(c10d::OpType::SEND, {}, nullptr, [&](rl_request_t *req) {
-            return rl_isend(c_->comm, t.data_ptr(), (size_t)t.numel(), dt, dst, req);
+            return rl_isend_tag(c_->comm, t.data_ptr(), (size_t)t.numel(), dt, dst, (uint32_t)tag, req);
         }, {t});
     }
 
-    c10::intrusive_ptr<c10d::Work> recv(std::vector<at::Tensor> &tensors, int src, int) override
+    c10::intrusive_ptr<c10d::Work> recv(std::vector<at::Tensor> &tensors, int src, int tag) override
     {
         TORCH_CHECK(tensors.size() == 1, "ringlet: one tensor per recv");
         at::Tensor t = tensors[0], buf = dense(t);
         rl_dtype_t dt = to_rl(buf);
         TORCH_CHECK(src >= 0 && src < size_ && src != rank_, "ringlet: recv from invalid rank ", src);
         return issue(c10d::OpType::RECV, {t}, copy_back(t, buf), [&](rl_request_t *req) {
-            return rl_irecv(c_->comm, buf.data_ptr(), (size_t)buf.numel(), dt, src, req);
+            return rl_irecv_tag(c_->comm, buf.data_ptr(), (size_t)buf.numel(), dt, src, (uint32_t)tag, req);
         }, {buf});
+    }
+
+    // A receive announces its buffer to one sender (clear-to-send), so there
+    // is no receive from any source.
+    c10::intrusive_ptr<c10d::Work> recvAnysource(std::vector<at::Tensor> &, int) override
+    {
+        TORCH_CHECK(false, "ringlet: recv from any source (src=None) is not supported: pass src=");
     }
 
   private:
@@ -406,11 +526,18 @@ class ProcessGroupRinglet : public c10d::ProcessGroup {
             st = start(&req);
         }
         TORCH_CHECK(st == RL_OK, "ringlet: ", c_->why(st));
-        return c10::make_intrusive<RingletWork>(c_, req, rank_, type, std::move(outputs), std::move(keep),
-                                                std::move(done));
+        auto w = c10::make_intrusive<RingletWork>(c_, req, rank_, type, std::move(outputs), std::move(keep),
+                                                  std::move(done));
+        {
+            std::lock_guard<std::mutex> g(c_->mu);
+            c_->pending.push_back(w);
+        }
+        c_->cv.notify_one();
+        return w;
     }
 
     std::shared_ptr<Comm> c_;
+    std::thread progress_;
 };
 
 // Every live communicator, so a process dying of an uncaught exception can

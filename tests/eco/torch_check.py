@@ -92,14 +92,19 @@ def other_collectives(rank, size, dt, gloo):
 
 
 def main():
-    if "RINGLET_RANK" in os.environ:  # ringlet-run
+    if "MASTER_PORT" not in os.environ:  # ringlet-run without --torch
         rank, size = int(os.environ["RINGLET_RANK"]), int(os.environ["RINGLET_SIZE"])
         port = int(os.environ["RINGLET_ADDR"].rsplit(":", 1)[1])  # free port ringlet-run picked
         dist.init_process_group("ringlet", init_method="tcp://127.0.0.1:%d" % port, rank=rank, world_size=size)
-    else:  # torchrun: env://
+    else:  # torchrun's variables (torchrun, or ringlet-run --torch): env://
         dist.init_process_group("ringlet")
         rank, size = dist.get_rank(), dist.get_world_size()
         assert (rank, size) == (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+        assert (os.environ["LOCAL_RANK"], os.environ["LOCAL_WORLD_SIZE"]) == (str(rank), str(size)), \
+            (os.environ["LOCAL_RANK"], os.environ["LOCAL_WORLD_SIZE"])
+        if "RINGLET_RANK" in os.environ:  # ringlet-run --torch: the same rank, another port
+            assert os.environ["RINGLET_RANK"] == os.environ["RANK"]
+            assert os.environ["RINGLET_ADDR"].rsplit(":", 1)[1] != os.environ["MASTER_PORT"]
     gloo = dist.new_group(backend="gloo")
     assert dist.get_backend() == "ringlet", dist.get_backend()
     checked = vs_gloo = 0
@@ -172,6 +177,29 @@ def main():
     for q in reqs:
         q.wait()
     same("send/recv from %d" % left, got, inp(left, 1000, torch.float64))
+    # tags: isend tags 1 and 2, irecv them in the other order; then three
+    # messages of one tag interleaved with another tag's, received tag by
+    # tag: the same posting pattern over gloo gives the reference
+    for g, name in ((None, "ringlet"), (gloo, "gloo")):
+        pay = {t: [inp(rank * 100 + t * 10 + k, 777, torch.float32) for k in range(3)] for t in (1, 2)}
+        got = {t: [torch.empty(777) for _ in range(3)] for t in (1, 2)}
+        reqs = [dist.irecv(got[2][k], left, group=g, tag=2) for k in range(3)]
+        reqs += [dist.irecv(got[1][k], left, group=g, tag=1) for k in range(3)]
+        for k in range(3):
+            reqs += [dist.isend(pay[1][k], right, group=g, tag=1), dist.isend(pay[2][k], right, group=g, tag=2)]
+        for q in reqs:
+            q.wait()
+        for t in (1, 2):
+            for k in range(3):
+                same("%s: tag %d message %d from %d" % (name, t, k, left), got[t][k],
+                     inp(left * 100 + t * 10 + k, 777, torch.float32))
+    try:
+        dist.recv(torch.zeros(3))
+    except RuntimeError as e:
+        if "any source" not in str(e):
+            fail("recv(src=None) error without its cause: %s" % e)
+    else:
+        fail("recv(src=None) did not raise")
     # errors
     for call, text in ((lambda: dist.all_reduce(torch.zeros(4, dtype=torch.bool)), "unsupported tensor dtype"),
                        (lambda: dist.all_to_all_single(torch.zeros(size * 2), torch.zeros(size * 2),

@@ -15,9 +15,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rl_ctrl_t c;
     if (rl_ctrl_decode(in, nranks, &c) != RL_OK)
         return 0;
-    /* Accepted means in range, and nothing the encoder would not write. */
+    /* Accepted means in range, and nothing the encoder would not write; a
+     * clear-to-send record has a tag and no op, any other no tag. */
     if (c.rank < 0 || c.rank >= nranks || c.coll < 1 || c.coll > RL_COLL_MAX || c.dtype >= RL_DTYPE_COUNT ||
-        c.op >= RL_OP_COUNT || c.out_addr + c.out_len < c.out_addr)
+        c.op >= RL_OP_COUNT || c.out_addr + c.out_len < c.out_addr ||
+        (c.coll == RL_COLL_SENDRECV ? c.op != 0 : c.tag != 0))
         abort();
     rl_ctrl_encode(&c, again);
     if (memcmp(in, again, sizeof(in)))

@@ -11,6 +11,9 @@
  * and non-blocking, every dtype and op, counts 0, 1, n-1, a prime and more.
  *
  *   coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-algo] [--mismatch-p2p] [--digest] [--register]
+ *              [--mixed-zero]
+ *     --mixed-zero  blocking all-reduces whose counts alternate with 0 (empty
+ *                gradient buckets) across the eager, halving-doubling and ring sizes
  *     --register every all-reduce and all-gather buffer registered first
  *     --big      four dtypes at 8 MiB too
  *     --quick    fewer counts and dtypes (slow transports: SoftRoCE)
@@ -578,6 +581,35 @@ static int run_digest(rl_comm_t comm)
     return 0;
 }
 
+/* Empty all-reduces between real ones of every algorithm's size, blocking,
+ * back to back: an empty call must not let a rank run two operations ahead
+ * of a partner whose landing slots it writes. */
+static void run_mixed_zero(rl_comm_t comm)
+{
+    const size_t counts[] = {43, 0, 0, 1031, 0, 43, 0, 50000, 0, 1, 0, 0, 0, 300000, 0};
+    const rl_dtype_t dts[] = {RL_UINT8, RL_INT32, RL_UINT8, RL_INT32, RL_INT32, RL_UINT8, RL_INT8, RL_FLOAT32,
+                              RL_INT32, RL_INT64, RL_UINT8, RL_INT32, RL_FLOAT64, RL_FLOAT32, RL_UINT8};
+    size_t n = sizeof(counts) / sizeof(counts[0]);
+    /* tight: nothing between the calls gives the slower rank time to catch up */
+    uint8_t v[43], want[43];
+    for (size_t i = 0; i < 43; i++)
+        want[i] = (uint8_t)((size_t)nranks * (i + 1));
+    for (int iter = 0; iter < 2000; iter++) {
+        for (size_t i = 0; i < 43; i++)
+            v[i] = (uint8_t)(i + 1);
+        CHECK(rl_all_reduce(comm, v, v, 43, RL_UINT8, RL_SUM));
+        CHECK(rl_all_reduce(comm, v, v, 0, RL_UINT8, RL_SUM));
+        if (memcmp(v, want, sizeof(v))) {
+            failures++;
+            fprintf(stderr, "rank %d: all-reduce of 43 uint8 wrong at iteration %d\n", rank, iter);
+            break;
+        }
+    }
+    for (int iter = 0; iter < 20; iter++)
+        for (size_t k = 0; k < n; k++)
+            check_all_reduce(comm, counts[k], dts[k], RL_SUM, (int)((iter + k) % 2), 0);
+}
+
 /* A send and its receive disagree on the count: both sides get an error. */
 static int run_mismatch_p2p(rl_comm_t comm)
 {
@@ -601,7 +633,7 @@ static int run_mismatch_p2p(rl_comm_t comm)
 
 int main(int argc, char **argv)
 {
-    int big = 0, quick = 0, mismatch = 0, mismatch_p2p = 0, digest = 0, far = 0;
+    int big = 0, quick = 0, mismatch = 0, mismatch_p2p = 0, digest = 0, far = 0, mixed_zero = 0;
     size_t large = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--big"))
@@ -618,10 +650,12 @@ int main(int argc, char **argv)
             register_all = 1;
         else if (!strcmp(argv[i], "--digest"))
             digest = 1;
+        else if (!strcmp(argv[i], "--mixed-zero"))
+            mixed_zero = 1;
         else if (!strcmp(argv[i], "--large") && i + 1 < argc)
             large = strtoull(argv[++i], NULL, 0);
         else {
-            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-algo] [--mismatch-p2p] [--digest] [--register]\n");
+            fprintf(stderr, "usage: coll_check [--big] [--quick] [--large BYTES] [--mismatch] [--mismatch-algo] [--mismatch-p2p] [--digest] [--register] [--mixed-zero]\n");
             return 2;
         }
     }
@@ -633,6 +667,15 @@ int main(int argc, char **argv)
         int rc = mismatch ? run_mismatch(comm, far) : mismatch_p2p ? run_mismatch_p2p(comm) : run_digest(comm);
         rl_comm_destroy(comm);
         return rc;
+    }
+    if (mixed_zero) {
+        run_mixed_zero(comm);
+        CHECK(rl_comm_destroy(comm));
+        if (failures)
+            fprintf(stderr, "rank %d: %ld checks FAILED\n", rank, failures);
+        else
+            printf("rank %d: all mixed-zero checks passed (%d ranks)\n", rank, nranks);
+        return failures != 0;
     }
     const rl_dtype_t all_dts[] = {RL_FLOAT32, RL_INT32, RL_BFLOAT16, RL_UINT8, RL_FLOAT64, RL_INT64,
                                   RL_FLOAT16, RL_INT8,    RL_UINT32, RL_UINT64};

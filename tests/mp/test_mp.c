@@ -209,6 +209,7 @@ static void bad_setting(const char *setting)
 }
 Test(create, bad_shm_cma_value, .timeout = 120) { bad_setting("RINGLET_SHM_CMA=maybe"); }
 Test(create, bad_allreduce_algo_value, .timeout = 120) { bad_setting("RINGLET_ALLREDUCE_ALGO=tree"); }
+Test(create, bad_algos_table, .timeout = 120) { bad_setting("RINGLET_ALGOS=broadcast:0-:nosuch"); }
 
 /* The eager all-reduce with slots large enough for every size coll_check
  * uses but its 8 MiB one, on groups that fold (3, 5) and one that does not. */
@@ -223,6 +224,59 @@ Test(variants, eager_allreduce_5_ranks_tcp, .timeout = 300)
 Test(variants, eager_allreduce_4_ranks, .timeout = 300)
 {
     cr_assert_eq(run_env("shm", 4, "--env RINGLET_RD_MAX_BYTES=2M", "--quick"), 0);
+}
+
+/* Algorithms that are not defaults, forced through the selection table:
+ * every collective still runs (the others on their defaults). */
+Test(variants, tree_broadcast_reduce_5_ranks_shm, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 5, "--env RINGLET_ALGOS='broadcast:0-:tree;reduce:0-:tree'", "--quick"), 0);
+}
+Test(variants, tree_broadcast_reduce_8_ranks_tcp, .timeout = 300)
+{
+    cr_assert_eq(run_env("tcp", 8, "--env RINGLET_ALGOS='broadcast:0-:tree;reduce:0-:tree'", "--quick"), 0);
+}
+Test(variants, bruck_all_gather_3_ranks_tcp, .timeout = 300)
+{
+    cr_assert_eq(run_env("tcp", 3, "--env RINGLET_ALGOS=all_gather:0-:bruck", "--quick"), 0);
+}
+Test(variants, bruck_all_gather_6_ranks_shm, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 6, "--env RINGLET_ALGOS=all_gather:0-:bruck", "--quick"), 0);
+}
+Test(variants, dbt_all_reduce_6_ranks_shm, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 6, "--env RINGLET_ALGOS=all_reduce:0-:dbt", "--quick"), 0);
+}
+/* small chunks: a 3 MB all-reduce pipelines in 64 chunks per tree */
+Test(variants, dbt_all_reduce_3_ranks_tcp_pipelined, .timeout = 300)
+{
+    cr_assert_eq(run_env("tcp", 3, "--env RINGLET_ALGOS=all_reduce:0-:dbt --env RINGLET_CHUNK_BYTES=4096",
+                         "--quick --large 3000000"), 0);
+}
+Test(variants, bruck_all_to_all_5_ranks_tcp, .timeout = 300)
+{
+    cr_assert_eq(run_env("tcp", 5, "--env RINGLET_ALGOS=all_to_all:0-:bruck", "--quick"), 0);
+}
+Test(variants, auto_everywhere_4_ranks_shm, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 4, "--env RINGLET_ALGOS=auto", "--quick"), 0);
+}
+
+/* Frameworks issue empty all-reduces (empty gradient buckets) between real
+ * ones; an empty call used to let a rank's eager messages land in slots its
+ * partner had not consumed (RL_ERR_PROTOCOL "unexpected eager message"). */
+Test(variants, empty_allreduces_between_eager_2_ranks, .timeout = 300)
+{
+    cr_assert_eq(run("shm", 2, "--mixed-zero"), 0);
+}
+Test(variants, empty_allreduces_between_algorithms_4_ranks, .timeout = 300)
+{
+    cr_assert_eq(run("shm", 4, "--mixed-zero"), 0);
+}
+Test(variants, empty_allreduces_3_ranks_tcp, .timeout = 300)
+{
+    cr_assert_eq(run("tcp", 3, "--mixed-zero"), 0);
 }
 
 /* Each rank's digest line of a coll_check --digest run, sorted. */

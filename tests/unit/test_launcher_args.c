@@ -43,6 +43,7 @@ Test(launcher_args, defaults)
     cr_assert_eq(o.grace_ms, 3000);
     cr_assert_float_eq(o.timeout_s, 0.0, 1e-12);
     cr_assert_eq(o.nenv, 0);
+    cr_assert_eq(o.torch, 0);
     cr_assert_str_eq(o.cmd[0], "./app");
     cr_assert_str_eq(o.cmd[1], "-x"); /* the command keeps its own flags */
     cr_assert_str_eq(o.cmd[2], "1");
@@ -55,7 +56,7 @@ Test(launcher_args, all_options_and_forms)
     rr_opts_t o;
     char err[256] = "";
     cr_assert_eq(PARSE(&o, "7", "-n8", "--port=5000", "--env", "A=1", "--env=B=x=y",
-                       "--no-prefix", "--only-rank", "3", "--grace-ms=250",
+                       "--no-prefix", "--torch", "--only-rank", "3", "--grace-ms=250",
                        "--timeout", "2.5", "--", "-cmd-starting-with-dash"),
                  RR_PARSE_OK, "%s", err);
     cr_assert_eq(o.nranks, 8);
@@ -64,6 +65,7 @@ Test(launcher_args, all_options_and_forms)
     cr_assert_str_eq(o.env[0], "A=1");
     cr_assert_str_eq(o.env[1], "B=x=y");
     cr_assert_eq(o.prefix, 0);
+    cr_assert_eq(o.torch, 1);
     cr_assert_eq(o.only_rank, 3);
     cr_assert_eq(o.grace_ms, 250);
     cr_assert_float_eq(o.timeout_s, 2.5, 1e-12); /* --timeout wins over env */

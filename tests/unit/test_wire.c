@@ -46,6 +46,28 @@ Test(wire, control_record_round_trip)
               c.out_len == d.out_len);
 }
 
+/* A clear-to-send record carries any 32-bit tag where collectives carry
+ * the op; other records decode with tag 0. */
+Test(wire, clear_to_send_tag_round_trip)
+{
+    uint8_t buf[RL_CTRL_WIRE_SIZE];
+    rl_ctrl_t c = sample(), d;
+    c.coll = RL_COLL_SENDRECV;
+    c.op = 0;
+    c.root = 0;
+    c.tag = 0xfffffff7u;
+    rl_ctrl_encode(&c, buf);
+    cr_assert_eq(rl_ctrl_decode(buf, 4, &d), RL_OK);
+    cr_assert_eq(d.tag, 0xfffffff7u);
+    cr_assert_eq(d.op, 0);
+    c = sample();
+    c.tag = 77; /* not encoded outside a clear-to-send */
+    rl_ctrl_encode(&c, buf);
+    cr_assert_eq(rl_ctrl_decode(buf, 4, &d), RL_OK);
+    cr_assert_eq(d.tag, 0);
+    cr_assert_eq(d.op, RL_MAX);
+}
+
 Test(wire, control_record_validation)
 {
     uint8_t buf[RL_CTRL_WIRE_SIZE];

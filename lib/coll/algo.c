@@ -1,0 +1,115 @@
+/* The registry of algorithms, and what they share. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coll/algo.h"
+#include "core/comm.h"
+#include "core/log.h"
+
+/* Every algorithm, once. Communicator set-up runs in this order (the
+ * eager slots use the point-to-point connections, so p2p comes first);
+ * selection lists refer to these names. */
+static const rl_algo_t *const algos[] = {
+    &rl_algo_ring, &rl_algo_chain, &rl_algo_p2p, &rl_algo_rd, &rl_algo_rhd, &rl_algo_pairwise, &rl_algo_tree, &rl_algo_bruck, &rl_algo_dbt,
+    &rl_algo_bruck_a2a,
+};
+#define NALGOS ((int)(sizeof(algos) / sizeof(algos[0])))
+_Static_assert(NALGOS <= RL_ALGO_MAX, "raise RL_ALGO_MAX");
+
+int rl_algo_count(void) { return NALGOS; }
+
+const rl_algo_t *rl_algo_at(int i) { return i >= 0 && i < NALGOS ? algos[i] : NULL; }
+
+const rl_algo_t *rl_algo_find(const char *name, rl_coll_t coll)
+{
+    for (int i = 0; i < NALGOS; i++)
+        if (!strcmp(algos[i]->name, name) && (algos[i]->colls & RL_COLL_BIT(coll)))
+            return algos[i];
+    return NULL;
+}
+
+int rl_algo_index(const rl_algo_t *a)
+{
+    for (int i = 0; i < NALGOS; i++)
+        if (algos[i] == a)
+            return i;
+    return -1;
+}
+
+rl_status_t rl_algos_setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
+{
+    for (int i = 0; i < NALGOS; i++) {
+        if (!algos[i]->comm_setup)
+            continue;
+        rl_status_t st = algos[i]->comm_setup(c, dl, err, len);
+        if (st != RL_OK) {
+            if (!err[0])
+                snprintf(err, len, "rank %d: setting up %s failed: %s", c->rank, algos[i]->name, rl_strerror(st));
+            return st;
+        }
+    }
+    return RL_OK;
+}
+
+void rl_algos_teardown(struct rl_comm *c)
+{
+    for (int i = NALGOS - 1; i >= 0; i--)
+        if (algos[i]->comm_teardown && c->algo_state[i])
+            algos[i]->comm_teardown(c);
+}
+
+void rl_comm_route_imm(struct rl_comm *c, rl_imm_class_t cls, rl_imm_fn fn) { c->imm_fn[cls] = fn; }
+
+struct rl_request *rl_request_alloc(struct rl_comm *c, const rl_algo_t *a)
+{
+    struct rl_request *r = calloc(1, sizeof(*r) + a->state_size);
+    if (!r)
+        return NULL;
+    r->comm = c;
+    r->algo = a;
+    return r;
+}
+
+int rl_coll_trivial(struct rl_comm *c, struct rl_request *r)
+{
+    if (c->nranks > 1 && r->count > 0)
+        return 0;
+    if (r->in != r->out && r->count)
+        memmove(r->out, r->in, r->count * r->esize);
+    return 1;
+}
+
+void rl_describe_call(char *buf, size_t len, int rank, uint32_t coll, uint64_t count, uint32_t dtype, uint32_t op,
+                      int root)
+{
+    int pos = snprintf(buf, len, "rank %d called %s(count=%llu, %s", rank, rl_coll_name(coll),
+                       (unsigned long long)count, rl_dtype_name((rl_dtype_t)dtype));
+    if (pos < 0 || (size_t)pos >= len)
+        return;
+    if (coll == RL_COLL_ALL_REDUCE || coll == RL_COLL_REDUCE_SCATTER || coll == RL_COLL_REDUCE)
+        pos += snprintf(buf + pos, len - (size_t)pos, ", %s", rl_op_name((rl_op_t)op));
+    if ((size_t)pos < len && (coll == RL_COLL_BROADCAST || coll == RL_COLL_REDUCE))
+        pos += snprintf(buf + pos, len - (size_t)pos, ", root %d", root);
+    if ((size_t)pos < len)
+        snprintf(buf + pos, len - (size_t)pos, ")");
+}
+
+void rl_fail_mismatch(struct rl_comm *c, const struct rl_request *r, const rl_ctrl_t *h)
+{
+    char mine[160], theirs[160];
+    rl_describe_call(mine, sizeof(mine), c->rank, r->coll, r->count, r->dtype, r->op, r->root);
+    rl_describe_call(theirs, sizeof(theirs), h->rank, h->coll, h->count, h->dtype, h->op, h->root);
+    rl_comm_fail(c, RL_ERR_MISMATCH, "operation %llu differs between ranks: %s, %s", (unsigned long long)r->seq,
+                 mine, theirs);
+}
+
+rl_status_t rl_comm_sync(struct rl_comm *c, int64_t dl, char *err, size_t len)
+{
+    int32_t ok = 0, *oks = calloc((size_t)c->nranks, sizeof(int32_t));
+    if (!oks)
+        return RL_ERR_NO_MEMORY;
+    rl_status_t st = rl_boot_allgather(c->boot, &ok, sizeof(ok), oks, dl, err, len);
+    free(oks);
+    return st;
+}

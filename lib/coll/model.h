@@ -1,0 +1,43 @@
+/* The cost model's parameters (coll/model.c): per transport and group
+ * size, from RINGLET_TUNE_FILE (written by ringlet-tune) or built in. */
+#ifndef RL_MODEL_H
+#define RL_MODEL_H
+
+#include <stdio.h>
+
+#include "coll/algo.h"
+
+struct rl_comm;
+
+/* One line of a tuning file: "transport nranks alpha_us beta_us_per_byte
+ * gamma_us_per_byte"; transport is a prefix of rl_comm_transport(), e.g.
+ * "ofi:tcp", "ofi:shm", "verbs". */
+typedef struct {
+    char transport[32];
+    int nranks;
+    rl_model_t m;
+} rl_tune_entry_t;
+
+#define RL_TUNE_MAX 64
+typedef struct {
+    rl_tune_entry_t e[RL_TUNE_MAX];
+    int n;
+} rl_tune_t;
+
+/* Parse a tuning file; on a bad line, RL_ERR_CONFIG with the file and line. */
+rl_status_t rl_tune_read(const char *path, rl_tune_t *t, char *err, size_t len);
+/* Write one as ringlet-tune does. */
+int rl_tune_write(FILE *f, const rl_tune_t *t);
+/* The parameters for a transport and group size: the entry with the
+ * longest transport prefix, then the nearest group size; else built-in
+ * estimates. src (if not NULL) tells which. */
+rl_model_t rl_tune_pick(const rl_tune_t *t, const char *transport, int nranks, char *src, size_t srclen);
+
+/* At creation: read RINGLET_TUNE_FILE into the communicator; then, once
+ * the transport is open, pick its parameters. */
+rl_status_t rl_model_load(struct rl_comm *c, char *err, size_t len);
+void rl_model_pick(struct rl_comm *c);
+/* Fold the loaded parameters into a hash (ranks must agree on them). */
+uint64_t rl_model_hash(const struct rl_comm *c, uint64_t h);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * The selection table: defaults reproduce the choices the older variables
+ * made, RINGLET_ALGOS overrides them per collective and size, an unusable
+ * choice falls back to the next candidate, "auto" follows the cost model,
+ * and ranks with different tables get different hashes. Built on a
+ * communicator in memory (no transport): selection depends only on the
+ * settings and the group.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coll/model.h"
+#include "core/comm.h"
+
+static struct rl_comm *comm_with(int nranks, const char *env)
+{
+    static const char *vars[] = {"RINGLET_ALGOS", "RINGLET_ALLREDUCE_ALGO", "RINGLET_RD_MAX_BYTES",
+                                 "RINGLET_RHD_MAX_BYTES", "RINGLET_P2P", "RINGLET_TUNE_FILE"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", env ? env : "");
+    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
+        char *eq = strchr(tok, '=');
+        cr_assert(eq);
+        *eq = '\0';
+        setenv(tok, eq + 1, 1);
+    }
+    struct rl_comm *c = calloc(1, sizeof(*c));
+    char err[512];
+    cr_assert_eq(rl_config_load(&c->cfg, err, sizeof(err)), RL_OK, "%s", err);
+    c->nranks = nranks;
+    c->chunk_bytes = c->cfg.chunk_bytes;
+    c->depth = c->cfg.pipeline_depth;
+    rl_status_t st = rl_select_build(c, err, sizeof(err));
+    cr_assert_eq(st, RL_OK, "%s", err);
+    snprintf(c->desc, sizeof(c->desc), "ofi:tcp;ofi_rxm");
+    rl_model_pick(c);
+    return c;
+}
+
+static const char *pick(struct rl_comm *c, rl_coll_t k, size_t bytes)
+{
+    rl_call_t call = {.coll = k, .count = bytes / 4, .dtype = RL_FLOAT32, .bytes = bytes};
+    return rl_select(c, &call)->name;
+}
+
+Test(select, defaults_are_the_older_choices)
+{
+    struct rl_comm *c = comm_with(8, NULL);
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 64 << 10), "rd"); /* RD_MAX_BYTES is inclusive */
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, (64 << 10) + 4), "rhd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 16 << 20), "rhd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, (16 << 20) + 4), "ring");
+    cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "rd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_GATHER, 4), "ring");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "chain");
+    cr_assert_str_eq(pick(c, RL_COLL_ALLTOALL, 4), "pairwise");
+    free(c);
+}
+
+Test(select, unusable_choices_fall_back)
+{
+    /* halving-doubling needs a power of two: 6 ranks fall back to the ring */
+    struct rl_comm *c = comm_with(6, NULL);
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 1 << 20), "ring");
+    free(c);
+    /* no point-to-point connections: neither eager nor halving-doubling */
+    c = comm_with(8, "RINGLET_P2P=off");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "ring");
+    cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "ring");
+    free(c);
+    c = comm_with(1, NULL);
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "ring");
+    free(c);
+}
+
+Test(select, older_variables_map_onto_the_table)
+{
+    struct rl_comm *c = comm_with(8, "RINGLET_ALLREDUCE_ALGO=ring");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "ring");
+    cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "ring");
+    free(c);
+    c = comm_with(8, "RINGLET_ALLREDUCE_ALGO=rhd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rhd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 1 << 30), "rhd");
+    free(c);
+    c = comm_with(8, "RINGLET_ALLREDUCE_ALGO=rd RINGLET_RD_MAX_BYTES=1K");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 1024), "rd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 2048), "ring");
+    free(c);
+    c = comm_with(8, "RINGLET_RHD_MAX_BYTES=1M");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 2 << 20), "ring");
+    free(c);
+}
+
+Test(select, table_overrides_per_collective)
+{
+    struct rl_comm *c = comm_with(8, "RINGLET_ALGOS=all_reduce:0-1K:rd,1K-4M:ring,4M-:rhd;barrier:0-:ring");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 512), "rd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 1024), "rd"); /* both ends included, first wins */
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 2048), "ring");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8 << 20), "rhd");
+    cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "ring");
+    free(c);
+}
+
+Test(select, auto_takes_the_cheapest_by_the_model)
+{
+    struct rl_comm *c = comm_with(8, "RINGLET_ALGOS=auto");
+    rl_call_t small = {.coll = RL_COLL_ALL_REDUCE, .bytes = 8}, big = {.coll = RL_COLL_ALL_REDUCE, .bytes = 64 << 20};
+    const rl_algo_t *s = rl_select(c, &small), *b = rl_select(c, &big);
+    /* whatever it picks is the minimum over the usable candidates */
+    for (int i = 0; i < rl_algo_count(); i++) {
+        const rl_algo_t *a = rl_algo_at(i);
+        if (!(a->colls & RL_COLL_BIT(RL_COLL_ALL_REDUCE)))
+            continue;
+        if (a->usable(c, &small))
+            cr_assert_leq(s->cost(c, &small, &c->sel.model), a->cost(c, &small, &c->sel.model));
+        if (a->usable(c, &big))
+            cr_assert_leq(b->cost(c, &big, &c->sel.model), a->cost(c, &big, &c->sel.model));
+    }
+    cr_assert_str_eq(s->name, "rd");  /* log2(n) messages beat 2(n-1) at 8 bytes */
+    cr_assert_str_neq(b->name, "rd"); /* and it cannot carry 64 MiB */
+    free(c);
+}
+
+Test(select, different_tables_hash_differently)
+{
+    struct rl_comm *a = comm_with(4, NULL), *b = comm_with(4, "RINGLET_ALLREDUCE_ALGO=ring"),
+                   *d = comm_with(4, "RINGLET_ALGOS=all_reduce:0-64K:rd,0-16M:rhd"), *e = comm_with(4, NULL);
+    cr_assert_neq(a->sel.hash, b->sel.hash);
+    cr_assert_eq(a->sel.hash, d->sel.hash); /* the same table written out */
+    cr_assert_eq(a->sel.hash, e->sel.hash);
+    free(a), free(b), free(d), free(e);
+}
+
+static void bad_table(const char *algos, const char *want)
+{
+    setenv("RINGLET_ALGOS", algos, 1);
+    struct rl_comm c;
+    memset(&c, 0, sizeof(c));
+    char err[512] = "";
+    cr_assert_eq(rl_config_load(&c.cfg, err, sizeof(err)), RL_OK);
+    c.nranks = 4;
+    cr_assert_eq(rl_select_build(&c, err, sizeof(err)), RL_ERR_CONFIG, "%s accepted", algos);
+    cr_assert(strstr(err, want), "'%s' does not say '%s'", err, want);
+    unsetenv("RINGLET_ALGOS");
+}
+
+Test(select, bad_tables_are_named_errors)
+{
+    bad_table("broadcast:0-:bruck", "broadcast has no algorithm \"bruck\"");
+    bad_table("broadcast:0-:nosuch", "RINGLET_ALGOS=broadcast:0-:nosuch");
+    bad_table("all_gather:0-:rhd", "all_gather has no algorithm \"rhd\"");
+    bad_table("all_reduce:4M-1M:ring", "bad size range");
+    bad_table("all_reduce:0-:", "bad algorithm name");
+    bad_table("all_reduce", "unknown collective");
+    bad_table("allreduce:0-:ring", "unknown collective");
+    bad_table("all_reduce:0:ring", "expected lo-hi:algorithm");
+    bad_table("all_reduce:0-1K:ring,1K-2K:ring,2K-3K:ring,3K-4K:ring,4K-5K:ring,5K-6K:ring,6K-7K:ring,7K-8K:ring,8K-:ring",
+              "too many ranges");
+}
+
+Test(select, tuning_files)
+{
+    char path[] = "/tmp/rl_tune_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "# comment\nofi:tcp 2 40 0.001 0.0002\nofi:tcp 8 60 0.002 0.0002\nofi:shm 4 2 0.0001 0.0001\n");
+    fclose(f);
+    rl_tune_t t;
+    char err[256], src[160];
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(t.n, 3);
+    rl_model_t m = rl_tune_pick(&t, "ofi:tcp;ofi_rxm", 7, src, sizeof(src));
+    cr_assert_float_eq(m.alpha_us, 60, 1e-9); /* nearest group size */
+    m = rl_tune_pick(&t, "ofi:shm", 64, src, sizeof(src));
+    cr_assert_float_eq(m.alpha_us, 2, 1e-9);
+    m = rl_tune_pick(&t, "verbs:rxe0:1", 4, src, sizeof(src));
+    cr_assert(strstr(src, "built-in"), "%s", src);
+    /* the same file in two communicators: one hash; another file: another */
+    setenv("RINGLET_TUNE_FILE", path, 1);
+    struct rl_comm *a = comm_with(4, NULL);
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 2 41 0.001 0.0002\n");
+    fclose(f);
+    char env[300];
+    snprintf(env, sizeof(env), "RINGLET_TUNE_FILE=%s", path);
+    struct rl_comm *b = comm_with(4, env);
+    cr_assert_neq(a->sel.hash, b->sel.hash);
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 2 40 0.001\n");
+    fclose(f);
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
+    cr_assert(strstr(err, "line 1"), "%s", err);
+    unlink(path);
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
+    free(a), free(b);
+}

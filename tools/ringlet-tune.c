@@ -1,0 +1,313 @@
+/*
+ * ringlet-tune: measure the cost model's parameters on the fabric it runs
+ * on and write them to a tuning file (RINGLET_TUNE_FILE).
+ *
+ * gamma (time per reduced byte) is the float32 sum kernel timed on this
+ * host. alpha (per message) and beta (per byte) are fitted to all-reduces
+ * run with each algorithm forced through RINGLET_ALGOS: every algorithm's
+ * cost is linear in (alpha, beta, gamma), so the fit is a least-squares
+ * solve over all (algorithm, size) points, weighted so that relative
+ * errors count alike. With --check it then measures every algorithm at
+ * other sizes (8 B to --check-max) and prints predicted against measured
+ * time, the median absolute error, and how much slower the model's choice
+ * is than the fastest measured algorithm.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "coll/model.h"
+#include "core/comm.h"
+
+static const char usage_text[] =
+    "usage: ringlet-tune -o FILE [--seconds S] [--check] [--check-max BYTES] [-h|--help]\n"
+    "Run under a launcher, e.g. ringlet-run -n 4 -- ringlet-tune -o tune.txt\n"
+    "  -o FILE          tuning file to write; an existing one keeps its entries for\n"
+    "                   other transports and group sizes (this one's is replaced)\n"
+    "  --seconds S      time budget of the measurement (default 30, at most 60)\n"
+    "  --check          then measure each algorithm at other sizes and compare with\n"
+    "                   the fitted model (median error, cost of the model's choices)\n"
+    "  --check-max B    largest size --check measures (default 64M)\n"
+    "Use it with RINGLET_TUNE_FILE=FILE; ringlet-info --algos shows the result.\n";
+
+static double now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void die(rl_comm_t comm, const char *what, rl_status_t st)
+{
+    fprintf(stderr, "ringlet-tune: %s: %s: %s\n", what, rl_status_name(st), rl_comm_last_error(comm));
+    exit(1);
+}
+
+/* Median over 5 batches of the slowest rank's time per all-reduce. */
+static double time_allreduce(rl_comm_t comm, float *buf, size_t count, double budget_us)
+{
+    rl_status_t st;
+    if ((st = rl_all_reduce(comm, buf, buf, count, RL_FLOAT32, RL_SUM)) != RL_OK) /* warm-up */
+        die(comm, "all_reduce", st);
+    double t0 = now_us();
+    if ((st = rl_all_reduce(comm, buf, buf, count, RL_FLOAT32, RL_SUM)) != RL_OK)
+        die(comm, "all_reduce", st);
+    double one = now_us() - t0;
+    rl_all_reduce(comm, &one, &one, 1, RL_FLOAT64, RL_MAX); /* every rank runs as many */
+    int iters = (int)(budget_us / 5 / (one > 1 ? one : 1));
+    iters = iters < 1 ? 1 : iters > 1000 ? 1000 : iters;
+    double batch[5];
+    for (int b = 0; b < 5; b++) {
+        rl_barrier(comm);
+        t0 = now_us();
+        for (int i = 0; i < iters; i++)
+            if ((st = rl_all_reduce(comm, buf, buf, count, RL_FLOAT32, RL_SUM)) != RL_OK)
+                die(comm, "all_reduce", st);
+        batch[b] = (now_us() - t0) / iters;
+        rl_all_reduce(comm, &batch[b], &batch[b], 1, RL_FLOAT64, RL_MAX);
+    }
+    qsort(batch, 5, sizeof(double), cmp_double);
+    return batch[2];
+}
+
+/* gamma: microseconds per byte of the float32 sum kernel, out of cache. */
+static double measure_gamma(void)
+{
+    size_t n = (8u << 20) / sizeof(float);
+    float *a = calloc(n, sizeof(float)), *b = calloc(n, sizeof(float)), *d = calloc(n, sizeof(float));
+    rl_reduce_fn fn = rl_reduce_lookup(RL_FLOAT32, RL_SUM);
+    double t[5];
+    for (int k = 0; k < 5; k++) {
+        double t0 = now_us();
+        fn(d, a, b, n);
+        t[k] = (now_us() - t0) / (double)(n * sizeof(float));
+    }
+    free(a), free(b), free(d);
+    qsort(t, 5, sizeof(double), cmp_double);
+    return t[2];
+}
+
+typedef struct {
+    const rl_algo_t *algo;
+    size_t bytes;
+    double us;
+} point_t;
+
+/* The algorithm's cost at a unit model: its coefficient of each parameter. */
+static void coeffs(const struct rl_comm *c, const rl_algo_t *a, size_t bytes, double k[3])
+{
+    rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = bytes / 4, .dtype = RL_FLOAT32, .bytes = bytes};
+    const rl_model_t unit[3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+    for (int i = 0; i < 3; i++)
+        k[i] = a->cost(c, &call, &unit[i]);
+}
+
+/* Create a communicator whose all-reduce always runs `algo`. */
+static rl_comm_t comm_for(const char *algo)
+{
+    char tab[64];
+    snprintf(tab, sizeof(tab), "all_reduce:0-:%s", algo);
+    setenv("RINGLET_ALGOS", tab, 1);
+    rl_comm_t comm;
+    rl_status_t st = rl_comm_create(NULL, &comm);
+    if (st != RL_OK)
+        die(NULL, "rl_comm_create", st);
+    return comm;
+}
+
+/* Run `algo` at each size it can take; append the points. */
+static int measure(const char *algo, const size_t *sizes, int nsizes, double budget_us, point_t *pts, int npts)
+{
+    rl_comm_t comm = comm_for(algo);
+    const rl_algo_t *a = rl_algo_find(algo, RL_COLL_ALL_REDUCE);
+    float *buf = calloc(sizes[nsizes - 1] / sizeof(float) + 1, sizeof(float));
+    for (int i = 0; i < nsizes; i++) {
+        rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = sizes[i] / 4, .dtype = RL_FLOAT32, .bytes = sizes[i]};
+        if (rl_select(comm, &call) != a)
+            continue; /* not usable here (group size, settings) */
+        pts[npts++] = (point_t){a, sizes[i], time_allreduce(comm, buf, sizes[i] / 4, budget_us)};
+    }
+    free(buf);
+    rl_comm_destroy(comm);
+    return npts;
+}
+
+/* alpha and beta by weighted least squares, gamma given. */
+static void fit(const struct rl_comm *c, const point_t *p, int n, double gamma, double *alpha, double *beta)
+{
+    double saa = 0, sab = 0, sbb = 0, sar = 0, sbr = 0;
+    for (int i = 0; i < n; i++) {
+        double k[3];
+        coeffs(c, p[i].algo, p[i].bytes, k);
+        double w = 1 / p[i].us, a = k[0] * w, b = k[1] * w, r = (p[i].us - k[2] * gamma) * w;
+        saa += a * a, sab += a * b, sbb += b * b, sar += a * r, sbr += b * r;
+    }
+    double det = saa * sbb - sab * sab;
+    *alpha = det != 0 ? (sar * sbb - sbr * sab) / det : 0;
+    *beta = det != 0 ? (saa * sbr - sab * sar) / det : 0;
+    if (*alpha < 0 || *beta < 0) { /* a degenerate fit: one parameter alone */
+        *alpha = *alpha < 0 ? 0 : *alpha;
+        *beta = *beta < 0 ? 0 : *beta;
+    }
+}
+
+static void transport_key(rl_comm_t comm, char *key, size_t len)
+{
+    const char *d = rl_comm_transport(comm);
+    size_t n = strcspn(d, ";");
+    if (!strncmp(d, "verbs", 5))
+        n = 5;
+    snprintf(key, len, "%.*s", (int)n, d);
+}
+
+static void write_file(const char *path, const char *key, int nranks, const rl_model_t *m)
+{
+    rl_tune_t t = {0};
+    char err[256];
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fclose(f);
+        if (rl_tune_read(path, &t, err, sizeof(err)) != RL_OK) {
+            fprintf(stderr, "ringlet-tune: %s (not overwritten)\n", err);
+            exit(1);
+        }
+    }
+    int k = 0;
+    while (k < t.n && !(t.e[k].nranks == nranks && !strcmp(t.e[k].transport, key)))
+        k++;
+    if (k == t.n && t.n < RL_TUNE_MAX)
+        t.n++;
+    t.e[k] = (rl_tune_entry_t){.nranks = nranks, .m = *m};
+    snprintf(t.e[k].transport, sizeof(t.e[k].transport), "%s", key);
+    if (!(f = fopen(path, "w")) || rl_tune_write(f, &t) != 0 || fclose(f) != 0) {
+        fprintf(stderr, "ringlet-tune: cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+static const char *const algos[] = {"rd", "rhd", "ring"};
+#define NALG 3
+
+static void check(rl_comm_t probe, size_t max_bytes, double budget_us)
+{
+    size_t sizes[16];
+    int ns = 0;
+    for (size_t b = 8; b <= max_bytes && ns < 16; b *= 4)
+        sizes[ns++] = b;
+    point_t pts[16 * NALG];
+    int np = 0;
+    for (int a = 0; a < NALG; a++)
+        np = measure(algos[a], sizes, ns, budget_us, pts, np);
+    if (probe->rank != 0)
+        return;
+    double err[16 * NALG], worst = 1;
+    int ne = 0, nsl = 0;
+    printf("%12s %8s %12s %12s %8s\n", "size(B)", "algo", "measured(us)", "model(us)", "error");
+    for (int i = 0; i < np; i++) {
+        rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = pts[i].bytes / 4, .dtype = RL_FLOAT32,
+                          .bytes = pts[i].bytes};
+        double pred = pts[i].algo->cost(probe, &call, &probe->sel.model);
+        err[ne++] = fabs(pred - pts[i].us) / pts[i].us;
+        printf("%12zu %8s %12.1f %12.1f %7.1f%%\n", pts[i].bytes, pts[i].algo->name, pts[i].us, pred,
+               100 * (pred - pts[i].us) / pts[i].us);
+    }
+    printf("\n%12s %10s %10s %10s\n", "size(B)", "fastest", "model's", "slower by");
+    for (int s = 0; s < ns; s++) {
+        const point_t *best = NULL, *chosen = NULL, *cheap = NULL;
+        double cheap_t = 0;
+        for (int i = 0; i < np; i++) {
+            if (pts[i].bytes != sizes[s])
+                continue;
+            rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .bytes = sizes[s]};
+            double pred = pts[i].algo->cost(probe, &call, &probe->sel.model);
+            if (!best || pts[i].us < best->us)
+                best = &pts[i];
+            if (!cheap || pred < cheap_t)
+                cheap = &pts[i], cheap_t = pred;
+        }
+        chosen = cheap;
+        if (!best)
+            continue;
+        double r = chosen->us / best->us;
+        nsl++;
+        worst = r > worst ? r : worst;
+        printf("%12zu %10s %10s %9.1f%%\n", sizes[s], best->algo->name, chosen->algo->name, 100 * (r - 1));
+    }
+    qsort(err, (size_t)ne, sizeof(double), cmp_double);
+    printf("\nmodel check over %d ranks on %s: median absolute error %.1f%% over %d points; "
+           "the model's choice is at most %.1f%% slower than the fastest measured (%d sizes)\n",
+           probe->nranks, probe->desc, ne ? 100 * err[ne / 2] : 0, ne, 100 * (worst - 1), nsl);
+}
+
+int main(int argc, char **argv)
+{
+    const char *out = NULL;
+    double seconds = 30;
+    int do_check = 0;
+    size_t check_max = 64u << 20;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--check"))
+            do_check = 1;
+        else if (!strcmp(argv[i], "--check-max") && i + 1 < argc && rl_parse_size(argv[i + 1], &check_max) == 0)
+            i++;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ringlet-tune: bad option %s (try --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!out || !(seconds > 0) || seconds > 60) {
+        fprintf(stderr, "ringlet-tune: -o FILE is required and --seconds must be in (0, 60] (try --help)\n");
+        return 2;
+    }
+    unsetenv("RINGLET_TUNE_FILE"); /* measure, do not read */
+    double t_start = now_us();
+    double gamma = measure_gamma();
+    static const size_t sizes[] = {16, 256, 4096, 65536, 1 << 20, 8 << 20};
+    int ns = (int)(sizeof(sizes) / sizeof(sizes[0]));
+    point_t pts[3 * 8];
+    int np = 0;
+    double budget = seconds * 1e6 * 0.8 / (NALG * ns);
+    for (int a = 0; a < NALG; a++)
+        np = measure(algos[a], sizes, ns, budget, pts, np);
+    rl_comm_t real = comm_for("ring");
+    rl_all_reduce(real, &gamma, &gamma, 1, RL_FLOAT64, RL_MAX);
+    char key[32];
+    transport_key(real, key, sizeof(key));
+    /* the cost functions read only the settings and the group: a copy
+     * serves once the communicator is gone (one at a time shares the
+     * rendezvous address) */
+    struct rl_comm *probe = malloc(sizeof(*probe));
+    memcpy(probe, real, sizeof(*probe));
+    rl_comm_destroy(real);
+    rl_model_t m = {0, 0, gamma};
+    fit(probe, pts, np, gamma, &m.alpha_us, &m.beta_us_per_b);
+    if (probe->rank == 0) {
+        write_file(out, key, probe->nranks, &m);
+        printf("ringlet-tune: %s, %d ranks: alpha %.2f us, beta %.4f ns/B (%.2f GB/s), gamma %.4f ns/B from %d "
+               "points in %.1f s -> %s\n",
+               key, probe->nranks, m.alpha_us, m.beta_us_per_b * 1e3, m.beta_us_per_b > 0 ? 1e-3 / m.beta_us_per_b : 0,
+               m.gamma_us_per_b * 1e3, np, (now_us() - t_start) / 1e6, out);
+        fflush(stdout);
+    }
+    if (do_check) {
+        probe->sel.model = m;
+        check(probe, check_max, 2e5);
+    }
+    free(probe);
+    return 0;
+}
