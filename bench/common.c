@@ -78,10 +78,12 @@ void bench_usage(FILE *out, const char *prog, const bench_coll_t *coll)
             "  -w, --warmup_iters N  untimed warm-up iterations (default 5)\n"
             "  -c, --check 0|1       check results, #wrong column (default 1)\n"
             "  -d, --datatype T      float32 (default), float64, float16, bfloat16,\n"
-            "                        int8, uint8, int32, uint32, int64, uint64, or all\n",
+            "                        fp8_e4m3, fp8_e5m2, int8, uint8, int32, uint32,\n"
+            "                        int64, uint64, or all\n",
             prog, coll->name);
     if (coll->has_op)
-        fprintf(out, "  -o, --op OP           sum (default), prod, min, max, avg, or all\n");
+        fprintf(out, "  -o, --op OP           sum (default), prod, min, max, avg (floating types),\n"
+                     "                        band, bor, bxor (integer types), or all\n");
     if (coll->has_root)
         fprintf(out, "  -r, --root R          root rank (default 0)\n");
     fprintf(out,
@@ -233,6 +235,11 @@ int bench_parse_args(bench_opts_t *o, const bench_coll_t *coll, int argc,
         snprintf(err, errlen, "-o avg needs a floating-point -d, not %s",
                  rl_dtype_name(o->dtype));
         return -1;
+    } else if (!o->all_dtypes && !o->all_ops && o->op >= RL_BAND &&
+               bench_dtype_is_float(o->dtype)) {
+        snprintf(err, errlen, "-o %s needs an integer -d, not %s", rl_op_name(o->op),
+                 rl_dtype_name(o->dtype));
+        return -1;
     }
     return 0;
 }
@@ -242,7 +249,7 @@ int bench_parse_args(bench_opts_t *o, const bench_coll_t *coll, int argc,
 int bench_dtype_is_float(rl_dtype_t dtype)
 {
     return dtype == RL_FLOAT16 || dtype == RL_BFLOAT16 || dtype == RL_FLOAT32 ||
-           dtype == RL_FLOAT64;
+           dtype == RL_FLOAT64 || dtype == RL_FP8_E4M3 || dtype == RL_FP8_E5M2;
 }
 
 static int dtype_is_unsigned(rl_dtype_t dtype)
@@ -312,6 +319,51 @@ static float bf16_to_float(uint16_t b)
     return f;
 }
 
+/* OCP fp8 (E4M3: mbits 3, bias 7, saturating at 448; E5M2: mbits 2, bias
+ * 15, overflow to infinity), round to nearest even; written out here, as
+ * the half conversions above, so the check does not trust the library's. */
+static uint8_t float_to_fp8(float f, int mbits, int bias)
+{
+    uint32_t x, absx, sign;
+    memcpy(&x, &f, sizeof(x));
+    sign = (x >> 24) & 0x80u;
+    absx = x & 0x7fffffffu;
+    int e4m3 = mbits == 3;
+    if (absx > 0x7f800000u)
+        return (uint8_t)(sign | (e4m3 ? 0x7fu : 0x7eu));
+    float a;
+    memcpy(&a, &absx, sizeof(a));
+    if (e4m3 && a >= 448.0f)
+        return (uint8_t)(sign | 0x7eu);
+    if (!e4m3 && a >= 61440.0f)
+        return (uint8_t)(sign | 0x7cu);
+    /* a = q * 2^(e - mbits) with q rounded to nearest even */
+    int e;
+    frexpf(a, &e);
+    e -= 1;
+    if (e < 1 - bias)
+        e = 1 - bias; /* subnormal: fixed unit */
+    float q = nearbyintf(ldexpf(a, mbits - e));
+    if (q >= (float)(2 << mbits)) /* rounded up into the next binade */
+        q /= 2, e++;
+    if (q < (float)(1 << mbits)) /* subnormal (or zero) */
+        return (uint8_t)(sign | (uint32_t)q);
+    return (uint8_t)(sign | (uint32_t)(e + bias) << mbits | ((uint32_t)q - (1u << mbits)));
+}
+
+static float fp8_to_float(uint8_t v, int mbits, int bias)
+{
+    int e = (v & 0x7f) >> mbits, m = v & ((1 << mbits) - 1);
+    float f;
+    if (mbits == 3 && e == 15 && m == 7)
+        return NAN;
+    if (mbits == 2 && e == 31)
+        f = m ? NAN : INFINITY;
+    else
+        f = e ? ldexpf((float)(m + (1 << mbits)), e - bias - mbits) : ldexpf((float)m, 1 - bias - mbits);
+    return v & 0x80 ? -f : f;
+}
+
 void bench_store(rl_dtype_t dtype, void *buf, size_t i, double v)
 {
     switch (dtype) {
@@ -325,6 +377,8 @@ void bench_store(rl_dtype_t dtype, void *buf, size_t i, double v)
     case RL_BFLOAT16: ((uint16_t *)buf)[i] = float_to_bf16((float)v); break;
     case RL_FLOAT32: ((float *)buf)[i] = (float)v; break;
     case RL_FLOAT64: ((double *)buf)[i] = v; break;
+    case RL_FP8_E4M3: ((uint8_t *)buf)[i] = float_to_fp8((float)v, 3, 7); break;
+    case RL_FP8_E5M2: ((uint8_t *)buf)[i] = float_to_fp8((float)v, 2, 15); break;
     default: break;
     }
 }
@@ -342,6 +396,8 @@ double bench_load(rl_dtype_t dtype, const void *buf, size_t i)
     case RL_BFLOAT16: return bf16_to_float(((const uint16_t *)buf)[i]);
     case RL_FLOAT32: return ((const float *)buf)[i];
     case RL_FLOAT64: return ((const double *)buf)[i];
+    case RL_FP8_E4M3: return fp8_to_float(((const uint8_t *)buf)[i], 3, 7);
+    case RL_FP8_E5M2: return fp8_to_float(((const uint8_t *)buf)[i], 2, 15);
     default: return NAN;
     }
 }
@@ -354,6 +410,8 @@ static long sum_limit(rl_dtype_t dtype)
     case RL_UINT8: return 255;
     case RL_BFLOAT16: return 256;  /* 8-bit significand */
     case RL_FLOAT16: return 2048;  /* 11-bit significand */
+    case RL_FP8_E4M3: return 16;   /* 4-bit significand */
+    case RL_FP8_E5M2: return 8;    /* 3-bit significand */
     default: return 1L << 30;
     }
 }
@@ -403,6 +461,10 @@ double bench_expected(rl_dtype_t dtype, rl_op_t op, int nranks, size_t i)
         case RL_PROD: acc *= v; break;
         case RL_MIN: acc = v < acc ? v : acc; break;
         case RL_MAX: acc = v > acc ? v : acc; break;
+        /* small integers: two's complement bits as the element type has them */
+        case RL_BAND: acc = (double)((int64_t)acc & (int64_t)v); break;
+        case RL_BOR: acc = (double)((int64_t)acc | (int64_t)v); break;
+        case RL_BXOR: acc = (double)((int64_t)acc ^ (int64_t)v); break;
         default: break;
         }
     }
@@ -418,6 +480,8 @@ int bench_value_ok(rl_dtype_t dtype, rl_op_t op, double got, double want)
     switch (dtype) {
     case RL_FLOAT16: eps = 0x1p-10; break;
     case RL_BFLOAT16: eps = 0x1p-7; break;
+    case RL_FP8_E4M3: eps = 0x1p-3; break;
+    case RL_FP8_E5M2: eps = 0x1p-2; break;
     case RL_FLOAT32: eps = 0x1p-23; break;
     default: eps = 0x1p-52; break;
     }
@@ -806,7 +870,7 @@ int bench_main(const bench_coll_t *coll, int argc, char **argv)
             rl_op_t op = o.all_ops ? (rl_op_t)p : o.op;
             if (!o.all_ops && p > 0)
                 break;
-            if (op == RL_AVG && !bench_dtype_is_float(dtype))
+            if ((op == RL_AVG && !bench_dtype_is_float(dtype)) || (op >= RL_BAND && bench_dtype_is_float(dtype)))
                 continue;
             for (size_t size = o.min_bytes, nx;; size = nx) {
                 bench_record_t rec;

@@ -26,7 +26,7 @@ typedef struct {
     double factor;
     int iters, warmup;
     int dtypes[RL_DTYPE_COUNT], ndtypes;
-    int ops[RL_AVG], nops;
+    int ops[RL_OP_COUNT], nops;
     const char *isa;
     const char *json;
 } opts_t;
@@ -47,8 +47,11 @@ static void usage(FILE *out)
             "  -f FACTOR  size multiplier between steps (default 4)\n"
             "  -n ITERS   timed iterations per size (default 20)\n"
             "  -w ITERS   untimed warm-up iterations (default 3)\n"
-            "  -d LIST    dtypes, comma list or \"all\" (default float32,bfloat16)\n"
-            "  -o LIST    ops: sum,prod,min,max or \"all\" (default sum)\n"
+            "  -d LIST    dtypes, comma list or \"all\" (default float32,bfloat16);\n"
+            "             int8 uint8 int32 uint32 int64 uint64 float16 bfloat16 float32\n"
+            "             float64 fp8_e4m3 fp8_e5m2\n"
+            "  -o LIST    ops: sum,prod,min,max,band,bor,bxor or \"all\" (default sum);\n"
+            "             pairs a dtype does not have (bitwise on floats) are skipped\n"
             "  -i ISA     force generic|avx2|avx512 (default: what the CPU supports)\n"
             "  --json FILE  also write the results as JSON\n"
             "  -h, --help\n"
@@ -96,7 +99,8 @@ static int parse_list(const char *s, int count, int is_op, int *vals, int *n)
     *n = 0;
     if (strcmp(s, "all") == 0) {
         for (int i = 0; i < count; i++)
-            vals[(*n)++] = i;
+            if (!is_op || i != RL_AVG) /* avg is the sum kernel, then a division */
+                vals[(*n)++] = i;
         return 0;
     }
     char buf[256];
@@ -105,7 +109,7 @@ static int parse_list(const char *s, int count, int is_op, int *vals, int *n)
         int v;
         if (is_op) {
             rl_op_t op;
-            if (rl_op_parse(tok, &op) != RL_OK || op >= RL_AVG)
+            if (rl_op_parse(tok, &op) != RL_OK || op == RL_AVG)
                 return -1;
             v = (int)op;
         } else {
@@ -127,7 +131,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"json", required_argument, NULL, 'J'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     *o = (opts_t){.min_bytes = 4096, .max_bytes = 64u << 20, .factor = 4, .iters = 20, .warmup = 3};
     parse_list("float32,bfloat16", RL_DTYPE_COUNT, 0, o->dtypes, &o->ndtypes);
-    parse_list("sum", RL_AVG, 1, o->ops, &o->nops);
+    parse_list("sum", RL_OP_COUNT, 1, o->ops, &o->nops);
     int c;
     while ((c = getopt_long(argc, argv, "b:e:f:n:w:d:o:i:h", longopts, NULL)) != -1) {
         int bad = 0;
@@ -138,7 +142,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'n': bad = parse_int(optarg, 1, &o->iters); break;
         case 'w': bad = parse_int(optarg, 0, &o->warmup); break;
         case 'd': bad = parse_list(optarg, RL_DTYPE_COUNT, 0, o->dtypes, &o->ndtypes); break;
-        case 'o': bad = parse_list(optarg, RL_AVG, 1, o->ops, &o->nops); break;
+        case 'o': bad = parse_list(optarg, RL_OP_COUNT, 1, o->ops, &o->nops); break;
         case 'i': o->isa = optarg; break;
         case 'J': o->json = optarg; break;
         case 'h': usage(stdout); exit(0);
@@ -187,6 +191,8 @@ static void fill(rl_dtype_t dt, void *buf, size_t count, unsigned seed)
         case RL_BFLOAT16: ((uint16_t *)buf)[i] = rl_float_to_bf16(f); break;
         case RL_FLOAT32: ((float *)buf)[i] = f; break;
         case RL_FLOAT64: ((double *)buf)[i] = f; break;
+        case RL_FP8_E4M3: ((uint8_t *)buf)[i] = rl_float_to_fp8_e4m3(f); break;
+        case RL_FP8_E5M2: ((uint8_t *)buf)[i] = rl_float_to_fp8_e5m2(f); break;
         default: memcpy((char *)buf + i * rl_dtype_size(dt), &x, rl_dtype_size(dt)); break;
         }
     }
@@ -296,6 +302,8 @@ int main(int argc, char **argv)
         for (int oi = 0; oi < o.nops; oi++) {
             rl_dtype_t dt = (rl_dtype_t)o.dtypes[di];
             size_t es = rl_dtype_size(dt);
+            if (!rl_reduce_supported(dt, (rl_op_t)o.ops[oi]))
+                continue;
             for (double s = (double)o.min_bytes; s <= (double)o.max_bytes; s *= o.factor) {
                 row_t *r = &rows[nrows];
                 r->dtype = dt;

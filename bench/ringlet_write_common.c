@@ -34,7 +34,7 @@ static void usage(FILE *out, const pt_opts_t *o)
             "       %s [options] SERVER      client: connects to the server (host or IP)\n"
             "\n"
             "%s\n"
-            "through ringlet's transport layer (RINGLET_TRANSPORT: verbs, ofi; auto =\n"
+            "through ringlet's transport layer (RINGLET_TRANSPORT: verbs, ofi, shm; auto =\n"
             "verbs if an RDMA port is up, else libfabric), like perftest's %s.\n"
             "The client's sizes, iterations, duration, QPs and window are used by both\n"
             "sides; -d/-i/-x/-R/-T are each side's own. Other RINGLET_* variables\n"
@@ -44,7 +44,7 @@ static void usage(FILE *out, const pt_opts_t *o)
             "  -i, --ib-port N        device port (default: first active)\n"
             "  -x, --gid-index N      GID index (default RINGLET_IB_GID_INDEX / auto)\n"
             "  -R, --rdma_cm          connect with librdmacm (RINGLET_IB_CM=rdmacm)\n"
-            "  -T, --transport NAME   verbs or ofi (default RINGLET_TRANSPORT)\n"
+            "  -T, --transport NAME   verbs, ofi or shm (default RINGLET_TRANSPORT)\n"
             "  -s, --size N           message size in bytes, K/M/G suffixes (default %s)\n"
             "  -a, --all              sizes 2, 4, ... 8M\n"
             "  -n, --iters N          iterations per size (default %d)\n"
@@ -133,8 +133,8 @@ int pt_parse(pt_opts_t *o, pt_kind_t kind, int argc, char **argv)
         case 'x': if (parse_num(optarg, 0, 65535, &v)) bad = "-x wants a GID index"; else o->gid_index = (int)v; break;
         case 'R': o->rdmacm = 1; break;
         case 'T':
-            if (strcmp(optarg, "verbs") && strcmp(optarg, "ofi") && strcmp(optarg, "auto"))
-                bad = "-T wants verbs, ofi or auto";
+            if (strcmp(optarg, "verbs") && strcmp(optarg, "ofi") && strcmp(optarg, "shm") && strcmp(optarg, "auto"))
+                bad = "-T wants verbs, ofi, shm or auto";
             else
                 snprintf(o->transport, sizeof(o->transport), "%s", optarg);
             break;

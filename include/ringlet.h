@@ -70,16 +70,26 @@ typedef enum {
     RL_BFLOAT16 = 7,
     RL_FLOAT32 = 8,
     RL_FLOAT64 = 9,
+    /* OCP 8-bit floats (reduced in float, rounded to nearest even):
+     * E4M3 has no infinity, max 448, NaN 0x7f/0xff; overflow saturates to
+     * +-448. E5M2 is IEEE-like (inf, NaN); overflow rounds to infinity. */
+    RL_FP8_E4M3 = 10,
+    RL_FP8_E5M2 = 11,
     RL_DTYPE_COUNT
 } rl_dtype_t;
 
-/* Reduction operators. RL_AVG is defined for floating types only. */
+/* Reduction operators. RL_AVG is defined for floating types only; the
+ * bitwise RL_BAND, RL_BOR, RL_BXOR for integer types only (anything else is
+ * RL_ERR_INVALID_ARG). The numbering is part of the ABI and the protocol. */
 typedef enum {
     RL_SUM = 0,
     RL_PROD = 1,
     RL_MIN = 2,
     RL_MAX = 3,
     RL_AVG = 4,
+    RL_BAND = 5,
+    RL_BOR = 6,
+    RL_BXOR = 7,
     RL_OP_COUNT
 } rl_op_t;
 
@@ -124,6 +134,14 @@ rl_status_t rl_comm_destroy(rl_comm_t comm);
 /* Fail every pending and future operation with RL_ERR_ABORTED and tell the
  * peers. Safe from any thread; rl_comm_destroy() must still be called. */
 rl_status_t rl_comm_abort(rl_comm_t comm);
+/*
+ * Split comm into sub-communicators, collective over every rank of comm:
+ * ranks passing the same color >= 0 form one, ranked by (key, parent rank).
+ * color < 0: this rank joins none and *newcomm = NULL. The child is formed
+ * through comm's bootstrap (no new address needed), has its own connections
+ * and is destroyed with rl_comm_destroy() (before or after its parent).
+ */
+rl_status_t rl_comm_split(rl_comm_t comm, int color, int key, rl_comm_t *newcomm);
 rl_status_t rl_comm_rank(rl_comm_t comm, int *rank);
 rl_status_t rl_comm_size(rl_comm_t comm, int *nranks);
 /* Detailed message of the last error on this communicator (which rank, which
@@ -187,6 +205,32 @@ rl_status_t rl_all_to_all(rl_comm_t comm, const void *sendbuf, void *recvbuf,
                           size_t count, rl_dtype_t dtype);
 
 /*
+ * All-to-allv: sendcounts[j] elements at sendbuf + sdispls[j] elements go to
+ * rank j, which stores them at its recvbuf + rdispls[rank] elements; this
+ * rank receives recvcounts[i] elements from rank i. Counts and displacements
+ * are in elements (nranks entries each); recvcounts[i] must equal rank i's
+ * sendcounts[rank] (RL_ERR_MISMATCH otherwise). The buffers must not overlap,
+ * nor may two receive blocks. The four arrays are copied at the call.
+ */
+rl_status_t rl_all_to_allv(rl_comm_t comm, const void *sendbuf, const size_t *sendcounts,
+                           const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
+                           const size_t *rdispls, rl_dtype_t dtype);
+/*
+ * Gather to root: root's recvbuf holds nranks blocks of `count` elements,
+ * block i from rank i (root's own too; in-place when sendbuf == recvbuf +
+ * root * count * size). recvbuf is significant on the root only.
+ */
+rl_status_t rl_gather(rl_comm_t comm, const void *sendbuf, void *recvbuf, size_t count,
+                      rl_dtype_t dtype, int root);
+/*
+ * Scatter from root: block i (count elements) of root's sendbuf lands in
+ * rank i's recvbuf. sendbuf is significant on the root only (in-place there
+ * when recvbuf == sendbuf + root * count * size).
+ */
+rl_status_t rl_scatter(rl_comm_t comm, const void *sendbuf, void *recvbuf, size_t count,
+                       rl_dtype_t dtype, int root);
+
+/*
  * Point-to-point: send `count` elements to rank `peer`, or receive them from
  * it. Between a pair, sends and receives match in the order posted; the
  * counts and dtypes must agree (RL_ERR_MISMATCH otherwise). A blocking send
@@ -235,6 +279,13 @@ rl_status_t rl_ireduce(rl_comm_t comm, const void *sendbuf, void *recvbuf, size_
 rl_status_t rl_ibarrier(rl_comm_t comm, rl_request_t *req);
 rl_status_t rl_iall_to_all(rl_comm_t comm, const void *sendbuf, void *recvbuf, size_t count,
                            rl_dtype_t dtype, rl_request_t *req);
+rl_status_t rl_iall_to_allv(rl_comm_t comm, const void *sendbuf, const size_t *sendcounts,
+                            const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
+                            const size_t *rdispls, rl_dtype_t dtype, rl_request_t *req);
+rl_status_t rl_igather(rl_comm_t comm, const void *sendbuf, void *recvbuf, size_t count,
+                       rl_dtype_t dtype, int root, rl_request_t *req);
+rl_status_t rl_iscatter(rl_comm_t comm, const void *sendbuf, void *recvbuf, size_t count,
+                        rl_dtype_t dtype, int root, rl_request_t *req);
 rl_status_t rl_isend(rl_comm_t comm, const void *buf, size_t count, rl_dtype_t dtype,
                      int peer, rl_request_t *req);
 rl_status_t rl_irecv(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dtype, int peer,
@@ -246,8 +297,10 @@ rl_status_t rl_irecv_tag(rl_comm_t comm, void *buf, size_t count, rl_dtype_t dty
 
 /* Make progress; RL_INPROGRESS while running, else the operation's status. */
 rl_status_t rl_test(rl_request_t req);
-/* Wait up to timeout_ms (< 0: the communicator's RINGLET_TIMEOUT_MS).
- * RL_ERR_TIMEOUT leaves the request running; any other result is final. */
+/* Wait up to timeout_ms. RL_ERR_TIMEOUT then leaves the request running;
+ * any other result is final. timeout_ms < 0: up to the communicator's
+ * RINGLET_TIMEOUT_MS, after which the communicator fails as in a blocking
+ * call (the error names the rank that stalls the group). */
 rl_status_t rl_wait(rl_request_t req, int timeout_ms);
 /* Release a request. A request still running is cancelled, which fails the
  * communicator (peers cannot be told to skip half an operation). */

@@ -16,6 +16,7 @@
 #include "core/comm.h"
 #include "core/config.h"
 #include "ringlet.h"
+#include "topo/topo.h"
 
 #ifdef RL_HAVE_VERBS
 #include <infiniband/verbs.h>
@@ -25,7 +26,8 @@
 #endif
 
 static const char usage_text[] =
-    "usage: ringlet-info [--devices] [--providers] [--config] [--algos [--ranks N] [--transport T]] [-h|--help]\n"
+    "usage: ringlet-info [--devices] [--providers] [--config] [--algos [--ranks N] [--transport T] [--sizes LIST]]\n"
+    "                    [--topo FILE] [-h|--help]\n"
     "\n"
     "Print what ringlet sees on this host, to check a set-up or to attach to a\n"
     "bug report. With no option, prints every section:\n"
@@ -41,7 +43,10 @@ static const char usage_text[] =
     "               the older variables), and the cost model's predicted time of\n"
     "               each candidate at a few sizes, for N ranks (default\n"
     "               RINGLET_SIZE, else 4) over transport T (ofi:tcp, ofi:shm,\n"
-    "               verbs; default ofi:tcp), with RINGLET_TUNE_FILE's parameters\n"
+    "               verbs; default ofi:tcp), with RINGLET_TUNE_FILE's parameters, at\n"
+    "               LIST (bytes per rank, e.g. 8,4K,1M; default 8 B to 64 MiB)\n"
+    "  --topo FILE  the ring plan rl_comm_create uses with RINGLET_TOPO_FILE=FILE:\n"
+    "               rings, and the most-loaded link of rank order, plan and bound\n"
     "  -h, --help   this help\n"
     "\n"
     "Exit status 0; 2 for a bad option. Nothing is changed on the host.\n";
@@ -205,17 +210,55 @@ static void print_config(void)
     rl_config_print(stdout);
 }
 
+/* Same planner and same file as rl_comm_create with RINGLET_TOPO_FILE. */
+static int print_topo(const char *path)
+{
+    char err[512];
+    rl_topo_t t;
+    if (rl_topo_load(path, &t, err, sizeof(err)) != RL_OK) {
+        fprintf(stderr, "ringlet-info: %s\n", err);
+        return 1;
+    }
+    rl_topo_plan_t p;
+    int rc = 0;
+    printf("== ring plan for RINGLET_TOPO_FILE=%s\n", path);
+    if (rl_topo_plan(&t, 0, &p, err, sizeof(err)) == RL_OK) {
+        rl_topo_plan_print(&t, &p, stdout);
+        printf("# rl_comm_create takes ring 0 (RINGLET_RING_ORDER, if set, wins)\n");
+        rl_topo_plan_free(&p);
+    } else {
+        fprintf(stderr, "ringlet-info: %s\n", err);
+        rc = 1;
+    }
+    rl_topo_free(&t);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int dev = 0, prov = 0, cfg = 0, algos = 0, ranks = getenv("RINGLET_SIZE") ? atoi(getenv("RINGLET_SIZE")) : 4;
-    const char *transport = "ofi:tcp";
+    const char *transport = "ofi:tcp", *topo = NULL;
+    uint64_t sizes[32];
+    int nsizes = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--algos"))
+        if (!strcmp(argv[i], "--topo") && i + 1 < argc)
+            topo = argv[++i];
+        else if (!strcmp(argv[i], "--algos"))
             algos = 1;
         else if (!strcmp(argv[i], "--ranks") && i + 1 < argc)
             ranks = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--transport") && i + 1 < argc)
             transport = argv[++i];
+        else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            for (char *tok = strtok(argv[++i], ","); tok && nsizes < 32; tok = strtok(NULL, ",")) {
+                size_t v;
+                if (rl_parse_size(tok, &v) != 0) {
+                    fprintf(stderr, "ringlet-info: bad size %s in --sizes\n", tok);
+                    return 2;
+                }
+                sizes[nsizes++] = v;
+            }
+        }
         else if (!strcmp(argv[i], "--devices"))
             dev = 1;
         else if (!strcmp(argv[i], "--providers"))
@@ -234,6 +277,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringlet-info: --ranks must be in [1, %d]\n", 1 << 20);
         return 2;
     }
+    if (topo && !dev && !prov && !cfg && !algos)
+        return print_topo(topo);
     if (!dev && !prov && !cfg && !algos)
         dev = prov = cfg = algos = 1;
     char host[256] = "?";
@@ -258,10 +303,10 @@ int main(int argc, char **argv)
         print_config();
     if (algos) {
         char err[512];
-        if (rl_select_explain(stdout, ranks, transport, err, sizeof(err)) != RL_OK) {
+        if (rl_select_explain(stdout, ranks, transport, sizes, nsizes, err, sizeof(err)) != RL_OK) {
             fprintf(stderr, "ringlet-info: %s\n", err);
             return 1;
         }
     }
-    return 0;
+    return topo ? print_topo(topo) : 0;
 }

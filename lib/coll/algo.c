@@ -7,12 +7,22 @@
 #include "core/comm.h"
 #include "core/log.h"
 
-/* Every algorithm, once. Communicator set-up runs in this order (the
- * eager slots use the point-to-point connections, so p2p comes first);
- * selection lists refer to these names. */
+/* Every algorithm, once: rl_algo_<id>, each defined in its own file.
+ * Communicator set-up runs in this order (the eager slots use the
+ * point-to-point connections, so p2p comes first). Adding an algorithm is
+ * its file, its id here, its file in lib/meson.build and, to make it a
+ * default somewhere, a range in coll/select.c's defaults(). */
+#define RL_ALGOS(X)                                                                                          \
+    X(ring) X(chain) X(p2p) X(rd) X(rhd) X(pairwise) X(tree) X(bruck) X(dbt) X(bruck_a2a) X(pairwise_v) X(linear) X(hier)
+
+#define RL_ALGO_DECL_(id) extern const rl_algo_t rl_algo_##id;
+RL_ALGOS(RL_ALGO_DECL_)
+#undef RL_ALGO_DECL_
+
 static const rl_algo_t *const algos[] = {
-    &rl_algo_ring, &rl_algo_chain, &rl_algo_p2p, &rl_algo_rd, &rl_algo_rhd, &rl_algo_pairwise, &rl_algo_tree, &rl_algo_bruck, &rl_algo_dbt,
-    &rl_algo_bruck_a2a,
+#define RL_ALGO_REF_(id) &rl_algo_##id,
+    RL_ALGOS(RL_ALGO_REF_)
+#undef RL_ALGO_REF_
 };
 #define NALGOS ((int)(sizeof(algos) / sizeof(algos[0])))
 _Static_assert(NALGOS <= RL_ALGO_MAX, "raise RL_ALGO_MAX");
@@ -89,7 +99,8 @@ void rl_describe_call(char *buf, size_t len, int rank, uint32_t coll, uint64_t c
         return;
     if (coll == RL_COLL_ALL_REDUCE || coll == RL_COLL_REDUCE_SCATTER || coll == RL_COLL_REDUCE)
         pos += snprintf(buf + pos, len - (size_t)pos, ", %s", rl_op_name((rl_op_t)op));
-    if ((size_t)pos < len && (coll == RL_COLL_BROADCAST || coll == RL_COLL_REDUCE))
+    if ((size_t)pos < len && (coll == RL_COLL_BROADCAST || coll == RL_COLL_REDUCE || coll == RL_COLL_GATHER ||
+                              coll == RL_COLL_SCATTER))
         pos += snprintf(buf + pos, len - (size_t)pos, ", root %d", root);
     if ((size_t)pos < len)
         snprintf(buf + pos, len - (size_t)pos, ")");

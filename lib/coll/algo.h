@@ -126,8 +126,10 @@ void rl_fail_mismatch(struct rl_comm *c, const struct rl_request *r, const rl_ct
 /* All ranks reached this point (creation: everyone connected). */
 rl_status_t rl_comm_sync(struct rl_comm *c, int64_t deadline, char *err, size_t len);
 
-/* The registered algorithms, each defined in its own file. */
-extern const rl_algo_t rl_algo_ring, rl_algo_chain, rl_algo_p2p, rl_algo_rhd, rl_algo_rd, rl_algo_pairwise, rl_algo_tree,
-    rl_algo_bruck, rl_algo_dbt, rl_algo_bruck_a2a;
+/* The algorithms other code names (base algorithms of the selection, the
+ * services others build on, the defaults); the registry in coll/algo.c
+ * lists them all. */
+extern const rl_algo_t rl_algo_ring, rl_algo_chain, rl_algo_p2p, rl_algo_rhd, rl_algo_rd, rl_algo_pairwise,
+    rl_algo_pairwise_v, rl_algo_linear;
 
 #endif

@@ -24,6 +24,9 @@ static const rl_algo_t *base_algo(rl_coll_t k)
     case RL_COLL_BROADCAST:
     case RL_COLL_REDUCE: return &rl_algo_chain;
     case RL_COLL_ALLTOALL: return &rl_algo_pairwise;
+    case RL_COLL_ALLTOALLV: return &rl_algo_pairwise_v;
+    case RL_COLL_GATHER:
+    case RL_COLL_SCATTER: return &rl_algo_linear;
     case RL_COLL_SENDRECV: return &rl_algo_p2p;
     default: return &rl_algo_ring;
     }
@@ -231,7 +234,8 @@ static void print_list(FILE *out, const rl_sel_list_t *l, rl_coll_t k)
     fprintf(out, "%sthen %s\n", l->n ? ", " : " ", base_algo(k)->name);
 }
 
-rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char *err, size_t len)
+rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, const uint64_t *sizes, int nsizes,
+                              char *err, size_t len)
 {
     struct rl_comm *c = calloc(1, sizeof(*c));
     if (!c)
@@ -254,7 +258,9 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char
     fprintf(out, "cost model (%s): alpha %.2f us/message, beta %.3f ns/byte (%.2f GB/s), gamma %.3f ns/byte\n",
             c->sel.model_src, m->alpha_us, m->beta_us_per_b * 1e3, m->beta_us_per_b > 0 ? 1e-3 / m->beta_us_per_b : 0,
             m->gamma_us_per_b * 1e3);
-    static const uint64_t sizes[] = {8, 4096, 65536, 1 << 20, 16 << 20, 64 << 20};
+    static const uint64_t dflt[] = {8, 4096, 65536, 1 << 20, 16 << 20, 64 << 20};
+    if (!sizes || nsizes <= 0)
+        sizes = dflt, nsizes = (int)(sizeof(dflt) / sizeof(dflt[0]));
     static const rl_coll_t colls[] = {RL_COLL_ALL_REDUCE, RL_COLL_ALL_GATHER, RL_COLL_REDUCE_SCATTER,
                                       RL_COLL_BROADCAST,  RL_COLL_REDUCE,     RL_COLL_BARRIER,
                                       RL_COLL_ALLTOALL};
@@ -262,7 +268,7 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char
         rl_coll_t k = colls[ci];
         print_list(out, &c->sel.per[k], k);
         fprintf(out, "  %-10s", "us");
-        for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++)
+        for (int si = 0; si < nsizes; si++)
             fprintf(out, " %10llu", (unsigned long long)sizes[si]);
         fprintf(out, "   (bytes per rank; * = chosen, - = not usable)\n");
         for (int i = 0; i < rl_algo_count(); i++) {
@@ -270,7 +276,7 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char
             if (!(a->colls & RL_COLL_BIT(k)) || !a->cost)
                 continue;
             fprintf(out, "  %-10s", a->name);
-            for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+            for (int si = 0; si < nsizes; si++) {
                 rl_call_t call = {.coll = k, .count = sizes[si] / 4, .dtype = RL_FLOAT32, .bytes = sizes[si]};
                 if (k == RL_COLL_BARRIER)
                     call.bytes = 4, call.count = 1;

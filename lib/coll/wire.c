@@ -113,7 +113,8 @@ rl_status_t rl_ctrl_decode(const uint8_t in[RL_CTRL_WIRE_SIZE], int nranks, rl_c
 
 const char *rl_coll_name(uint32_t coll)
 {
-    static const char *const names[] = {"?",      "all_reduce", "all_gather", "reduce_scatter", "broadcast",
-                                        "reduce", "barrier",    "send/recv",  "all_to_all"};
-    return coll <= RL_COLL_ALLTOALL ? names[coll] : "?";
+    static const char *const names[RL_COLL_COUNT] = {
+        "?",         "all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce",
+        "barrier",   "send/recv",  "all_to_all", "all_to_allv",    "gather",    "scatter"};
+    return coll < RL_COLL_COUNT ? names[coll] : "?";
 }

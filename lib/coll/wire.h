@@ -76,6 +76,9 @@ typedef enum {
     RL_COLL_SENDRECV = 7, /* a receiver's clear-to-send record */
     RL_COLL_MAX = 7,
     RL_COLL_ALLTOALL = 8, /* local only: a group of sends and receives */
+    RL_COLL_ALLTOALLV = 9, /* local only, as all-to-all (coll/a2av.c) */
+    RL_COLL_GATHER = 10,   /* local only */
+    RL_COLL_SCATTER = 11,  /* local only */
     RL_COLL_COUNT
 } rl_coll_t;
 

@@ -26,7 +26,11 @@ enum {
     RL_BOOT_AUTH_CHALLENGE = 7, /* root -> rank: root nonce */
     RL_BOOT_AUTH_RESPONSE = 8,  /* rank -> root: rank nonce, rank's MAC */
     RL_BOOT_AUTH_PROOF = 9,     /* root -> rank: root's MAC */
-    RL_BOOT_TYPE_MAX = 9
+    /* While the group is live (payload: a u64 count of collectives started): */
+    RL_BOOT_LEAVE = 10,  /* rank -> root, root -> all: leaving (destroy) after this many */
+    RL_BOOT_PROBE = 11,  /* root -> rank: are you alive? (no payload) */
+    RL_BOOT_REPORT = 12, /* rank -> root: alive, after this many (or: my wait timed out) */
+    RL_BOOT_TYPE_MAX = 12
 };
 
 /* Fixed little-endian wire header (16 bytes). */
@@ -77,6 +81,9 @@ typedef struct {
      * (a rank with a key then refuses a rank 0 without one, and back). */
     const rl_auth_key_t *key;
     uint16_t version; /* protocol version spoken; 0 = RL_PROTOCOL_VERSION (tests set others) */
+    /* Rank 0: a socket already listening (rl_boot_listen_child), taken
+     * over and closed, instead of listening on addr's port. */
+    int have_listen_fd, listen_fd;
 } rl_boot_opts_t;
 
 /* Join the group (rank 0 listens on addr's port). */
@@ -84,6 +91,10 @@ rl_status_t rl_boot_create(int rank, int nranks, const char *addr, int64_t deadl
                            char *err, size_t errlen);
 rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl_boot_opts_t *opts,
                                 int64_t deadline, rl_boot_t **b, char *err, size_t errlen);
+/* Listen on a fresh port of the address this rank reaches its group by,
+ * for a sub-group's rendezvous (rl_comm_split): *fd is the listening
+ * socket (the caller owns it), addr gets "ip:port" (or "[ip6]:port"). */
+rl_status_t rl_boot_listen_child(rl_boot_t *b, int *fd, char *addr, size_t addrlen, char *err, size_t errlen);
 /* All-gather `len` bytes from every rank into all[nranks * len]. */
 rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *all, int64_t deadline,
                               char *err, size_t errlen);
@@ -91,6 +102,18 @@ rl_status_t rl_boot_allgather(rl_boot_t *b, const void *mine, size_t len, void *
  * healthy; else the failure (RL_ERR_PEER_FAILED/ABORTED...) with a message
  * naming the rank. */
 rl_status_t rl_boot_check(rl_boot_t *b, char *err, size_t errlen);
+/* Watch this counter of collectives started: a rank that left (destroy)
+ * after fewer than another rank started fails the group at once, naming it. */
+void rl_boot_watch(rl_boot_t *b, const uint64_t *ops_started);
+/* This rank is leaving normally (rl_comm_destroy): tell rank 0 (rank 0:
+ * everyone) how many collectives it started. */
+void rl_boot_leaving(rl_boot_t *b);
+/* This rank's wait timed out: find out through rank 0 who stalls the group
+ * (bounded: about 2.5 s). Returns the verdict every rank gets alike
+ * (RL_ERR_TIMEOUT naming the rank(s) that stopped answering or are behind,
+ * RL_ERR_PEER_FAILED...), with its message; RL_OK if the group had already
+ * failed (nothing to add). */
+rl_status_t rl_boot_stalled(rl_boot_t *b, char *err, size_t errlen);
 /* Tell every rank that this group failed (best effort, bounded). */
 void rl_boot_abort(rl_boot_t *b, rl_status_t why, int failed_rank, const char *msg);
 /* Leave: ranks say BYE; rank 0 waits (until deadline) for every BYE so that

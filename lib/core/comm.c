@@ -10,6 +10,7 @@
 #include "core/comm.h"
 #include "core/launch.h"
 #include "core/log.h"
+#include "topo/topo.h"
 
 #define HOSTNAME_MAX 64
 
@@ -31,6 +32,17 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
     va_end(ap);
+    /* An expired wait blames the rank it waited on, which may be waiting
+     * too: ask the group who stalls it, so that every rank names the same. */
+    if (st == RL_ERR_TIMEOUT && c->boot && c->nranks > 1) {
+        char verdict[256], local[512];
+        rl_status_t vs = rl_boot_stalled(c->boot, verdict, sizeof(verdict));
+        if (vs != RL_OK) {
+            snprintf(local, sizeof(local), "%s", c->errmsg);
+            snprintf(c->errmsg, sizeof(c->errmsg), "rank %d: %.250s (here: %.200s)", c->rank, verdict, local);
+            st = vs;
+        }
+    }
     c->failed = st;
     RL_ERROR("%s (%s)", c->errmsg, rl_status_name(st));
     /* Nothing may move once the operations end: their buffers go back to
@@ -139,6 +151,24 @@ static void poll_transport(struct rl_comm *c)
     }
 }
 
+/* Failures rank 0 relayed, every 2 ms (a syscall per rank). Checked before
+ * completions are taken: an operation that starts after a failure was
+ * relayed fails, even if a transport fast enough (native shm) could finish
+ * it in its first progress call from data sent before the failure. */
+static void boot_check_due(struct rl_comm *c)
+{
+    if (c->nranks < 2 || c->failed != RL_OK)
+        return;
+    int64_t now = rl_now_ns();
+    if (now < c->next_boot_check)
+        return;
+    c->next_boot_check = now + 2000000;
+    char msg[256];
+    rl_status_t st = rl_boot_check(c->boot, msg, sizeof(msg));
+    if (st != RL_OK)
+        rl_comm_fail(c, st, "rank %d: %s", c->rank, msg);
+}
+
 rl_status_t rl_comm_progress(struct rl_comm *c)
 {
     if (c->failed != RL_OK)
@@ -147,6 +177,9 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
         rl_comm_fail(c, RL_ERR_ABORTED, "rank %d: rl_comm_abort() was called", c->rank);
         return c->failed;
     }
+    boot_check_due(c);
+    if (c->failed != RL_OK)
+        return c->failed;
     if (c->tp)
         poll_transport(c);
     while (c->head && c->failed == RL_OK && advance(c, c->head))
@@ -158,16 +191,6 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
      * now rather than after the next yield */
     while (c->head && c->head->algo->on_p2p && c->failed == RL_OK && advance(c, c->head))
         pop_head(c);
-    if (c->nranks > 1 && c->failed == RL_OK) {
-        int64_t now = rl_now_ns();
-        if (now >= c->next_boot_check) {
-            c->next_boot_check = now + 2000000; /* every 2 ms: a syscall per rank */
-            char msg[256];
-            rl_status_t st = rl_boot_check(c->boot, msg, sizeof(msg));
-            if (st != RL_OK)
-                rl_comm_fail(c, st, "rank %d: %s", c->rank, msg);
-        }
-    }
     return c->failed;
 }
 
@@ -224,12 +247,49 @@ static uint64_t hash_order(const int *order, int n)
     return h;
 }
 
+static int cmp_host(const void *a, const void *b, void *arg)
+{
+    const host_rec_t *all = arg;
+    int x = *(const int *)a, y = *(const int *)b, d = strcmp(all[x].host, all[y].host);
+    return d ? d : x - y;
+}
+
+/* Number the hosts (in the order of their identities, the same on every
+ * rank) in O(n log n); note whether every host has as many ranks (the
+ * hierarchical algorithms need it). */
+static void number_hosts(struct rl_comm *c, const host_rec_t *all)
+{
+    int n = c->nranks, *idx = malloc(sizeof(int) * (size_t)n);
+    c->nhosts = 0;
+    c->ranks_per_host = 0;
+    if (!idx)
+        return;
+    for (int r = 0; r < n; r++)
+        idx[r] = r;
+    qsort_r(idx, (size_t)n, sizeof(int), cmp_host, (void *)all);
+    int uniform = 1, run = 0, first = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && strcmp(all[idx[i]].host, all[idx[i - 1]].host)) {
+            uniform &= !first || run == first;
+            first = first ? first : run;
+            c->nhosts++;
+            run = 0;
+        }
+        c->host_of[idx[i]] = c->nhosts;
+        run++;
+    }
+    uniform &= !first || run == first;
+    c->nhosts++;
+    c->ranks_per_host = uniform ? n / c->nhosts : 0;
+    free(idx);
+}
+
 static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl, char *err, size_t len)
 {
     host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
                        .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes,
                        .min_chunk_bytes = c->min_chunk_bytes};
-    gethostname(mine.host, sizeof(mine.host) - 1);
+    rl_launch_host_id(&c->cfg, mine.host, sizeof(mine.host));
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
     mine.sel_hash = c->sel.hash;
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
@@ -238,6 +298,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     rl_status_t st = rl_boot_allgather(c->boot, &mine, sizeof(mine), all, dl, err, len);
     *all_local = 1;
     c->local_ranks = 0;
+    if (st == RL_OK && !(c->host_of = calloc((size_t)c->nranks, sizeof(int))))
+        st = RL_ERR_NO_MEMORY;
     for (int r = 0; st == RL_OK && r < c->nranks; r++) {
         all[r].host[HOSTNAME_MAX - 1] = '\0';
         all[r].transport[sizeof(all[r].transport) - 1] = '\0';
@@ -248,7 +310,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
         if (all[r].order_hash != mine.order_hash || all[r].nch != mine.nch || all[r].depth != mine.depth ||
             all[r].chunk_bytes != mine.chunk_bytes || all[r].min_chunk_bytes != mine.min_chunk_bytes || strcmp(all[r].transport, mine.transport)) {
             comm_err(err, len,
-                     "rank %d and rank %d disagree on RINGLET_RING_ORDER, RINGLET_NCHANNELS, "
+                     "rank %d and rank %d disagree on RINGLET_RING_ORDER (or RINGLET_TOPO_FILE's plan), RINGLET_NCHANNELS, "
                      "RINGLET_PIPELINE_DEPTH, RINGLET_CHUNK_BYTES or RINGLET_TRANSPORT (%s/%u/%u/%llu vs %s/%u/%u/%llu)",
                      c->rank, r, mine.transport, mine.nch, mine.depth, (unsigned long long)mine.chunk_bytes,
                      all[r].transport, all[r].nch, all[r].depth, (unsigned long long)all[r].chunk_bytes);
@@ -263,6 +325,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
             st = RL_ERR_MISMATCH;
         }
     }
+    if (st == RL_OK)
+        number_hosts(c, all);
     free(all);
     return st;
 }
@@ -339,6 +403,7 @@ static void comm_free(struct rl_comm *c)
     if (c->tp)
         c->ops->close(c->tp);
     free(c->order);
+    free(c->host_of);
     free(c);
 }
 
@@ -347,6 +412,11 @@ static void comm_free(struct rl_comm *c)
 static _Thread_local char create_err[512 + 32]; /* "rl_comm_create: " + err[512] */
 
 rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
+{
+    return rl_comm_create_listen(opts, -1, out);
+}
+
+rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_comm_t *out)
 {
     if (!out) {
         snprintf(create_err, sizeof(create_err), "rl_comm_create: the output pointer is NULL");
@@ -361,8 +431,11 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         return RL_ERR_INVALID_ARG;
     }
     struct rl_comm *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
+        if (listen_fd >= 0)
+            close(listen_fd);
         return RL_ERR_NO_MEMORY;
+    }
     char err[512] = "";
     rl_status_t st = rl_config_load(&c->cfg, err, sizeof(err));
     if (st == RL_OK)
@@ -389,6 +462,11 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
         for (int i = 0, pos = 0; i < c->nranks && pos < (int)sizeof(buf); i++)
             pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%d", i ? "," : "", opts->ring_order[i]);
         st = rl_parse_ring_order(buf, c->nranks, c->order, err, sizeof(err));
+    } else if (c->cfg.topo_file[0] && !c->cfg.ring_order[0]) {
+        char desc[512];
+        st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, c->order, desc, sizeof(desc), err, sizeof(err));
+        if (st == RL_OK && c->rank == 0)
+            RL_INFO("ring order from RINGLET_TOPO_FILE %s", desc);
     } else {
         st = rl_parse_ring_order(c->cfg.ring_order, c->nranks, c->order, err, sizeof(err));
     }
@@ -401,11 +479,13 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     rl_auth_wipe(c->cfg.auth_key, sizeof(c->cfg.auth_key)); /* the derived key is all we keep */
     if (st != RL_OK)
         goto fail;
-    rl_boot_opts_t bo = {.key = have_key ? &key : NULL};
+    rl_boot_opts_t bo = {.key = have_key ? &key : NULL, .have_listen_fd = listen_fd >= 0, .listen_fd = listen_fd};
+    listen_fd = -1; /* the bootstrap owns it now */
     st = rl_boot_create_opts(c->rank, c->nranks, c->cfg.addr, &bo, dl, &c->boot, err, sizeof(err));
     rl_auth_wipe(&key, sizeof(key));
     if (st != RL_OK)
         goto fail;
+    rl_boot_watch(c->boot, &c->next_seq);
     if ((st = rl_select_build(c, err, sizeof(err))) != RL_OK) {
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;
@@ -448,6 +528,8 @@ rl_status_t rl_comm_create(const rl_comm_opts_t *opts, rl_comm_t *out)
     *out = c;
     return RL_OK;
 fail:
+    if (listen_fd >= 0)
+        close(listen_fd);
     RL_ERROR("rl_comm_create: %s (%s)", err, rl_status_name(st));
     snprintf(create_err, sizeof(create_err), "rl_comm_create: %s", err);
     if (c->boot)
@@ -496,6 +578,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     if (c->failed == RL_OK && atomic_load(&c->abort_flag))
         rl_comm_progress(c);
     if (c->tp && c->failed == RL_OK) {
+        rl_boot_leaving(c->boot); /* a peer still in a collective we never start fails now */
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */
         if (c->failed == RL_OK && !comm_busy(c)) {

@@ -54,6 +54,7 @@ struct rl_request {
     int64_t last_progress;
     int64_t start_ns;
     int internal; /* a collective's own message: the communicator frees it */
+    void *args;   /* the call's arguments beyond count (all-to-allv's counts); freed with it */
     struct rl_request *next;
     _Alignas(16) unsigned char priv[]; /* the algorithm's state (RL_PRIV) */
 };
@@ -89,6 +90,9 @@ struct rl_comm {
     size_t min_chunk_bytes;
     int depth;
     int local_ranks, oversubscribed;
+    int *host_of;       /* [nranks]: host index, hosts numbered by their lowest rank */
+    int nhosts;
+    int ranks_per_host; /* when every host has as many ranks; else 0 */
     int64_t spin_ns; /* how long a wait busy-polls before yielding/sleeping */
     uint64_t next_seq;
     struct rl_request *head, *tail;
@@ -123,6 +127,19 @@ void rl_comm_transport_failure(struct rl_comm *c, int peer);
 /* Drive completions and the running operation; never blocks. */
 rl_status_t rl_comm_progress(struct rl_comm *c);
 
+/* rl_comm_create() whose rank 0 takes over a socket already listening
+ * (listen_fd >= 0, closed in any case; rl_comm_split). */
+rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_comm_t *out);
+/* Queue a call its entry point validated (coll/a2av.c) like every other
+ * collective: selection by (coll, count x esize), issue order on the head
+ * queue. args (malloc'ed, may be NULL) becomes r->args, freed with the
+ * request, on failure too. */
+rl_status_t rl_submit_local(struct rl_comm *c, rl_coll_t coll, const void *in, void *out, size_t count,
+                            rl_dtype_t dtype, int root, size_t esize, void *args, rl_request_t *req);
+/* Finish a blocking call whose request r was submitted with status st:
+ * wait for it (or only add it to the open group) and free it (core/request.c). */
+rl_status_t rl_run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r);
+
 /* Registration cache (core/mem.c). */
 rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsigned access, rl_regent_t **out);
 void rl_reg_release(struct rl_comm *c, rl_regent_t *e);
@@ -137,8 +154,10 @@ void rl_comm_scratch_free(struct rl_comm *c);
 rl_status_t rl_select_build(struct rl_comm *c, char *err, size_t len);
 const rl_algo_t *rl_select(const struct rl_comm *c, const rl_call_t *call);
 /* ringlet-info: the table this environment resolves for nranks over a
- * transport, and each candidate's predicted time at a few sizes. */
-rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, char *err, size_t len);
+ * transport, and each candidate's predicted time at the given sizes
+ * (bytes per rank; NULL: a few from 8 B to 64 MiB). */
+rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, const uint64_t *sizes, int nsizes,
+                              char *err, size_t len);
 /* Release what request r holds: its algorithm's state and registrations. */
 void rl_request_release(struct rl_comm *c, struct rl_request *r);
 

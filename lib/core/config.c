@@ -23,7 +23,7 @@ const rl_config_field_t rl_config_fields[] = {
          "ranks share a host, else the first non-loopback interface that is up)"),
     INT_("TIMEOUT_MS", timeout_ms, "30000", 1, INT_MAX,
          "Deadline in ms for bootstrap, connection setup and each wait"),
-    STR_("TRANSPORT", transport, "auto", "Transport backend: auto, ofi or verbs"),
+    STR_("TRANSPORT", transport, "auto", "Transport backend: auto, shm (ringlet's own, all ranks on one host), verbs or ofi; auto: shm when all ranks share a host, else verbs if an RDMA port is up, else ofi"),
     STR_("OFI_PROVIDER", ofi_provider, "auto",
          "libfabric provider (tcp, shm, verbs, efa...); auto: shm when all ranks share a host, else tcp"),
     STR_("SHM_CMA", shm_cma, "auto",
@@ -41,6 +41,9 @@ const rl_config_field_t rl_config_fields[] = {
          "Rings the data is split over, each with its own connections"),
     STR_("RING_ORDER", ring_order, "",
          "Ring order as a permutation of ranks, e.g. 0,2,3,1 (default: 0,1,...,n-1)"),
+    STR_("TOPO_FILE", topo_file, "",
+         "Fabric file (ringlet-topo's JSON, placing every rank): the ring follows the planner's first ring "
+         "(RINGLET_RING_ORDER wins if both are set); see ringlet-topo plan"),
     INT_("REG_CACHE", reg_cache, "-1", -1, 1,
          "Cache registrations of buffers the user did not register: 1 yes, 0 no, -1 only where "
          "registrations do not pin pages (a freed and reused buffer would keep stale pages)"),
@@ -76,6 +79,9 @@ const rl_config_field_t rl_config_fields[] = {
          "Shared secret: only processes that know it may join the group (challenge-response, keyed MAC)"),
     STR_("AUTH_KEY_FILE", auth_key_file, "",
          "File holding the shared secret (trailing newline ignored); keeps it out of the environment"),
+    STR_("HOST_ID", host_id, "",
+         "Identity of this rank's host: ranks with equal ones are neighbours (shm, loopback). Default: the "
+         "kernel's boot id and the network namespace, so separate namespaces or containers are separate hosts"),
     STR_("IB_HCA", ib_hca, "", "verbs device and port, e.g. rxe0:1 (default: first active port)"),
     INT_("IB_GID_INDEX", ib_gid_index, "-1", -1, 1 << 16,
          "GID index (-1: the RoCE v2 GID of the bootstrap's interface, else the first RoCE v2 one)"),

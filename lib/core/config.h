@@ -23,6 +23,7 @@ typedef struct {
     int pipeline_depth;
     int nchannels;
     char ring_order[1024];     /* "" or comma list */
+    char topo_file[256];       /* fabric file: ring order from lib/topo's planner */
     int reg_cache;             /* bool */
     int reg_cache_entries;
     int spin_us;               /* busy-poll time before yielding in waits */
@@ -37,6 +38,7 @@ typedef struct {
     char log_file[256];
     char auth_key[256];        /* shared secret for the bootstrap; "" = none */
     char auth_key_file[256];   /* file holding it (preferred: not in the environment) */
+    char host_id[64];          /* "" = boot id + network namespace */
     /* verbs */
     char ib_hca[256];
     int ib_gid_index;          /* -1 = auto */

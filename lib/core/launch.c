@@ -335,3 +335,26 @@ rl_status_t rl_launch_resolve(const rl_comm_opts_t *opts, rl_config_t *cfg, char
         return from_slurm(cfg, err, len);
     return RL_OK; /* nothing found: comm.c explains what to set */
 }
+
+void rl_launch_host_id(const rl_config_t *cfg, char *out, size_t len)
+{
+    if (cfg->host_id[0]) {
+        snprintf(out, len, "%s", cfg->host_id);
+        return;
+    }
+    char boot[64] = "", ns[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof(boot), f))
+            boot[0] = '\0';
+        fclose(f);
+    }
+    boot[strcspn(boot, "\n")] = '\0';
+    if (!boot[0]) /* no /proc: the host name is the best there is */
+        gethostname(boot, sizeof(boot) - 1);
+    ssize_t n = readlink("/proc/self/ns/net", ns, sizeof(ns) - 1); /* "net:[4026531840]" */
+    ns[n > 0 ? n : 0] = '\0';
+    const char *ino = strchr(ns, '[');
+    snprintf(out, len, "%.40s/%.20s", boot, ino ? ino + 1 : ns);
+    out[strcspn(out, "]")] = '\0';
+}

@@ -37,6 +37,7 @@ typedef struct {
     rl_dtype_t dtype;
     rl_op_t op;
     int root;
+    void *args; /* becomes r->args */
 } call_t;
 
 static int has_op(rl_coll_t k)
@@ -87,7 +88,8 @@ static rl_status_t check_call(struct rl_comm *c, const call_t *a, size_t *esize_
     if (!esize)
         return bad_arg(c, "%s: unknown datatype %d", name, (int)a->dtype);
     if (has_op(a->coll) && !rl_reduce_supported(a->dtype, a->op))
-        return bad_arg(c, "%s: op %d is not defined for %s", name, (int)a->op, rl_dtype_name(a->dtype));
+        return bad_arg(c, "%s: op %s is not defined for %s (avg: floating types only; band, bor, bxor: integer "
+                       "types only)", name, rl_op_name(a->op) ? rl_op_name(a->op) : "?", rl_dtype_name(a->dtype));
     if ((a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE) && (a->root < 0 || a->root >= c->nranks))
         return bad_arg(c, "%s: root %d is not a rank of this communicator (size %d)", name, a->root, c->nranks);
     size_t mult = a->coll == RL_COLL_ALL_GATHER || a->coll == RL_COLL_REDUCE_SCATTER ? (size_t)c->nranks : 1;
@@ -114,11 +116,17 @@ static rl_status_t enqueue(struct rl_comm *c, const call_t *a, size_t esize, rl_
     int bar = a->coll == RL_COLL_BARRIER;
     rl_call_t call = {.coll = a->coll, .count = bar ? 1 : a->count, .dtype = bar ? RL_INT32 : a->dtype,
                       .op = has_op(a->coll) ? a->op : RL_SUM,
-                      .root = a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE ? a->root : 0};
+                      .root = a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE || a->coll == RL_COLL_GATHER ||
+                                      a->coll == RL_COLL_SCATTER
+                                  ? a->root
+                                  : 0};
     call.bytes = call.count * esize;
     struct rl_request *r = rl_request_alloc(c, rl_select(c, &call));
-    if (!r)
+    if (!r) {
+        free(a->args);
         return RL_ERR_NO_MEMORY;
+    }
+    r->args = a->args;
     r->coll = call.coll;
     r->in = a->in;
     r->out = a->out;
@@ -156,6 +164,8 @@ static rl_status_t submit_call(struct rl_comm *c, const call_t *a, rl_request_t 
 void rl_request_release(struct rl_comm *c, struct rl_request *r)
 {
     r->algo->release(c, r);
+    free(r->args);
+    r->args = NULL;
     rl_reg_release(c, r->in_reg);
     rl_reg_release(c, r->out_reg);
     r->in_reg = r->out_reg = NULL;
@@ -179,6 +189,8 @@ rl_status_t rl_test(rl_request_t r)
     return r->status;
 }
 
+static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r);
+
 rl_status_t rl_wait(rl_request_t r, int timeout_ms)
 {
     if (!r)
@@ -195,7 +207,7 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
             return st;
         int64_t now = rl_now_ns();
         if (now >= dl)
-            return RL_ERR_TIMEOUT;
+            return timeout_ms < 0 ? wait_expired(c, r) : RL_ERR_TIMEOUT;
         /* Ranks may outnumber cores: after a short spin, let others run,
          * sleeping on the completion channel where the transport has one
          * (woken at least every 2 ms to watch the control channel). */
@@ -239,19 +251,22 @@ static void describe_wait(struct rl_comm *c, rl_request_t r, char *why, size_t l
     r->algo->describe_wait(c, r, why, len);
 }
 
-/* Wait for r under the communicator's deadline. On expiry the operation
- * cannot be abandoned half-way, so the communicator fails with a message
- * that names the rank it waited on. */
+/* The communicator's deadline passed: the operation cannot be abandoned
+ * half-way, so the communicator fails (naming, through the bootstrap, the
+ * rank that stalls the group; see rl_comm_fail). */
+static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r)
+{
+    char why[256];
+    describe_wait(c, r, why, sizeof(why));
+    rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
+                 c->cfg.timeout_ms, why);
+    return c->failed;
+}
+
 static rl_status_t wait_or_fail(struct rl_comm *c, rl_request_t r)
 {
-    rl_status_t st = rl_wait(r, -1);
-    if (st == RL_ERR_TIMEOUT) {
-        char why[256];
-        describe_wait(c, r, why, sizeof(why));
-        rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
-                     c->cfg.timeout_ms, why);
-    }
-    return st;
+    (void)c;
+    return rl_wait(r, -1);
 }
 
 /* A blocking call; inside a group it only joins the group. */
@@ -276,6 +291,22 @@ static rl_status_t run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t 
     st = wait_or_fail(c, r);
     rl_request_free(r);
     return st;
+}
+
+rl_status_t rl_submit_local(struct rl_comm *c, rl_coll_t coll, const void *in, void *out, size_t count,
+                            rl_dtype_t dtype, int root, size_t esize, void *args, rl_request_t *req)
+{
+    call_t a = {.coll = coll, .in = in, .out = out, .count = count, .dtype = dtype, .root = root, .args = args};
+    if (c->failed != RL_OK) {
+        free(args);
+        return c->failed;
+    }
+    return enqueue(c, &a, esize, req);
+}
+
+rl_status_t rl_run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r)
+{
+    return run_blocking(c, st, r);
 }
 
 rl_status_t rl_group_start(rl_comm_t c)

@@ -13,10 +13,12 @@ static const struct {
     [RL_INT64] = {"int64", 8},     [RL_UINT64] = {"uint64", 8},
     [RL_FLOAT16] = {"float16", 2}, [RL_BFLOAT16] = {"bfloat16", 2},
     [RL_FLOAT32] = {"float32", 4}, [RL_FLOAT64] = {"float64", 8},
+    [RL_FP8_E4M3] = {"fp8_e4m3", 1}, [RL_FP8_E5M2] = {"fp8_e5m2", 1},
 };
 
 static const char *const op_names[RL_OP_COUNT] = {
     [RL_SUM] = "sum", [RL_PROD] = "prod", [RL_MIN] = "min", [RL_MAX] = "max", [RL_AVG] = "avg",
+    [RL_BAND] = "band", [RL_BOR] = "bor", [RL_BXOR] = "bxor",
 };
 
 /* Other spellings accepted by rl_dtype_parse(), as common elsewhere. */
@@ -27,6 +29,7 @@ static const struct {
     {"char", RL_INT8},     {"int", RL_INT32},        {"uint", RL_UINT32},   {"long", RL_INT64},
     {"half", RL_FLOAT16},  {"fp16", RL_FLOAT16},     {"bf16", RL_BFLOAT16}, {"float", RL_FLOAT32},
     {"fp32", RL_FLOAT32},  {"double", RL_FLOAT64},   {"fp64", RL_FLOAT64},
+    {"e4m3", RL_FP8_E4M3}, {"e5m2", RL_FP8_E5M2},
 };
 
 size_t rl_dtype_size(rl_dtype_t dtype)

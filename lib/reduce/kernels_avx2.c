@@ -109,6 +109,19 @@ VKERNEL(u64_prod, 8, RL_UINT64, RL_PROD, mul64)
 VKERNEL(u64_min, 8, RL_UINT64, RL_MIN, min_u64)
 VKERNEL(u64_max, 8, RL_UINT64, RL_MAX, max_u64)
 
+/* Bitwise ops: the same instruction for every width; the width only
+ * decides which portable kernel runs the tail. */
+#define BITWISE(tag, es, dt)                                                   \
+    VKERNEL(tag##_band, es, dt, RL_BAND, _mm256_and_si256)                     \
+    VKERNEL(tag##_bor, es, dt, RL_BOR, _mm256_or_si256)                        \
+    VKERNEL(tag##_bxor, es, dt, RL_BXOR, _mm256_xor_si256)
+BITWISE(i8, 1, RL_INT8)
+BITWISE(u8, 1, RL_UINT8)
+BITWISE(i32, 4, RL_INT32)
+BITWISE(u32, 4, RL_UINT32)
+BITWISE(i64, 8, RL_INT64)
+BITWISE(u64, 8, RL_UINT64)
+
 /* ---- float32 / float64 -------------------------------------------------- */
 
 /* NaN results of sum/prod become the canonical quiet NaN; min/max: a NaN
@@ -252,6 +265,38 @@ static inline V max_f16(V p, V q) { return minmax16(p, q, 0x7C00, 1); }
 static inline V min_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 0); }
 static inline V max_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 1); }
 
+/* fp8 min/max, the same on bytes: a NaN is |v| > lim (E4M3: 0x7E, its
+ * largest number; E5M2: 0x7C, infinity). */
+static inline V key8(V v)
+{
+    V neg = _mm256_cmpgt_epi8(_mm256_setzero_si256(), v);
+    return _mm256_xor_si256(v, _mm256_and_si256(neg, _mm256_set1_epi8(0x7F)));
+}
+
+static inline V isnan8(V v, char lim)
+{
+    return _mm256_cmpgt_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x7F)), _mm256_set1_epi8(lim));
+}
+
+static inline V minmax8(V p, V q, char lim, int is_max)
+{
+    V kp = key8(p), kq = key8(q);
+    V take_q = is_max ? _mm256_cmpgt_epi8(kq, kp) : _mm256_cmpgt_epi8(kp, kq);
+    V r = _mm256_blendv_epi8(p, q, take_q);
+    r = _mm256_blendv_epi8(r, q, isnan8(q, lim));
+    return _mm256_blendv_epi8(r, p, isnan8(p, lim));
+}
+
+static inline V min_e4m3(V p, V q) { return minmax8(p, q, 0x7E, 0); }
+static inline V max_e4m3(V p, V q) { return minmax8(p, q, 0x7E, 1); }
+static inline V min_e5m2(V p, V q) { return minmax8(p, q, 0x7C, 0); }
+static inline V max_e5m2(V p, V q) { return minmax8(p, q, 0x7C, 1); }
+
+VKERNEL(e4m3_min, 1, RL_FP8_E4M3, RL_MIN, min_e4m3)
+VKERNEL(e4m3_max, 1, RL_FP8_E4M3, RL_MAX, max_e4m3)
+VKERNEL(e5m2_min, 1, RL_FP8_E5M2, RL_MIN, min_e5m2)
+VKERNEL(e5m2_max, 1, RL_FP8_E5M2, RL_MAX, max_e5m2)
+
 VKERNEL(f16_sum, 2, RL_FLOAT16, RL_SUM, sum_f16)
 VKERNEL(f16_prod, 2, RL_FLOAT16, RL_PROD, prod_f16)
 VKERNEL(f16_min, 2, RL_FLOAT16, RL_MIN, min_f16)
@@ -262,9 +307,15 @@ VKERNEL(bf16_min, 2, RL_BFLOAT16, RL_MIN, min_bf16)
 VKERNEL(bf16_max, 2, RL_BFLOAT16, RL_MAX, max_bf16)
 
 #define ROW(tag) {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max}
+#define IROW(tag)                                                                                                  \
+    {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max,                     \
+     [RL_BAND] = tag##_band, [RL_BOR] = tag##_bor, [RL_BXOR] = tag##_bxor}
 
 const rl_reduce_table_t rl_reduce_avx2_table = {
-    [RL_INT8] = ROW(i8),       [RL_UINT8] = ROW(u8),       [RL_INT32] = ROW(i32),     [RL_UINT32] = ROW(u32),
-    [RL_INT64] = ROW(i64),     [RL_UINT64] = ROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
+    [RL_INT8] = IROW(i8),       [RL_UINT8] = IROW(u8),       [RL_INT32] = IROW(i32),     [RL_UINT32] = IROW(u32),
+    [RL_INT64] = IROW(i64),     [RL_UINT64] = IROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
     [RL_FLOAT32] = ROW(f32),   [RL_FLOAT64] = ROW(f64),
+    /* fp8 sum/prod: the portable table look-up (reduce.c fills the gaps) */
+    [RL_FP8_E4M3] = {[RL_MIN] = e4m3_min, [RL_MAX] = e4m3_max},
+    [RL_FP8_E5M2] = {[RL_MIN] = e5m2_min, [RL_MAX] = e5m2_max},
 };

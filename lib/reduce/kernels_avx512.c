@@ -87,6 +87,19 @@ VKERNEL(u64_prod, 8, RL_UINT64, RL_PROD, _mm512_mullo_epi64)
 VKERNEL(u64_min, 8, RL_UINT64, RL_MIN, _mm512_min_epu64)
 VKERNEL(u64_max, 8, RL_UINT64, RL_MAX, _mm512_max_epu64)
 
+/* Bitwise ops: the same instruction for every width; the width only
+ * decides which portable kernel runs the tail. */
+#define BITWISE(tag, es, dt)                                                   \
+    VKERNEL(tag##_band, es, dt, RL_BAND, _mm512_and_si512)                     \
+    VKERNEL(tag##_bor, es, dt, RL_BOR, _mm512_or_si512)                        \
+    VKERNEL(tag##_bxor, es, dt, RL_BXOR, _mm512_xor_si512)
+BITWISE(i8, 1, RL_INT8)
+BITWISE(u8, 1, RL_UINT8)
+BITWISE(i32, 4, RL_INT32)
+BITWISE(u32, 4, RL_UINT32)
+BITWISE(i64, 8, RL_INT64)
+BITWISE(u64, 8, RL_UINT64)
+
 /* ---- float32 / float64 -------------------------------------------------- */
 
 /* As in the AVX2 file: canonical NaN for sum/prod; min/max let a NaN win
@@ -219,11 +232,41 @@ static inline V minmax16(V p, V q, short inf, int is_max)
     return _mm512_mask_blend_epi16(isnan16(p, inf), r, p);
 }
 
+/* fp8 min/max on bytes: a NaN is |v| > lim (E4M3 0x7E, E5M2 0x7C). */
+static inline V key8(V v)
+{
+    __mmask64 neg = _mm512_cmpgt_epi8_mask(_mm512_setzero_si512(), v);
+    return _mm512_xor_si512(v, _mm512_maskz_mov_epi8(neg, _mm512_set1_epi8(0x7F)));
+}
+
+static inline __mmask64 isnan8(V v, char lim)
+{
+    return _mm512_cmpgt_epi8_mask(_mm512_and_si512(v, _mm512_set1_epi8(0x7F)), _mm512_set1_epi8(lim));
+}
+
+static inline V minmax8(V p, V q, char lim, int is_max)
+{
+    V kp = key8(p), kq = key8(q);
+    __mmask64 take_q = is_max ? _mm512_cmpgt_epi8_mask(kq, kp) : _mm512_cmpgt_epi8_mask(kp, kq);
+    V r = _mm512_mask_blend_epi8(take_q, p, q);
+    r = _mm512_mask_blend_epi8(isnan8(q, lim), r, q);
+    return _mm512_mask_blend_epi8(isnan8(p, lim), r, p);
+}
+
+static inline V min_e4m3(V p, V q) { return minmax8(p, q, 0x7E, 0); }
+static inline V max_e4m3(V p, V q) { return minmax8(p, q, 0x7E, 1); }
+static inline V min_e5m2(V p, V q) { return minmax8(p, q, 0x7C, 0); }
+static inline V max_e5m2(V p, V q) { return minmax8(p, q, 0x7C, 1); }
+
 static inline V min_f16(V p, V q) { return minmax16(p, q, 0x7C00, 0); }
 static inline V max_f16(V p, V q) { return minmax16(p, q, 0x7C00, 1); }
 static inline V min_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 0); }
 static inline V max_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 1); }
 
+VKERNEL(e4m3_min, 1, RL_FP8_E4M3, RL_MIN, min_e4m3)
+VKERNEL(e4m3_max, 1, RL_FP8_E4M3, RL_MAX, max_e4m3)
+VKERNEL(e5m2_min, 1, RL_FP8_E5M2, RL_MIN, min_e5m2)
+VKERNEL(e5m2_max, 1, RL_FP8_E5M2, RL_MAX, max_e5m2)
 VKERNEL(f16_sum, 2, RL_FLOAT16, RL_SUM, sum_f16)
 VKERNEL(f16_prod, 2, RL_FLOAT16, RL_PROD, prod_f16)
 VKERNEL(f16_min, 2, RL_FLOAT16, RL_MIN, min_f16)
@@ -234,9 +277,14 @@ VKERNEL(bf16_min, 2, RL_BFLOAT16, RL_MIN, min_bf16)
 VKERNEL(bf16_max, 2, RL_BFLOAT16, RL_MAX, max_bf16)
 
 #define ROW(tag) {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max}
+#define IROW(tag)                                                                                                  \
+    {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max,                     \
+     [RL_BAND] = tag##_band, [RL_BOR] = tag##_bor, [RL_BXOR] = tag##_bxor}
 
 const rl_reduce_table_t rl_reduce_avx512_table = {
-    [RL_INT8] = ROW(i8),       [RL_UINT8] = ROW(u8),       [RL_INT32] = ROW(i32),     [RL_UINT32] = ROW(u32),
-    [RL_INT64] = ROW(i64),     [RL_UINT64] = ROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
+    [RL_INT8] = IROW(i8),       [RL_UINT8] = IROW(u8),       [RL_INT32] = IROW(i32),     [RL_UINT32] = IROW(u32),
+    [RL_INT64] = IROW(i64),     [RL_UINT64] = IROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
     [RL_FLOAT32] = ROW(f32),   [RL_FLOAT64] = ROW(f64),
+    [RL_FP8_E4M3] = {[RL_MIN] = e4m3_min, [RL_MAX] = e4m3_max},
+    [RL_FP8_E5M2] = {[RL_MIN] = e5m2_min, [RL_MAX] = e5m2_max},
 };

@@ -58,12 +58,16 @@ static inline double canon_f64(double r) { return r != r ? f64_from(CANON_NAN_F6
         }                                                                      \
     }
 
-/* Integers of one width: sum/prod in U (unsigned), min/max in S. */
+/* Integers of one width: sum/prod and the bitwise ops in U (unsigned),
+ * min/max in S. */
 #define INT_KERNELS(tag, S, U)                                                 \
     KERNEL(tag##_sum, U, (U)(p + q))                                           \
     KERNEL(tag##_prod, U, (U)(p * q))                                          \
     KERNEL(tag##_min, S, p < q ? p : q)                                        \
-    KERNEL(tag##_max, S, p > q ? p : q)
+    KERNEL(tag##_max, S, p > q ? p : q)                                        \
+    KERNEL(tag##_band, U, (U)(p & q))                                          \
+    KERNEL(tag##_bor, U, (U)(p | q))                                           \
+    KERNEL(tag##_bxor, U, (U)(p ^ q))
 
 INT_KERNELS(i8, int8_t, uint8_t)
 INT_KERNELS(u8, uint8_t, uint8_t)
@@ -82,9 +86,12 @@ KERNEL(f64_min, double, min_f64(p, q))
 KERNEL(f64_max, double, max_f64(p, q))
 
 #define ROW(tag) {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max}
+#define IROW(tag)                                                                                                  \
+    {[RL_SUM] = tag##_sum, [RL_PROD] = tag##_prod, [RL_MIN] = tag##_min, [RL_MAX] = tag##_max,                     \
+     [RL_BAND] = tag##_band, [RL_BOR] = tag##_bor, [RL_BXOR] = tag##_bxor}
 
 const rl_reduce_table_t rl_reduce_generic_table = {
-    [RL_INT8] = ROW(i8),     [RL_UINT8] = ROW(u8),    [RL_INT32] = ROW(i32),
-    [RL_UINT32] = ROW(u32),  [RL_INT64] = ROW(i64),   [RL_UINT64] = ROW(u64),
+    [RL_INT8] = IROW(i8),    [RL_UINT8] = IROW(u8),   [RL_INT32] = IROW(i32),
+    [RL_UINT32] = IROW(u32), [RL_INT64] = IROW(i64),  [RL_UINT64] = IROW(u64),
     [RL_FLOAT32] = ROW(f32), [RL_FLOAT64] = ROW(f64),
 };

@@ -37,10 +37,15 @@ static rl_reduce_table_t tables[RL_ISA_COUNT]; /* written once, in init */
 static rl_isa_t isa_max = RL_ISA_GENERIC;      /* written once, in init */
 static atomic_int isa_cur = RL_ISA_GENERIC;
 
+static int is_fp8(rl_dtype_t dtype) { return dtype == RL_FP8_E4M3 || dtype == RL_FP8_E5M2; }
+
 static int is_float(rl_dtype_t dtype)
 {
-    return dtype == RL_FLOAT16 || dtype == RL_BFLOAT16 || dtype == RL_FLOAT32 || dtype == RL_FLOAT64;
+    return dtype == RL_FLOAT16 || dtype == RL_BFLOAT16 || dtype == RL_FLOAT32 || dtype == RL_FLOAT64 ||
+           is_fp8(dtype);
 }
+
+static int is_bitwise(rl_op_t op) { return op == RL_BAND || op == RL_BOR || op == RL_BXOR; }
 
 #if defined(__x86_64__) || defined(__i386__)
 /* clang does not know "f16c" in __builtin_cpu_supports: ask CPUID leaf 1. */
@@ -105,10 +110,13 @@ static size_t stream_threshold(void)
 static void init(void)
 {
     rl_reduce_stream_bytes = stream_threshold();
+    rl_reduce_fp8_init();
     isa_max = detect_cpu();
     for (int isa = RL_ISA_GENERIC; isa <= (int)isa_max; isa++) {
         for (int d = 0; d < RL_DTYPE_COUNT; d++) {
-            for (int o = 0; o < RL_AVG; o++) {
+            for (int o = 0; o < RL_OP_COUNT; o++) {
+                if (o == RL_AVG)
+                    continue;
                 const rl_reduce_table_t *t = isa_table((rl_isa_t)isa);
                 rl_reduce_fn fn = t ? (*t)[d][o] : NULL;
                 tables[isa][d][o] = fn ? fn : isa > 0 ? tables[isa - 1][d][o] : rl_reduce_generic((rl_dtype_t)d, (rl_op_t)o);
@@ -133,16 +141,20 @@ static void init(void)
 
 rl_reduce_fn rl_reduce_generic(rl_dtype_t dtype, rl_op_t op)
 {
-    if ((unsigned)dtype >= RL_DTYPE_COUNT || (unsigned)op >= RL_AVG)
+    if ((unsigned)dtype >= RL_DTYPE_COUNT || (unsigned)op >= RL_OP_COUNT || op == RL_AVG)
         return NULL;
     rl_reduce_fn fn = rl_reduce_generic_table[dtype][op];
-    return fn ? fn : rl_reduce_half_table[dtype][op];
+    if (!fn)
+        fn = rl_reduce_half_table[dtype][op];
+    return fn ? fn : rl_reduce_fp8_table[dtype][op];
 }
 
 int rl_reduce_supported(rl_dtype_t dtype, rl_op_t op)
 {
     if ((unsigned)dtype >= RL_DTYPE_COUNT || (unsigned)op >= RL_OP_COUNT)
         return 0;
+    if (is_bitwise(op))
+        return !is_float(dtype);
     return op != RL_AVG || is_float(dtype);
 }
 
@@ -166,6 +178,8 @@ rl_status_t rl_reduce_scale(void *buf, size_t n, rl_dtype_t dtype, int divisor)
         double *p = buf, div = (double)divisor;
         for (size_t i = 0; i < n; i++)
             p[i] = p[i] / div;
+    } else if (is_fp8(dtype)) {
+        rl_reduce_fp8_scale(buf, n, dtype, divisor);
     } else {
         rl_reduce_half_scale(buf, n, dtype, divisor);
     }

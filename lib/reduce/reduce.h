@@ -12,6 +12,10 @@
  *   gives a NaN (not the other number, unlike fminf/fmaxf), and -0 < +0.
  *   Which NaN: a's if a is a NaN, else b's; min/max copy the NaN's bits as
  *   they are, sum/prod return a quiet NaN.
+ * - fp8 (E4M3, E5M2): decoded to float exactly, computed in float, rounded
+ *   once to nearest even; E4M3 saturates at +-448, E5M2 overflows to
+ *   infinity (fp8.c says why).
+ * - Bitwise and/or/xor: integer types only, on the bits.
  */
 #ifndef RL_REDUCE_H
 #define RL_REDUCE_H
@@ -45,6 +49,12 @@ float rl_half_to_float(uint16_t h);
 uint16_t rl_float_to_half(float f);
 float rl_bf16_to_float(uint16_t b);
 uint16_t rl_float_to_bf16(float f);
+/* OCP fp8 conversions, round-to-nearest-even; E4M3 saturates to +-448
+ * (infinity too), E5M2 rounds overflow to infinity; NaN stays NaN. */
+float rl_fp8_e4m3_to_float(uint8_t v);
+float rl_fp8_e5m2_to_float(uint8_t v);
+uint8_t rl_float_to_fp8_e4m3(float f);
+uint8_t rl_float_to_fp8_e5m2(float f);
 
 
 /* ---- Internal: lib/reduce and its tests only ---------------------------- */
@@ -52,19 +62,26 @@ uint16_t rl_float_to_bf16(float f);
 /* Instruction sets in increasing order; a kernel table per ISA. */
 typedef enum { RL_ISA_GENERIC, RL_ISA_AVX2, RL_ISA_AVX512, RL_ISA_COUNT } rl_isa_t;
 
-/* Kernels indexed [dtype][op] (op < RL_AVG); NULL where a file has none. */
-typedef rl_reduce_fn rl_reduce_table_t[RL_DTYPE_COUNT][RL_AVG];
+/* Kernels indexed [dtype][op] (never RL_AVG, which runs the sum kernel);
+ * NULL where a file has none. */
+typedef rl_reduce_fn rl_reduce_table_t[RL_DTYPE_COUNT][RL_OP_COUNT];
 
 /* Portable C kernels: integers, float32, float64 (kernels_generic.c). */
 extern const rl_reduce_table_t rl_reduce_generic_table;
 /* Portable C kernels for float16 and bfloat16 (half.c). */
 extern const rl_reduce_table_t rl_reduce_half_table;
+/* Portable C kernels for fp8 E4M3 and E5M2 (fp8.c); rl_reduce_fp8_init()
+ * must have run before they are called (rl_reduce_lookup sees to it). */
+extern const rl_reduce_table_t rl_reduce_fp8_table;
+void rl_reduce_fp8_init(void);
+/* Portable fp8 avg step (fp8.c): buf[i] = buf[i] / divisor. */
+void rl_reduce_fp8_scale(void *buf, size_t n, rl_dtype_t dtype, int divisor);
 /* Vector kernels; only linked when the compiler can target them. Their tails
  * (fewer elements than a vector) run the portable kernel. */
 extern const rl_reduce_table_t rl_reduce_avx2_table;
 extern const rl_reduce_table_t rl_reduce_avx512_table;
 
-/* The portable kernel for (dtype, op) (op < RL_AVG), never NULL for a
+/* The portable kernel for (dtype, op) (op != RL_AVG), never NULL for a
  * supported pair: used for vector tails and as the reference ISA. */
 rl_reduce_fn rl_reduce_generic(rl_dtype_t dtype, rl_op_t op);
 

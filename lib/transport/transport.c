@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+extern const rl_tp_ops_t rl_tp_shm_ops;
 #ifdef RL_HAVE_VERBS
 extern const rl_tp_ops_t rl_tp_verbs_ops;
 #endif
@@ -10,8 +11,12 @@ extern const rl_tp_ops_t rl_tp_verbs_ops;
 extern const rl_tp_ops_t rl_tp_ofi_ops;
 #endif
 
-/* Order of preference for "auto": RDMA hardware first. */
+/* Order of preference for "auto": ringlet's own shared memory when every
+ * rank is on this host (it refuses otherwise; measured faster than
+ * libfabric shm: 8 B all-reduce 0.68x the time with 2 ranks, 0.36x with 4,
+ * one-way write 0.31 vs 0.84 us), then RDMA hardware, then libfabric. */
 static const rl_tp_ops_t *const backends[] = {
+    &rl_tp_shm_ops,
 #ifdef RL_HAVE_VERBS
     &rl_tp_verbs_ops,
 #endif

@@ -16,8 +16,8 @@ needed; RINGLET_* tuning variables apply as usual.
 Teardown of a ringlet group waits, up to the group's timeout, until every
 rank tears down too. A rank that dies of an uncaught exception aborts its
 groups instead (the peers fail at once); one that leaves with sys.exit()
-while others still run collectives should call os._exit() or pass a short
-timeout= to init_process_group.
+(or os._exit()) while others run collectives makes them fail at once too,
+naming it.
 """
 import os
 import socket

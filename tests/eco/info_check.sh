@@ -25,6 +25,16 @@ grep -qE '^RINGLET_NCHANNELS +3 +1 ' <<<"$out" || fail "RINGLET_NCHANNELS value/
 grep -qE '^RINGLET_TRANSPORT +\(unset\) +auto ' <<<"$out" || fail "an unset variable"
 grep -qE '^  tcp(;ofi_rxm)? +rdm +yes' <<<"$out" || fail "libfabric tcp provider not listed"
 
+# the algorithm table: the defaults, an override, the model's choices, a bad table
+algos=$("$info" --algos --ranks 8 --transport ofi:shm --sizes 8,64K,64M)
+grep -q '^all_reduce:0-65536:rd,0-16777216:rhd, then ring$' <<<"$algos" || fail "default all-reduce table: $algos"
+grep -qE '^  rd +[0-9.]+\* +[0-9.]+\* +- *$' <<<"$algos" || fail "rd chosen up to 64K, unusable above: $algos"
+over=$(RINGLET_ALGOS='broadcast:0-4K:tree' "$info" --algos --ranks 8 --sizes 8,1M)
+grep -q '^broadcast:0-4096:tree, then chain$' <<<"$over" || fail "RINGLET_ALGOS not shown: $over"
+grep -qE '^  tree +[0-9.]+\* +[0-9.]+ *$' <<<"$over" || fail "tree chosen at 8 B only: $over"
+rc=0; RINGLET_ALGOS='broadcast:0-:nosuch' "$info" --algos >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || fail "a bad RINGLET_ALGOS exits $rc, not 1"
+
 if [ "$want_rxe" -gt 0 ]; then
   for ((i = 0; i < want_rxe; i++)); do
     grep -q "^  rxe$i: 1 port" <<<"$out" || fail "rxe$i not listed"

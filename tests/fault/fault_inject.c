@@ -17,9 +17,20 @@
  *   abort   rank 1 blocks in rl_wait on an all-reduce the others have not
  *           called yet; another thread calls rl_comm_abort(): the wait ends
  *           with RL_ERR_ABORTED, the others hear of it, all exit 0.
- *   auth    rank 0 holds a key; a process without it and one with another
- *           key are refused (RL_ERR_AUTH, refusal logged by rank 0), then the
- *           real ranks (one through RINGLET_AUTH_KEY_FILE) join and compute.
+ *   auth    rank 0 holds a key; a process without it, then one with another
+ *           key, claim rank 1 while rank 2 has joined: each is refused
+ *           (RL_ERR_AUTH) and rank 0 and rank 2 fail at once naming rank 1
+ *           and the cause; then the real ranks (one through
+ *           RINGLET_AUTH_KEY_FILE) join, past a stranger rank 0 refuses and
+ *           logs, and compute.
+ *   stop    SIGSTOP a rank (each position in turn) inside the loop: every
+ *           survivor fails with RL_ERR_TIMEOUT naming the stopped rank ("rank
+ *           N is not responding"), the same rank on all, within the timeout
+ *           plus --bound-ms; after SIGCONT the stopped rank fails and exits 0.
+ *   exit    a rank leaves inside the loop without a word (each position in
+ *           turn, cycling through exit(1), _exit(1), and rl_comm_destroy()
+ *           then exit(0) as atexit handlers or destructors do): every
+ *           survivor fails with RL_ERR_PEER_FAILED naming it within 1.5 s.
  *
  * The driver is a child subreaper: any process a trial leaves behind is
  * reaped by it and counted as a leak. Exit status 0 only if every trial of
@@ -108,8 +119,26 @@ static int work_loop(rl_comm_t comm, int rank, int nranks)
     if (!in || !out)
         return 3;
     int64_t give_up = now_ns() + 120000000000LL;
+    /* FAULT_EXIT=how:rank:ms: that rank leaves without a word ms after it
+     * is ready, in the middle of the loop */
+    char how[16] = "";
+    int exit_rank = -1, exit_ms = 0;
+    const char *ex = getenv("FAULT_EXIT");
+    if (ex)
+        sscanf(ex, "%15[^:]:%d:%d", how, &exit_rank, &exit_ms);
+    int64_t exit_at = now_ns() + (int64_t)exit_ms * 1000000LL;
     rl_status_t st = RL_OK;
     for (uint64_t i = 0; st == RL_OK && now_ns() < give_up; i++) {
+        if (rank == exit_rank && now_ns() >= exit_at) {
+            say("EXITING %" PRId64 "\n", now_ns());
+            if (!strcmp(how, "_exit"))
+                _exit(1);
+            if (!strcmp(how, "destroy")) {
+                rl_comm_destroy(comm);
+                exit(0);
+            }
+            exit(1);
+        }
         /* Log-uniform sizes from 1 element to 1 MiB, the same on every rank. */
         size_t count = (size_t)1 << (rng_next(&seed) % 19);
         count += rng_next(&seed) % count;
@@ -232,7 +261,7 @@ typedef struct {
     size_t len;
     int ready, destroyed, exited, code;
     char status[64];
-    int64_t t_ready, t_err;
+    int64_t t_ready, t_err, t_exit;
     char msg[700];
 } rank_t;
 
@@ -290,6 +319,8 @@ static void start_rank(const opts_t *o, rank_t *r, int rank, int nranks, int por
                 hca_entry(o->hca_list, rank, v, sizeof(v));
                 setenv("RINGLET_IB_HCA", v, 1);
             }
+        } else if (!strcmp(o->backend, "native-shm")) {
+            setenv("RINGLET_TRANSPORT", "shm", 1); /* ringlet's own, lib/transport/shm */
         } else {
             setenv("RINGLET_TRANSPORT", "ofi", 1);
             setenv("RINGLET_OFI_PROVIDER", o->backend, 1);
@@ -318,6 +349,8 @@ static void parse_line(rank_t *r, char *line)
         snprintf(r->status, sizeof(r->status), "%.*s", (int)(sp - p), p);
         r->t_err = strtoll(sp + 1, &p, 10);
         snprintf(r->msg, sizeof(r->msg), "%s", *p ? p + 1 : "");
+    } else if (!strncmp(line, "EXITING ", 8)) {
+        r->t_exit = strtoll(line + 8, NULL, 10);
     } else if (!strncmp(line, "DESTROYED", 9) || !strcmp(line, "OK")) {
         r->destroyed = 1;
     } else if (!strcmp(line, "NOERR")) {
@@ -326,7 +359,7 @@ static void parse_line(rank_t *r, char *line)
 }
 
 /* Read whatever the ranks printed; returns when `until` says so or at the
- * deadline. until: 0 = all ready, 1 = all streams closed. */
+ * deadline. until: 0 = all ready, 1 = all streams closed, 2 = one pass. */
 static void pump(rank_t *rk, int n, int until, int64_t deadline)
 {
     for (;;) {
@@ -342,8 +375,11 @@ static void pump(rank_t *rk, int n, int until, int64_t deadline)
         int64_t left = (deadline - now_ns()) / 1000000;
         if (left <= 0)
             return;
-        if (poll(p, (nfds_t)n, (int)(left < 200 ? left : 200)) <= 0)
+        if (poll(p, (nfds_t)n, (int)(left < 200 ? left : 200)) <= 0) {
+            if (until == 2)
+                return;
             continue;
+        }
         for (int i = 0; i < n; i++) {
             if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
@@ -366,6 +402,8 @@ static void pump(rank_t *rk, int n, int until, int64_t deadline)
             if (r->len == sizeof(r->buf) - 1)
                 r->len = 0; /* an absurd line: drop it */
         }
+        if (until == 2)
+            return;
     }
 }
 
@@ -496,6 +534,113 @@ static int kill_trial(const opts_t *o, int trial, uint64_t *rng, tally_t *t)
     return ok ? 0 : 1;
 }
 
+/* Survivors' verdicts after the victim was stopped or left: each must say
+ * `want` with status `status` within bound_ms of t0. */
+static int judge(const opts_t *o, const char *what, int trial, rank_t *rk, int n, int victim, int64_t t0,
+                 const char *status, const char *want, double bound_ms, tally_t *t)
+{
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        if (i == victim)
+            continue;
+        rank_t *r = &rk[i];
+        double ms = r->t_err ? (double)(r->t_err - t0) / 1e6 : -1;
+        int good = !strcmp(r->status, status) && strstr(r->msg, want) && ms >= 0 && ms <= bound_ms &&
+                   r->destroyed && r->code == 0;
+        t->survivors++;
+        t->correct += good;
+        if (ms > t->worst_ms)
+            t->worst_ms = ms;
+        if (!good || o->verbose)
+            printf("%s trial %d (rank %d): rank %d: %s after %.0f ms, exit %d%s: %s\n", what, trial, victim, i,
+                   r->status[0] ? r->status : "no error", ms, r->code, r->destroyed ? "" : ", never destroyed",
+                   r->msg);
+        if (!good) {
+            show_log(r, i);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+#define STOP_TIMEOUT_MS 3000
+
+/* SIGSTOP rank `trial % n` mid-loop; survivors must all name it. */
+static int stop_trial(const opts_t *o, int trial, uint64_t *rng, tally_t *t)
+{
+    int n = o->nranks, port = free_port();
+    rank_t rk[MAX_RANKS];
+    char seed[64], tmo[64];
+    snprintf(seed, sizeof(seed), "FAULT_SEED=%" PRIu64, rng_next(rng));
+    snprintf(tmo, sizeof(tmo), "RINGLET_TIMEOUT_MS=%d", STOP_TIMEOUT_MS);
+    const char *env[] = {seed, tmo, NULL};
+    for (int i = 0; i < n; i++)
+        start_rank(o, &rk[i], i, n, port, "loop", env);
+    pump(rk, n, 0, now_ns() + READY_MS * 1000000LL);
+    int victim = trial % n;
+    int delay = (int)(rng_next(rng) % (uint64_t)(o->max_delay_ms + 1));
+    usleep((useconds_t)delay * 1000);
+    kill(rk[victim].pid, SIGSTOP);
+    int64_t t_stop = now_ns();
+    /* wait until every survivor has reported (its stream stays open: it is
+     * the victim's that we must not wait for) */
+    int64_t until = t_stop + (STOP_TIMEOUT_MS + o->bound_ms + 10000) * 1000000LL;
+    for (;;) {
+        int done = 1;
+        for (int i = 0; i < n; i++)
+            done &= i == victim || rk[i].out < 0;
+        if (done || now_ns() > until)
+            break;
+        pump(rk, n, 2, now_ns() + 200000000LL);
+    }
+    kill(rk[victim].pid, SIGCONT);
+    pump(rk, n, 1, now_ns() + 5000000000LL);
+    t->leaks += reap(rk, n, now_ns() + 5000000000LL);
+    t->trials++;
+    char want[48];
+    snprintf(want, sizeof(want), "rank %d is not responding", victim);
+    int ok = judge(o, "stop", trial, rk, n, victim, t_stop, "RL_ERR_TIMEOUT", want, STOP_TIMEOUT_MS + o->bound_ms, t);
+    rank_t *v = &rk[victim];
+    if (!v->destroyed || v->code != 0) {
+        printf("stop trial %d: the stopped rank %d, resumed, exited %d%s\n", trial, victim, v->code,
+               v->destroyed ? "" : " without destroying its communicator");
+        show_log(v, victim);
+        ok = 0;
+    }
+    cleanup_logs(rk, n);
+    return ok ? 0 : 1;
+}
+
+/* Rank `trial % n` leaves mid-loop by exit(1), _exit(1) or destroy+exit. */
+static int exit_trial(const opts_t *o, int trial, uint64_t *rng, tally_t *t)
+{
+    static const char *const hows[] = {"exit", "_exit", "destroy"};
+    int n = o->nranks, port = free_port();
+    rank_t rk[MAX_RANKS];
+    int victim = trial % n;
+    const char *how = hows[(trial / n) % 3];
+    char seed[64], ex[64];
+    snprintf(seed, sizeof(seed), "FAULT_SEED=%" PRIu64, rng_next(rng));
+    snprintf(ex, sizeof(ex), "FAULT_EXIT=%s:%d:%d", how, victim,
+             100 + (int)(rng_next(rng) % (uint64_t)(o->max_delay_ms + 1)));
+    const char *env[] = {seed, ex, NULL};
+    for (int i = 0; i < n; i++)
+        start_rank(o, &rk[i], i, n, port, "loop", env);
+    pump(rk, n, 0, now_ns() + READY_MS * 1000000LL);
+    int64_t t_start = now_ns();
+    pump(rk, n, 1, t_start + (o->max_delay_ms + 20000) * 1000000LL);
+    t->leaks += reap(rk, n, now_ns() + 5000000000LL);
+    t->trials++;
+    /* the victim printed when it left; read the time from its stream */
+    int64_t t_exit = rk[victim].t_exit ? rk[victim].t_exit : t_start;
+    char want[32], what[32];
+    snprintf(want, sizeof(want), "rank %d failed", victim);
+    snprintf(what, sizeof(what), "exit (%s)", how);
+    int ok = judge(o, what, trial, rk, n, victim, t_exit, "RL_ERR_PEER_FAILED", want, 1500, t);
+    cleanup_logs(rk, n);
+    return ok ? 0 : 1;
+}
+
 static int absent_trial(const opts_t *o, tally_t *t)
 {
     int n = o->nranks, port = free_port(), timeout_ms = 2000;
@@ -567,10 +712,63 @@ static int abort_trial(const opts_t *o, tally_t *t)
     return ok ? 0 : 1;
 }
 
+/* A stranger that speaks no ringlet: rank 0 refuses it and goes on. */
+static void stranger(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 200 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)); i++)
+        usleep(10000);
+    if (send(fd, "GET / HTTP/1.0\r\n\r\n", 18, MSG_NOSIGNAL) != 18)
+        perror("stranger");
+    char buf[256];
+    while (recv(fd, buf, sizeof(buf), 0) > 0)
+        ;
+    close(fd);
+}
+
+/* Rank 0 and rank 2 hold the key and have joined; an intruder claims
+ * rank 1. Both must fail at once with RL_ERR_AUTH naming rank 1 and why. */
+static int auth_intruder(const opts_t *o, const char *const *env, const char *cause, tally_t *t)
+{
+    int port = free_port();
+    rank_t rk[3];
+    const char *good_env[] = {"RINGLET_AUTH_KEY=fault-secret", "RINGLET_TIMEOUT_MS=8000", NULL};
+    start_rank(o, &rk[0], 0, 3, port, "auth", good_env);
+    start_rank(o, &rk[2], 2, 3, port, "auth", good_env);
+    usleep(300000);
+    int64_t t0 = now_ns();
+    start_rank(o, &rk[1], 1, 3, port, "auth", env);
+    pump(rk, 3, 1, now_ns() + 12000000000LL);
+    t->leaks += reap(rk, 3, now_ns() + 5000000000LL);
+    int ok = 1;
+    for (int i = 0; i < 3; i++) {
+        rank_t *r = &rk[i];
+        double ms = r->t_err ? (double)(r->t_err - t0) / 1e6 : -1;
+        /* no communicator: the cause is in the log */
+        int good = !strcmp(r->status, "RL_ERR_AUTH") && r->code == 0 &&
+                   (i == 1 || (file_has(r->log, "rank 1") && file_has(r->log, cause) && ms <= o->bound_ms));
+        t->survivors++;
+        t->correct += good;
+        if (i != 1 && ms > t->worst_ms)
+            t->worst_ms = ms;
+        if (!good || o->verbose)
+            printf("auth (%s): %s %d: %s after %.0f ms, exit %d\n", cause, i == 1 ? "intruder" : "rank", i,
+                   r->status[0] ? r->status : "joined", ms, r->code);
+        if (!good) {
+            show_log(r, i);
+            ok = 0;
+        }
+    }
+    cleanup_logs(rk, 3);
+    return ok;
+}
+
 static int auth_trial(const opts_t *o, tally_t *t)
 {
     int n = o->nranks, port = free_port();
-    rank_t rk[MAX_RANKS + 2];
+    rank_t rk[MAX_RANKS];
     char keyfile[] = "/tmp/fault-key-XXXXXX";
     int fd = mkstemp(keyfile);
     if (fd < 0 || write(fd, "fault-secret\n", 13) != 13)
@@ -582,42 +780,34 @@ static int auth_trial(const opts_t *o, tally_t *t)
     const char *file_env[] = {kf, "RINGLET_TIMEOUT_MS=8000", NULL};
     const char *none_env[] = {"RINGLET_TIMEOUT_MS=8000", NULL};
     const char *bad_env[] = {"RINGLET_AUTH_KEY=guessed", "RINGLET_TIMEOUT_MS=8000", NULL};
+    int ok = auth_intruder(o, none_env, "no RINGLET_AUTH_KEY", t);
+    ok &= auth_intruder(o, bad_env, "wrong key", t);
     start_rank(o, &rk[0], 0, n, port, "auth", good_env);
-    usleep(200000);
-    /* intruders claim rank 1, one after the other */
-    start_rank(o, &rk[n], 1, n, port, "auth", none_env);
-    pump(&rk[n], 1, 1, now_ns() + 10000000000LL);
-    start_rank(o, &rk[n + 1], 1, n, port, "auth", bad_env);
-    pump(&rk[n + 1], 1, 1, now_ns() + 10000000000LL);
+    stranger(port);
     for (int i = 1; i < n; i++)
         start_rank(o, &rk[i], i, n, port, "auth", i == 1 ? file_env : good_env);
     pump(rk, n, 1, now_ns() + 20000000000LL);
-    t->leaks += reap(rk, n + 2, now_ns() + 5000000000LL);
+    t->leaks += reap(rk, n, now_ns() + 5000000000LL);
     unlink(keyfile);
-    int ok = 1;
-    for (int i = 0; i < n + 2; i++) {
+    for (int i = 0; i < n; i++) {
         rank_t *r = &rk[i];
-        int intruder = i >= n;
-        int good = intruder ? !strcmp(r->status, "RL_ERR_AUTH") && r->code == 0 : r->destroyed && r->code == 0 &&
-                                                                                     !r->status[0];
+        int good = r->destroyed && r->code == 0 && !r->status[0];
         t->survivors++;
         t->correct += good;
         if (!good || o->verbose)
-            printf("auth: %s %d: %s, exit %d\n", intruder ? "intruder" : "rank", intruder ? 1 : i,
-                    r->status[0] ? r->status : "joined and computed", r->code);
+            printf("auth: rank %d: %s, exit %d\n", i, r->status[0] ? r->status : "joined and computed", r->code);
         if (!good) {
             show_log(r, i);
             ok = 0;
         }
     }
-    int refusals = file_has(rk[0].log, "refused a connection");
-    if (refusals < 2) {
-        printf("auth: rank 0 logged %d refusals, expected 2\n", refusals);
+    if (!file_has(rk[0].log, "refused a connection")) {
+        printf("auth: rank 0 did not log its refusal of the stranger\n");
         show_log(&rk[0], 0);
         ok = 0;
     }
     t->trials++;
-    cleanup_logs(rk, n + 2);
+    cleanup_logs(rk, n);
     return ok ? 0 : 1;
 }
 
@@ -625,11 +815,12 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: fault_inject [options]\n"
-            "  --backend B      tcp, shm (libfabric) or verbs (default tcp)\n"
+            "  --backend B      tcp, shm (libfabric), native-shm (ringlet's own) or verbs (default tcp)\n"
             "  -n N             ranks (2..%d, default 3)\n"
-            "  --scenario S     kill, absent, abort, auth, a comma list, or all (default kill)\n"
-            "  --trials T       kill trials (default 20)\n"
-            "  --bound-ms MS    a survivor must report within MS after the kill (default 3000)\n"
+            "  --scenario S     kill, stop, exit, absent, abort, auth, a comma list, or all (default kill)\n"
+            "  --trials T       kill, stop and exit trials each (default 20)\n"
+            "  --bound-ms MS    a survivor must report within MS after the kill, or the stop's timeout\n"
+            "                   (RINGLET_TIMEOUT_MS=3000) plus MS (default 3000)\n"
             "  --max-delay-ms D kill at a random moment 0..D ms after all ranks are ready (default 1500)\n"
             "  --seed S         random seed (default: from the clock; printed)\n"
             "  -v, --verbose    print every survivor's result\n"
@@ -673,7 +864,8 @@ int main(int argc, char **argv)
         }
     }
     if (o.nranks < 2 || o.nranks > MAX_RANKS || o.trials < 0 || o.bound_ms < 1 || o.max_delay_ms < 0 ||
-        (strcmp(o.backend, "tcp") && strcmp(o.backend, "shm") && strcmp(o.backend, "verbs"))) {
+        (strcmp(o.backend, "tcp") && strcmp(o.backend, "shm") && strcmp(o.backend, "verbs") &&
+         strcmp(o.backend, "native-shm"))) {
         usage(stderr);
         return 2;
     }
@@ -695,16 +887,25 @@ int main(int argc, char **argv)
         const char *name;
         tally_t t;
         int run;
-    } rows[4] = {{"kill -9", {0}, all || strstr(scenario, "kill") != NULL},
+    } rows[6] = {{"kill -9", {0}, all || strstr(scenario, "kill") != NULL},
                  {"absent rank", {0}, all || strstr(scenario, "absent") != NULL},
                  {"abort", {0}, all || strstr(scenario, "abort") != NULL},
-                 {"auth", {0}, all || strstr(scenario, "auth") != NULL}};
-    if (!rows[0].run && !rows[1].run && !rows[2].run && !rows[3].run) {
+                 {"auth", {0}, all || strstr(scenario, "auth") != NULL},
+                 {"SIGSTOP", {0}, all || strstr(scenario, "stop") != NULL},
+                 {"exit", {0}, all || strstr(scenario, "exit") != NULL}};
+    int any = 0;
+    for (int k = 0; k < 6; k++)
+        any |= rows[k].run;
+    if (!any) {
         usage(stderr);
         return 2;
     }
     for (int k = 0; rows[0].run && k < o.trials; k++)
         failed |= kill_trial(&o, k, &rng, &rows[0].t);
+    for (int k = 0; rows[4].run && k < o.trials; k++)
+        failed |= stop_trial(&o, k, &rng, &rows[4].t);
+    for (int k = 0; rows[5].run && k < o.trials; k++)
+        failed |= exit_trial(&o, k, &rng, &rows[5].t);
     if (rows[1].run)
         failed |= absent_trial(&o, &rows[1].t);
     if (rows[2].run)
@@ -713,7 +914,7 @@ int main(int argc, char **argv)
         failed |= auth_trial(&o, &rows[3].t);
     printf("%-8s %-12s %7s %18s %12s %7s\n", "backend", "scenario", "trials", "survivors correct", "worst (ms)",
            "leaked");
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {
         if (!rows[k].run)
             continue;
         tally_t *t = &rows[k].t;

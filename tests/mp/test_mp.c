@@ -258,6 +258,27 @@ Test(variants, bruck_all_to_all_5_ranks_tcp, .timeout = 300)
 {
     cr_assert_eq(run_env("tcp", 5, "--env RINGLET_ALGOS=all_to_all:0-:bruck", "--quick"), 0);
 }
+/* Emulated hosts: rank r claims host r % hosts (RINGLET_HOST_ID), so the
+ * hierarchical all-reduce has several ranks on each of several hosts. */
+static int run_hosts(int n, int hosts, const char *env, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s -n %d --timeout 300 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=tcp "
+             "--env RINGLET_TIMEOUT_MS=60000 %s -- sh -c 'RINGLET_HOST_ID=host$((RINGLET_RANK %% %d)) exec %s %s' "
+             "</dev/null",
+             RINGLET_RUN, n, env, hosts, COLL_CHECK, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+Test(variants, hier_all_reduce_2_hosts_x_2_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_hosts(4, 2, "--env RINGLET_ALGOS=all_reduce:0-:hier", "--quick"), 0);
+}
+Test(variants, hier_all_reduce_3_hosts_x_2_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_hosts(6, 3, "--env RINGLET_ALGOS=all_reduce:0-:hier", "--quick"), 0);
+}
 Test(variants, auto_everywhere_4_ranks_shm, .timeout = 300)
 {
     cr_assert_eq(run_env("shm", 4, "--env RINGLET_ALGOS=auto", "--quick"), 0);

@@ -39,6 +39,7 @@ typedef struct {
     rl_status_t st;
     char err[256];
     int all[4];
+    int64_t t_end; /* when create + all-gather returned */
 } job_t;
 
 static void *member(void *arg)
@@ -57,6 +58,7 @@ static void *member(void *arg)
         j->st = rl_boot_allgather(b, &mine, sizeof(mine), j->all, rl_deadline_ms(j->timeout_ms), j->err,
                                   sizeof(j->err));
     }
+    j->t_end = rl_now_ns();
     if (b)
         rl_boot_destroy(b, rl_deadline_ms(2000));
     return NULL;
@@ -86,24 +88,50 @@ Test(auth, right_key_joins)
     }
 }
 
-/* The impostor comes first and is refused; the real rank 1 still joins. */
-static void refused_then_real(const char *root_secret, const char *intruder_secret, const char *expect)
+/* Rank 2 has joined; a rank 1 without the right key is refused, and rank 0
+ * and rank 2 hear why at once (naming rank 1 and the cause) instead of
+ * waiting out the deadline: it is a misconfigured member or an impostor,
+ * and either way the group cannot form. */
+static void refused_fails_the_group(const char *intruder_secret, const char *expect, const char *cause)
 {
-    job_t j[3] = {{.rank = 0, .nranks = 2, .timeout_ms = 5000, .secret = root_secret},
-                  {.rank = 1, .nranks = 2, .timeout_ms = 5000, .secret = intruder_secret, .delay_ms = 20},
-                  {.rank = 1, .nranks = 2, .timeout_ms = 5000, .secret = root_secret, .delay_ms = 400}};
+    job_t j[3] = {{.rank = 0, .nranks = 3, .timeout_ms = 8000, .secret = "s3cret"},
+                  {.rank = 1, .nranks = 3, .timeout_ms = 8000, .secret = intruder_secret, .delay_ms = 300},
+                  {.rank = 2, .nranks = 3, .timeout_ms = 8000, .secret = "s3cret", .delay_ms = 20}};
+    int64_t t0 = rl_now_ns();
     run_jobs(j, 3);
     cr_assert_eq(j[1].st, RL_ERR_AUTH, "intruder: %s: %s", rl_status_name(j[1].st), j[1].err);
     cr_assert(strstr(j[1].err, expect), "%s", j[1].err);
     cr_assert_eq(j[1].all[0], 0, "the intruder learned nothing of the group");
-    cr_assert_eq(j[0].st, RL_OK, "%s", j[0].err);
-    cr_assert_eq(j[2].st, RL_OK, "%s", j[2].err);
-    cr_assert_eq(j[2].all[0], 100);
+    cr_assert_eq(j[1].all[2], 0);
+    for (int i = 0; i < 3; i += 2) {
+        cr_assert_eq(j[i].st, RL_ERR_AUTH, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
+        cr_assert(strstr(j[i].err, "rank 1") && strstr(j[i].err, cause), "rank %d: %s", i, j[i].err);
+        cr_assert_lt(j[i].t_end - t0, 2000000000LL, "rank %d heard of the refusal only after %.0f ms", i,
+                     (double)(j[i].t_end - t0) / 1e6);
+    }
 }
 
-Test(auth, wrong_key_is_refused) { refused_then_real("s3cret", "guess", "different RINGLET_AUTH_KEY"); }
+Test(auth, wrong_key_fails_the_group_at_once)
+{
+    refused_fails_the_group("guess", "different RINGLET_AUTH_KEY", "wrong key");
+}
 
-Test(auth, no_key_is_refused) { refused_then_real("s3cret", NULL, "requires authentication"); }
+Test(auth, no_key_fails_the_group_at_once)
+{
+    refused_fails_the_group(NULL, "requires authentication", "no RINGLET_AUTH_KEY");
+}
+
+/* A member started with another group size proves its key and is then
+ * told the size; without a key it would only learn that it differs. */
+Test(auth, size_mismatch_after_authentication_fails_the_group)
+{
+    job_t j[2] = {{.rank = 0, .nranks = 2, .timeout_ms = 5000, .secret = "s3cret"},
+                  {.rank = 1, .nranks = 3, .timeout_ms = 5000, .secret = "s3cret", .delay_ms = 20}};
+    run_jobs(j, 2);
+    cr_assert_eq(j[1].st, RL_ERR_MISMATCH, "%s: %s", rl_status_name(j[1].st), j[1].err);
+    cr_assert(strstr(j[1].err, "rank 0 has 2"), "%s", j[1].err);
+    cr_assert_eq(j[0].st, RL_ERR_MISMATCH, "%s: %s", rl_status_name(j[0].st), j[0].err);
+}
 
 Test(auth, rank_refuses_a_root_without_key)
 {

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# ringlet-topo, ringlet-sim and RINGLET_TOPO_FILE end to end: every generator
+# writes a fabric the planner reads, the plan beats rank order where the
+# fabric is oversubscribed, the simulator prints nccl-tests rows and JSON
+# that tools/plot-bench draws, ringlet-info --topo prints the same plan, and
+# 4 real ranks take their ring order from the file (coll_check passes; a rank
+# with another file is refused by the hash check).
+#   topo_check.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1 src=$2
+topo=$build/tools/ringlet-topo sim=$build/tools/ringlet-sim info=$build/tools/ringlet-info
+run=$build/tools/ringlet-run coll=$build/tests/mp/coll_check
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "topo_check: FAIL: $*" >&2; exit 1; }
+
+for t in "$topo" "$topo gen" "$topo plan" "$sim" "$info"; do
+  $t --help | grep -q '^usage:' || fail "$t --help"
+done
+rc=0; $topo gen fat-tree --bogus 1 -o "$tmp/x" 2>/dev/null || rc=$?; [ $rc = 2 ] || fail "bad option exits $rc"
+rc=0; $topo gen fat-tree --tiers 4 -o "$tmp/x" 2>/dev/null || rc=$?; [ $rc != 0 ] || fail "--tiers 4 accepted"
+
+$topo gen fat-tree --tiers 2 --oversub 3 --ranks 64 --shuffle 7 -o "$tmp/ft.json" >/dev/null
+$topo gen fat-tree --tiers 3 --oversub 2 --ranks 512 -o "$tmp/ft3.json" >/dev/null
+$topo gen rail --rails 4 --hosts-per-leaf 4 --ranks 64 -o "$tmp/rail.json" >/dev/null
+$topo gen torus --dims 6x6 --ranks 36 -o "$tmp/torus.json" >/dev/null
+$topo gen dragonfly --routers 4 --hosts-per-router 2 --ranks 64 -o "$tmp/df.json" >/dev/null
+for f in ft ft3 rail torus df; do
+  out=$($topo plan "$tmp/$f.json" --json "$tmp/$f.plan.json")
+  grep -qE '^planned +[0-9.e-]+' <<<"$out" || fail "$f: no planned row"
+  /usr/bin/python3 - "$tmp/$f.plan.json" <<'PY' || fail "$f: plan JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["max_load_per_gbps"]
+assert l["planned"] <= l["rank_order"] * (1 + 1e-9), l
+assert l["planned"] >= l["bound"] * (1 - 1e-9), l
+for r in d["rings"]:
+    assert sorted(r) == list(range(d["nranks"])), "not a permutation"
+PY
+done
+grep -q '"planned": 0.0025,' "$tmp/ft.plan.json" || fail "fat tree: planned load"
+grep -q '"rank_order": 0.01,' "$tmp/ft.plan.json" || fail "fat tree: rank-order load"
+
+printf 'SwitchName=s0 Nodes=n[0-3]\nSwitchName=s1 Nodes=n[4-7]\nSwitchName=top Switches=s[0-1]\n' >"$tmp/topology.conf"
+$topo import slurm "$tmp/topology.conf" --gbps 100 -o "$tmp/slurm.json" >/dev/null
+$topo plan "$tmp/slurm.json" | grep -q '8 ranks on 8 hosts, 3 switches' || fail "slurm import"
+printf 'SwitchName=s0 Nodes=n[0-3\n' >"$tmp/bad.conf"
+e=$($topo import slurm "$tmp/bad.conf" -o "$tmp/x" 2>&1) && fail "bad topology.conf accepted"
+grep -q 'bad.conf:1: Nodes=' <<<"$e" || fail "slurm error names file:line: $e"
+printf '{"ringlet_fabric": 1,\n "hosts": [}\n' >"$tmp/bad.json"
+e=$($topo plan "$tmp/bad.json" 2>&1) && fail "bad JSON accepted"
+grep -q 'bad.json:2: ' <<<"$e" || fail "JSON error names file:line: $e"
+
+out=$($sim "$tmp/ft.json" --algo ring -b 1M -e 1G -f 32 --json "$tmp/ring.json")
+[ "$(grep -cE '^ +[0-9]+ +[0-9]+ +float +sum ' <<<"$out")" = 3 ] || fail "sim rows: $out"
+$sim "$tmp/ft.json" --algo planned -b 1M -e 1G -f 32 --json "$tmp/planned.json" >/dev/null
+for a in tree rhd hier; do $sim "$tmp/ft3.json" --algo $a -b 1M -e 1M >/dev/null || fail "sim --algo $a"; done
+$sim "$tmp/ft.json" --coll all_gather -b 1M -e 1M >/dev/null || fail "sim all_gather"
+/usr/bin/python3 - "$tmp/ring.json" "$tmp/planned.json" <<'PY' || fail "planned not faster in the simulator"
+import json, sys
+a, b = (json.load(open(p))["rows"][-1]["oop"]["busbw"] for p in sys.argv[1:])
+assert b > 2.5 * a, (a, b)
+PY
+if command -v gnuplot >/dev/null; then
+  "$src/tools/plot-bench" -o "$tmp/p.png" "$tmp/ring.json" "$tmp/planned.json" >/dev/null || fail "plot-bench"
+  [ -s "$tmp/p.png" ] || fail "no PNG"
+  "$src/tools/sim-scaling" --build "$build" --min 64 --max 128 -o "$tmp/s.png" >/dev/null || fail "sim-scaling"
+  [ -s "$tmp/s.png" ] && grep -q '"hier"' "$tmp/s.png.json" || fail "sim-scaling output"
+fi
+$info --topo "$tmp/ft.json" | grep -q '^# plan: switch order' || fail "ringlet-info --topo"
+
+# RINGLET_TOPO_FILE: 4 ranks, the hosts of an oversubscribed 2-leaf fabric in a shuffled order
+$topo gen fat-tree --tiers 2 --radix 4 --oversub 1 --ranks 4 --shuffle 5 -o "$tmp/four.json" >/dev/null
+want=$($topo plan "$tmp/four.json" --order)
+[ "$want" != "0,1,2,3" ] || fail "test fabric's plan is rank order: pick another --shuffle"
+log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/four.json" timeout 120 "$run" -n 4 -- "$coll" --quick 2>&1) ||
+  fail "coll_check with RINGLET_TOPO_FILE: $log"
+grep -q "ring order from RINGLET_TOPO_FILE $tmp/four.json" <<<"$log" || fail "no plan in the log: $log"
+grep -q "ring $want" <<<"$log" || grep -q "$want" <<<"$log" || fail "ring order $want not used: $log"
+# one rank with another fabric: its plan's hash differs, creation must fail naming the disagreement
+$topo gen fat-tree --tiers 2 --radix 4 --oversub 1 --ranks 4 --shuffle 9 -o "$tmp/other.json" >/dev/null
+[ "$($topo plan "$tmp/other.json" --order)" != "$want" ] || fail "other fabric plans the same ring"
+cat >"$tmp/wrap.sh" <<EOS
+#!/bin/sh
+if [ "\$RINGLET_RANK" = 3 ]; then export RINGLET_TOPO_FILE=$tmp/other.json; else export RINGLET_TOPO_FILE=$tmp/four.json; fi
+exec "$coll" --quick
+EOS
+chmod +x "$tmp/wrap.sh"
+rc=0; log=$(RINGLET_TIMEOUT_MS=20000 timeout 120 "$run" -n 4 -- "$tmp/wrap.sh" 2>&1) || rc=$?
+[ $rc != 0 ] || fail "ranks with different fabric files were accepted"
+grep -q "RINGLET_TOPO_FILE's plan" <<<"$log" || fail "mismatch not named: $log"
+echo "topo_check: OK"
