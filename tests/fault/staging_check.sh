@@ -8,6 +8,8 @@
 set -u
 case "${1:-}" in -h|--help|"") sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 run=$1 worker=$2 limit=${3:-300}
+# AddressSanitizer's shadow and quarantine need more (still far below 4 GiB)
+ldd "$worker" 2>/dev/null | grep -q libasan && limit=${3:-1500}
 fails=0
 for depth in 4 64; do
   out=$("$run" -n 3 --timeout 120 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=tcp \

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -25,6 +27,68 @@
 #include "core/log.h"
 #include "transport/ofi/watchdog.h"
 #include "transport/transport.h"
+
+/*
+ * libfabric is loaded at the first communicator that needs it, not linked:
+ * Debian's libfabric links the psm provider's libinfinipath, whose
+ * constructor installs SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGINT and SIGTERM
+ * handlers that print a backtrace and exit(1), so a ringlet process died of
+ * no signal (SIGTERM gave status 1, not 143; no core dump; under
+ * torch.multiprocessing.spawn a hang in exit handlers). It honours
+ * IPATH_NO_BACKTRACE, read in that constructor: ringlet sets it (if unset)
+ * before loading libfabric, and puts back any signal disposition that
+ * changed across the load, whoever changed it.
+ */
+static const int ofi_watched_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGINT, SIGTERM, SIGFPE, SIGQUIT};
+#define OFI_NSIGS (sizeof(ofi_watched_sigs) / sizeof(ofi_watched_sigs[0]))
+
+static struct {
+    int (*getinfo)(uint32_t, const char *, const char *, uint64_t, const struct fi_info *, struct fi_info **);
+    void (*freeinfo)(struct fi_info *);
+    struct fi_info *(*dupinfo)(const struct fi_info *);
+    int (*fabric)(struct fi_fabric_attr *, struct fid_fabric **, void *);
+    const char *(*strerror)(int);
+    char err[256];
+    int ok;
+} lf;
+static pthread_once_t lf_once = PTHREAD_ONCE_INIT;
+
+static void lf_load(void)
+{
+    struct sigaction before[OFI_NSIGS];
+    for (size_t i = 0; i < OFI_NSIGS; i++)
+        sigaction(ofi_watched_sigs[i], NULL, &before[i]);
+    setenv("IPATH_NO_BACKTRACE", "1", 0);
+    void *h = dlopen("libfabric.so.1", RTLD_NOW | RTLD_LOCAL);
+    for (size_t i = 0; i < OFI_NSIGS; i++) {
+        struct sigaction now;
+        sigaction(ofi_watched_sigs[i], NULL, &now);
+        if (now.sa_handler != before[i].sa_handler || now.sa_flags != before[i].sa_flags) {
+            sigaction(ofi_watched_sigs[i], &before[i], NULL);
+            RL_INFO("libfabric's libraries changed the handler of signal %d: put back", ofi_watched_sigs[i]);
+        }
+    }
+    if (!h) {
+        snprintf(lf.err, sizeof(lf.err), "cannot load libfabric: %s", dlerror());
+        return;
+    }
+    *(void **)&lf.getinfo = dlsym(h, "fi_getinfo");
+    *(void **)&lf.freeinfo = dlsym(h, "fi_freeinfo");
+    *(void **)&lf.dupinfo = dlsym(h, "fi_dupinfo");
+    *(void **)&lf.fabric = dlsym(h, "fi_fabric");
+    *(void **)&lf.strerror = dlsym(h, "fi_strerror");
+    lf.ok = lf.getinfo && lf.freeinfo && lf.dupinfo && lf.fabric && lf.strerror;
+    if (!lf.ok)
+        snprintf(lf.err, sizeof(lf.err), "libfabric.so.1 lacks fi_getinfo/fi_freeinfo/fi_dupinfo/fi_fabric/fi_strerror");
+}
+
+/* Calls into the loaded library (the rest of its API is inline, through
+ * the objects' operation tables). */
+#define fi_getinfo lf.getinfo
+#define fi_freeinfo lf.freeinfo
+#define fi_dupinfo lf.dupinfo
+#define fi_fabric lf.fabric
+#define fi_strerror lf.strerror
 
 /* Receives kept posted when the provider needs one per remote CQ datum. */
 #define OFI_RX_POSTED 256
@@ -160,7 +224,7 @@ static void shm_sweep(unsigned long ns)
 
 static struct fi_info *ofi_hints(const char *prov, int with_source)
 {
-    struct fi_info *h = fi_allocinfo();
+    struct fi_info *h = fi_dupinfo(NULL); /* fi_allocinfo, without linking libfabric */
     if (!h)
         return NULL;
     /* FI_SOURCE lets poll tell a member's immediate from an outsider's. */
@@ -393,6 +457,11 @@ static void ofi_close(rl_tp_t *tp)
 
 static rl_status_t ofi_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, size_t errlen)
 {
+    pthread_once(&lf_once, lf_load);
+    if (!lf.ok) {
+        snprintf(err, errlen, "%s", lf.err);
+        return RL_ERR_UNSUPPORTED;
+    }
     rl_tp_t *tp = calloc(1, sizeof(*tp));
     if (!tp)
         return RL_ERR_NO_MEMORY;
