@@ -177,6 +177,34 @@ static inline V h_pack(__m512 lo, __m512 hi)
     return join(_mm512_cvtps_ph(lo, _MM_FROUND_TO_NEAREST_INT), _mm512_cvtps_ph(hi, _MM_FROUND_TO_NEAREST_INT));
 }
 
+/* fp8 E5M2 sum/prod: an E5M2 code is the top byte of an IEEE half, so
+ * bytes widen to halves by a shift, the op runs in float, F16C rounds to
+ * half (ties to even, overflow to infinity) and the half's low byte is
+ * rounded away, ties to even. Rounding twice equals rounding once here:
+ * 24 >= 2*11 + 2 and 11 >= 2*3 + 2 for sums and products of E5M2 numbers
+ * (and E5M2's subnormal range is half's normal one, with 8 more bits).
+ * A NaN result is the canonical 0x7E, as the portable kernel gives. */
+static inline V e5_widen(__m256i b) { return _mm512_slli_epi16(_mm512_cvtepu8_epi16(b), 8); }
+
+static inline __m256i e5_narrow(V h)
+{
+    V lsb = _mm512_and_si512(_mm512_srli_epi16(h, 8), _mm512_set1_epi16(1));
+    V r = _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(h, _mm512_set1_epi16(0x7F)), lsb), 8);
+    __mmask32 nan = _mm512_cmpgt_epu16_mask(_mm512_and_si512(h, _mm512_set1_epi16(0x7FFF)), _mm512_set1_epi16(0x7C00));
+    return _mm512_cvtepi16_epi8(_mm512_mask_mov_epi16(r, nan, _mm512_set1_epi16(0x7E)));
+}
+
+static inline __m256i e5_half_op(__m256i p, __m256i q, int mul)
+{
+    V hp = e5_widen(p), hq = e5_widen(q);
+    __m512 lo = mul ? _mm512_mul_ps(h_lo(hp), h_lo(hq)) : _mm512_add_ps(h_lo(hp), h_lo(hq));
+    __m512 hi = mul ? _mm512_mul_ps(h_hi(hp), h_hi(hq)) : _mm512_add_ps(h_hi(hp), h_hi(hq));
+    return e5_narrow(h_pack(lo, hi));
+}
+
+static inline V sum_e5m2(V p, V q) { return join(e5_half_op(lo256(p), lo256(q), 0), e5_half_op(hi256(p), hi256(q), 0)); }
+static inline V prod_e5m2(V p, V q) { return join(e5_half_op(lo256(p), lo256(q), 1), e5_half_op(hi256(p), hi256(q), 1)); }
+
 /* bfloat16 without shuffles (see the AVX2 file): even elements widen by a
  * shift, odd ones by a mask, rounded in place, re-interleaved by a blend. */
 static inline __m512 bf_even(V v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
@@ -263,6 +291,8 @@ static inline V max_f16(V p, V q) { return minmax16(p, q, 0x7C00, 1); }
 static inline V min_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 0); }
 static inline V max_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 1); }
 
+VKERNEL(e5m2_sum, 1, RL_FP8_E5M2, RL_SUM, sum_e5m2)
+VKERNEL(e5m2_prod, 1, RL_FP8_E5M2, RL_PROD, prod_e5m2)
 VKERNEL(e4m3_min, 1, RL_FP8_E4M3, RL_MIN, min_e4m3)
 VKERNEL(e4m3_max, 1, RL_FP8_E4M3, RL_MAX, max_e4m3)
 VKERNEL(e5m2_min, 1, RL_FP8_E5M2, RL_MIN, min_e5m2)
@@ -286,5 +316,5 @@ const rl_reduce_table_t rl_reduce_avx512_table = {
     [RL_INT64] = IROW(i64),     [RL_UINT64] = IROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
     [RL_FLOAT32] = ROW(f32),   [RL_FLOAT64] = ROW(f64),
     [RL_FP8_E4M3] = {[RL_MIN] = e4m3_min, [RL_MAX] = e4m3_max},
-    [RL_FP8_E5M2] = {[RL_MIN] = e5m2_min, [RL_MAX] = e5m2_max},
+    [RL_FP8_E5M2] = {[RL_SUM] = e5m2_sum, [RL_PROD] = e5m2_prod, [RL_MIN] = e5m2_min, [RL_MAX] = e5m2_max},
 };
