@@ -26,7 +26,8 @@ static const char usage_text[] =
     "Run under a launcher, e.g. ringlet-run -n 4 -- ringlet-tune -o tune.txt\n"
     "  -o FILE          tuning file to write; an existing one keeps its entries for\n"
     "                   other transports and group sizes (this one's is replaced)\n"
-    "  --seconds S      time budget of the measurement (default 30, at most 60)\n"
+    "  --seconds S      time budget of the measurement (default 30, at most 60);\n"
+    "                   sizes past it are skipped on every rank alike\n"
     "  --check          then measure each algorithm at other sizes and compare with\n"
     "                   the fitted model (median error, cost of the model's choices)\n"
     "  --check-max B    largest size --check measures (default 64M)\n"
@@ -123,13 +124,25 @@ static rl_comm_t comm_for(const char *algo)
     return comm;
 }
 
-/* Run `algo` at each size it can take; append the points. */
+/* Each algorithm's share of the time budget (every rank stops at the
+ * same size: the slowest rank's clock decides). */
+static double share_us, deadline_us;
+
+static int past_deadline(rl_comm_t comm)
+{
+    double late = now_us() > deadline_us;
+    rl_all_reduce(comm, &late, &late, 1, RL_FLOAT64, RL_MAX);
+    return late > 0;
+}
+
+/* Run `algo` at each size it can take, until the deadline; append the points. */
 static int measure(const char *algo, const size_t *sizes, int nsizes, double budget_us, point_t *pts, int npts)
 {
     rl_comm_t comm = comm_for(algo);
+    deadline_us = now_us() + share_us;
     const rl_algo_t *a = rl_algo_find(algo, RL_COLL_ALL_REDUCE);
     float *buf = calloc(sizes[nsizes - 1] / sizeof(float) + 1, sizeof(float));
-    for (int i = 0; i < nsizes; i++) {
+    for (int i = 0; i < nsizes && !past_deadline(comm); i++) {
         rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = sizes[i] / 4, .dtype = RL_FLOAT32, .bytes = sizes[i]};
         if (rl_select(comm, &call) != a)
             continue; /* not usable here (group size, settings) */
@@ -165,6 +178,8 @@ static void transport_key(rl_comm_t comm, char *key, size_t len)
     size_t n = strcspn(d, ";");
     if (!strncmp(d, "verbs", 5))
         n = 5;
+    else if (!strncmp(d, "shm:", 4))
+        n = 4; /* ringlet's own shared memory, whatever its ring geometry */
     snprintf(key, len, "%.*s", (int)n, d);
 }
 
@@ -193,8 +208,8 @@ static void write_file(const char *path, const char *key, int nranks, const rl_m
     }
 }
 
-static const char *const algos[] = {"rd", "rhd", "ring"};
-#define NALG 3
+static const char *const algos[] = {"rd", "rhd", "ring", "dbt"};
+#define NALG 4
 
 static void check(rl_comm_t probe, size_t max_bytes, double budget_us)
 {
@@ -276,10 +291,11 @@ int main(int argc, char **argv)
     }
     unsetenv("RINGLET_TUNE_FILE"); /* measure, do not read */
     double t_start = now_us();
+    share_us = seconds * 1e6 * 0.9 / NALG;
     double gamma = measure_gamma();
     static const size_t sizes[] = {16, 256, 4096, 65536, 1 << 20, 8 << 20};
     int ns = (int)(sizeof(sizes) / sizeof(sizes[0]));
-    point_t pts[3 * 8];
+    point_t pts[NALG * 8];
     int np = 0;
     double budget = seconds * 1e6 * 0.8 / (NALG * ns);
     for (int a = 0; a < NALG; a++)
@@ -305,6 +321,7 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     if (do_check) {
+        share_us = 600e6; /* the check is not part of the budget */
         probe->sel.model = m;
         check(probe, check_max, 2e5);
     }

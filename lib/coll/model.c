@@ -11,6 +11,7 @@
  * real ones): a few microseconds per message in shared memory, tens over
  * TCP, bandwidth of a few GB/s, reduction at about memory speed. */
 static const rl_tune_entry_t builtin[] = {
+    {"shm:", 0, {0.5, 1.0 / 4000, 1.0 / 8000}},
     {"ofi:shm", 0, {3.0, 1.0 / 4000, 1.0 / 8000}},
     {"ofi:tcp", 0, {30.0, 1.0 / 1500, 1.0 / 8000}},
     {"verbs", 0, {8.0, 1.0 / 3000, 1.0 / 8000}},
