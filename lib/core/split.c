@@ -54,7 +54,6 @@ rl_status_t rl_comm_split(rl_comm_t c, int color, int key, rl_comm_t *newcomm)
         return RL_ERR_INVALID_ARG;
     if (!newcomm)
         return fail_split(c, RL_ERR_INVALID_ARG, "the output pointer is NULL");
-    *newcomm = NULL;
     if (c->failed != RL_OK)
         return c->failed;
     int n = c->nranks;
@@ -108,7 +107,10 @@ rl_status_t rl_comm_split(rl_comm_t c, int color, int key, rl_comm_t *newcomm)
         if (lfd >= 0)
             close(lfd);
         free(rdv);
-        return st == RL_OK ? RL_OK : fail_split(c, st, err);
+        if (st != RL_OK)
+            return fail_split(c, st, err);
+        *newcomm = NULL; /* color < 0: no communicator for this rank */
+        return RL_OK;
     }
     /* the child's ring is its rank order: RINGLET_RING_ORDER is the parent's */
     int *order = malloc(sizeof(int) * (size_t)m);

@@ -177,6 +177,99 @@ static inline V h_pack(__m512 lo, __m512 hi)
     return join(_mm512_cvtps_ph(lo, _MM_FROUND_TO_NEAREST_INT), _mm512_cvtps_ph(hi, _MM_FROUND_TO_NEAREST_INT));
 }
 
+/* fp8 E5M2 sum/prod: an E5M2 code is the top byte of an IEEE half, so
+ * bytes widen to halves by a shift, the op runs in float, F16C rounds to
+ * half (ties to even, overflow to infinity) and the half's low byte is
+ * rounded away, ties to even. Rounding twice equals rounding once here:
+ * 24 >= 2*11 + 2 and 11 >= 2*3 + 2 for sums and products of E5M2 numbers
+ * (and E5M2's subnormal range is half's normal one, with 8 more bits).
+ * A NaN result is the canonical 0x7E, as the portable kernel gives. */
+static inline V e5_widen(__m256i b) { return _mm512_slli_epi16(_mm512_cvtepu8_epi16(b), 8); }
+
+static inline __m256i e5_narrow(V h)
+{
+    V lsb = _mm512_and_si512(_mm512_srli_epi16(h, 8), _mm512_set1_epi16(1));
+    V r = _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(h, _mm512_set1_epi16(0x7F)), lsb), 8);
+    __mmask32 nan = _mm512_cmpgt_epu16_mask(_mm512_and_si512(h, _mm512_set1_epi16(0x7FFF)), _mm512_set1_epi16(0x7C00));
+    return _mm512_cvtepi16_epi8(_mm512_mask_mov_epi16(r, nan, _mm512_set1_epi16(0x7E)));
+}
+
+static inline __m256i e5_half_op(__m256i p, __m256i q, int mul)
+{
+    V hp = e5_widen(p), hq = e5_widen(q);
+    __m512 lo = mul ? _mm512_mul_ps(h_lo(hp), h_lo(hq)) : _mm512_add_ps(h_lo(hp), h_lo(hq));
+    __m512 hi = mul ? _mm512_mul_ps(h_hi(hp), h_hi(hq)) : _mm512_add_ps(h_hi(hp), h_hi(hq));
+    return e5_narrow(h_pack(lo, hi));
+}
+
+static inline V sum_e5m2(V p, V q) { return join(e5_half_op(lo256(p), lo256(q), 0), e5_half_op(hi256(p), hi256(q), 0)); }
+static inline V prod_e5m2(V p, V q) { return join(e5_half_op(lo256(p), lo256(q), 1), e5_half_op(hi256(p), hi256(q), 1)); }
+
+/* fp8 E4M3 sum/prod, 16 codes at a time through float: decoded exactly
+ * (normal codes by moving bits, subnormal ones m * 2^-9 by a conversion,
+ * 0x7F/0xFF to NaN), the op in float (exact for sums, rounded once for
+ * products: float holds 8 significant bits and the exponent range), then
+ * rounded to E4M3 as the portable code does: NaN to 0x7F, >= 448 saturates,
+ * normal results by adding half an ulp (ties to even) on the bits,
+ * subnormal ones by converting |x| * 2^9 to an integer, ties to even. */
+static inline __m512 e4_decode(__m128i b)
+{
+    V v = _mm512_cvtepu8_epi32(b);
+    V e = _mm512_and_si512(_mm512_srli_epi32(v, 3), _mm512_set1_epi32(15));
+    V m = _mm512_and_si512(v, _mm512_set1_epi32(7));
+    V sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
+    V normal = _mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(e, _mm512_set1_epi32(120)), 23),
+                               _mm512_slli_epi32(m, 20));
+    __m512 sub = _mm512_mul_ps(_mm512_cvtepi32_ps(m), _mm512_set1_ps(0x1p-9f));
+    __mmask16 is_sub = _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512());
+    __mmask16 is_nan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, _mm512_set1_epi32(0x7F)), _mm512_set1_epi32(0x7F));
+    V mag = _mm512_mask_mov_epi32(normal, is_sub, _mm512_castps_si512(sub));
+    mag = _mm512_mask_mov_epi32(mag, is_nan, _mm512_set1_epi32(0x7FC00000));
+    return _mm512_castsi512_ps(_mm512_or_si512(mag, sign));
+}
+
+static inline __m128i e4_encode(__m512 f)
+{
+    V u = _mm512_castps_si512(f);
+    V mag = _mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF));
+    V sign = _mm512_and_si512(_mm512_srli_epi32(u, 24), _mm512_set1_epi32(0x80));
+    V lsb = _mm512_and_si512(_mm512_srli_epi32(mag, 20), _mm512_set1_epi32(1));
+    V r = _mm512_add_epi32(_mm512_add_epi32(mag, _mm512_set1_epi32(0x7FFFF)), lsb);
+    V normal = _mm512_sub_epi32(_mm512_srli_epi32(r, 20), _mm512_set1_epi32(120 << 3));
+    __m512 a = _mm512_castsi512_ps(mag);
+    V sub = _mm512_cvt_roundps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(512.0f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __mmask16 is_sub = _mm512_cmplt_epi32_mask(mag, _mm512_set1_epi32(0x3C800000)); /* below 2^-6 */
+    V code = _mm512_mask_mov_epi32(normal, is_sub, sub);
+    code = _mm512_mask_mov_epi32(code, _mm512_cmpge_epi32_mask(mag, _mm512_set1_epi32(0x43E00000)), _mm512_set1_epi32(0x7E));
+    code = _mm512_or_si512(code, sign);
+    __mmask16 is_nan = _mm512_cmpgt_epi32_mask(mag, _mm512_set1_epi32(0x7F800000));
+    code = _mm512_mask_mov_epi32(code, is_nan, _mm512_set1_epi32(0x7F));
+    return _mm512_cvtepi32_epi8(code);
+}
+
+static inline V e4_op(V p, V q, int mul)
+{
+    __m128i out[4];
+    for (int k = 0; k < 4; k++) {
+        __m128i pk = _mm512_extracti32x4_epi32(p, 0), qk = _mm512_extracti32x4_epi32(q, 0);
+        switch (k) { /* the lane index must be a constant */
+        case 1: pk = _mm512_extracti32x4_epi32(p, 1), qk = _mm512_extracti32x4_epi32(q, 1); break;
+        case 2: pk = _mm512_extracti32x4_epi32(p, 2), qk = _mm512_extracti32x4_epi32(q, 2); break;
+        case 3: pk = _mm512_extracti32x4_epi32(p, 3), qk = _mm512_extracti32x4_epi32(q, 3); break;
+        default: break;
+        }
+        __m512 a = e4_decode(pk), b = e4_decode(qk);
+        out[k] = e4_encode(mul ? _mm512_mul_ps(a, b) : _mm512_add_ps(a, b));
+    }
+    V r = _mm512_castsi128_si512(out[0]);
+    r = _mm512_inserti32x4(r, out[1], 1);
+    r = _mm512_inserti32x4(r, out[2], 2);
+    return _mm512_inserti32x4(r, out[3], 3);
+}
+
+static inline V sum_e4m3(V p, V q) { return e4_op(p, q, 0); }
+static inline V prod_e4m3(V p, V q) { return e4_op(p, q, 1); }
+
 /* bfloat16 without shuffles (see the AVX2 file): even elements widen by a
  * shift, odd ones by a mask, rounded in place, re-interleaved by a blend. */
 static inline __m512 bf_even(V v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
@@ -263,6 +356,10 @@ static inline V max_f16(V p, V q) { return minmax16(p, q, 0x7C00, 1); }
 static inline V min_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 0); }
 static inline V max_bf16(V p, V q) { return minmax16(p, q, 0x7F80, 1); }
 
+VKERNEL(e4m3_sum, 1, RL_FP8_E4M3, RL_SUM, sum_e4m3)
+VKERNEL(e4m3_prod, 1, RL_FP8_E4M3, RL_PROD, prod_e4m3)
+VKERNEL(e5m2_sum, 1, RL_FP8_E5M2, RL_SUM, sum_e5m2)
+VKERNEL(e5m2_prod, 1, RL_FP8_E5M2, RL_PROD, prod_e5m2)
 VKERNEL(e4m3_min, 1, RL_FP8_E4M3, RL_MIN, min_e4m3)
 VKERNEL(e4m3_max, 1, RL_FP8_E4M3, RL_MAX, max_e4m3)
 VKERNEL(e5m2_min, 1, RL_FP8_E5M2, RL_MIN, min_e5m2)
@@ -285,6 +382,6 @@ const rl_reduce_table_t rl_reduce_avx512_table = {
     [RL_INT8] = IROW(i8),       [RL_UINT8] = IROW(u8),       [RL_INT32] = IROW(i32),     [RL_UINT32] = IROW(u32),
     [RL_INT64] = IROW(i64),     [RL_UINT64] = IROW(u64),     [RL_FLOAT16] = ROW(f16),   [RL_BFLOAT16] = ROW(bf16),
     [RL_FLOAT32] = ROW(f32),   [RL_FLOAT64] = ROW(f64),
-    [RL_FP8_E4M3] = {[RL_MIN] = e4m3_min, [RL_MAX] = e4m3_max},
-    [RL_FP8_E5M2] = {[RL_MIN] = e5m2_min, [RL_MAX] = e5m2_max},
+    [RL_FP8_E4M3] = {[RL_SUM] = e4m3_sum, [RL_PROD] = e4m3_prod, [RL_MIN] = e4m3_min, [RL_MAX] = e4m3_max},
+    [RL_FP8_E5M2] = {[RL_SUM] = e5m2_sum, [RL_PROD] = e5m2_prod, [RL_MIN] = e5m2_min, [RL_MAX] = e5m2_max},
 };

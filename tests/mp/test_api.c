@@ -20,6 +20,20 @@ static int run_env(const char *provider, int n, const char *env, const char *arg
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* ringlet's own shared-memory transport (RINGLET_TRANSPORT=shm). */
+static int run_native_shm(int n, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s -n %d --timeout 300 --env RINGLET_TRANSPORT=shm --env RINGLET_TIMEOUT_MS=60000 -- %s %s </dev/null",
+             RINGLET_RUN, n, API_CHECK, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+Test(api_native_shm, ranks_5, .timeout = 600) { cr_assert_eq(run_native_shm(5, ""), 0); }
+Test(api_native_shm, ranks_2, .timeout = 600) { cr_assert_eq(run_native_shm(2, "--quick"), 0); }
+
 #define API_TEST(prov, n, args)                                                                              \
     Test(api_##prov, ranks_##n, .timeout = 600)                                                             \
     {                                                                                                        \
