@@ -77,9 +77,9 @@ static rl_status_t add_part(struct rl_comm *c, struct rl_request *r, int is_send
     parts_t *p = P(r);
     if (!p->kids && !(p->kids = calloc((size_t)p->cap, sizeof(*p->kids))))
         return RL_ERR_NO_MEMORY;
-    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, buf, count, r->dtype, peer, &p->kids[p->nkids]);
+    rl_status_t st = rl_p2p_coll(c, is_send, buf, count, r->dtype, peer, NULL, &p->kids[p->nkids]);
     if (st == RL_OK)
-        p->kids[p->nkids++]->internal = 1;
+        p->nkids++;
     return st;
 }
 

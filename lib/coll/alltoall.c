@@ -43,10 +43,10 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
         for (size_t k = 1; k < n; k++) {
             int p = (int)(((size_t)c->rank + (pass ? k : n - k)) % n);
             char *b = pass ? (char *)r->in + (size_t)p * blk : r->out + (size_t)p * blk;
-            rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, pass, b, r->count, r->dtype, p, &a->kids[a->nkids]);
+            rl_status_t st = rl_p2p_coll(c, pass, b, r->count, r->dtype, p, NULL, &a->kids[a->nkids]);
             if (st != RL_OK)
                 return st;
-            a->kids[a->nkids++]->internal = 1;
+            a->nkids++;
         }
     }
     return RL_INPROGRESS;

@@ -53,18 +53,7 @@ static int nblocks(int n, int d) { return d < n - d ? d : n - d; }
 static rl_status_t msg(struct rl_comm *c, struct rl_request *r, int is_send, int first, int nb, int peer,
                        struct rl_request **out)
 {
-    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, slot(c, r, first), r->count * (size_t)nb, r->dtype, peer, out);
-    if (st != RL_OK)
-        return st;
-    (*out)->internal = 1;
-    if (blk(r)) {
-        c->scratch_ent->refs++;
-        if (is_send)
-            (*out)->in_reg = c->scratch_ent;
-        else
-            (*out)->out_reg = c->scratch_ent;
-    }
-    return RL_OK;
+    return rl_p2p_coll(c, is_send, slot(c, r, first), r->count * (size_t)nb, r->dtype, peer, c->scratch_ent, out);
 }
 
 static rl_status_t post_send(struct rl_comm *c, struct rl_request *r)

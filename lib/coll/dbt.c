@@ -183,17 +183,9 @@ static rl_status_t post(struct rl_comm *c, struct rl_request *r, dmsg_t *m)
         buf = r->out + lo * r->esize;
         reg = r->out_reg;
     }
-    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, m->is_send, len ? buf : NULL, len, r->dtype, m->peer, &m->req);
+    rl_status_t st = rl_p2p_coll(c, m->is_send, buf, len, r->dtype, m->peer, reg, &m->req);
     if (st != RL_OK)
         return st;
-    m->req->internal = 1;
-    if (reg && len) {
-        reg->refs++;
-        if (m->is_send)
-            m->req->in_reg = reg;
-        else
-            m->req->out_reg = reg;
-    }
     m->posted = 1;
     return RL_OK;
 }

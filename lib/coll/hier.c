@@ -81,19 +81,7 @@ static int slot_of(const hier_t *h, int kind, int i)
 static rl_status_t post(struct rl_comm *c, struct rl_request *r, int kind, int i, int is_send, const char *buf,
                         uint64_t count, int peer, rl_regent_t *reg)
 {
-    struct rl_request **m = &Hs(r)->m[slot_of(Hs(r), kind, i)];
-    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, count ? buf : NULL, count, r->dtype, peer, m);
-    if (st != RL_OK)
-        return st;
-    (*m)->internal = 1;
-    if (reg && count) {
-        reg->refs++;
-        if (is_send)
-            (*m)->in_reg = reg;
-        else
-            (*m)->out_reg = reg;
-    }
-    return RL_OK;
+    return rl_p2p_coll(c, is_send, buf, count, r->dtype, peer, reg, &Hs(r)->m[slot_of(Hs(r), kind, i)]);
 }
 
 static int done(const hier_t *h, int kind, int n)

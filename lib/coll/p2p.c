@@ -271,6 +271,23 @@ rl_status_t rl_p2p_new_tag(struct rl_comm *c, int space, int is_send, const void
     return RL_OK;
 }
 
+rl_status_t rl_p2p_coll(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype, int peer,
+                        rl_regent_t *reg, struct rl_request **out)
+{
+    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, count ? buf : NULL, count, dtype, peer, out);
+    if (st != RL_OK)
+        return st;
+    (*out)->internal = 1;
+    if (reg && count) {
+        reg->refs++;
+        if (is_send)
+            (*out)->in_reg = reg;
+        else
+            (*out)->out_reg = reg;
+    }
+    return RL_OK;
+}
+
 static void unlink_msg(struct rl_comm *c, struct rl_request *r)
 {
     p2p_t *ps = state(c);

@@ -17,6 +17,12 @@ rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *bu
 /* The same with a tag: a send meets the earliest receive of its tag. */
 rl_status_t rl_p2p_new_tag(struct rl_comm *c, int space, int is_send, const void *buf, size_t count,
                            rl_dtype_t dtype, int peer, uint32_t tag, struct rl_request **out);
+/* A message of an algorithm's own, in the collectives' matching space: the
+ * communicator frees it if the operation fails. reg, if not NULL, is a
+ * registration of the operation's covering buf, which it then shares (no
+ * registration of its own); count 0 sends or receives an empty message. */
+rl_status_t rl_p2p_coll(struct rl_comm *c, int is_send, const void *buf, size_t count, rl_dtype_t dtype, int peer,
+                        rl_regent_t *reg, struct rl_request **out);
 /* An algorithm's own message it no longer needs: off the queue and freed.
  * After a failure, one still queued is left to the communicator. */
 void rl_p2p_drop(struct rl_comm *c, struct rl_request **msg);

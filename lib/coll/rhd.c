@@ -60,18 +60,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
 static rl_status_t sub_post(struct rl_comm *c, struct rl_request *r, int is_send, const char *buf, uint64_t count,
                             int peer, rl_regent_t *reg, struct rl_request **out)
 {
-    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, buf, count, r->dtype, peer, out);
-    if (st != RL_OK)
-        return st;
-    (*out)->internal = 1; /* the communicator frees it if the all-reduce fails */
-    if (reg && count) {
-        reg->refs++;
-        if (is_send)
-            (*out)->in_reg = reg;
-        else
-            (*out)->out_reg = reg;
-    }
-    return RL_OK;
+    return rl_p2p_coll(c, is_send, buf, count, r->dtype, peer, reg, out);
 }
 
 static void sub_free(struct rl_comm *c, struct rl_request **s) { rl_p2p_drop(c, s); }

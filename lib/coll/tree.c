@@ -70,18 +70,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
 static rl_status_t post(struct rl_comm *c, struct rl_request *r, int is_send, const void *buf, int peer,
                         rl_regent_t *reg, struct rl_request **out)
 {
-    rl_status_t st = rl_p2p_new(c, RL_P2P_COLL, is_send, buf, r->count, r->dtype, peer, out);
-    if (st != RL_OK)
-        return st;
-    (*out)->internal = 1; /* the communicator frees it if the operation fails */
-    if (reg && r->count) {
-        reg->refs++;
-        if (is_send)
-            (*out)->in_reg = reg;
-        else
-            (*out)->out_reg = reg;
-    }
-    return RL_OK;
+    return rl_p2p_coll(c, is_send, buf, r->count, r->dtype, peer, reg, out);
 }
 
 static size_t bytes_of(const struct rl_request *r) { return r->count * r->esize; }
