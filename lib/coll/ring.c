@@ -1033,6 +1033,14 @@ struct rl_request *rl_ring_fuzz_begin(struct rl_comm *c, rl_coll_t coll, size_t 
     r->seq = seq;
     r->status = RL_INPROGRESS;
     r->started = 1;
+    /* real buffers: the unit geometry points into them (never written here) */
+    char *buf = calloc(count * 4 * (size_t)c->nranks + 1, 1);
+    if (!buf) {
+        free(rs);
+        free(r);
+        return NULL;
+    }
+    r->in = r->out = buf;
     c->head = c->tail = r;
     for (int i = 0; i < c->nch; i++) {
         rl_chan_t *ch = &rs->ch[i];
@@ -1066,6 +1074,7 @@ void rl_ring_fuzz_end(struct rl_comm *c, struct rl_request *r)
     for (int i = 0; i < c->nch; i++)
         free(rs->ch[i].slot_full);
     release(c, r);
+    free(r->out);
     free(r);
     free(rs);
     RL_ALGO_STATE(c, &rl_algo_ring) = NULL;
