@@ -6,10 +6,11 @@
  * partial result straight into each other's landing slot and reduce what
  * arrives: log2(n) steps of one message each, with no clear-to-send
  * handshake, because every rank owns a landing slot per step and per
- * operation parity that only its partner of that step writes. A slot is
- * never overwritten early: the partner can only start operation seq + 2
- * after this rank sent its data for seq + 1, which it does after consuming
- * the slot of seq. Groups that are not a power of two fold the first
+ * parity of the eager operations' count that only its partner of that step
+ * writes. A slot is never overwritten early: the partner can only start
+ * eager operation k + 2 after this rank sent its data for k + 1, which it
+ * does after consuming the slot of k (counting eager operations only:
+ * other algorithms in between need not make the partners wait). Groups that are not a power of two fold the first
  * 2 * (n - 2^m) ranks in pairs first and hand the result back at the end.
  *
  * Each message starts with a control record (the call and the step), which
@@ -41,6 +42,7 @@ typedef struct {
     rl_rkey_t *peer_land; /* [nranks]: where my messages to each peer go */
     uint8_t land_full[MAX_STEPS][2];
     int land_from[MAX_STEPS][2];
+    uint64_t nops;                    /* eager operations started: slots go by its parity */
     int inflight;                     /* writes not yet completed, all steps */
     uint8_t tx_busy[MAX_STEPS][2];    /* its staging is still being sent */
     rd_cpl_t cpl[MAX_STEPS][2];
@@ -49,6 +51,7 @@ typedef struct {
 /* One operation's state. */
 typedef struct {
     int m, vrank, level, phase, sent;
+    int par;         /* which of the two slot sets: the parity of this eager operation's number */
     const char *cur; /* this rank's partial result so far */
     int32_t bar_word; /* a barrier's one element */
 } op_t;
@@ -154,7 +157,7 @@ static rl_status_t send_step(struct rl_comm *c, struct rl_request *r, int step, 
 {
     rd_t *d = state(c);
     size_t bytes = r->count * r->esize, slot = slot_bytes(c);
-    int par = (int)(r->seq & 1);
+    int par = O(r)->par;
     if (d->tx_busy[step][par])
         return RL_ERR_AGAIN; /* the write of two operations ago from this staging */
     uint8_t *tx = (uint8_t *)d->eager_tx + ((size_t)step * 2 + (size_t)par) * slot;
@@ -182,18 +185,19 @@ static rl_status_t send_step(struct rl_comm *c, struct rl_request *r, int step, 
 static const char *take_step(struct rl_comm *c, struct rl_request *r, int step, int peer)
 {
     rd_t *d = state(c);
-    int par = (int)(r->seq & 1);
+    int par = O(r)->par;
     if (!d->land_full[step][par])
         return NULL;
     const uint8_t *slot = (const uint8_t *)d->land + ((size_t)step * 2 + (size_t)par) * slot_bytes(c);
     rl_ctrl_t h;
     if (d->land_from[step][par] != peer || rl_ctrl_decode(slot, c->nranks, &h) != RL_OK || h.rank != peer ||
-        h.root != step || h.seq != r->seq) {
+        h.root != step) {
         rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: malformed eager message from rank %d (operation %llu, step %d)",
                      c->rank, d->land_from[step][par], (unsigned long long)r->seq, step);
         return NULL;
     }
-    if (h.coll != (uint32_t)r->coll || h.count != r->count || h.dtype != (uint32_t)r->dtype ||
+    /* another operation's: the ranks called different sequences of calls */
+    if (h.seq != r->seq || h.coll != (uint32_t)r->coll || h.count != r->count || h.dtype != (uint32_t)r->dtype ||
         h.op != (uint32_t)r->op || h.out_len != r->count * r->esize) {
         rl_fail_mismatch(c, r, &h);
         return NULL;
@@ -205,6 +209,11 @@ static const char *take_step(struct rl_comm *c, struct rl_request *r, int step, 
 static void begin(struct rl_comm *c, struct rl_request *r)
 {
     int n = c->nranks, m = floor_log2(n), rem = n - (1 << m);
+    /* Slots go by the number of eager operations, not by the communicator's
+     * sequence: another algorithm in between (a tree broadcast, a scatter)
+     * need not make the partners wait for each other, so only eager
+     * operations themselves can guarantee a slot was consumed. */
+    O(r)->par = (int)(state(c)->nops++ & 1);
     O(r)->m = m;
     O(r)->level = 0;
     O(r)->cur = r->in;
@@ -320,13 +329,13 @@ static void foreign(struct rl_comm *c, const struct rl_request *r)
     rd_t *d = state(c);
     if (!d || !r || r->algo == &rl_algo_rd)
         return;
-    int par = (int)(r->seq & 1);
-    for (int s = 0; s < nsteps(c->nranks) && c->failed == RL_OK; s++) {
-        rl_ctrl_t h;
-        const uint8_t *slot = (const uint8_t *)d->land + ((size_t)s * 2 + (size_t)par) * slot_bytes(c);
-        if (d->land_full[s][par] && rl_ctrl_decode(slot, c->nranks, &h) == RL_OK && h.seq == r->seq)
-            rl_fail_mismatch(c, r, &h);
-    }
+    for (int s = 0; s < nsteps(c->nranks) && c->failed == RL_OK; s++)
+        for (int par = 0; par < 2 && c->failed == RL_OK; par++) {
+            rl_ctrl_t h;
+            const uint8_t *slot = (const uint8_t *)d->land + ((size_t)s * 2 + (size_t)par) * slot_bytes(c);
+            if (d->land_full[s][par] && rl_ctrl_decode(slot, c->nranks, &h) == RL_OK && h.seq == r->seq)
+                rl_fail_mismatch(c, r, &h);
+        }
 }
 
 static void handle_imm(struct rl_comm *c, uint32_t imm)

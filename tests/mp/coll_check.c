@@ -604,6 +604,24 @@ static void run_mixed_zero(rl_comm_t comm)
     uint8_t v[43], want[43];
     for (size_t i = 0; i < 43; i++)
         want[i] = (uint8_t)((size_t)nranks * (i + 1));
+    /* eager operations with operations between them that do not make the
+     * eager partners wait for each other (a tree broadcast, a scatter) */
+    for (int iter = 0; iter < 500; iter++) {
+        int32_t a = rank, b = iter, sc[64], mine = -1;
+        for (int q = 0; q < nranks && q < 64; q++)
+            sc[q] = q * 7 + iter;
+        CHECK(rl_all_reduce(comm, &a, &a, 1, RL_INT32, RL_SUM));
+        CHECK(rl_broadcast(comm, rank == iter % nranks ? &b : NULL, &b, 1, RL_INT32, iter % nranks));
+        if (nranks <= 64)
+            CHECK(rl_scatter(comm, sc, &mine, 1, RL_INT32, 0));
+        CHECK(rl_barrier(comm));
+        if (a != nranks * (nranks - 1) / 2 || b != iter || (nranks <= 64 && mine != rank * 7 + iter)) {
+            failures++;
+            fprintf(stderr, "rank %d: eager/tree/scatter round %d gave %d %d %d\n", rank, iter, (int)a, (int)b,
+                    (int)mine);
+            break;
+        }
+    }
     for (int iter = 0; iter < 2000; iter++) {
         for (size_t i = 0; i < 43; i++)
             v[i] = (uint8_t)(i + 1);

@@ -295,6 +295,11 @@ Test(variants, empty_allreduces_between_algorithms_4_ranks, .timeout = 300)
 {
     cr_assert_eq(run("shm", 4, "--mixed-zero"), 0);
 }
+/* with the tree broadcast forced: a leaf finishes it without its eager partner */
+Test(variants, eager_between_trees_and_scatters_4_ranks_shm, .timeout = 300)
+{
+    cr_assert_eq(run_env("shm", 4, "--env RINGLET_ALGOS=broadcast:0-:tree", "--mixed-zero"), 0);
+}
 Test(variants, empty_allreduces_3_ranks_tcp, .timeout = 300)
 {
     cr_assert_eq(run("tcp", 3, "--mixed-zero"), 0);
