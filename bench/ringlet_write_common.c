@@ -425,13 +425,13 @@ static int connect_peer(pt_t *p, int64_t deadline)
 {
     pt_conn_msg_t m = {.magic = htole32(PT_MAGIC)}, r;
     size_t bl = sizeof(m.blob);
-    rl_status_t st = p->ops->conn_create(p->tp, p->is_server ? 1 : 0, &p->conn, m.blob, &bl);
+    rl_status_t st = p->ops->conn_create(p->tp, p->is_server ? 1 : 0, 0, &p->conn, m.blob, &bl);
     if (st != RL_OK) {
         fprintf(stderr, "%s: connection set-up: %s\n", p->o.prog, p->ops->last_error(p->tp));
         return 1;
     }
     rl_rkey_t rk;
-    p->ops->mr_remote(p->mr, p->buf, &rk);
+    p->ops->mr_remote(p->mr, p->conn, p->buf, &rk);
     m.blob_len = htole32((uint32_t)bl);
     m.addr = htole64(rk.addr);
     m.key = htole64(rk.key);

@@ -123,10 +123,10 @@ static rl_status_t peer_setup(struct rl_comm *c, int p, peer_rec_t *rec)
         (st = c->ops->mr_reg(c->tp, pe->ctrl_tx, mlen, RL_ACCESS_LOCAL, &pe->ctrl_tx_mr)) != RL_OK)
         return st;
     snprintf(rec->backend, sizeof(rec->backend), "%s", c->ops->name);
-    c->ops->mr_remote(pe->mbox_mr, pe->mbox, &rec->mbox);
     size_t l = RL_TP_BLOB_MAX;
-    if ((st = c->ops->conn_create(c->tp, p, &pe->conn, rec->blob, &l)) != RL_OK)
+    if ((st = c->ops->conn_create(c->tp, p, 0, &pe->conn, rec->blob, &l)) != RL_OK)
         return st;
+    c->ops->mr_remote(pe->mbox_mr, pe->conn, pe->mbox, &rec->mbox);
     rec->len = (uint32_t)l;
     return RL_OK;
 }
@@ -344,7 +344,7 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
                      .rank = c->rank, .count = r->count};
     if (bytes) {
         rl_rkey_t rk;
-        c->ops->mr_remote(r->out_reg->mr, r->out, &rk);
+        c->ops->mr_remote(r->out_reg->mr, pe->conn, r->out, &rk);
         rec.out_addr = rk.addr;
         rec.out_key = rk.key;
         rec.out_len = bytes;

@@ -130,7 +130,7 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         rl_boot_abort(c->boot, st, c->rank, err);
         return st;
     }
-    c->ops->mr_remote(d->land_mr, d->land, &mine);
+    c->ops->mr_remote(d->land_mr, NULL, d->land, &mine);
     return rl_boot_allgather(c->boot, &mine, sizeof(mine), d->peer_land, dl, err, len);
 }
 

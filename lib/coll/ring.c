@@ -275,7 +275,7 @@ static rl_status_t post_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
     size_t outlen = direct_bytes(c, r);
     if (r->out_reg && outlen) {
         rl_rkey_t rk;
-        c->ops->mr_remote(r->out_reg->mr, r->out, &rk);
+        c->ops->mr_remote(r->out_reg->mr, ch->to_prev, r->out, &rk);
         rec.out_addr = rk.addr;
         rec.out_key = rk.key;
         rec.out_len = outlen;
@@ -820,12 +820,13 @@ static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec, char *w
                              &ch->ctrl_tx_mr)))
         return st;
     snprintf(rec->backend, sizeof(rec->backend), "%s", c->ops->name);
-    c->ops->mr_remote(ch->stage_mr, ch->stage, &rec->stage);
-    c->ops->mr_remote(ch->mbox_mr, ch->mbox, &rec->mbox);
     size_t l = RL_TP_BLOB_MAX;
-    if ((st = c->ops->conn_create(c->tp, ch->prev, &ch->to_prev, rec->blob_prev, &l)) != RL_OK)
+    if ((st = c->ops->conn_create(c->tp, ch->prev, i, &ch->to_prev, rec->blob_prev, &l)) != RL_OK)
         return st;
     rec->len_prev = (uint32_t)l;
+    /* prev writes into these through its connection to us: our to_prev */
+    c->ops->mr_remote(ch->stage_mr, ch->to_prev, ch->stage, &rec->stage);
+    c->ops->mr_remote(ch->mbox_mr, ch->to_prev, ch->mbox, &rec->mbox);
     if (ch->next == ch->prev) {
         ch->to_next = ch->to_prev;
         memcpy(rec->blob_next, rec->blob_prev, l);
@@ -833,7 +834,7 @@ static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec, char *w
         return RL_OK;
     }
     l = RL_TP_BLOB_MAX;
-    if ((st = c->ops->conn_create(c->tp, ch->next, &ch->to_next, rec->blob_next, &l)) != RL_OK)
+    if ((st = c->ops->conn_create(c->tp, ch->next, i, &ch->to_next, rec->blob_next, &l)) != RL_OK)
         return st;
     rec->len_next = (uint32_t)l;
     return RL_OK;

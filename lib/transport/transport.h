@@ -50,16 +50,20 @@ typedef struct rl_tp_ops {
     void (*close)(rl_tp_t *tp);
     /* "ofi:tcp;ofi_rxm", "verbs:rxe0:1" */
     const char *(*describe)(rl_tp_t *tp);
-    /* Start a connection to `peer`; the blob goes to the peer through the
-     * bootstrap. The peer's blob then completes it in conn_establish. */
-    rl_status_t (*conn_create)(rl_tp_t *tp, int peer, rl_tp_conn_t **c, void *blob, size_t *len);
+    /* Start a connection to `peer` for channel `chan` (0 for point to point;
+     * a backend with several devices picks one by it); the blob goes to the
+     * peer through the bootstrap. The peer's blob then completes it in
+     * conn_establish. */
+    rl_status_t (*conn_create)(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t **c, void *blob, size_t *len);
     rl_status_t (*conn_establish)(rl_tp_conn_t *c, const void *blob, size_t len, int64_t deadline_ns);
     void (*conn_destroy)(rl_tp_conn_t *c);
     /* Register with the least access needed (RL_ACCESS_*). */
     rl_status_t (*mr_reg)(rl_tp_t *tp, void *buf, size_t len, unsigned access, rl_tp_mr_t **mr);
     void (*mr_dereg)(rl_tp_mr_t *mr);
-    /* Name of `ptr` (inside mr) for a peer. */
-    void (*mr_remote)(rl_tp_mr_t *mr, const void *ptr, rl_rkey_t *rk);
+    /* Name of `ptr` (inside mr) for the peer at the other end of `to`, the
+     * connection it will write through; NULL: for any connection of
+     * channel 0 (keys published to every rank at once). */
+    void (*mr_remote)(rl_tp_mr_t *mr, const rl_tp_conn_t *to, const void *ptr, rl_rkey_t *rk);
     /* RDMA write of [src, src+len) to the peer's raddr with immediate data.
      * len may be 0 (src/smr NULL). RL_ERR_AGAIN: queue full, poll and retry. */
     rl_status_t (*write_imm)(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_mr_t *smr,

@@ -31,7 +31,7 @@ static void open_pair(void)
         rl_tp_params_t p = {.rank = r, .nranks = 2, .all_local = 1, .cfg = &cfg};
         cr_assert_eq(ops->open(&p, &tp[r], err, sizeof(err)), RL_OK, "%s", err);
         len[r] = RL_TP_BLOB_MAX;
-        cr_assert_eq(ops->conn_create(tp[r], 1 - r, &conn[r], blob[r], &len[r]), RL_OK);
+        cr_assert_eq(ops->conn_create(tp[r], 1 - r, 0, &conn[r], blob[r], &len[r]), RL_OK);
     }
     int64_t dl = rl_deadline_ms(5000);
     for (int r = 0; r < 2; r++)
@@ -84,7 +84,7 @@ Test(shm_transport, writes_land_in_place_and_in_order)
     cr_assert_eq(ops->mr_reg(tp[0], src, len, RL_ACCESS_LOCAL, &smr), RL_OK);
     cr_assert_eq(ops->mr_reg(tp[1], dst, len + 64, RL_ACCESS_REMOTE_WRITE, &dmr), RL_OK);
     rl_rkey_t rk;
-    ops->mr_remote(dmr, dst + 64, &rk);
+    ops->mr_remote(dmr, NULL, dst + 64, &rk);
     /* a small one, a zero-length one, then the large one */
     cr_assert_eq(ops->write_imm(conn[0], src, 40, smr, rk.addr, rk.key, 11, (void *)1), RL_OK);
     cr_assert_eq(ops->write_imm(conn[0], NULL, 0, NULL, rk.addr, rk.key, 12, (void *)2), RL_OK);
@@ -119,7 +119,7 @@ static void expect_refused(uint64_t raddr_off, size_t len, int wrong_key, int de
     rl_tp_mr_t *dmr;
     cr_assert_eq(ops->mr_reg(tp[1], dst, 1024, RL_ACCESS_REMOTE_WRITE, &dmr), RL_OK);
     rl_rkey_t rk;
-    ops->mr_remote(dmr, dst, &rk);
+    ops->mr_remote(dmr, NULL, dst, &rk);
     if (deregister)
         ops->mr_dereg(dmr);
     cr_assert_eq(ops->write_imm(conn[0], src, len, NULL, rk.addr + raddr_off, rk.key + (wrong_key ? 1 : 0), 5,
@@ -148,7 +148,7 @@ Test(shm_transport, local_only_region_is_refused)
     rl_tp_mr_t *dmr;
     cr_assert_eq(ops->mr_reg(tp[1], dst, sizeof(dst), RL_ACCESS_LOCAL, &dmr), RL_OK);
     rl_rkey_t rk;
-    ops->mr_remote(dmr, dst, &rk);
+    ops->mr_remote(dmr, NULL, dst, &rk);
     cr_assert_eq(ops->write_imm(conn[0], src, 16, NULL, rk.addr, rk.key, 5, NULL), RL_OK);
     rl_tp_cqe_t got;
     cr_assert_eq(pump(1, &got, NULL), 1);
@@ -169,7 +169,7 @@ Test(shm_transport, malformed_connection_data_is_refused, .init = NULL, .fini = 
     uint8_t blob[RL_TP_BLOB_MAX], bad[RL_TP_BLOB_MAX];
     size_t len = sizeof(blob);
     rl_tp_conn_t *c;
-    cr_assert_eq(ops->conn_create(t, 1, &c, blob, &len), RL_OK);
+    cr_assert_eq(ops->conn_create(t, 1, 0, &c, blob, &len), RL_OK);
     int64_t dl = rl_deadline_ms(1000);
     cr_assert_eq(ops->conn_establish(c, blob, len - 1, dl), RL_ERR_PROTOCOL, "short");
     memcpy(bad, blob, len);

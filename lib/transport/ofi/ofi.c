@@ -517,8 +517,9 @@ fail:
 
 static const char *ofi_describe(rl_tp_t *tp) { return tp->desc; }
 
-static rl_status_t ofi_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **c, void *blob, size_t *len)
+static rl_status_t ofi_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t **c, void *blob, size_t *len)
 {
+    (void)chan;
     if (*len < tp->namelen)
         return RL_ERR_INTERNAL;
     rl_tp_conn_t *conn = calloc(1, sizeof(*conn));
@@ -669,8 +670,9 @@ static void ofi_mr_dereg(rl_tp_mr_t *m)
     free(m);
 }
 
-static void ofi_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
+static void ofi_mr_remote(rl_tp_mr_t *m, const rl_tp_conn_t *to, const void *ptr, rl_rkey_t *rk)
 {
+    (void)to;
     uint64_t off = (uint64_t)((const char *)ptr - (const char *)m->base);
     rk->key = m->mr ? fi_mr_key(m->mr) : 0;
     rk->addr = (m->tp->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) ? (uint64_t)(uintptr_t)ptr : off;

@@ -562,8 +562,9 @@ static void conn_free(rl_tp_conn_t *c)
     free(c);
 }
 
-static rl_status_t shm_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **out, void *blob, size_t *len)
+static rl_status_t shm_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t **out, void *blob, size_t *len)
 {
+    (void)chan;
     if (*len < sizeof(blob_t) || peer < 0 || peer >= tp->nranks)
         return RL_ERR_INTERNAL;
     if (tp->nconns == tp->cap_conns) {
@@ -709,8 +710,9 @@ static void shm_mr_dereg(rl_tp_mr_t *m)
     free(m);
 }
 
-static void shm_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
+static void shm_mr_remote(rl_tp_mr_t *m, const rl_tp_conn_t *to, const void *ptr, rl_rkey_t *rk)
 {
+    (void)to;
     rk->addr = (uint64_t)(uintptr_t)ptr;
     rk->key = ((uint64_t)m->gen << 32) | (uint64_t)(m->idx + 1);
 }

@@ -262,8 +262,9 @@ static void vb_conn_destroy(rl_tp_conn_t *c)
     free(c);
 }
 
-static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, rl_tp_conn_t **out, void *blob, size_t *len)
+static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t **out, void *blob, size_t *len)
 {
+    (void)chan; /* one device so far */
     if (*len < sizeof(vb_blob_t))
         return RL_ERR_INTERNAL;
     rl_tp_conn_t *c = calloc(1, sizeof(*c));
@@ -404,8 +405,9 @@ static void vb_mr_dereg(rl_tp_mr_t *m)
     free(m);
 }
 
-static void vb_mr_remote(rl_tp_mr_t *m, const void *ptr, rl_rkey_t *rk)
+static void vb_mr_remote(rl_tp_mr_t *m, const rl_tp_conn_t *to, const void *ptr, rl_rkey_t *rk)
 {
+    (void)to;
     rk->addr = (uint64_t)(uintptr_t)ptr;
     rk->key = m->mr->rkey;
 }
