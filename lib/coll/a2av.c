@@ -227,7 +227,7 @@ static rl_status_t a2av_start(struct rl_comm *c, struct rl_request *r)
 static double a2av_cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     (void)call; /* sizes differ per rank: only the message count is common */
-    return (c->nranks - 1) * m->alpha_us;
+    return (c->nranks - 1) * m->alpha_rdv_us;
 }
 
 const rl_algo_t rl_algo_pairwise_v = {
@@ -332,7 +332,7 @@ static rl_status_t linear_start(struct rl_comm *c, struct rl_request *r)
 static double linear_cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     /* the root's n - 1 messages share its link */
-    return (c->nranks - 1) * (m->alpha_us + (double)call->bytes * m->beta_us_per_b);
+    return (c->nranks - 1) * (m->alpha_rdv_us + (double)call->bytes * m->beta_us_per_b);
 }
 
 const rl_algo_t rl_algo_linear = {

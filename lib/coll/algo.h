@@ -29,11 +29,16 @@ typedef struct {
 } rl_call_t;
 
 /* Latency-bandwidth-reduction model of one transport at one group size:
- * a message costs alpha + bytes x beta, a reduction bytes x gamma. */
+ * a message costs alpha + bytes x beta, a reduction bytes x gamma. Two
+ * latencies, because the protocols differ: an eager message is one write
+ * into a slot the receiver keeps ready (rd); a rendezvous message waits
+ * for the receiver's clear-to-send or credit (point to point, ring steps),
+ * which adds part of a round trip. */
 typedef struct {
-    double alpha_us;        /* per message */
+    double alpha_us;        /* per eager message */
     double beta_us_per_b;   /* per byte moved */
     double gamma_us_per_b;  /* per byte reduced */
+    double alpha_rdv_us;    /* per rendezvous message */
 } rl_model_t;
 
 /*

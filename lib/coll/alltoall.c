@@ -26,7 +26,7 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
-    return (c->nranks - 1) * (m->alpha_us + (double)call->bytes * m->beta_us_per_b);
+    return (c->nranks - 1) * (m->alpha_rdv_us + (double)call->bytes * m->beta_us_per_b);
 }
 
 static rl_status_t start(struct rl_comm *c, struct rl_request *r)

@@ -43,7 +43,7 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     int n = c->nranks;
-    return ceil_log2(n) * m->alpha_us + (double)(n - 1) * (double)call->bytes * m->beta_us_per_b;
+    return ceil_log2(n) * m->alpha_rdv_us + (double)(n - 1) * (double)call->bytes * m->beta_us_per_b;
 }
 
 static size_t blk(const struct rl_request *r) { return r->count * r->esize; }

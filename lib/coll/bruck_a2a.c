@@ -55,7 +55,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
     int n = c->nranks, lg = ceil_log2(n);
     double b = (double)call->bytes;
     /* each step moves about half the blocks, and packs and unpacks them */
-    return lg * (m->alpha_us + (n / 2.0) * b * (m->beta_us_per_b + 2 * m->gamma_us_per_b / 4));
+    return lg * (m->alpha_rdv_us + (n / 2.0) * b * (m->beta_us_per_b + 2 * m->gamma_us_per_b / 4));
 }
 
 static size_t blk(const struct rl_request *r) { return r->count * r->esize; }

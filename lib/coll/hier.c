@@ -47,7 +47,7 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     double L = c->ranks_per_host ? c->ranks_per_host : 1, H = c->nhosts ? c->nhosts : 1;
-    double s = (double)call->bytes / L, a = m->alpha_us, b = m->beta_us_per_b, g = m->gamma_us_per_b;
+    double s = (double)call->bytes / L, a = m->alpha_rdv_us, b = m->beta_us_per_b, g = m->gamma_us_per_b;
     return (L - 1) * (a + s * b) + L * s * g      /* 1 */
            + (H - 1) * (a + s * b) + H * s * g    /* 2 */
            + (L - 1) * (a + s * b);               /* 3 */

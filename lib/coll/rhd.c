@@ -52,7 +52,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
 {
     int n = c->nranks, lg = log2_exact(n);
     double f = (double)(n - 1) / n, b = (double)call->bytes;
-    return 2 * lg * m->alpha_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
+    return 2 * lg * m->alpha_rdv_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
 }
 
 /* A message of this all-reduce. It uses the all-reduce's registrations

@@ -255,9 +255,11 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, cons
     const rl_model_t *m = &c->sel.model;
     fprintf(out, "== algorithm selection for %d ranks over %s (table hash %016llx)\n", nranks, transport,
             (unsigned long long)c->sel.hash);
-    fprintf(out, "cost model (%s): alpha %.2f us/message, beta %.3f ns/byte (%.2f GB/s), gamma %.3f ns/byte\n",
-            c->sel.model_src, m->alpha_us, m->beta_us_per_b * 1e3, m->beta_us_per_b > 0 ? 1e-3 / m->beta_us_per_b : 0,
-            m->gamma_us_per_b * 1e3);
+    fprintf(out,
+            "cost model (%s): alpha %.2f us/eager message, %.2f us/rendezvous message, beta %.3f ns/byte "
+            "(%.2f GB/s), gamma %.3f ns/byte\n",
+            c->sel.model_src, m->alpha_us, m->alpha_rdv_us, m->beta_us_per_b * 1e3,
+            m->beta_us_per_b > 0 ? 1e-3 / m->beta_us_per_b : 0, m->gamma_us_per_b * 1e3);
     static const uint64_t dflt[] = {8, 4096, 65536, 1 << 20, 16 << 20, 64 << 20};
     if (!sizes || nsizes <= 0)
         sizes = dflt, nsizes = (int)(sizeof(dflt) / sizeof(dflt[0]));

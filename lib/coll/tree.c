@@ -60,7 +60,7 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
-    double b = (double)call->bytes, per = m->alpha_us + b * m->beta_us_per_b;
+    double b = (double)call->bytes, per = m->alpha_rdv_us + b * m->beta_us_per_b;
     if (call->coll == RL_COLL_REDUCE)
         per += b * m->gamma_us_per_b;
     return ceil_log2(c->nranks) * per;
