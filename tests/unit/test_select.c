@@ -58,8 +58,12 @@ Test(select, defaults_are_the_older_choices)
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, (16 << 20) + 4), "ring");
     cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "rd");
     cr_assert_str_eq(pick(c, RL_COLL_ALL_GATHER, 4), "ring");
-    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "chain");
-    cr_assert_str_eq(pick(c, RL_COLL_ALLTOALL, 4), "pairwise");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "tree");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 256 << 10), "tree");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, (256 << 10) + 4), "chain");
+    cr_assert_str_eq(pick(c, RL_COLL_REDUCE, 4), "chain");
+    cr_assert_str_eq(pick(c, RL_COLL_ALLTOALL, 4), "bruck");
+    cr_assert_str_eq(pick(c, RL_COLL_ALLTOALL, 8 << 10), "pairwise");
     free(c);
 }
 
@@ -73,6 +77,7 @@ Test(select, unusable_choices_fall_back)
     c = comm_with(8, "RINGLET_P2P=off");
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "ring");
     cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "ring");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "chain");
     free(c);
     c = comm_with(1, NULL);
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "ring");
