@@ -270,7 +270,8 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, cons
         sizes = dflt, nsizes = (int)(sizeof(dflt) / sizeof(dflt[0]));
     static const rl_coll_t colls[] = {RL_COLL_ALL_REDUCE, RL_COLL_ALL_GATHER, RL_COLL_REDUCE_SCATTER,
                                       RL_COLL_BROADCAST,  RL_COLL_REDUCE,     RL_COLL_BARRIER,
-                                      RL_COLL_ALLTOALL};
+                                      RL_COLL_ALLTOALL,   RL_COLL_ALLTOALLV,  RL_COLL_GATHER,
+                                      RL_COLL_SCATTER};
     for (size_t ci = 0; ci < sizeof(colls) / sizeof(colls[0]); ci++) {
         rl_coll_t k = colls[ci];
         print_list(out, &c->sel.per[k], k);
