@@ -100,7 +100,7 @@ typedef struct rl_algo {
 #define RL_PRIV(r, T) ((T *)(void *)(r)->priv)
 
 /* ---- registry (coll/algo.c) ---- */
-#define RL_ALGO_MAX 16
+#define RL_ALGO_MAX 32
 int rl_algo_count(void);
 const rl_algo_t *rl_algo_at(int i);
 /* The algorithm called name that implements coll (names are per collective). */
