@@ -744,6 +744,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
         if (o->done)
             continue;
         const char *name = rl_coll_name(r->coll);
+        c->stall_peer = !o->have_peer || o->recvd >= o->nrecv ? ch->next : ch->prev;
         if (!o->have_peer)
             snprintf(buf, len, "waiting for rank %d to start operation %llu (%s; its control record has not come)",
                      ch->next, (unsigned long long)r->seq, name);

@@ -45,6 +45,10 @@ const rl_config_field_t rl_config_fields[] = {
          "Fabric file (ringlet-topo's JSON, placing every rank): the channels follow the planner's rings, "
          "channel i on ring i mod rings, with at least one channel per ring (RINGLET_RING_ORDER wins if both "
          "are set); see ringlet-topo plan"),
+    STR_("TOPO_PLACE", topo_place, "auto",
+         "With RINGLET_TOPO_FILE: where the ranks sit for the plan: hosts (each rank on the fabric host named "
+         "like its RINGLET_HOST_ID, else its host name, NIC by local index), file (the file's placement), or "
+         "auto (hosts when the file names every rank's host, else file)"),
     INT_("TOPO_RINGS", topo_rings, "0", 0, RL_MAX_CHANNELS,
          "With RINGLET_TOPO_FILE: how many of the planner's rings to use; 0: all it plans (at most "
          "the channel limit)"),
