@@ -126,8 +126,16 @@ typedef struct {
 
 enum { PH_GATHER, PH_SLICES, PH_DONE };
 
-extern const rl_algo_t rl_algo_direct;
-static direct_t *state(const struct rl_comm *c) { return c->algo_state[rl_algo_index(&rl_algo_direct)]; }
+/* The registry index, looked up once (the data path asks on every poll). */
+static int my_index(void)
+{
+    static _Atomic int idx = -1;
+    int i = atomic_load_explicit(&idx, memory_order_relaxed);
+    if (i < 0)
+        atomic_store_explicit(&idx, i = rl_algo_index(&rl_algo_direct), memory_order_relaxed);
+    return i;
+}
+static direct_t *state(const struct rl_comm *c) { return c->algo_state[my_index()]; }
 static op_t *O(struct rl_request *r) { return RL_PRIV(r, op_t); }
 
 static slot_hdr_t *slot(direct_t *d, int rank, uint64_t step) { return (slot_hdr_t *)(d->seg[rank] + OFF_SLOT(step & 1)); }
@@ -321,7 +329,7 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         free(all);
         return RL_ERR_NO_MEMORY;
     }
-    RL_ALGO_STATE(c, &rl_algo_direct) = d;
+    c->algo_state[my_index()] = d;
     d->n = c->nranks;
     d->me = c->rank;
     for (int q = 0; q < MAX_LOCAL; q++)
@@ -375,10 +383,32 @@ static void teardown(struct rl_comm *c)
             close(d->pidfd[q]);
     }
     free(d);
-    RL_ALGO_STATE(c, &rl_algo_direct) = NULL;
+    c->algo_state[my_index()] = NULL;
 }
 
 /* ------------------------------------------------------------ liveness */
+
+/* Rank q's process is gone. It may have exited after another rank failed
+ * (a survivor that destroyed its communicator): give the bootstrap's
+ * report of the first failure a moment (bounded) to arrive, so that every
+ * survivor names the same rank; else name q. */
+static void peer_exited(struct rl_comm *c, int q, const struct rl_request *r)
+{
+    char msg[256];
+    int64_t until = rl_now_ns() + 300000000LL;
+    for (;;) {
+        rl_status_t st = rl_boot_check(c->boot, msg, sizeof(msg));
+        if (st != RL_OK) {
+            rl_comm_fail(c, st, "rank %d: %s (seen here as: rank %d's process exited)", c->rank, msg, q);
+            return;
+        }
+        if (rl_now_ns() >= until)
+            break;
+        usleep(2000);
+    }
+    rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: rank %d failed: its process exited during %s %llu (direct shared memory)",
+                 c->rank, q, rl_coll_name(r->coll), (unsigned long long)r->seq);
+}
 
 /* About every millisecond of waiting: a peer whose process exited fails
  * the communicator, naming it. */
@@ -397,9 +427,7 @@ static void check_peers(struct rl_comm *c, direct_t *d, struct rl_request *r)
         return;
     for (int q = 0; q < d->n; q++)
         if (pf[q].revents & (POLLIN | POLLHUP | POLLERR)) {
-            rl_comm_fail(c, RL_ERR_PEER_FAILED,
-                         "rank %d: rank %d failed: its process exited during %s %llu (direct shared memory)", c->rank,
-                         q, rl_coll_name(r->coll), (unsigned long long)r->seq);
+            peer_exited(c, q, r);
             return;
         }
 }
