@@ -168,17 +168,19 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
     return 0;
 }
 
-/* Small: one publication and L - 1 slots read and reduced. Large: a copy
- * in, the slice reduced from L inputs, a copy out, two publications per
- * chunk. */
+/* Small: one publication, then L slots read and L - 1 reductions. Large:
+ * a copy in, the slice reduced from L inputs, a copy out, two
+ * publications per chunk. A pass over memory is modelled as half a
+ * transport byte (a message through the shm transport is two copies: in
+ * and out of its ring); the model has no parameter of its own for it. */
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
-    double L = c->nranks, n = (double)call_bytes(call), a = m->alpha_us, b = m->beta_us_per_b,
+    double L = c->nranks, n = (double)call_bytes(call), a = m->alpha_us, copy = m->beta_us_per_b / 2,
            g = m->gamma_us_per_b;
-    if (n <= SMALL_MAX)
-        return a + (L - 1) * n * (b + g);
+    if (call->coll != RL_COLL_ALL_REDUCE || n <= SMALL_MAX)
+        return a + L * n * copy + (L - 1) * n * g;
     double chunks = (double)((call_bytes(call) + CHUNK - 1) / CHUNK);
-    return 2 * chunks * a + 3 * n * b + (L - 1) / L * n * g;
+    return 2 * chunks * a + 3 * n * copy + (L - 1) / L * n * g;
 }
 
 /* ------------------------------------------------------------ set-up */
