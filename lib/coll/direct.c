@@ -15,7 +15,7 @@
  * of a count every rank keeps alike. A rank publishes step k by a release
  * store of k into the header of slot k % 2, after the header and the data;
  * readers load it with acquire and take the data only when it equals k.
- *  - Small (up to SMALL_MAX bytes): each rank puts its data in its slot,
+ *  - Small (up to 4 KiB with 2 ranks, 16 KiB with more): each rank puts its data in its slot,
  *    waits for all the slots of step k and reduces them in rank order, so
  *    every rank computes bitwise the same result (floats too): one fan-in.
  *  - Large: chunk k goes into the rank's input chunk k % 2 (published by
@@ -63,11 +63,13 @@
 #define LINE 64
 #define HDR 32                     /* slot header; small data follows in the same line */
 #define SMALL_CAP 16384u           /* bytes a slot holds */
-#define SMALL_MAX 4096u            /* largest all-reduce by one fan-in (measured: see shm NOTES.md) */
+/* Largest all-reduce by one fan-in: with 2 ranks the chunked path was
+ * 10-17 % faster from 8 KiB, with 4 ranks the fan-in 20-45 % faster up to
+ * 16 KiB (measured: see transport/shm/NOTES.md). */
+#define SMALL_MAX(n) ((n) <= 2 ? 4096u : SMALL_CAP)
 #define CHUNK ((size_t)256 << 10)  /* large: bytes per rank per step */
 #define LIVENESS_NS 1000000LL
 
-_Static_assert(SMALL_MAX <= SMALL_CAP, "small path fits a slot");
 
 enum { K_SMALL = 1, K_LARGE = 2 };
 
@@ -177,7 +179,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
 {
     double L = c->nranks, n = (double)call_bytes(call), a = m->alpha_us, copy = m->beta_us_per_b / 2,
            g = m->gamma_us_per_b;
-    if (call->coll != RL_COLL_ALL_REDUCE || n <= SMALL_MAX)
+    if (call->coll != RL_COLL_ALL_REDUCE || n <= SMALL_MAX(c->nranks))
         return a + L * n * copy + (L - 1) * n * g;
     double chunks = (double)((call_bytes(call) + CHUNK - 1) / CHUNK);
     return 2 * chunks * a + 3 * n * copy + (L - 1) / L * n * g;
@@ -363,7 +365,7 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
     d->ok = ok;
     if (st == RL_OK && ok && c->rank == 0)
         RL_INFO("direct: %d ranks share %zu KiB segments (fan-in up to %u B, %zu KiB chunks above)", c->nranks,
-                (size_t)SEG_LEN >> 10, SMALL_MAX, CHUNK >> 10);
+                (size_t)SEG_LEN >> 10, SMALL_MAX(c->nranks), CHUNK >> 10);
     if (!ok && st == RL_OK)
         for (int q = 0; q < c->nranks; q++)
             if (q != c->rank && d->seg[q]) {
@@ -633,7 +635,7 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
     op_t *o = O(r);
     *o = (op_t){0};
     o->bytes = r->coll == RL_COLL_BARRIER ? 0 : r->count * r->esize;
-    if (r->coll != RL_COLL_ALL_REDUCE || o->bytes <= SMALL_MAX) {
+    if (r->coll != RL_COLL_ALL_REDUCE || o->bytes <= SMALL_MAX(c->nranks)) {
         o->step = ++d->step;
         uint8_t *dst = (uint8_t *)slot(d, d->me, o->step) + HDR;
         if (o->bytes && (r->coll != RL_COLL_BROADCAST || c->rank == r->root))
