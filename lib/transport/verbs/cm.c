@@ -59,8 +59,10 @@ static socklen_t ss_len(const struct sockaddr_storage *ss)
     return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 }
 
+/* rdmacm runs on one device (vb_open refuses more): tp->dev[0]. */
 rl_status_t vb_cm_open(rl_tp_t *tp)
 {
+    vb_dev_t *dev = &tp->dev[0];
     struct sockaddr_storage ss;
     if (tp->cfg->ib_addr[0]) {
         struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *res = NULL;
@@ -69,10 +71,10 @@ rl_status_t vb_cm_open(rl_tp_t *tp)
         memset(&ss, 0, sizeof(ss));
         memcpy(&ss, res->ai_addr, res->ai_addrlen);
         freeaddrinfo(res);
-    } else if (gid_to_ip(&tp->gid, &ss)) {
+    } else if (gid_to_ip(&dev->gid, &ss)) {
         return vb_err(tp, RL_ERR_CONFIG,
-                      "%s: rdmacm needs an IP address: GID %d is not IPv4-mapped; set RINGLET_IB_ADDR", tp->desc,
-                      tp->gid_index);
+                      "%s: rdmacm needs an IP address: GID %d is not IPv4-mapped; set RINGLET_IB_ADDR", dev->name,
+                      dev->gid_index);
     }
     tp->cm_chan = rdma_create_event_channel();
     if (!tp->cm_chan)
@@ -89,7 +91,7 @@ rl_status_t vb_cm_open(rl_tp_t *tp)
     /* QPs are created on rdma_cm's own device contexts: take the context
      * rdma_cm opened for our device, so the PD and CQ live on it. (A
      * listener bound to a loopback address has no device yet.) */
-    const char *want = ibv_get_device_name(tp->ctx->device);
+    const char *want = ibv_get_device_name(dev->ctx->device);
     struct ibv_context *cmctx = NULL;
     int nd = 0;
     struct ibv_context **devs = rdma_get_devices(&nd);
@@ -103,12 +105,11 @@ rl_status_t vb_cm_open(rl_tp_t *tp)
     if (tp->listener->verbs && tp->listener->verbs != cmctx)
         return vb_err(tp, RL_ERR_CONFIG, "rdmacm: %s belongs to device %s, not %s: set RINGLET_IB_HCA or RINGLET_IB_ADDR",
                       ip, ibv_get_device_name(tp->listener->verbs->device), want);
-    ibv_close_device(tp->ctx);
-    tp->ctx = cmctx;
-    ibv_query_port(tp->ctx, tp->port, &tp->pattr);
+    ibv_close_device(dev->ctx);
+    dev->ctx = cmctx;
+    ibv_query_port(dev->ctx, dev->port, &dev->pattr);
     memcpy(&tp->cm_addr, rdma_get_local_addr(tp->listener), sizeof(tp->cm_addr));
-    snprintf(tp->desc, sizeof(tp->desc), "verbs:%s:%d/rdmacm", ibv_get_device_name(tp->ctx->device), tp->port);
-    RL_INFO("rdmacm listening on %s port %u (%s)", ip, ntohs(rdma_get_src_port(tp->listener)), tp->desc);
+    RL_INFO("rdmacm listening on %s port %u (%s)", ip, ntohs(rdma_get_src_port(tp->listener)), dev->name);
     return RL_OK;
 }
 
@@ -120,7 +121,7 @@ void vb_cm_close(rl_tp_t *tp)
         rdma_destroy_event_channel(tp->cm_chan);
     tp->listener = NULL;
     tp->cm_chan = NULL;
-    tp->ctx = NULL;
+    tp->dev[0].ctx = NULL;
 }
 
 rl_status_t vb_cm_conn_create(rl_tp_conn_t *c, void *blob, size_t *len)
@@ -139,13 +140,13 @@ rl_status_t vb_cm_conn_create(rl_tp_conn_t *c, void *blob, size_t *len)
 
 static rl_status_t make_qp(rl_tp_conn_t *c, int q, struct rdma_cm_id *id)
 {
-    if (id->verbs != c->tp->ctx)
+    if (id->verbs != c->dev->ctx)
         return vb_err(c->tp, RL_ERR_TRANSPORT, "rdmacm routed rank %d through device %s, not %s", c->peer,
                       id->verbs ? ibv_get_device_name(id->verbs->device) : "(none)",
-                      ibv_get_device_name(c->tp->ctx->device));
+                      ibv_get_device_name(c->dev->ctx->device));
     struct ibv_qp_init_attr ia;
-    vb_qp_init_attr(c->tp, &ia);
-    if (rdma_create_qp(id, c->tp->pd, &ia))
+    vb_qp_init_attr(c->tp, c->dev, &ia);
+    if (rdma_create_qp(id, c->dev->pd, &ia))
         return vb_err(c->tp, RL_ERR_TRANSPORT, "rdma_create_qp for rank %d: %s", c->peer, strerror(errno));
     c->cmid[q] = id;
     c->qp[q] = id->qp;

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Several NICs per rank (issue 12): every rank gets two rxe devices,
+# RINGLET_IB_HCA=rxe(2r):1,rxe(2r+1):1, and (RINGLET_NCHANNELS unset) one
+# ring channel per device. coll_check checks every result element by
+# element; the devices' own counters (rxe hw_counters: packets; their veth:
+# bytes) read before and after must show that each device of every rank
+# carried a substantial share of that rank's traffic.
+# Runs inside tools/rxe-vm --hosts 2*N (rxe0..rxe(2N-1), one veth each, all
+# on one bridge).
+#   multi_nic.sh [--min-share PCT] RINGLET_RUN NRANKS -- CMD [ARGS...]
+#       check: CMD (e.g. coll_check --quick --large B) on NRANKS ranks;
+#       fails unless every device has at least PCT% (default 30) of its
+#       rank's bytes
+#   multi_nic.sh --bench RINGLET_RUN NRANKS ALL_REDUCE_PERF SIZE REPS
+#       busbw of all_reduce_perf at SIZE bytes, one device per rank against
+#       two (both with 2 channels), interleaved REPS times; medians and the
+#       ratio (software RDMA on shared cores: no speed claim)
+#   multi_nic.sh --rank-exec CMD...   (internal) set this rank's two devices
+set -u
+usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+die() { echo "multi_nic.sh: $*" >&2; exit 1; }
+
+# ---- per rank: its two devices (or only the first, MULTI_NIC_ONE=1) ----
+if [ "${1:-}" = --rank-exec ]; then
+  shift
+  r=${RINGLET_RANK:?no RINGLET_RANK: run me under ringlet-run}
+  if [ "${MULTI_NIC_ONE:-0}" = 1 ]; then
+    export RINGLET_IB_HCA="rxe$((2 * r)):1"
+  else
+    export RINGLET_IB_HCA="rxe$((2 * r)):1,rxe$((2 * r + 1)):1"
+  fi
+  exec "$@"
+fi
+
+# packets (rxe's counters) and bytes (the netdev's) sent + received, per device
+snapshot() {
+  local d n c
+  for d in /sys/class/infiniband/rxe*; do
+    n=${d##*/}
+    c=$d/ports/1/hw_counters
+    echo "$n $(($(cat "$c/sent_pkts") + $(cat "$c/rcvd_pkts"))) $(($(cat "/sys/class/net/veth${n#rxe}/statistics/tx_bytes") + $(cat "/sys/class/net/veth${n#rxe}/statistics/rx_bytes")))"
+  done
+}
+
+case "${1:-}" in -h|--help|"") usage; exit 0 ;; esac
+
+if [ "$1" = --bench ]; then
+  [ $# -eq 6 ] || die "--bench wants RINGLET_RUN NRANKS ALL_REDUCE_PERF SIZE REPS (see --help)"
+  run=$2 n=$3 perf=$4 size=$5 reps=$6
+  res=$(mktemp)
+  one() { # MULTI_NIC_ONE value -> busbw GB/s from the time column (us)
+    local out
+    out=$(MULTI_NIC_ONE=$1 timeout 600 "$run" -n "$n" --only-rank 0 --no-prefix --timeout 550 \
+          --env RINGLET_TRANSPORT=verbs --env RINGLET_NCHANNELS=2 -- "$0" --rank-exec \
+          "$perf" -b "$size" -e "$size" -n 5 -w 1 -c 1 2>&1) || { echo "$out" >&2; echo nan; return; }
+    echo "$out" | awk -v n="$n" '$1 ~ /^[0-9]+$/ && $6 > 0 {b = $1 / ($6 * 1e3) * 2 * (n - 1) / n} END {print b + 0}'
+  }
+  for i in $(seq "$reps"); do
+    a=$(one 1); b=$(one 0)
+    echo "run $i: $n ranks, $size B, 2 channels: one device $a GB/s, two devices $b GB/s"
+    echo "1 $a" >>"$res"; echo "2 $b" >>"$res"
+  done
+  med() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+  a=$(awk '$1 == 1 {print $2}' "$res" | med); b=$(awk '$1 == 2 {print $2}' "$res" | med)
+  awk -v a="$a" -v b="$b" -v r="$reps" 'BEGIN {printf "median of %d: one device %.5f GB/s, two devices %.5f GB/s: ratio two/one %.2f\n", r, a, b, a > 0 ? b / a : 0}'
+  snapshot | sed 's/^/# packets bytes: /'
+  rm -f "$res"
+  exit 0
+fi
+
+min=30
+if [ "$1" = --min-share ]; then min=${2:?--min-share needs a value}; shift 2; fi
+[ $# -ge 4 ] && [ "$3" = -- ] || die "usage: multi_nic.sh [--min-share PCT] RINGLET_RUN NRANKS -- CMD... (see --help)"
+run=$1 n=$2
+shift 3
+for r in $(seq 0 $((n - 1))); do
+  for d in $((2 * r)) $((2 * r + 1)); do
+    [ -e /sys/class/infiniband/rxe$d/ports/1/hw_counters/sent_pkts ] || die "no rxe$d with counters: run under tools/rxe-vm --hosts $((2 * n))"
+  done
+done
+before=$(snapshot)
+t0=$(date +%s.%N)
+out=$(mktemp)
+"$run" -n "$n" --timeout 500 --env RINGLET_TRANSPORT=verbs --env RINGLET_LOG_LEVEL=info \
+  -- "$0" --rank-exec "$@" >"$out" 2>&1
+rc=$?
+t1=$(date +%s.%N)
+after=$(snapshot)
+grep -v ' INFO ' "$out" | tail -n 20
+# each rank must have described both of its devices
+grep -m "$n" 'communicator of' "$out" | sed 's/.*over \(verbs:[^ ,;]*\).*/transport: \1/'
+[ $rc = 0 ] || die "the group failed (status $rc)"
+for r in $(seq 0 $((n - 1))); do
+  grep -q "^\[$r\].*communicator of .*over verbs:rxe$((2 * r)):1/gid[0-9]*+rxe$((2 * r + 1)):1/" "$out" ||
+    die "rank $r did not report both its devices (rxe$((2 * r)), rxe$((2 * r + 1)))"
+done
+rm -f "$out"
+fail=0
+for r in $(seq 0 $((n - 1))); do
+  a=$((2 * r)) b=$((2 * r + 1))
+  # (no process substitution: the guest has no /dev/fd)
+  line=$(printf '%s\n%s\n' "$before" "$after" | awk -v a="rxe$a" -v b="rxe$b" '
+    $1 == a {pa = $2 - pa; ba = $3 - ba} $1 == b {pb = $2 - pb; bb = $3 - bb}
+    END {t = ba + bb; printf "%d %d %d %d %.1f %.1f", pa, pb, ba, bb, t ? 100 * ba / t : 0, t ? 100 * bb / t : 0}')
+  read -r pa pb ba bb sa sb <<<"$line"
+  echo "rank $r: rxe$a ${pa} packets ${ba} bytes (${sa}%), rxe$b ${pb} packets ${bb} bytes (${sb}%)"
+  if ! awk -v x="$sa" -v y="$sb" -v m="$min" -v t="$((ba + bb))" 'BEGIN {exit !(x >= m && y >= m && t >= 1000000)}'; then
+    echo "multi_nic.sh: rank $r: each device must carry at least $min% of at least 1 MB (rxe$a ${sa}%, rxe$b ${sb}%)" >&2
+    fail=1
+  fi
+done
+awk -v a="$t0" -v b="$t1" 'BEGIN {printf "group ran %.1f s\n", b - a}'
+exit $fail
