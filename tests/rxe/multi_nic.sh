@@ -4,7 +4,9 @@
 # ring channel per device. coll_check checks every result element by
 # element; the devices' own counters (rxe hw_counters: packets; their veth:
 # bytes) read before and after must show that each device of every rank
-# carried a substantial share of that rank's traffic.
+# carried a substantial share of that rank's traffic. First, bad lists
+# (unknown device, port out of range, a device twice, an empty entry) must
+# fail with RL_ERR_CONFIG naming the entry.
 # Runs inside tools/rxe-vm --hosts 2*N (rxe0..rxe(2N-1), one veth each, all
 # on one bridge).
 #   multi_nic.sh [--min-share PCT] RINGLET_RUN NRANKS -- CMD [ARGS...]
@@ -78,6 +80,21 @@ for r in $(seq 0 $((n - 1))); do
     [ -e /sys/class/infiniband/rxe$d/ports/1/hw_counters/sent_pkts ] || die "no rxe$d with counters: run under tools/rxe-vm --hosts $((2 * n))"
   done
 done
+# Bad lists must fail at once with RL_ERR_CONFIG naming the entry (both
+# ranks get the same list; ringlet-run's own RINGLET_HCA_LIST is dropped).
+bad_list() { # LIST TEXT
+  local o
+  o=$(env -u RINGLET_HCA_LIST timeout 120 "$run" -n 2 --timeout 100 --env RINGLET_TRANSPORT=verbs \
+      --env "RINGLET_IB_HCA=$1" -- "$cmd" 2>&1) && die "RINGLET_IB_HCA=$1 was accepted"
+  grep -q "RL_ERR_CONFIG" <<<"$o" && grep -qF "$2" <<<"$o" ||
+    die "RINGLET_IB_HCA=$1: expected RL_ERR_CONFIG and \"$2\", got: $(grep -m3 -i error <<<"$o")"
+  echo "RINGLET_IB_HCA=$1 refused: $(grep -m1 -oF "$2" <<<"$o")"
+}
+cmd=$1
+bad_list rxe0:1,nosuch:1 "RINGLET_IB_HCA entry nosuch:1: no such RDMA device"
+bad_list rxe0:1,rxe1:2 "RINGLET_IB_HCA entry rxe1:2: rxe1 has 1 port"
+bad_list rxe0:1,rxe0 "entry 2 (rxe0) repeats device rxe0 of entry 1"
+bad_list rxe0:1,,rxe1:1 "entry 2 is empty"
 before=$(snapshot)
 t0=$(date +%s.%N)
 out=$(mktemp)

@@ -134,11 +134,6 @@ static rl_status_t open_devices(rl_tp_t *tp, const char *spec)
         st = open_port(tp, &tp->dev[d], &want[d], list, n);
         if (st == RL_OK)
             tp->ndev = d + 1;
-        /* "rxe0" and "rxe0:1" are the same port once resolved */
-        for (int e = 0; e < d && st == RL_OK; e++)
-            if (!strcmp(tp->dev[e].name, tp->dev[d].name))
-                st = vb_err(tp, RL_ERR_CONFIG, "RINGLET_IB_HCA=%s: entries %d and %d are both %s", spec, e + 1,
-                            d + 1, tp->dev[d].name);
     }
     ibv_free_device_list(list);
     return st;
