@@ -64,7 +64,7 @@ if [ "$1" = --bench ]; then
   done
   med() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
   a=$(awk '$1 == 1 {print $2}' "$res" | med); b=$(awk '$1 == 2 {print $2}' "$res" | med)
-  awk -v a="$a" -v b="$b" -v r="$reps" 'BEGIN {printf "median of %d: one device %.5f GB/s, two devices %.5f GB/s: ratio two/one %.2f\n", r, a, b, a > 0 ? b / a : 0}'
+  awk -v a="$a" -v b="$b" -v r="$reps" 'BEGIN {printf "median of %d: one device %.5f GB/s, two devices %.5f GB/s: ratio two/one %.2f\n", r, a, b, (a > 0 ? b / a : 0)}'
   snapshot | sed 's/^/# packets bytes: /'
   rm -f "$res"
   exit 0
