@@ -6,7 +6,8 @@
 # bytes) read before and after must show that each device of every rank
 # carried a substantial share of that rank's traffic. First, bad lists
 # (unknown device, port out of range, a device twice, an empty entry) must
-# fail with RL_ERR_CONFIG naming the entry.
+# fail with RL_ERR_CONFIG naming the entry, and a group where one rank has
+# a single device must pass coll_check.
 # Runs inside tools/rxe-vm --hosts 2*N (rxe0..rxe(2N-1), one veth each, all
 # on one bridge).
 #   multi_nic.sh [--min-share PCT] RINGLET_RUN NRANKS -- CMD [ARGS...]
@@ -18,6 +19,7 @@
 #       two (both with 2 channels), interleaved REPS times; medians and the
 #       ratio (software RDMA on shared cores: no speed claim)
 #   multi_nic.sh --rank-exec CMD...   (internal) set this rank's two devices
+#       (one with MULTI_NIC_ONE=1, or on rank MULTI_NIC_ONE_RANK)
 set -u
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "multi_nic.sh: $*" >&2; exit 1; }
@@ -26,7 +28,7 @@ die() { echo "multi_nic.sh: $*" >&2; exit 1; }
 if [ "${1:-}" = --rank-exec ]; then
   shift
   r=${RINGLET_RANK:?no RINGLET_RANK: run me under ringlet-run}
-  if [ "${MULTI_NIC_ONE:-0}" = 1 ]; then
+  if [ "${MULTI_NIC_ONE:-0}" = 1 ] || [ "${MULTI_NIC_ONE_RANK:-x}" = "$r" ]; then
     export RINGLET_IB_HCA="rxe$((2 * r)):1"
   else
     export RINGLET_IB_HCA="rxe$((2 * r)):1,rxe$((2 * r + 1)):1"
@@ -95,6 +97,13 @@ bad_list rxe0:1,nosuch:1 "RINGLET_IB_HCA entry nosuch:1: no such RDMA device"
 bad_list rxe0:1,rxe1:2 "RINGLET_IB_HCA entry rxe1:2: rxe1 has 1 port"
 bad_list rxe0:1,rxe0 "entry 2 (rxe0) repeats device rxe0 of entry 1"
 bad_list rxe0:1,,rxe1:1 "entry 2 is empty"
+# Ranks with different device counts connect (each end picks its device by
+# the channel): rank 1 has one, the others two; the channel count must then
+# be given, as it must agree.
+mixed=$(MULTI_NIC_ONE_RANK=1 timeout 200 "$run" -n "$n" --timeout 150 --env RINGLET_TRANSPORT=verbs \
+        --env RINGLET_NCHANNELS=2 -- "$0" --rank-exec "$cmd" --quick 2>&1) ||
+  die "rank 1 on one device, the others on two: failed: $(tail -n 5 <<<"$mixed")"
+echo "rank 1 on one device, the others on two: $(grep -c 'all checks passed' <<<"$mixed") of $n ranks passed"
 before=$(snapshot)
 t0=$(date +%s.%N)
 out=$(mktemp)
