@@ -4,7 +4,8 @@
 # ring channel per device. coll_check checks every result element by
 # element; the devices' own counters (rxe hw_counters: packets; their veth:
 # bytes) read before and after must show that each device of every rank
-# carried a substantial share of that rank's traffic. First, bad lists
+# carried a substantial share of that rank's traffic, with QP data through
+# the bootstrap and with rdmacm (a listener per device). First, bad lists
 # (unknown device, port out of range, a device twice, an empty entry) must
 # fail with RL_ERR_CONFIG naming the entry, and a group where one rank has
 # a single device must pass coll_check.
@@ -104,36 +105,48 @@ mixed=$(MULTI_NIC_ONE_RANK=1 timeout 200 "$run" -n "$n" --timeout 150 --env RING
         --env RINGLET_NCHANNELS=2 -- "$0" --rank-exec "$cmd" --quick 2>&1) ||
   die "rank 1 on one device, the others on two: failed: $(tail -n 5 <<<"$mixed")"
 echo "rank 1 on one device, the others on two: $(grep -c 'all checks passed' <<<"$mixed") of $n ranks passed"
-before=$(snapshot)
-t0=$(date +%s.%N)
-out=$(mktemp)
-"$run" -n "$n" --timeout 500 --env RINGLET_TRANSPORT=verbs --env RINGLET_LOG_LEVEL=info \
-  -- "$0" --rank-exec "$@" >"$out" 2>&1
-rc=$?
-t1=$(date +%s.%N)
-after=$(snapshot)
-grep -v ' INFO ' "$out" | tail -n 20
-# each rank must have described both of its devices
-grep -m "$n" 'communicator of' "$out" | sed 's/.*over \(verbs:[^ ,;]*\).*/transport: \1/'
-[ $rc = 0 ] || die "the group failed (status $rc)"
-for r in $(seq 0 $((n - 1))); do
-  grep -q "^\[$r\].*communicator of .*over verbs:rxe$((2 * r)):1/gid[0-9]*+rxe$((2 * r + 1)):1/" "$out" ||
-    die "rank $r did not report both its devices (rxe$((2 * r)), rxe$((2 * r + 1)))"
-done
-rm -f "$out"
+# One group whose devices' counters are compared: LABEL, then extra
+# ringlet-run options; CMD is the caller's.
 fail=0
-for r in $(seq 0 $((n - 1))); do
-  a=$((2 * r)) b=$((2 * r + 1))
-  # (no process substitution: the guest has no /dev/fd)
-  line=$(printf '%s\n%s\n' "$before" "$after" | awk -v a="rxe$a" -v b="rxe$b" '
-    $1 == a {pa = $2 - pa; ba = $3 - ba} $1 == b {pb = $2 - pb; bb = $3 - bb}
-    END {t = ba + bb; printf "%d %d %d %d %.1f %.1f", pa, pb, ba, bb, t ? 100 * ba / t : 0, t ? 100 * bb / t : 0}')
-  read -r pa pb ba bb sa sb <<<"$line"
-  echo "rank $r: rxe$a ${pa} packets ${ba} bytes (${sa}%), rxe$b ${pb} packets ${bb} bytes (${sb}%)"
-  if ! awk -v x="$sa" -v y="$sb" -v m="$min" -v t="$((ba + bb))" 'BEGIN {exit !(x >= m && y >= m && t >= 1000000)}'; then
-    echo "multi_nic.sh: rank $r: each device must carry at least $min% of at least 1 MB (rxe$a ${sa}%, rxe$b ${sb}%)" >&2
-    fail=1
-  fi
-done
-awk -v a="$t0" -v b="$t1" 'BEGIN {printf "group ran %.1f s\n", b - a}'
+counted() {
+  local label=$1 before after out rc t0 t1 r a b line pa pb ba bb sa sb
+  shift
+  before=$(snapshot)
+  t0=$(date +%s.%N)
+  out=$(mktemp)
+  "$run" -n "$n" --timeout 500 --env RINGLET_TRANSPORT=verbs --env RINGLET_LOG_LEVEL=info "$@" \
+    -- "$0" --rank-exec "${cmdline[@]}" >"$out" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  after=$(snapshot)
+  echo "== $label"
+  grep -v ' INFO ' "$out" | tail -n 20
+  # each rank must have described both of its devices
+  grep -m "$n" 'communicator of' "$out" | sed 's/.*over \(verbs:[^ ,;]*\).*/transport: \1/'
+  [ $rc = 0 ] || die "$label: the group failed (status $rc)"
+  for r in $(seq 0 $((n - 1))); do
+    grep -q "^\[$r\].*communicator of .*over verbs:rxe$((2 * r)):1/[a-z0-9/]*+rxe$((2 * r + 1)):1/" "$out" ||
+      die "$label: rank $r did not report both its devices (rxe$((2 * r)), rxe$((2 * r + 1)))"
+  done
+  rm -f "$out"
+  for r in $(seq 0 $((n - 1))); do
+    a=$((2 * r)) b=$((2 * r + 1))
+    # (no process substitution: the guest has no /dev/fd)
+    line=$(printf '%s\n%s\n' "$before" "$after" | awk -v a="rxe$a" -v b="rxe$b" '
+      $1 == a {pa = $2 - pa; ba = $3 - ba} $1 == b {pb = $2 - pb; bb = $3 - bb}
+      END {t = ba + bb; printf "%d %d %d %d %.1f %.1f", pa, pb, ba, bb, t ? 100 * ba / t : 0, t ? 100 * bb / t : 0}')
+    read -r pa pb ba bb sa sb <<<"$line"
+    echo "rank $r: rxe$a ${pa} packets ${ba} bytes (${sa}%), rxe$b ${pb} packets ${bb} bytes (${sb}%)"
+    if ! awk -v x="$sa" -v y="$sb" -v m="$min" -v t="$((ba + bb))" 'BEGIN {exit !(x >= m && y >= m && t >= 1000000)}'; then
+      echo "multi_nic.sh: $label: rank $r: each device must carry at least $min% of at least 1 MB (rxe$a ${sa}%, rxe$b ${sb}%)" >&2
+      fail=1
+    fi
+  done
+  awk -v a="$t0" -v b="$t1" -v l="$label" 'BEGIN {printf "%s: group ran %.1f s\n", l, b - a}'
+}
+cmdline=("$@")
+counted "QP data through the bootstrap (oob)"
+# rdmacm: a listener per device, on the IPv4 address in its GID (policy
+# routing in tools/rxe-vm-init sends it out through that device's veth)
+counted "rdmacm" --env RINGLET_IB_CM=rdmacm --env "RINGLET_IB_GID_INDEX=${RINGLET_RXE_IPV4_GID_INDEX:?not in tools/rxe-vm}"
 exit $fail

@@ -182,7 +182,7 @@ static void vb_close(rl_tp_t *tp)
             ibv_destroy_comp_channel(dev->chan);
         if (dev->pd)
             ibv_dealloc_pd(dev->pd);
-        if (!tp->use_cm && dev->ctx)
+        if (dev->ctx && !dev->cm_owned)
             ibv_close_device(dev->ctx);
     }
     if (tp->use_cm)
@@ -232,15 +232,10 @@ static rl_status_t vb_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, si
         st = vb_err(tp, RL_ERR_CONFIG, "RINGLET_IB_CM=%s: expected oob or rdmacm", p->cfg->ib_cm);
     if (st == RL_OK)
         st = open_devices(tp, p->cfg->ib_hca);
-    /* rdma_cm routes by IP address, one listener per rank: a second device
-     * would need its own address and listener (not done). */
-    if (st == RL_OK && tp->use_cm && tp->ndev > 1)
-        st = vb_err(tp, RL_ERR_CONFIG, "RINGLET_IB_HCA=%s lists %d devices: RINGLET_IB_CM=rdmacm takes one; use "
-                    "RINGLET_IB_CM=oob for several", p->cfg->ib_hca, tp->ndev);
     for (int d = 0; d < tp->ndev && st == RL_OK; d++)
         st = vb_pick_gid(tp, &tp->dev[d], p->cfg->ib_gid_index);
     if (st == RL_OK && tp->use_cm)
-        st = vb_cm_open(tp); /* rdma_cm owns the device context from here on */
+        st = vb_cm_open(tp); /* rdma_cm owns the device contexts from here on */
     for (int d = 0; d < tp->ndev && st == RL_OK; d++)
         st = dev_setup(tp, &tp->dev[d]);
     if (st != RL_OK) {

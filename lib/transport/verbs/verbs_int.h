@@ -29,15 +29,16 @@ typedef struct {
     union ibv_gid gid;
     struct ibv_port_attr pattr;
     int armed;
+    int cm_owned;                       /* ctx is rdma_cm's (never closed by us) */
+    struct rdma_cm_id *listener;        /* rdmacm: this device's */
+    struct sockaddr_storage cm_addr;    /* where it listens */
     char name[72];                      /* "rxe0:1" */
 } vb_dev_t;
 
 struct rl_tp {
     int rank;
-    int use_cm;                         /* RINGLET_IB_CM=rdmacm (one device only) */
-    struct rdma_event_channel *cm_chan;
-    struct rdma_cm_id *listener;
-    struct sockaddr_storage cm_addr;    /* where the listener is */
+    int use_cm;                         /* RINGLET_IB_CM=rdmacm */
+    struct rdma_event_channel *cm_chan; /* every device's listener and connection */
     int ndev;
     vb_dev_t dev[VB_MAX_DEVS];
     const rl_config_t *cfg;
