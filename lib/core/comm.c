@@ -243,7 +243,7 @@ static rl_status_t resolve_identity(const rl_comm_opts_t *o, rl_config_t *cfg, c
 static uint64_t hash_order(const int *order, int n)
 {
     uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) /* n: every ring's entries */
         h = (h ^ (uint64_t)order[i]) * 1099511628211ull;
     return h;
 }
@@ -287,7 +287,7 @@ static void number_hosts(struct rl_comm *c, const host_rec_t *all)
 
 static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl, char *err, size_t len)
 {
-    host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
+    host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks * c->nrings), .nch = (uint32_t)c->nch,
                        .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes,
                        .min_chunk_bytes = c->min_chunk_bytes};
     rl_launch_host_id(&c->cfg, mine.host, sizeof(mine.host));
@@ -466,7 +466,8 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
     c->min_chunk_bytes = c->cfg.min_chunk_bytes < c->chunk_bytes ? c->cfg.min_chunk_bytes : c->chunk_bytes;
     rl_log_set_rank(c->rank);
     cap_staging(c);
-    c->order = malloc(sizeof(int) * (size_t)c->nranks);
+    c->nrings = 1;
+    c->order = malloc(sizeof(int) * (size_t)c->nranks * RL_MAX_CHANNELS);
     if (!c->order) {
         st = RL_ERR_NO_MEMORY;
         goto fail;
@@ -478,9 +479,13 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         st = rl_parse_ring_order(buf, c->nranks, c->order, err, sizeof(err));
     } else if (c->cfg.topo_file[0] && !c->cfg.ring_order[0]) {
         char desc[512];
-        st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, c->order, desc, sizeof(desc), err, sizeof(err));
+        int want = c->cfg.topo_rings ? c->cfg.topo_rings : RL_MAX_CHANNELS;
+        st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, want, c->order, &c->nrings, desc, sizeof(desc),
+                                     err, sizeof(err));
+        if (st == RL_OK && c->nch < c->nrings)
+            c->nch = c->nrings; /* a channel per planned ring, at least */
         if (st == RL_OK && c->rank == 0)
-            RL_INFO("ring order from RINGLET_TOPO_FILE %s", desc);
+            RL_INFO("ring orders from RINGLET_TOPO_FILE %s; %d channels", desc, c->nch);
     } else {
         st = rl_parse_ring_order(c->cfg.ring_order, c->nranks, c->order, err, sizeof(err));
     }

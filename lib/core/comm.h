@@ -86,7 +86,8 @@ struct rl_comm {
     uint32_t magic; /* RL_COMM_MAGIC while the communicator lives (first: free() overwrites it) */
     int rank, nranks;
     rl_config_t cfg;
-    int *order;
+    int *order;  /* nrings x nranks: ring k at order + k x nranks; channel i runs ring i % nrings */
+    int nrings;
     rl_boot_t *boot;
     const rl_tp_ops_t *ops;
     rl_tp_t *tp;

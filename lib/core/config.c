@@ -43,8 +43,12 @@ const rl_config_field_t rl_config_fields[] = {
     STR_("RING_ORDER", ring_order, "",
          "Ring order as a permutation of ranks, e.g. 0,2,3,1 (default: 0,1,...,n-1)"),
     STR_("TOPO_FILE", topo_file, "",
-         "Fabric file (ringlet-topo's JSON, placing every rank): the ring follows the planner's first ring "
-         "(RINGLET_RING_ORDER wins if both are set); see ringlet-topo plan"),
+         "Fabric file (ringlet-topo's JSON, placing every rank): the channels follow the planner's rings, "
+         "channel i on ring i mod rings, with at least one channel per ring (RINGLET_RING_ORDER wins if both "
+         "are set); see ringlet-topo plan"),
+    INT_("TOPO_RINGS", topo_rings, "0", 0, RL_MAX_CHANNELS,
+         "With RINGLET_TOPO_FILE: how many of the planner's rings to use; 0: all it plans (at most "
+         "the channel limit)"),
     INT_("REG_CACHE", reg_cache, "-1", -1, 1,
          "Cache registrations of buffers the user did not register: 1 yes, 0 no, -1 only where "
          "registrations do not pin pages (a freed and reused buffer would keep stale pages)"),

@@ -453,8 +453,8 @@ rl_status_t rl_topo_plan_json(const rl_topo_t *t, const rl_topo_plan_t *p, const
     return RL_OK;
 }
 
-rl_status_t rl_topo_ring_order_file(const char *path, int nranks, int *order, char *desc, size_t desclen, char *err,
-                                    size_t errlen)
+rl_status_t rl_topo_ring_order_file(const char *path, int nranks, int max_rings, int *orders, int *nrings, char *desc,
+                                    size_t desclen, char *err, size_t errlen)
 {
     rl_topo_t t;
     char e[400];
@@ -469,11 +469,13 @@ rl_status_t rl_topo_ring_order_file(const char *path, int nranks, int *order, ch
         return RL_ERR_CONFIG;
     }
     rl_topo_plan_t p;
-    st = rl_topo_plan(&t, 0, &p, e, sizeof(e));
+    st = rl_topo_plan(&t, max_rings, &p, e, sizeof(e));
     if (st == RL_OK) {
-        memcpy(order, p.order, sizeof(int) * (size_t)nranks);
-        snprintf(desc, desclen, "%s: %s, ring 0 of %d; max link load/Gb/s %.4g (rank order %.4g, bound %.4g), hash %016llx",
-                 path, p.method, p.nrings, p.util, p.util_rank_order, p.util_bound, (unsigned long long)p.hash);
+        *nrings = p.nrings < max_rings ? p.nrings : max_rings;
+        memcpy(orders, p.order, sizeof(int) * (size_t)nranks * (size_t)*nrings);
+        snprintf(desc, desclen, "%s: %s, %d ring%s; max link load/Gb/s %.4g (rank order %.4g, bound %.4g), hash %016llx",
+                 path, p.method, *nrings, *nrings == 1 ? "" : "s", p.util, p.util_rank_order, p.util_bound,
+                 (unsigned long long)p.hash);
         rl_topo_plan_free(&p);
     } else {
         snprintf(err, errlen, "RINGLET_TOPO_FILE %s: %s", path, e);

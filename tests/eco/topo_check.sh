@@ -75,7 +75,7 @@ want=$($topo plan "$tmp/four.json" --order)
 [ "$want" != "0,1,2,3" ] || fail "test fabric's plan is rank order: pick another --shuffle"
 log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/four.json" timeout 120 "$run" -n 4 -- "$coll" --quick 2>&1) ||
   fail "coll_check with RINGLET_TOPO_FILE: $log"
-grep -q "ring order from RINGLET_TOPO_FILE $tmp/four.json" <<<"$log" || fail "no plan in the log: $log"
+grep -q "ring orders from RINGLET_TOPO_FILE $tmp/four.json" <<<"$log" || fail "no plan in the log: $log"
 grep -q "ring $want" <<<"$log" || grep -q "$want" <<<"$log" || fail "ring order $want not used: $log"
 # one rank with another fabric: its plan's hash differs, creation must fail naming the disagreement
 $topo gen fat-tree --tiers 2 --radix 4 --oversub 1 --ranks 4 --shuffle 9 -o "$tmp/other.json" >/dev/null
@@ -89,4 +89,19 @@ chmod +x "$tmp/wrap.sh"
 rc=0; log=$(RINGLET_TIMEOUT_MS=20000 timeout 120 "$run" -n 4 -- "$tmp/wrap.sh" 2>&1) || rc=$?
 [ $rc != 0 ] || fail "ranks with different fabric files were accepted"
 grep -q "RINGLET_TOPO_FILE's plan" <<<"$log" || fail "mismatch not named: $log"
+# a rail fabric: one planned ring per rail, each its own channel (3 hosts x 2 rails, shuffled)
+$topo gen rail --rails 2 --hosts-per-leaf 4 --ranks 6 --shuffle 7 -o "$tmp/rail.json" >/dev/null
+rings=$($topo plan "$tmp/rail.json" --rings 2 --order)
+[ "$(wc -l <<<"$rings")" = 2 ] || fail "rail fabric did not plan 2 rings: $rings"
+r0=$(sed -n 1p <<<"$rings") r1=$(sed -n 2p <<<"$rings")
+[ "$r0" != "$r1" ] || fail "both planned rings alike: $rings"
+# every collective on the rings and chains (not the trees and eager paths), each channel on its own ring
+log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/rail.json" RINGLET_ALGOS="all_reduce:0-:ring;broadcast:0-:chain;reduce:0-:chain;all_gather:0-:ring;barrier:0-:ring" \
+  timeout 300 "$run" -n 6 -- "$coll" 2>&1) ||
+  fail "coll_check on two planned rings: $log"
+grep -q "2 rings;.*; 2 channels" <<<"$log" || fail "not one channel per planned ring: $log"
+grep -q "rings $r0 | $r1" <<<"$log" || fail "channels do not follow the planned rings $r0 / $r1: $log"
+log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/rail.json" RINGLET_TOPO_RINGS=1 timeout 120 "$run" -n 6 -- "$coll" --quick 2>&1) ||
+  fail "coll_check on one planned ring: $log"
+grep -q " 1 ring;.*; 1 channels" <<<"$log" || fail "RINGLET_TOPO_RINGS=1 not obeyed: $log"
 echo "topo_check: OK"

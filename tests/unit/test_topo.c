@@ -176,16 +176,39 @@ Test(fabric, ring_order_file_for_comm_create)
     cr_assert_eq(rl_topo_save(&t, path, err, sizeof(err)), RL_OK);
     rl_topo_plan_t p;
     cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
-    int order[12];
+    int order[12], nrings = 0;
     char desc[512];
-    cr_assert_eq(rl_topo_ring_order_file(path, 12, order, desc, sizeof(desc), err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(rl_topo_ring_order_file(path, 12, 1, order, &nrings, desc, sizeof(desc), err, sizeof(err)), RL_OK,
+                 "%s", err);
+    cr_assert_eq(nrings, 1);
     cr_assert_arr_eq(order, p.order, sizeof(order));
     cr_assert(strstr(desc, path), "%s", desc);
-    cr_assert_eq(rl_topo_ring_order_file(path, 13, order, desc, sizeof(desc), err, sizeof(err)), RL_ERR_CONFIG);
-    cr_assert(strstr(err, "places 12 ranks, the group has 13"), "%s", err);
-    cr_assert_eq(rl_topo_ring_order_file("/nonexistent/f.json", 12, order, desc, sizeof(desc), err, sizeof(err)),
+    cr_assert_eq(rl_topo_ring_order_file(path, 13, 1, order, &nrings, desc, sizeof(desc), err, sizeof(err)),
                  RL_ERR_CONFIG);
+    cr_assert(strstr(err, "places 12 ranks, the group has 13"), "%s", err);
+    cr_assert_eq(
+        rl_topo_ring_order_file("/nonexistent/f.json", 12, 1, order, &nrings, desc, sizeof(desc), err, sizeof(err)),
+        RL_ERR_CONFIG);
     cr_assert(strstr(err, "RINGLET_TOPO_FILE: /nonexistent/f.json"), "%s", err);
+    rl_topo_plan_free(&p);
+    rl_topo_free(&t);
+    /* a rail fabric plans a ring per rail: the communicator gets them all,
+     * or as many as it asks for */
+    rl_topo_gen_defaults(&g);
+    g.rails = 4, g.ranks_per_host = 4, g.ranks = 16, g.shuffle = 3;
+    cr_assert_eq(rl_topo_gen_rail(&g, &t, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(rl_topo_save(&t, path, err, sizeof(err)), RL_OK);
+    cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(p.nrings, 4);
+    int orders[8 * 16];
+    cr_assert_eq(rl_topo_ring_order_file(path, 16, 8, orders, &nrings, desc, sizeof(desc), err, sizeof(err)), RL_OK,
+                 "%s", err);
+    cr_assert_eq(nrings, 4, "%s", desc);
+    cr_assert_arr_eq(orders, p.order, sizeof(int) * 4 * 16);
+    cr_assert(strstr(desc, "4 rings"), "%s", desc);
+    cr_assert_eq(rl_topo_ring_order_file(path, 16, 2, orders, &nrings, desc, sizeof(desc), err, sizeof(err)), RL_OK,
+                 "%s", err);
+    cr_assert_eq(nrings, 2);
     rl_topo_plan_free(&p);
     rl_topo_free(&t);
     unlink(path);
