@@ -302,15 +302,15 @@ int main(int argc, char **argv)
         snprintf(ents[i].transport, sizeof(ents[i].transport), "%s", key);
     if (probe->rank == 0) {
         write_file(out, key, probe->nranks, ents, ne);
-        for (int i = 1; i < ne; i++)
-            printf("ringlet-tune:   %-5s alone: alpha %.2f us eager, %.2f us rendezvous, beta %.4f ns/B (%.2f GB/s)\n",
-                   ents[i].algo, ents[i].m.alpha_us, ents[i].m.alpha_rdv_us, ents[i].m.beta_us_per_b * 1e3,
-                   ents[i].m.beta_us_per_b > 0 ? 1e-3 / ents[i].m.beta_us_per_b : 0);
         printf("ringlet-tune: %s, %d ranks: alpha %.2f us eager, %.2f us rendezvous, beta %.4f ns/B (%.2f GB/s), "
                "gamma %.4f ns/B from %d points in %.1f s -> %s\n",
                key, probe->nranks, m.alpha_us, m.alpha_rdv_us, m.beta_us_per_b * 1e3,
                m.beta_us_per_b > 0 ? 1e-3 / m.beta_us_per_b : 0, m.gamma_us_per_b * 1e3, np,
                (now_us() - t_start) / 1e6, out);
+        for (int i = 1; i < ne; i++)
+            printf("ringlet-tune:   %-5s alone: alpha %.2f us eager, %.2f us rendezvous, beta %.4f ns/B (%.2f GB/s)\n",
+                   ents[i].algo, ents[i].m.alpha_us, ents[i].m.alpha_rdv_us, ents[i].m.beta_us_per_b * 1e3,
+                   ents[i].m.beta_us_per_b > 0 ? 1e-3 / ents[i].m.beta_us_per_b : 0);
         fflush(stdout);
     }
     if (do_check) {
