@@ -723,7 +723,9 @@ static void send_done(struct rl_comm *c, rl_compl_t *self, rl_status_t st)
     ring_cpl_t *k = RL_CONTAINER_OF(self, ring_cpl_t, base);
     rl_chan_t *ch = &S(c)->ch[k->ch];
     if (st != RL_OK) {
-        rl_comm_transport_failure(c, k->kind == CTX_CREDIT ? ch->prev : ch->next);
+        /* data goes to next; control records and credits to prev (the
+         * peer's route also names the transport that failed) */
+        rl_comm_transport_failure(c, k->kind == CTX_DATA ? ch->next : ch->prev);
         return;
     }
     if (k->kind == CTX_CREDIT) {
