@@ -47,7 +47,7 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     double L = c->ranks_per_host ? c->ranks_per_host : 1, H = c->nhosts ? c->nhosts : 1;
-    double s = (double)call->bytes / L, a = m->alpha_us, b = m->beta_us_per_b, g = m->gamma_us_per_b;
+    double s = (double)call->bytes / L, a = m->alpha_rdv_us, b = m->beta_us_per_b, g = m->gamma_us_per_b;
     return (L - 1) * (a + s * b) + L * s * g      /* 1 */
            + (H - 1) * (a + s * b) + H * s * g    /* 2 */
            + (L - 1) * (a + s * b);               /* 3 */
@@ -215,8 +215,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
 static void release(struct rl_comm *c, struct rl_request *r)
 {
     hier_t *h = Hs(r);
-    for (int i = 0; h->m && i < h->nm; i++)
-        rl_p2p_drop(c, &h->m[i]);
+    rl_p2p_drop_all(c, h->m, h->nm);
     free(h->m);
     free(h->rail);
     h->m = NULL;
@@ -227,12 +226,8 @@ static void release(struct rl_comm *c, struct rl_request *r)
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     hier_t *h = Hs(r);
-    for (int i = 0; h->m && i < h->nm; i++)
-        if (h->m[i] && h->m[i]->status == RL_INPROGRESS) {
-            h->m[i]->algo->describe_wait(c, h->m[i], buf, len);
-            return;
-        }
-    snprintf(buf, len, "all_reduce %llu (hier) at step %d", (unsigned long long)r->seq, h->step + 1);
+    if (!rl_p2p_describe_running(c, h->m, h->nm, buf, len))
+        snprintf(buf, len, "all_reduce %llu (hier) at step %d", (unsigned long long)r->seq, h->step + 1);
 }
 
 const rl_algo_t rl_algo_hier = {

@@ -323,6 +323,23 @@ void rl_p2p_drop(struct rl_comm *c, struct rl_request **msg)
     free(r);
 }
 
+void rl_p2p_drop_all(struct rl_comm *c, struct rl_request **msgs, int n)
+{
+    for (int i = 0; msgs && i < n; i++)
+        rl_p2p_drop(c, &msgs[i]);
+}
+
+int rl_p2p_describe_running(struct rl_comm *c, struct rl_request *const *msgs, int n, char *buf, size_t len)
+{
+    for (int i = 0; msgs && i < n; i++) {
+        if (msgs[i] && msgs[i]->status == RL_INPROGRESS) {
+            msgs[i]->algo->describe_wait(c, msgs[i], buf, len);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Receive: register, then tell the sender where to write. */
 static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
 {

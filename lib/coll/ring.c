@@ -953,10 +953,10 @@ static double ring_cost(const struct rl_comm *c, const rl_call_t *call, const rl
 {
     double n = c->nranks, b = (double)call->bytes, f = (n - 1) / n;
     switch (call->coll) {
-    case RL_COLL_ALL_GATHER: return (n - 1) * (m->alpha_us + b * m->beta_us_per_b);
-    case RL_COLL_REDUCE_SCATTER: return (n - 1) * (m->alpha_us + b * (m->beta_us_per_b + m->gamma_us_per_b));
+    case RL_COLL_ALL_GATHER: return (n - 1) * (m->alpha_rdv_us + b * m->beta_us_per_b);
+    case RL_COLL_REDUCE_SCATTER: return (n - 1) * (m->alpha_rdv_us + b * (m->beta_us_per_b + m->gamma_us_per_b));
     default: /* all-reduce, barrier: reduce-scatter then all-gather */
-        return 2 * (n - 1) * m->alpha_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
+        return 2 * (n - 1) * m->alpha_rdv_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
     }
 }
 
@@ -966,8 +966,8 @@ static double chain_cost(const struct rl_comm *c, const rl_call_t *call, const r
 {
     double n = c->nranks, b = (double)call->bytes;
     double k = b > (double)c->chunk_bytes ? b / (double)c->chunk_bytes : 1;
-    double per = m->alpha_us + b / k * (m->beta_us_per_b + (call->coll == RL_COLL_REDUCE ? m->gamma_us_per_b : 0));
-    return (n - 2 + k) * per + m->alpha_us; /* and the closing token */
+    double per = m->alpha_rdv_us + b / k * (m->beta_us_per_b + (call->coll == RL_COLL_REDUCE ? m->gamma_us_per_b : 0));
+    return (n - 2 + k) * per + m->alpha_rdv_us; /* and the closing token */
 }
 
 /* Every rank logs its own neighbours. */
