@@ -436,10 +436,8 @@ static rl_status_t open_intra(struct rl_comm *c, char *err, size_t len)
     return RL_OK;
 }
 
-/* RINGLET_TRANSPORT names one backend; "auto" takes the first that opens
- * (verbs when an RDMA device is up, else libfabric). Every rank is routed
- * through it, but the ones on this host when RINGLET_INTRA_TRANSPORT says
- * shm. */
+/* The network transport, which routes every rank, then shm for the ranks
+ * of this host when RINGLET_INTRA_TRANSPORT says so. */
 static rl_status_t open_transport(struct rl_comm *c, int all_local, char *err, size_t len)
 {
     if (strcmp(c->cfg.intra_transport, "auto") && strcmp(c->cfg.intra_transport, "shm") &&
