@@ -109,6 +109,20 @@ Test(multi, hier_interleaved_2_x_2_ranks, .timeout = 600)
     expect_routes(&ri, 4, (int[]){1, 1, 1, 1});
 }
 
+/* Three rings in another order (0,2,3,1: the local hops run 2 -> 3 and
+ * 1 -> 0, against the default's direction) with small chunks, so channels
+ * > 0 and pipelined chunks run over both transports. */
+Test(multi, channels_3_ring_order_2_x_2_ranks, .timeout = 600)
+{
+    runinfo_t ri;
+    cr_assert_eq(run_hosts(4, 2, 0,
+                           "--env RINGLET_NCHANNELS=3 --env RINGLET_RING_ORDER=0,2,3,1 --env RINGLET_CHUNK_BYTES=8K "
+                           "--env RINGLET_MIN_CHUNK_BYTES=1K",
+                           "--quick --large 1000003", &ri),
+                 0, "coll_check failed with 3 channels");
+    expect_routes(&ri, 4, (int[]){1, 1, 1, 1});
+}
+
 /* An odd group: 5 ranks as 2 + 2 + 1. */
 Test(multi, hosts_5_ranks_2_2_1, .timeout = 600)
 {
