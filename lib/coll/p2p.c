@@ -604,8 +604,7 @@ static void comm_fail(struct rl_comm *c, rl_status_t st)
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     const msg_t *m = CM(r);
-    p2p_t *ps = state(c);
-    (void)ps;
+    c->stall_peer = m->peer;
     if (m->is_send && !m->have_cts)
         snprintf(buf, len,
                  "send %llu (tag %u) to rank %d: rank %d has not announced a receive of that tag (not posted, or "

@@ -116,6 +116,9 @@ static int work_loop(rl_comm_t comm, int rank, int nranks)
     const char *seed_s = getenv("FAULT_SEED");
     uint64_t seed = seed_s ? strtoull(seed_s, NULL, 0) : 1;
     size_t maxcount = 1 << 18;
+    const char *mc = getenv("FAULT_MAX_COUNT"); /* --max-count: the driver's environment */
+    if (mc && strtoull(mc, NULL, 0) > 0 && strtoull(mc, NULL, 0) < maxcount)
+        maxcount = (size_t)strtoull(mc, NULL, 0);
     float *in = malloc(maxcount * sizeof(float)), *out = malloc(maxcount * sizeof(float) * (size_t)nranks);
     if (!in || !out)
         return 3;
@@ -831,6 +834,8 @@ static void usage(FILE *f)
             "                   (RINGLET_TIMEOUT_MS=5000) plus MS (default 3000)\n"
             "  --max-delay-ms D kill at a random moment 0..D ms after all ranks are ready (default 1500)\n"
             "  --seed S         random seed (default: from the clock; printed)\n"
+            "  --max-count C    kill, stop, exit: at most C float32 elements per operation (default 262144;\n"
+            "                   2: a loop of 8 B all-reduces)\n"
             "  -v, --verbose    print every survivor's result\n"
             "  -h, --help       this text\n"
             "verbs: rank i gets entry i of RINGLET_HCA_LIST (as tools/rxe-vm sets it).\n"
@@ -866,6 +871,8 @@ int main(int argc, char **argv)
             o.bound_ms = atoi(argv[++i]);
         } else if (v && !strcmp(a, "--max-delay-ms")) {
             o.max_delay_ms = atoi(argv[++i]);
+        } else if (v && !strcmp(a, "--max-count")) {
+            setenv("FAULT_MAX_COUNT", argv[++i], 1);
         } else if (v && !strcmp(a, "--seed")) {
             o.seed = strtoull(argv[++i], NULL, 0);
         } else {

@@ -67,6 +67,26 @@ Test(select, defaults_are_the_older_choices)
     free(c);
 }
 
+/* Every rank on one host: the direct shared-memory algorithm comes first
+ * (a communicator without a bootstrap stands for one whose set-up agreed;
+ * a real one also needs every rank to have mapped every segment). */
+Test(select, one_host_uses_direct)
+{
+    struct rl_comm *c = comm_with(4, NULL);
+    c->nhosts = 1;
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "direct");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 64 << 20), "direct");
+    cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "direct");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "chain"); /* only when asked for */
+    c->nhosts = 2;
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rd");
+    free(c);
+    c = comm_with(4, "RINGLET_ALLREDUCE_ALGO=rd");
+    c->nhosts = 1;
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rd"); /* an explicit choice stays */
+    free(c);
+}
+
 Test(select, unusable_choices_fall_back)
 {
     /* halving-doubling needs a power of two: 6 ranks fall back to the ring */
@@ -137,7 +157,7 @@ Test(select, auto_takes_the_cheapest_by_the_model)
 Test(select, different_tables_hash_differently)
 {
     struct rl_comm *a = comm_with(4, NULL), *b = comm_with(4, "RINGLET_ALLREDUCE_ALGO=ring"),
-                   *d = comm_with(4, "RINGLET_ALGOS=all_reduce:0-64K:rd,0-16M:rhd"), *e = comm_with(4, NULL);
+                   *d = comm_with(4, "RINGLET_ALGOS=all_reduce:0-:direct,0-64K:rd,0-16M:rhd"), *e = comm_with(4, NULL);
     cr_assert_neq(a->sel.hash, b->sel.hash);
     cr_assert_eq(a->sel.hash, d->sel.hash); /* the same table written out */
     cr_assert_eq(a->sel.hash, e->sel.hash);
