@@ -141,10 +141,13 @@ static int measure(const char *algo, const size_t *sizes, int nsizes, double bud
     return npts;
 }
 
+/* The tuning file's key: the transport's name up to its details; a
+ * communicator of several transports describes the network one first
+ * ("ofi:tcp;ofi_rxm/eth0 (2 peers) + shm:... (1 on this host)"). */
 static void transport_key(rl_comm_t comm, char *key, size_t len)
 {
     const char *d = rl_comm_transport(comm);
-    size_t n = strcspn(d, ";");
+    size_t n = strcspn(d, "; ");
     if (!strncmp(d, "verbs", 5))
         n = 5;
     else if (!strncmp(d, "shm:", 4))
