@@ -55,6 +55,8 @@ static rl_status_t defaults(struct rl_comm *c, char *err, size_t len)
     const char *ar = c->cfg.allreduce_algo;
     rl_sel_list_t *l = &t->per[RL_COLL_ALL_REDUCE], *b = &t->per[RL_COLL_BARRIER];
     if (!strcmp(ar, "auto")) {
+        add(l, 0, UINT64_MAX, &rl_algo_direct); /* usable only when every rank is on one host */
+        add(b, 0, UINT64_MAX, &rl_algo_direct);
         add(l, 0, c->cfg.rd_max_bytes, &rl_algo_rd);
         add(l, 0, c->cfg.rhd_max_bytes, &rl_algo_rhd);
         add(b, 0, UINT64_MAX, &rl_algo_rd);
@@ -205,7 +207,7 @@ static const rl_algo_t *cheapest(const struct rl_comm *c, const rl_call_t *call)
         const rl_algo_t *a = rl_algo_at(i);
         if (!(a->colls & RL_COLL_BIT(call->coll)) || !a->cost || !a->usable(c, call))
             continue;
-        double t = a->cost(c, call, &c->sel.model);
+        double t = a->cost(c, call, rl_model_for(c, a));
         if (!best || t < best_t)
             best = a, best_t = t;
     }
@@ -256,6 +258,7 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, cons
         return st;
     }
     snprintf(c->desc, sizeof(c->desc), "%s", transport);
+    c->nhosts = !strncmp(transport, "shm", 3) ? 1 : 0; /* native shm: every rank on one host; else unknown */
     rl_model_pick(c);
     const rl_model_t *m = &c->sel.model;
     fprintf(out, "== algorithm selection for %d ranks over %s (table hash %016llx)\n", nranks, transport,
@@ -292,7 +295,7 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, cons
                     fprintf(out, " %10s", "-");
                     continue;
                 }
-                fprintf(out, " %9.1f%s", a->cost(c, &call, m), rl_select(c, &call) == a ? "*" : " ");
+                fprintf(out, " %9.1f%s", a->cost(c, &call, rl_model_for(c, a)), rl_select(c, &call) == a ? "*" : " ");
             }
             fprintf(out, "\n");
         }

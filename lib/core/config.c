@@ -24,6 +24,11 @@ const rl_config_field_t rl_config_fields[] = {
     INT_("TIMEOUT_MS", timeout_ms, "30000", 1, INT_MAX,
          "Deadline in ms for bootstrap, connection setup and each wait"),
     STR_("TRANSPORT", transport, "auto", "Transport backend: auto, shm (ringlet's own, all ranks on one host), verbs or ofi; auto: shm when all ranks share a host, else verbs if an RDMA port is up, else ofi"),
+    STR_("INTRA_TRANSPORT", intra_transport, "auto",
+         "Transport between ranks on one host when the communicator also spans other hosts: shm (ringlet's own "
+         "shared memory for the local peers, RINGLET_TRANSPORT for the others), none (RINGLET_TRANSPORT for "
+         "every peer), or auto (shm when the group spans several hosts, this host has more than one of its "
+         "ranks and RINGLET_TRANSPORT is not shm itself; shm also forces it when every rank is local)"),
     STR_("OFI_PROVIDER", ofi_provider, "auto",
          "libfabric provider (tcp, shm, verbs, efa...); auto: shm when all ranks share a host, else tcp"),
     STR_("SHM_CMA", shm_cma, "auto",
@@ -46,6 +51,10 @@ const rl_config_field_t rl_config_fields[] = {
          "Fabric file (ringlet-topo's JSON, placing every rank): the channels follow the planner's rings, "
          "channel i on ring i mod rings, with at least one channel per ring (RINGLET_RING_ORDER wins if both "
          "are set); see ringlet-topo plan"),
+    STR_("TOPO_PLACE", topo_place, "auto",
+         "With RINGLET_TOPO_FILE: where the ranks sit for the plan: hosts (each rank on the fabric host named "
+         "like its RINGLET_HOST_ID, else its host name, NIC by local index), file (the file's placement), or "
+         "auto (hosts when the file names every rank's host, else file)"),
     INT_("TOPO_RINGS", topo_rings, "0", 0, RL_MAX_CHANNELS,
          "With RINGLET_TOPO_FILE: how many of the planner's rings to use; 0: all it plans (at most "
          "the channel limit)"),

@@ -16,6 +16,7 @@ typedef struct {
     char boot_if[64];          /* interface rank 0 publishes through PMIx */
     int timeout_ms;
     char transport[32];        /* auto | ofi | verbs */
+    char intra_transport[8];   /* auto | shm | none: peers on this host */
     char ofi_provider[64];     /* auto | tcp | shm | ... */
     char shm_cma[8];           /* auto | on | off: libfabric shm's single-copy path */
     size_t chunk_bytes;
@@ -24,6 +25,7 @@ typedef struct {
     int nchannels;
     char ring_order[1024];     /* "" or comma list */
     int topo_rings;            /* 0: every planned ring */
+    char topo_place[8];        /* auto, hosts, file */
     char topo_file[256];       /* fabric file: ring order from lib/topo's planner */
     int reg_cache;             /* bool */
     int reg_cache_entries;

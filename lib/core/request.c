@@ -257,8 +257,8 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
          * so a long wait leaves the CPU alone. */
         if (now <= spin_until)
             continue;
-        if (c->tp && c->ops->wait) {
-            c->ops->wait(c->tp, 2);
+        if (c->ntp == 1 && c->tps[0].ops->wait) { /* with several, none may sleep on one channel */
+            c->tps[0].ops->wait(c->tps[0].tp, 2);
         } else if (now <= yield_until) {
             sched_yield();
         } else {
@@ -311,6 +311,7 @@ static void describe_wait(struct rl_comm *c, rl_request_t r, char *why, size_t l
 static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r)
 {
     char why[256];
+    c->stall_peer = -1;
     describe_wait(c, r, why, sizeof(why));
     rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
                  c->cfg.timeout_ms, why);

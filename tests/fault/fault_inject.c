@@ -116,6 +116,9 @@ static int work_loop(rl_comm_t comm, int rank, int nranks)
     const char *seed_s = getenv("FAULT_SEED");
     uint64_t seed = seed_s ? strtoull(seed_s, NULL, 0) : 1;
     size_t maxcount = 1 << 18;
+    const char *mc = getenv("FAULT_MAX_COUNT"); /* --max-count: the driver's environment */
+    if (mc && strtoull(mc, NULL, 0) > 0 && strtoull(mc, NULL, 0) < maxcount)
+        maxcount = (size_t)strtoull(mc, NULL, 0);
     float *in = malloc(maxcount * sizeof(float)), *out = malloc(maxcount * sizeof(float) * (size_t)nranks);
     if (!in || !out)
         return 3;
@@ -249,6 +252,7 @@ static int worker(const char *mode)
 typedef struct {
     const char *backend;
     int nranks, trials, bound_ms, max_delay_ms, verbose;
+    int hosts; /* > 0: emulated hosts (RINGLET_HOST_ID), ranks in blocks */
     uint64_t seed;
     char self[4096];
     char hca_list[512];
@@ -325,6 +329,10 @@ static void start_rank(const opts_t *o, rank_t *r, int rank, int nranks, int por
         } else {
             setenv("RINGLET_TRANSPORT", "ofi", 1);
             setenv("RINGLET_OFI_PROVIDER", o->backend, 1);
+        }
+        if (o->hosts > 0) { /* consecutive ranks share a host: a mixed shm + network communicator */
+            snprintf(v, sizeof(v), "host%d", rank / ((nranks + o->hosts - 1) / o->hosts));
+            setenv("RINGLET_HOST_ID", v, 1);
         }
         for (int i = 0; extra_env && extra_env[i]; i++)
             putenv((char *)extra_env[i]);
@@ -818,12 +826,16 @@ static void usage(FILE *f)
             "usage: fault_inject [options]\n"
             "  --backend B      tcp, shm (libfabric), native-shm (ringlet's own) or verbs (default tcp)\n"
             "  -n N             ranks (2..%d, default 3)\n"
+            "  --hosts H        emulate H hosts (RINGLET_HOST_ID, consecutive ranks on one): the ranks of a\n"
+            "                   host talk through ringlet's shm, the others through the backend\n"
             "  --scenario S     kill, stop, exit, absent, abort, auth, a comma list, or all (default kill)\n"
             "  --trials T       kill, stop and exit trials each (default 20)\n"
             "  --bound-ms MS    a survivor must report within MS after the kill, or the stop's timeout\n"
             "                   (RINGLET_TIMEOUT_MS=5000) plus MS (default 3000)\n"
             "  --max-delay-ms D kill at a random moment 0..D ms after all ranks are ready (default 1500)\n"
             "  --seed S         random seed (default: from the clock; printed)\n"
+            "  --max-count C    kill, stop, exit: at most C float32 elements per operation (default 262144;\n"
+            "                   2: a loop of 8 B all-reduces)\n"
             "  -v, --verbose    print every survivor's result\n"
             "  -h, --help       this text\n"
             "verbs: rank i gets entry i of RINGLET_HCA_LIST (as tools/rxe-vm sets it).\n"
@@ -849,6 +861,8 @@ int main(int argc, char **argv)
             o.backend = argv[++i];
         } else if (v && !strcmp(a, "-n")) {
             o.nranks = atoi(argv[++i]);
+        } else if (v && !strcmp(a, "--hosts")) {
+            o.hosts = atoi(argv[++i]);
         } else if (v && !strcmp(a, "--scenario")) {
             scenario = argv[++i];
         } else if (v && !strcmp(a, "--trials")) {
@@ -857,6 +871,8 @@ int main(int argc, char **argv)
             o.bound_ms = atoi(argv[++i]);
         } else if (v && !strcmp(a, "--max-delay-ms")) {
             o.max_delay_ms = atoi(argv[++i]);
+        } else if (v && !strcmp(a, "--max-count")) {
+            setenv("FAULT_MAX_COUNT", argv[++i], 1);
         } else if (v && !strcmp(a, "--seed")) {
             o.seed = strtoull(argv[++i], NULL, 0);
         } else {
@@ -864,7 +880,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (o.nranks < 2 || o.nranks > MAX_RANKS || o.trials < 0 || o.bound_ms < 1 || o.max_delay_ms < 0 ||
+    if (o.nranks < 2 || o.nranks > MAX_RANKS || o.trials < 0 || o.hosts < 0 || o.hosts > o.nranks || o.bound_ms < 1 || o.max_delay_ms < 0 ||
         (strcmp(o.backend, "tcp") && strcmp(o.backend, "shm") && strcmp(o.backend, "verbs") &&
          strcmp(o.backend, "native-shm"))) {
         usage(stderr);

@@ -72,6 +72,21 @@ Test(mismatch, send_recv_counts_tcp_3_ranks, .timeout = 120)
     cr_assert_eq(run("tcp", 3, "--mismatch-p2p"), 0);
 }
 
+/* The direct shared-memory all-reduce (lib/coll/direct.c) does not use the
+ * transport: over libfabric shm (and tcp) on one host it runs too. */
+Test(variants, direct_all_reduce_2_ranks_shm, .timeout = 600)
+{
+    cr_assert_eq(run_env("shm", 2, "--env 'RINGLET_ALGOS=all_reduce:0-:direct;barrier:0-:direct'", "--big"), 0);
+}
+Test(variants, direct_all_reduce_5_ranks_shm, .timeout = 600)
+{
+    cr_assert_eq(run_env("shm", 5, "--env 'RINGLET_ALGOS=all_reduce:0-:direct;barrier:0-:direct'", ""), 0);
+}
+Test(variants, direct_all_reduce_3_ranks_tcp, .timeout = 600)
+{
+    cr_assert_eq(run_env("tcp", 3, "--env 'RINGLET_ALGOS=all_reduce:0-:direct;barrier:0-:direct'", "--quick"), 0);
+}
+
 /* Run a group, mark each rank whose "[r] rank" output line match()
  * accepts; pclose's status. */
 static int run_marking(const char *cmd, int n, int (*match)(int rank, const char *line), int *marked)
@@ -279,19 +294,19 @@ Test(variants, hier_all_reduce_3_hosts_x_2_ranks, .timeout = 300)
 {
     cr_assert_eq(run_hosts(6, 3, "--env RINGLET_ALGOS=all_reduce:0-:hier", "--quick"), 0);
 }
-/* The hierarchical all-gather and broadcast beside the all-reduce: hosts
+/* The hierarchical all-gather, reduce-scatter and broadcast beside the all-reduce: hosts
  * hold ranks r % hosts, so a host's ranks are not contiguous in the output;
  * odd host counts and odd ranks per host. */
-#define HIER_ALL "--env 'RINGLET_ALGOS=all_gather:0-:hier;broadcast:0-:hier;all_reduce:0-:hier'"
-Test(variants, hier_all_gather_broadcast_2_hosts_x_2_ranks, .timeout = 300)
+#define HIER_ALL "--env 'RINGLET_ALGOS=all_gather:0-:hier;broadcast:0-:hier;all_reduce:0-:hier;reduce_scatter:0-:hier'"
+Test(variants, hier_collectives_2_hosts_x_2_ranks, .timeout = 300)
 {
     cr_assert_eq(run_hosts(4, 2, HIER_ALL, "--quick"), 0);
 }
-Test(variants, hier_all_gather_broadcast_3_hosts_x_2_ranks, .timeout = 300)
+Test(variants, hier_collectives_3_hosts_x_2_ranks, .timeout = 300)
 {
     cr_assert_eq(run_hosts(6, 3, HIER_ALL, "--quick"), 0);
 }
-Test(variants, hier_all_gather_broadcast_2_hosts_x_3_ranks, .timeout = 300)
+Test(variants, hier_collectives_2_hosts_x_3_ranks, .timeout = 300)
 {
     cr_assert_eq(run_hosts(6, 2, HIER_ALL, "--quick --large 300000"), 0);
 }

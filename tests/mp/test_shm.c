@@ -67,3 +67,24 @@ Test(native_shm, mismatch_is_reported, .timeout = 120)
     cr_assert_eq(run_env(4, "", "--mismatch"), 0);
     cr_assert_eq(run_env(3, "", "--mismatch-p2p"), 0);
 }
+
+/* The direct shared-memory all-reduce and barrier (lib/coll/direct.c)
+ * forced for every size: one fan-in up to 4 KiB, chunked reduce-then-copy
+ * above (--big: 8 MiB + 7 elements, not divisible by the rank count; the
+ * full run has every dtype and op). One rank falls back (not usable). */
+static int run_direct(int n, const char *args)
+{
+    return run_env(n, "--env 'RINGLET_ALGOS=all_reduce:0-:direct;barrier:0-:direct'", args);
+}
+Test(direct, ranks_1, .timeout = 300) { cr_assert_eq(run_direct(1, "--quick"), 0); }
+Test(direct, ranks_2, .timeout = 600) { cr_assert_eq(run_direct(2, ""), 0); }
+Test(direct, ranks_3, .timeout = 600) { cr_assert_eq(run_direct(3, "--big"), 0); }
+Test(direct, ranks_4, .timeout = 600) { cr_assert_eq(run_direct(4, ""), 0); }
+Test(direct, ranks_5, .timeout = 600) { cr_assert_eq(run_direct(5, "--big"), 0); }
+Test(direct, ranks_8, .timeout = 600) { cr_assert_eq(run_direct(8, "--quick"), 0); }
+Test(direct, mismatch_is_reported, .timeout = 120)
+{
+    cr_assert_eq(run_direct(4, "--mismatch"), 0);
+    cr_assert_eq(run_direct(3, "--mismatch-algo"), 0);
+    cr_assert_eq(run_direct(4, "--mixed-zero"), 0);
+}

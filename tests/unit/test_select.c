@@ -67,6 +67,26 @@ Test(select, defaults_are_the_older_choices)
     free(c);
 }
 
+/* Every rank on one host: the direct shared-memory algorithm comes first
+ * (a communicator without a bootstrap stands for one whose set-up agreed;
+ * a real one also needs every rank to have mapped every segment). */
+Test(select, one_host_uses_direct)
+{
+    struct rl_comm *c = comm_with(4, NULL);
+    c->nhosts = 1;
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "direct");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 64 << 20), "direct");
+    cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "direct");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "tree"); /* direct only when asked for */
+    c->nhosts = 2;
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rd");
+    free(c);
+    c = comm_with(4, "RINGLET_ALLREDUCE_ALGO=rd");
+    c->nhosts = 1;
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rd"); /* an explicit choice stays */
+    free(c);
+}
+
 Test(select, unusable_choices_fall_back)
 {
     /* halving-doubling needs a power of two: 6 ranks fall back to the ring */
@@ -137,7 +157,7 @@ Test(select, auto_takes_the_cheapest_by_the_model)
 Test(select, different_tables_hash_differently)
 {
     struct rl_comm *a = comm_with(4, NULL), *b = comm_with(4, "RINGLET_ALLREDUCE_ALGO=ring"),
-                   *d = comm_with(4, "RINGLET_ALGOS=all_reduce:0-64K:rd,0-16M:rhd"), *e = comm_with(4, NULL);
+                   *d = comm_with(4, "RINGLET_ALGOS=all_reduce:0-:direct,0-64K:rd,0-16M:rhd"), *e = comm_with(4, NULL);
     cr_assert_neq(a->sel.hash, b->sel.hash);
     cr_assert_eq(a->sel.hash, d->sel.hash); /* the same table written out */
     cr_assert_eq(a->sel.hash, e->sel.hash);
@@ -215,6 +235,29 @@ Test(select, tuning_files)
     fprintf(f, "ofi:tcp 2 40 0.001 0.0002 -1\n");
     fclose(f);
     cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
+    /* an algorithm's own line: for it alone, and only a real all-reduce algorithm */
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15\nofi:tcp 4 10 0.004 0.0002 25 ring\n");
+    fclose(f);
+    snprintf(env, sizeof(env), "RINGLET_TUNE_FILE=%s", path);
+    struct rl_comm *d = comm_with(4, env);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring)->alpha_rdv_us, 25, 1e-9);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring)->beta_us_per_b, 0.004, 1e-12);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_rhd)->alpha_rdv_us, 15, 1e-9);
+    cr_assert_float_eq(d->sel.model.alpha_rdv_us, 15, 1e-9);
+    cr_assert(strstr(d->sel.model_src, "1 algorithm calibrated alone"), "%s", d->sel.model_src);
+    uint64_t with_ring = d->sel.hash;
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15\nofi:tcp 4 10 0.004 0.0002 25 rhd\n");
+    fclose(f);
+    struct rl_comm *e = comm_with(4, env);
+    cr_assert_neq(e->sel.hash, with_ring); /* which algorithm a line is for counts in the hash */
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15 nosuch\n");
+    fclose(f);
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
+    cr_assert(strstr(err, "\"nosuch\" is no all-reduce algorithm"), "%s", err);
+    free(d), free(e);
     unlink(path);
     cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
     free(a), free(b);

@@ -598,3 +598,26 @@ Test(sim, fat_tree_1k_fast, .timeout = 60)
     }
     rl_topo_free(&t);
 }
+
+/* Placement by host name: local indices in rank order take the host's NICs
+ * in turn; a host the fabric lacks is reported by its rank. */
+Test(fabric, place_ranks_by_host_name)
+{
+    rl_topo_gen_t g;
+    rl_topo_gen_defaults(&g);
+    g.rails = 2, g.ranks_per_host = 2, g.ranks = 8;
+    rl_topo_t t;
+    cr_assert_eq(rl_topo_gen_rail(&g, &t, err, sizeof(err)), RL_OK, "%s", err);
+    const char *names[] = {"h3", "h0", "h3", "h1", "h0"};
+    cr_assert_eq(rl_topo_place_hosts(&t, 5, names), -1);
+    cr_assert_eq(t.nranks, 5);
+    cr_assert_str_eq(t.hosts[t.place[0].host].name, "h3");
+    cr_assert_str_eq(t.hosts[t.place[4].host].name, "h0");
+    cr_assert_eq(t.place[0].nic, t.hosts[t.place[0].host].first_nic);     /* first rank on h3: NIC 0 */
+    cr_assert_eq(t.place[2].nic, t.hosts[t.place[2].host].first_nic + 1); /* second: NIC 1 */
+    cr_assert_eq(rl_topo_finish(&t, err, sizeof(err)), RL_OK, "%s", err);
+    const char *bad[] = {"h0", "h1", "h9"};
+    cr_assert_eq(rl_topo_place_hosts(&t, 3, bad), 2);
+    cr_assert_eq(t.nranks, 5); /* left as it was */
+    rl_topo_free(&t);
+}

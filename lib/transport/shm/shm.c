@@ -55,6 +55,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "transport/shm/memfd.h"
 #include "transport/transport.h"
 
 #define SHM_MAGIC 0x4d534c52u /* "RLSM" */
@@ -242,20 +243,6 @@ static void conn_break(rl_tp_conn_t *c, rl_status_t st)
 
 /* ------------------------------------------------------------ fd passing */
 
-static void sock_name(const uint8_t token[16], struct sockaddr_un *a, socklen_t *len)
-{
-    static const char hex[] = "0123456789abcdef";
-    memset(a, 0, sizeof(*a));
-    a->sun_family = AF_UNIX;
-    char *p = a->sun_path + 1; /* abstract: leading NUL, no file */
-    p += sprintf(p, "ringlet-shm-");
-    for (int i = 0; i < 16; i++) {
-        *p++ = hex[token[i] >> 4];
-        *p++ = hex[token[i] & 15];
-    }
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)(p - a->sun_path));
-}
-
 static rl_tp_conn_t *conn_by_tag(rl_tp_t *tp, uint64_t tag)
 {
     for (int i = 0; i < tp->nconns; i++)
@@ -273,19 +260,14 @@ static void try_map(rl_tp_conn_t *c)
         return;
     int fd = c->rx_fd;
     c->rx_fd = -1;
-    struct stat sb;
-    int seals = fcntl(fd, F_GET_SEALS);
-    int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
     size_t want = seg_bytes(c->pnslots, c->pstride);
     const char *why = NULL;
     if (c->rx_src_tag != c->peer_tag)
         why = "an fd for another connection";
     else if (c->rx_pid != c->peer_pid)
         why = "an fd from a process other than the one it announced";
-    else if (seals < 0 || (seals & need) != need)
-        why = "an fd that is not a sealed memfd";
-    else if (fstat(fd, &sb) || (size_t)sb.st_size != want)
-        why = "a segment of the wrong size";
+    else
+        why = rl_memfd_check(fd, want);
     if (why) {
         close(fd);
         shm_err(tp, RL_ERR_PROTOCOL, "rank %d (pid %d) sent %s", c->peer, (int)c->peer_pid, why);
@@ -322,27 +304,14 @@ static void take_fd(rl_tp_t *tp, const fdmsg_t *m, int fd, pid_t pid)
 static int read_fd_msg(rl_tp_t *tp, int s)
 {
     fdmsg_t m;
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-    ssize_t r = recvmsg(s, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    int fd;
+    pid_t pid;
+    int r = rl_memfd_recv(s, &m, sizeof(m), tp->uid, &fd, &pid);
+    if (r == 0)
         return 0;
-    int fd = -1;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); r > 0 && cm; cm = CMSG_NXTHDR(&mh, cm)) {
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-    }
-    struct ucred cr;
-    socklen_t cl = sizeof(cr);
-    int cred_ok = !getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &cl) && cr.uid == tp->uid;
-    if (fd >= 0 && (r != (ssize_t)sizeof(m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || !cred_ok)) {
-        close(fd);
-        fd = -1;
-    }
     if (fd >= 0)
-        take_fd(tp, &m, fd, cr.pid);
-    else if (r >= 0)
+        take_fd(tp, &m, fd, pid);
+    else if (r > 0)
         RL_WARN("shm: rank %d: refused a malformed or foreign connection on its socket", tp->rank);
     return 1;
 }
@@ -380,39 +349,18 @@ static void accept_pending(rl_tp_t *tp)
 static rl_status_t send_fd(rl_tp_conn_t *c, const blob_t *b, int64_t deadline)
 {
     rl_tp_t *tp = c->tp;
-    struct sockaddr_un a;
-    socklen_t alen;
-    sock_name(b->token, &a, &alen);
+    fdmsg_t m = {.magic = SHM_MAGIC, .version = SHM_VERSION, .dst_tag = c->peer_tag, .src_tag = c->tag};
     for (;;) {
-        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (s < 0)
-            return shm_err(tp, RL_ERR_TRANSPORT, "socket: %s", strerror(errno));
-        if (connect(s, (struct sockaddr *)&a, alen) == 0) {
-            fdmsg_t m = {.magic = SHM_MAGIC, .version = SHM_VERSION, .dst_tag = c->peer_tag, .src_tag = c->tag};
-            char cbuf[CMSG_SPACE(sizeof(int))];
-            memset(cbuf, 0, sizeof(cbuf));
-            struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
-            struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-            cm->cmsg_level = SOL_SOCKET;
-            cm->cmsg_type = SCM_RIGHTS;
-            cm->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(cm), &c->memfd, sizeof(int));
-            ssize_t r = sendmsg(s, &mh, MSG_NOSIGNAL);
-            int e = errno;
-            close(s);
-            if (r != (ssize_t)sizeof(m))
-                return shm_err(tp, RL_ERR_TRANSPORT, "sending the segment to rank %d: %s", c->peer,
-                               r < 0 ? strerror(e) : "short write");
+        int r = rl_memfd_send(b->token, &m, sizeof(m), c->memfd);
+        if (r == 0)
             return RL_OK;
-        }
-        int e = errno;
-        close(s);
-        if (e != EAGAIN && e != EINTR)
+        if (r < 0 && errno == EIO)
+            return shm_err(tp, RL_ERR_TRANSPORT, "sending the segment to rank %d: short write", c->peer);
+        if (r < 0)
             return shm_err(tp, RL_ERR_UNSUPPORTED,
                            "rank %d's shared-memory socket is unreachable (%s): not on this host or not in this "
                            "network namespace",
-                           c->peer, strerror(e));
+                           c->peer, strerror(errno));
         if (rl_now_ns() > deadline)
             return shm_err(tp, RL_ERR_TIMEOUT, "rank %d's shared-memory socket stayed full", c->peer);
         accept_pending(tp); /* ours may be the full one the peer waits on */
@@ -421,30 +369,6 @@ static rl_status_t send_fd(rl_tp_conn_t *c, const blob_t *b, int64_t deadline)
 }
 
 /* ------------------------------------------------------------ open/close */
-
-static void read_boot_id(uint8_t out[16])
-{
-    char s[64] = "";
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    memset(out, 0, 16);
-    if (f) {
-        if (!fgets(s, sizeof(s), f))
-            s[0] = '\0';
-        fclose(f);
-    }
-    for (int i = 0, j = 0; s[i] && j < 32; i++) {
-        int v = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10 : -1;
-        if (v < 0)
-            continue;
-        out[j / 2] |= (uint8_t)(j % 2 ? v : v << 4);
-        j++;
-    }
-}
-
-static int random_bytes(void *p, size_t n)
-{
-    return getrandom(p, n, 0) == (ssize_t)n ? 0 : -1;
-}
 
 static void shm_tp_close(rl_tp_t *tp)
 {
@@ -498,17 +422,9 @@ static rl_status_t shm_tp_open(const rl_tp_params_t *p, rl_tp_t **out, char *err
         tp->ops[i].next = tp->free_ops;
         tp->free_ops = &tp->ops[i];
     }
-    read_boot_id(tp->boot_id);
+    rl_memfd_boot_id(tp->boot_id);
     st = RL_ERR_TRANSPORT;
-    if (random_bytes(tp->token, sizeof(tp->token))) {
-        shm_err(tp, st, "getrandom: %s", strerror(errno));
-        goto fail;
-    }
-    struct sockaddr_un a;
-    socklen_t alen;
-    sock_name(tp->token, &a, &alen);
-    tp->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (tp->lfd < 0 || bind(tp->lfd, (struct sockaddr *)&a, alen) || listen(tp->lfd, SOMAXCONN)) {
+    if ((tp->lfd = rl_memfd_listen(tp->token)) < 0) {
         shm_err(tp, st, "abstract socket: %s", strerror(errno));
         goto fail;
     }
@@ -530,17 +446,10 @@ static rl_status_t conn_segment(rl_tp_conn_t *c)
 {
     rl_tp_t *tp = c->tp;
     c->seg_len = seg_bytes(SHM_NSLOTS, SHM_STRIDE);
-    c->memfd = memfd_create("ringlet-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (c->memfd < 0 || ftruncate(c->memfd, (off_t)c->seg_len))
+    void *p;
+    if (rl_memfd_create("ringlet-shm", c->seg_len, &c->memfd, &p))
         return shm_err(tp, RL_ERR_TRANSPORT, "memfd: %s", strerror(errno));
-    void *p = mmap(NULL, c->seg_len, PROT_READ | PROT_WRITE, MAP_SHARED, c->memfd, 0);
-    if (p == MAP_FAILED)
-        return shm_err(tp, RL_ERR_TRANSPORT, "mmap: %s", strerror(errno));
     c->seg = p;
-    /* Sealed after our own writable mapping: the peer can map it only
-     * read-only and nobody can change its size. */
-    if (fcntl(c->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL))
-        return shm_err(tp, RL_ERR_TRANSPORT, "sealing the memfd: %s", strerror(errno));
     seg_hdr_t *h = my_hdr(c);
     h->magic = SHM_MAGIC;
     h->version = SHM_VERSION;
@@ -582,7 +491,7 @@ static rl_status_t shm_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t
     c->peer = peer;
     c->memfd = c->rx_fd = -1;
     rl_status_t st = conn_segment(c);
-    if (st == RL_OK && random_bytes(&c->tag, sizeof(c->tag)))
+    if (st == RL_OK && rl_memfd_random(&c->tag, sizeof(c->tag)))
         st = shm_err(tp, RL_ERR_TRANSPORT, "getrandom: %s", strerror(errno));
     if (st != RL_OK) {
         conn_free(c);
