@@ -142,7 +142,6 @@ typedef struct {
  * (RL_ERR_CONFIG, message naming the entry). No device needed. */
 rl_status_t vb_hca_parse(const char *spec, vb_hca_t *out, int max, int *n, char *err, size_t errlen);
 
-rl_status_t vb_pick_device(rl_tp_t *tp, vb_dev_t *dev, const vb_hca_t *want);
 rl_status_t vb_pick_gid(rl_tp_t *tp, vb_dev_t *dev, int want);
 void vb_qp_init_attr(rl_tp_t *tp, vb_dev_t *dev, struct ibv_qp_init_attr *ia);
 
