@@ -61,7 +61,9 @@ static const char rr_usage_text[] =
     "\n"
     "Start N local processes of CMD as one ringlet group. Rank i gets\n"
     "RINGLET_RANK=i RINGLET_SIZE=N RINGLET_LOCAL_RANK=i RINGLET_ADDR=127.0.0.1:PORT,\n"
-    "and RINGLET_IB_HCA=<entry i mod len> when RINGLET_HCA_LIST=\"dev:port,...\" is set.\n"
+    "and RINGLET_IB_HCA=<entry i mod len> when RINGLET_HCA_LIST=\"dev:port,...\" is set,\n"
+    "RINGLET_HOST_ID=<entry i mod len> when RINGLET_HOST_ID_LIST=\"a,b,...\" is set and\n"
+    "RINGLET_HOST_ID is not (emulated hosts: tools/rxe-vm sets one per rxe device).\n"
     "With --torch, also what torchrun gives its workers: RANK=i WORLD_SIZE=N\n"
     "LOCAL_RANK=i LOCAL_WORLD_SIZE=N MASTER_ADDR=127.0.0.1 MASTER_PORT=<another free\n"
     "port> (torch's store; ringlet keeps RINGLET_ADDR's), so init_process_group()'s\n"
@@ -565,6 +567,9 @@ static void rr_child(const rr_opts_t *o, int rank, int port, int torch_port, pid
     }
     for (k = 0; k < o->nenv; k++)
         putenv(o->env[k]);
+    const char *host_list = getenv("RINGLET_HOST_ID_LIST"); /* after --env: it may set the list */
+    if (host_list != NULL && !getenv("RINGLET_HOST_ID") && rr_hca_entry(host_list, rank, hca, sizeof(hca)) == 0)
+        setenv("RINGLET_HOST_ID", hca, 1);
 
     execvp(o->cmd[0], o->cmd);
     {

@@ -22,10 +22,15 @@ static int run_env(const char *provider, int n, const char *env, const char *arg
 
 static int run(const char *provider, int n, const char *args) { return run_env(provider, n, "", args); }
 
+/* Each rank its own emulated host, so the transport's own algorithms run
+ * (on one host all-reduce goes through ringlet's direct shared memory,
+ * which test_shm.c and the one_host tests below cover). */
+#define EVERY_RANK_A_HOST "--env RINGLET_HOST_ID_LIST=h0,h1,h2,h3,h4,h5,h6,h7"
 #define COLL_TEST(prov, n, args)                                                                             \
     Test(prov, ranks_##n, .timeout = 600)                                                                   \
     {                                                                                                        \
-        cr_assert_eq(run(#prov, n, args), 0, "coll_check failed on %s with %d ranks", #prov, n);             \
+        cr_assert_eq(run_env(#prov, n, EVERY_RANK_A_HOST, args), 0, "coll_check failed on %s with %d ranks", \
+                     #prov, n);                                                                              \
     }
 
 /* Every run covers every collective; the full dtype x op matrix and the
@@ -40,6 +45,15 @@ COLL_TEST(shm, 2, "--quick")
 COLL_TEST(shm, 3, "")
 COLL_TEST(shm, 4, "--big")
 COLL_TEST(shm, 5, "")
+/* and all on one host, as a plain ringlet-run gives them */
+Test(tcp, one_host_4_ranks, .timeout = 600)
+{
+    cr_assert_eq(run("tcp", 4, "--quick"), 0);
+}
+Test(shm, one_host_3_ranks, .timeout = 600)
+{
+    cr_assert_eq(run("shm", 3, "--quick"), 0);
+}
 
 /* Ranks that disagree on the count all get an error, and nobody hangs. */
 Test(mismatch, tcp_3_ranks, .timeout = 120)
