@@ -134,8 +134,10 @@ static int server_size(pt_t *p, int k)
         uint32_t imm;
         if (wait_imm(p, &imm))
             return 1;
-        if (imm == END_IMM) /* answered, so the next size cannot overtake it */
-            return pt_write(p, 0, END_IMM, 1) || server_check(p, k);
+        if (imm == END_IMM) { /* check, then answer: the client's next size overwrites the buffer */
+            int bad = server_check(p, k);
+            return pt_write(p, 0, END_IMM, 1) || bad;
+        }
         if (imm != expect) {
             fprintf(stderr, "%s: size %zu: immediate %u arrived, expected %u\n", p->o.prog, len, imm, expect);
             return 1;
