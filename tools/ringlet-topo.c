@@ -43,7 +43,8 @@ static const char *usage_plan =
     "the lower bound, as load / Gb/s (ring traffic through the link over its\n"
     "speed; 1/load is the rate each ring flow gets there).\n"
     "  --rings K    at most K rings (default: one per rail, four on a square torus)\n"
-    "  --order      print ring 0 as RINGLET_RING_ORDER wants it, nothing else\n"
+    "  --order      print each ring on a line as RINGLET_RING_ORDER wants it (ring 0\n"
+    "               first, the one RINGLET_RING_ORDER would take), nothing else\n"
     "  --json OUT   also write the plan and its loads as JSON\n";
 
 static int die(const char *msg)
@@ -258,9 +259,11 @@ static int cmd_plan(int argc, char **argv)
     double plan_cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
     if (st == RL_OK) {
         if (order_only) {
-            for (int i = 0; i < p.nranks; i++)
-                printf("%s%d", i ? "," : "", p.order[i]);
-            printf("\n");
+            for (int k = 0; k < p.nrings; k++) {
+                for (int i = 0; i < p.nranks; i++)
+                    printf("%s%d", i ? "," : "", p.order[(size_t)k * (size_t)p.nranks + (size_t)i]);
+                printf("\n");
+            }
         } else {
             rl_topo_plan_print(&t, &p, stdout);
             printf("# read in %.3f s, planned and evaluated in %.3f s (%.3f s CPU)\n", load_s, plan_s, plan_cpu);

@@ -3,11 +3,12 @@
  * on and write them to a tuning file (RINGLET_TUNE_FILE).
  *
  * gamma (time per reduced byte) is the float32 sum kernel timed on this
- * host. alpha (per message) and beta (per byte) are fitted to all-reduces
- * run with each algorithm forced through RINGLET_ALGOS: every algorithm's
- * cost is linear in (alpha, beta, gamma), so the fit is a least-squares
- * solve over all (algorithm, size) points, weighted so that relative
- * errors count alike. With --check it then measures every algorithm at
+ * host. The two latencies (an eager message, rd's; a rendezvous one, the
+ * ring's and point to point's) and beta (per byte) are fitted to
+ * all-reduces run with each algorithm forced through RINGLET_ALGOS: every
+ * algorithm's cost is linear in the parameters, so the fit is a
+ * least-squares solve over all (algorithm, size) points, weighted so that
+ * relative errors count alike. With --check it then measures every algorithm at
  * other sizes (8 B to --check-max) and prints predicted against measured
  * time, the median absolute error, and how much slower the model's choice
  * is than the fastest measured algorithm.
@@ -96,20 +97,7 @@ static double measure_gamma(void)
     return t[2];
 }
 
-typedef struct {
-    const rl_algo_t *algo;
-    size_t bytes;
-    double us;
-} point_t;
-
-/* The algorithm's cost at a unit model: its coefficient of each parameter. */
-static void coeffs(const struct rl_comm *c, const rl_algo_t *a, size_t bytes, double k[3])
-{
-    rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = bytes / 4, .dtype = RL_FLOAT32, .bytes = bytes};
-    const rl_model_t unit[3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
-    for (int i = 0; i < 3; i++)
-        k[i] = a->cost(c, &call, &unit[i]);
-}
+typedef rl_fit_point_t point_t;
 
 /* Create a communicator whose all-reduce always runs `algo`. */
 static rl_comm_t comm_for(const char *algo)
@@ -151,25 +139,6 @@ static int measure(const char *algo, const size_t *sizes, int nsizes, double bud
     free(buf);
     rl_comm_destroy(comm);
     return npts;
-}
-
-/* alpha and beta by weighted least squares, gamma given. */
-static void fit(const struct rl_comm *c, const point_t *p, int n, double gamma, double *alpha, double *beta)
-{
-    double saa = 0, sab = 0, sbb = 0, sar = 0, sbr = 0;
-    for (int i = 0; i < n; i++) {
-        double k[3];
-        coeffs(c, p[i].algo, p[i].bytes, k);
-        double w = 1 / p[i].us, a = k[0] * w, b = k[1] * w, r = (p[i].us - k[2] * gamma) * w;
-        saa += a * a, sab += a * b, sbb += b * b, sar += a * r, sbr += b * r;
-    }
-    double det = saa * sbb - sab * sab;
-    *alpha = det != 0 ? (sar * sbb - sbr * sab) / det : 0;
-    *beta = det != 0 ? (saa * sbr - sab * sar) / det : 0;
-    if (*alpha < 0 || *beta < 0) { /* a degenerate fit: one parameter alone */
-        *alpha = *alpha < 0 ? 0 : *alpha;
-        *beta = *beta < 0 ? 0 : *beta;
-    }
 }
 
 static void transport_key(rl_comm_t comm, char *key, size_t len)
@@ -310,14 +279,15 @@ int main(int argc, char **argv)
     struct rl_comm *probe = malloc(sizeof(*probe));
     memcpy(probe, real, sizeof(*probe));
     rl_comm_destroy(real);
-    rl_model_t m = {0, 0, gamma};
-    fit(probe, pts, np, gamma, &m.alpha_us, &m.beta_us_per_b);
+    rl_model_t m = {.gamma_us_per_b = gamma};
+    rl_model_fit(probe, pts, np, &m);
     if (probe->rank == 0) {
         write_file(out, key, probe->nranks, &m);
-        printf("ringlet-tune: %s, %d ranks: alpha %.2f us, beta %.4f ns/B (%.2f GB/s), gamma %.4f ns/B from %d "
-               "points in %.1f s -> %s\n",
-               key, probe->nranks, m.alpha_us, m.beta_us_per_b * 1e3, m.beta_us_per_b > 0 ? 1e-3 / m.beta_us_per_b : 0,
-               m.gamma_us_per_b * 1e3, np, (now_us() - t_start) / 1e6, out);
+        printf("ringlet-tune: %s, %d ranks: alpha %.2f us eager, %.2f us rendezvous, beta %.4f ns/B (%.2f GB/s), "
+               "gamma %.4f ns/B from %d points in %.1f s -> %s\n",
+               key, probe->nranks, m.alpha_us, m.alpha_rdv_us, m.beta_us_per_b * 1e3,
+               m.beta_us_per_b > 0 ? 1e-3 / m.beta_us_per_b : 0, m.gamma_us_per_b * 1e3, np,
+               (now_us() - t_start) / 1e6, out);
         fflush(stdout);
     }
     if (do_check) {

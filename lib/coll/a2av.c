@@ -102,8 +102,7 @@ static int parts_progress(struct rl_comm *c, struct rl_request *r)
 static void parts_release(struct rl_comm *c, struct rl_request *r)
 {
     parts_t *p = P(r);
-    for (int i = 0; i < p->nkids; i++)
-        rl_p2p_drop(c, &p->kids[i]);
+    rl_p2p_drop_all(c, p->kids, p->nkids);
     free(p->kids);
     p->kids = NULL;
     p->nkids = 0;
@@ -112,13 +111,8 @@ static void parts_release(struct rl_comm *c, struct rl_request *r)
 static void parts_describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     parts_t *p = P(r);
-    for (int i = 0; i < p->nkids; i++) {
-        if (p->kids[i] && p->kids[i]->status == RL_INPROGRESS) {
-            p->kids[i]->algo->describe_wait(c, p->kids[i], buf, len);
-            return;
-        }
-    }
-    snprintf(buf, len, "%s %llu has not started", rl_coll_name(r->coll), (unsigned long long)r->seq);
+    if (!rl_p2p_describe_running(c, p->kids, p->nkids, buf, len))
+        snprintf(buf, len, "%s %llu has not started", rl_coll_name(r->coll), (unsigned long long)r->seq);
 }
 
 /* ---- all-to-allv ---- */
@@ -227,7 +221,7 @@ static rl_status_t a2av_start(struct rl_comm *c, struct rl_request *r)
 static double a2av_cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     (void)call; /* sizes differ per rank: only the message count is common */
-    return (c->nranks - 1) * m->alpha_us;
+    return (c->nranks - 1) * m->alpha_rdv_us;
 }
 
 const rl_algo_t rl_algo_pairwise_v = {
@@ -332,7 +326,7 @@ static rl_status_t linear_start(struct rl_comm *c, struct rl_request *r)
 static double linear_cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     /* the root's n - 1 messages share its link */
-    return (c->nranks - 1) * (m->alpha_us + (double)call->bytes * m->beta_us_per_b);
+    return (c->nranks - 1) * (m->alpha_rdv_us + (double)call->bytes * m->beta_us_per_b);
 }
 
 const rl_algo_t rl_algo_linear = {

@@ -13,7 +13,8 @@
  * its file, its id here, its file in lib/meson.build and, to make it a
  * default somewhere, a range in coll/select.c's defaults(). */
 #define RL_ALGOS(X)                                                                                          \
-    X(ring) X(chain) X(p2p) X(rd) X(rhd) X(pairwise) X(tree) X(bruck) X(dbt) X(bruck_a2a) X(pairwise_v) X(linear) X(hier) X(direct)
+    X(ring) X(chain) X(p2p) X(rd) X(rhd) X(pairwise) X(tree) X(bruck) X(dbt) X(bruck_a2a) X(pairwise_v) X(linear) X(hier) \
+    X(hier_ag) X(hier_bcast) X(hier_rs) X(direct)
 
 #define RL_ALGO_DECL_(id) extern const rl_algo_t rl_algo_##id;
 RL_ALGOS(RL_ALGO_DECL_)

@@ -29,11 +29,16 @@ typedef struct {
 } rl_call_t;
 
 /* Latency-bandwidth-reduction model of one transport at one group size:
- * a message costs alpha + bytes x beta, a reduction bytes x gamma. */
+ * a message costs alpha + bytes x beta, a reduction bytes x gamma. Two
+ * latencies, because the protocols differ: an eager message is one write
+ * into a slot the receiver keeps ready (rd); a rendezvous message waits
+ * for the receiver's clear-to-send or credit (point to point, ring steps),
+ * which adds part of a round trip. */
 typedef struct {
-    double alpha_us;        /* per message */
+    double alpha_us;        /* per eager message */
     double beta_us_per_b;   /* per byte moved */
     double gamma_us_per_b;  /* per byte reduced */
+    double alpha_rdv_us;    /* per rendezvous message */
 } rl_model_t;
 
 /*
@@ -95,7 +100,7 @@ typedef struct rl_algo {
 #define RL_PRIV(r, T) ((T *)(void *)(r)->priv)
 
 /* ---- registry (coll/algo.c) ---- */
-#define RL_ALGO_MAX 16
+#define RL_ALGO_MAX 32
 int rl_algo_count(void);
 const rl_algo_t *rl_algo_at(int i);
 /* The algorithm called name that implements coll (names are per collective). */
@@ -130,6 +135,6 @@ rl_status_t rl_comm_sync(struct rl_comm *c, int64_t deadline, char *err, size_t 
  * services others build on, the defaults); the registry in coll/algo.c
  * lists them all. */
 extern const rl_algo_t rl_algo_ring, rl_algo_chain, rl_algo_p2p, rl_algo_rhd, rl_algo_rd, rl_algo_pairwise,
-    rl_algo_pairwise_v, rl_algo_linear, rl_algo_direct;
+    rl_algo_pairwise_v, rl_algo_linear, rl_algo_tree, rl_algo_bruck_a2a, rl_algo_direct;
 
 #endif

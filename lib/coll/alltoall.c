@@ -26,7 +26,7 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
-    return (c->nranks - 1) * (m->alpha_us + (double)call->bytes * m->beta_us_per_b);
+    return (c->nranks - 1) * (m->alpha_rdv_us + (double)call->bytes * m->beta_us_per_b);
 }
 
 static rl_status_t start(struct rl_comm *c, struct rl_request *r)
@@ -65,8 +65,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
 static void release(struct rl_comm *c, struct rl_request *r)
 {
     a2a_t *a = A(r);
-    for (int i = 0; i < a->nkids; i++)
-        rl_p2p_drop(c, &a->kids[i]);
+    rl_p2p_drop_all(c, a->kids, a->nkids);
     free(a->kids);
     a->kids = NULL;
     a->nkids = 0;
@@ -75,13 +74,8 @@ static void release(struct rl_comm *c, struct rl_request *r)
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     a2a_t *a = A(r);
-    for (int i = 0; i < a->nkids; i++) {
-        if (a->kids[i] && a->kids[i]->status == RL_INPROGRESS) {
-            a->kids[i]->algo->describe_wait(c, a->kids[i], buf, len);
-            return;
-        }
-    }
-    snprintf(buf, len, "all_to_all %llu has not started", (unsigned long long)r->seq);
+    if (!rl_p2p_describe_running(c, a->kids, a->nkids, buf, len))
+        snprintf(buf, len, "all_to_all %llu has not started", (unsigned long long)r->seq);
 }
 
 const rl_algo_t rl_algo_pairwise = {

@@ -43,7 +43,7 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     int n = c->nranks;
-    return ceil_log2(n) * m->alpha_us + (double)(n - 1) * (double)call->bytes * m->beta_us_per_b;
+    return ceil_log2(n) * m->alpha_rdv_us + (double)(n - 1) * (double)call->bytes * m->beta_us_per_b;
 }
 
 static size_t blk(const struct rl_request *r) { return r->count * r->esize; }
@@ -118,19 +118,14 @@ static void release(struct rl_comm *c, struct rl_request *r)
 {
     bruck_t *t = B(r);
     rl_p2p_drop(c, &t->send);
-    for (int k = 0; k < MAX_STEPS; k++)
-        rl_p2p_drop(c, &t->recv[k]);
+    rl_p2p_drop_all(c, t->recv, MAX_STEPS);
 }
 
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     bruck_t *t = B(r);
-    struct rl_request *w = t->step < t->steps ? t->recv[t->step] : NULL;
-    if (!(w && w->status == RL_INPROGRESS))
-        w = t->send;
-    if (w && w->status == RL_INPROGRESS)
-        w->algo->describe_wait(c, w, buf, len);
-    else
+    struct rl_request *w[2] = {t->step < t->steps ? t->recv[t->step] : NULL, t->send};
+    if (!rl_p2p_describe_running(c, w, 2, buf, len))
         snprintf(buf, len, "all_gather %llu (bruck) at step %d", (unsigned long long)r->seq, t->step);
 }
 

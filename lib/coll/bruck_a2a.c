@@ -55,7 +55,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
     int n = c->nranks, lg = ceil_log2(n);
     double b = (double)call->bytes;
     /* each step moves about half the blocks, and packs and unpacks them */
-    return lg * (m->alpha_us + (n / 2.0) * b * (m->beta_us_per_b + 2 * m->gamma_us_per_b / 4));
+    return lg * (m->alpha_rdv_us + (n / 2.0) * b * (m->beta_us_per_b + 2 * m->gamma_us_per_b / 4));
 }
 
 static size_t blk(const struct rl_request *r) { return r->count * r->esize; }
@@ -145,19 +145,14 @@ static void release(struct rl_comm *c, struct rl_request *r)
 {
     ba_t *a = A(r);
     rl_p2p_drop(c, &a->send);
-    for (int k = 0; k < MAX_STEPS; k++)
-        rl_p2p_drop(c, &a->recv[k]);
+    rl_p2p_drop_all(c, a->recv, MAX_STEPS);
 }
 
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     ba_t *a = A(r);
-    struct rl_request *w = a->step < a->steps ? a->recv[a->step] : NULL;
-    if (!(w && w->status == RL_INPROGRESS))
-        w = a->send;
-    if (w && w->status == RL_INPROGRESS)
-        w->algo->describe_wait(c, w, buf, len);
-    else
+    struct rl_request *w[2] = {a->step < a->steps ? a->recv[a->step] : NULL, a->send};
+    if (!rl_p2p_describe_running(c, w, 2, buf, len))
         snprintf(buf, len, "all_to_all %llu (bruck) at step %d", (unsigned long long)r->seq, a->step);
 }
 

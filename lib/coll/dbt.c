@@ -122,7 +122,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
     double k = half > (double)c->chunk_bytes ? half / (double)c->chunk_bytes : 1;
     if (k > MAX_CHUNKS)
         k = MAX_CHUNKS;
-    double chunk_t = m->alpha_us + half / k * (2 * m->beta_us_per_b + m->gamma_us_per_b);
+    double chunk_t = m->alpha_rdv_us + half / k * (2 * m->beta_us_per_b + m->gamma_us_per_b);
     return (2 * depth + k - 1) * chunk_t;
 }
 

@@ -21,16 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coll/hier.h"
 #include "coll/p2p.h"
 #include "core/clock.h"
 #include "core/comm.h"
 
-#define MAX_LOCAL 64
-
 typedef struct {
-    int L, H, lidx, host;
-    int local[MAX_LOCAL]; /* ranks of this host, by local index */
-    int *rail;            /* [H]: the rank of local index lidx on each host */
+    rl_hier_geom_t g;
+    int L, H, lidx, host; /* copies of g's, short to read */
+    int *local, *rail;
     int step;
     struct rl_request **m; /* every message: see slot_of() */
     int nm;
@@ -38,16 +37,74 @@ typedef struct {
 
 static hier_t *Hs(const struct rl_request *r) { return RL_PRIV(r, hier_t); }
 
+int rl_hier_usable(const struct rl_comm *c)
+{
+    return rl_p2p_enabled(c) && c->nhosts >= 2 && c->ranks_per_host >= 2 && c->ranks_per_host <= RL_HIER_MAX_LOCAL;
+}
+
+rl_status_t rl_hier_geom(const struct rl_comm *c, rl_hier_geom_t *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->L = c->ranks_per_host;
+    g->H = c->nhosts;
+    g->host = c->host_of[c->rank];
+    g->rail = calloc((size_t)g->H, sizeof(int));
+    g->at = calloc((size_t)g->H * (size_t)g->L, sizeof(int));
+    int *seen = calloc((size_t)g->H, sizeof(int));
+    if (!g->rail || !g->at || !seen) {
+        free(seen);
+        rl_hier_geom_free(g);
+        return RL_ERR_NO_MEMORY;
+    }
+    for (int q = 0; q < c->nranks; q++) {
+        int x = c->host_of[q], li = seen[x]++;
+        if (li < g->L)
+            g->at[x * g->L + li] = q;
+        if (q == c->rank)
+            g->lidx = li;
+    }
+    for (int j = 0; j < g->L; j++)
+        g->local[j] = g->at[g->host * g->L + j];
+    for (int x = 0; x < g->H; x++)
+        g->rail[x] = g->at[x * g->L + g->lidx];
+    free(seen);
+    return RL_OK;
+}
+
+void rl_hier_geom_free(rl_hier_geom_t *g)
+{
+    free(g->rail);
+    free(g->at);
+    g->rail = g->at = NULL;
+}
+
+int rl_binom_tree(int me, int root, int n, int *parent, int *kids, int maxkids)
+{
+    int v = (me - root + n) % n, nk = 0, mask = 1;
+    *parent = -1;
+    while (mask < n) {
+        if (v & mask) {
+            *parent = ((v - mask) + root) % n;
+            break;
+        }
+        mask <<= 1;
+    }
+    for (mask >>= 1; mask > 0; mask >>= 1)
+        if (v + mask < n && nk < maxkids)
+            kids[nk++] = (v + mask + root) % n;
+    return nk;
+}
+
 static int usable(const struct rl_comm *c, const rl_call_t *call)
 {
     (void)call;
-    return rl_p2p_enabled(c) && c->nhosts >= 2 && c->ranks_per_host >= 2 && c->ranks_per_host <= MAX_LOCAL;
+    return rl_hier_usable(c);
 }
 
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
     double L = c->ranks_per_host ? c->ranks_per_host : 1, H = c->nhosts ? c->nhosts : 1;
-    double s = (double)call->bytes / L, a = m->alpha_us, b = m->beta_us_per_b, g = m->gamma_us_per_b;
+    double s = (double)call->bytes / L, a = m->alpha_rdv_us, b = m->beta_us_per_b, g = m->gamma_us_per_b;
     return (L - 1) * (a + s * b) + L * s * g      /* 1 */
            + (H - 1) * (a + s * b) + H * s * g    /* 2 */
            + (L - 1) * (a + s * b);               /* 3 */
@@ -99,35 +156,16 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
     if (rl_coll_trivial(c, r))
         return RL_OK;
     hier_t *h = Hs(r);
-    h->L = c->ranks_per_host;
-    h->H = c->nhosts;
-    h->host = c->host_of[c->rank];
-    int *lidx_of = calloc((size_t)c->nranks, sizeof(int));
-    h->rail = calloc((size_t)h->H, sizeof(int));
+    rl_status_t st = rl_hier_geom(c, &h->g);
+    if (st != RL_OK)
+        return st;
+    h->L = h->g.L, h->H = h->g.H, h->lidx = h->g.lidx, h->host = h->g.host;
+    h->local = h->g.local, h->rail = h->g.rail;
     h->nm = 4 * h->L + 2 * h->H;
     h->m = calloc((size_t)h->nm, sizeof(*h->m));
-    if (!lidx_of || !h->rail || !h->m) {
-        free(lidx_of);
+    if (!h->m)
         return RL_ERR_NO_MEMORY;
-    }
-    int *seen = calloc((size_t)h->H, sizeof(int));
-    if (!seen) {
-        free(lidx_of);
-        return RL_ERR_NO_MEMORY;
-    }
-    for (int q = 0; q < c->nranks; q++) { /* local index: position among the host's ranks, in rank order */
-        lidx_of[q] = seen[c->host_of[q]]++;
-        if (c->host_of[q] == h->host)
-            h->local[lidx_of[q]] = q;
-    }
-    h->lidx = lidx_of[c->rank];
-    for (int q = 0; q < c->nranks; q++)
-        if (lidx_of[q] == h->lidx)
-            h->rail[c->host_of[q]] = q;
-    free(seen);
-    free(lidx_of);
     size_t bytes = r->count * r->esize;
-    rl_status_t st;
     if ((st = rl_comm_scratch(c, max_slice(r, h->L) * (size_t)(h->L + h->H + 1))) != RL_OK ||
         (st = rl_reg_acquire(c, r->in, bytes, RL_ACCESS_LOCAL, &r->in_reg)) != RL_OK ||
         (st = rl_reg_acquire(c, r->out, bytes, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &r->out_reg)) != RL_OK)
@@ -215,10 +253,9 @@ static int progress(struct rl_comm *c, struct rl_request *r)
 static void release(struct rl_comm *c, struct rl_request *r)
 {
     hier_t *h = Hs(r);
-    for (int i = 0; h->m && i < h->nm; i++)
-        rl_p2p_drop(c, &h->m[i]);
+    rl_p2p_drop_all(c, h->m, h->nm);
     free(h->m);
-    free(h->rail);
+    rl_hier_geom_free(&h->g);
     h->m = NULL;
     h->rail = NULL;
     h->nm = 0;
@@ -227,12 +264,8 @@ static void release(struct rl_comm *c, struct rl_request *r)
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     hier_t *h = Hs(r);
-    for (int i = 0; h->m && i < h->nm; i++)
-        if (h->m[i] && h->m[i]->status == RL_INPROGRESS) {
-            h->m[i]->algo->describe_wait(c, h->m[i], buf, len);
-            return;
-        }
-    snprintf(buf, len, "all_reduce %llu (hier) at step %d", (unsigned long long)r->seq, h->step + 1);
+    if (!rl_p2p_describe_running(c, h->m, h->nm, buf, len))
+        snprintf(buf, len, "all_reduce %llu (hier) at step %d", (unsigned long long)r->seq, h->step + 1);
 }
 
 const rl_algo_t rl_algo_hier = {

@@ -1,5 +1,6 @@
 /* Cost-model parameters: tuning files and built-in estimates. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +9,15 @@
 #include "core/comm.h"
 
 /* Rough figures for when nothing was measured (ringlet-tune measures the
- * real ones): a few microseconds per message in shared memory, tens over
- * TCP, bandwidth of a few GB/s, reduction at about memory speed. */
+ * real ones): about a microsecond per message in shared memory, ten over
+ * TCP, a rendezvous message 1.5-2x an eager one, bandwidth of a few GB/s,
+ * reduction at about memory speed. */
 static const rl_tune_entry_t builtin[] = {
-    {"shm:", 0, {0.5, 1.0 / 4000, 1.0 / 8000}},
-    {"ofi:shm", 0, {3.0, 1.0 / 4000, 1.0 / 8000}},
-    {"ofi:tcp", 0, {30.0, 1.0 / 1500, 1.0 / 8000}},
-    {"verbs", 0, {8.0, 1.0 / 3000, 1.0 / 8000}},
-    {"", 0, {10.0, 1.0 / 2000, 1.0 / 8000}},
+    {"shm:", 0, {0.5, 1.0 / 4000, 1.0 / 8000, 1.0}},
+    {"ofi:shm", 0, {1.5, 1.0 / 4000, 1.0 / 8000, 3.0}},
+    {"ofi:tcp", 0, {10.0, 1.0 / 1500, 1.0 / 8000, 15.0}},
+    {"verbs", 0, {8.0, 1.0 / 3000, 1.0 / 8000, 12.0}},
+    {"", 0, {10.0, 1.0 / 2000, 1.0 / 8000, 15.0}},
 };
 
 rl_status_t rl_tune_read(const char *path, rl_tune_t *t, char *err, size_t len)
@@ -38,13 +40,17 @@ rl_status_t rl_tune_read(const char *path, rl_tune_t *t, char *err, size_t len)
             continue;
         rl_tune_entry_t e = {0};
         char extra[2];
-        int got = sscanf(p, "%31s %d %lf %lf %lf %1s", e.transport, &e.nranks, &e.m.alpha_us, &e.m.beta_us_per_b,
-                         &e.m.gamma_us_per_b, extra);
-        if (got != 5 || e.nranks < 1 || !(e.m.alpha_us >= 0) || !(e.m.beta_us_per_b >= 0) ||
-            !(e.m.gamma_us_per_b >= 0) || e.m.alpha_us > 1e7 || e.m.beta_us_per_b > 1e3 || e.m.gamma_us_per_b > 1e3) {
+        e.m.alpha_rdv_us = -1;
+        int got = sscanf(p, "%31s %d %lf %lf %lf %lf %1s", e.transport, &e.nranks, &e.m.alpha_us,
+                         &e.m.beta_us_per_b, &e.m.gamma_us_per_b, &e.m.alpha_rdv_us, extra);
+        if (got == 5) /* a file from before the two latencies: one for both */
+            e.m.alpha_rdv_us = e.m.alpha_us;
+        if ((got != 5 && got != 6) || e.nranks < 1 || !(e.m.alpha_us >= 0) || !(e.m.beta_us_per_b >= 0) ||
+            !(e.m.gamma_us_per_b >= 0) || !(e.m.alpha_rdv_us >= 0) || e.m.alpha_us > 1e7 ||
+            e.m.alpha_rdv_us > 1e7 || e.m.beta_us_per_b > 1e3 || e.m.gamma_us_per_b > 1e3) {
             snprintf(err, len,
                      "RINGLET_TUNE_FILE=%s line %d: expected \"transport nranks alpha_us beta_us_per_byte "
-                     "gamma_us_per_byte\" with non-negative numbers",
+                     "gamma_us_per_byte [alpha_rendezvous_us]\" with non-negative numbers",
                      path, lineno);
             st = RL_ERR_CONFIG;
         } else if (t->n == RL_TUNE_MAX) {
@@ -61,11 +67,12 @@ rl_status_t rl_tune_read(const char *path, rl_tune_t *t, char *err, size_t len)
 int rl_tune_write(FILE *f, const rl_tune_t *t)
 {
     fprintf(f, "# ringlet tuning file (ringlet-tune): a message costs alpha + bytes x beta,\n"
-               "# a reduction bytes x gamma (microseconds)\n"
-               "# transport nranks alpha_us beta_us_per_byte gamma_us_per_byte\n");
+               "# a reduction bytes x gamma (microseconds); alpha for an eager message,\n"
+               "# alpha_rendezvous for one that waits for the receiver's clear-to-send\n"
+               "# transport nranks alpha_us beta_us_per_byte gamma_us_per_byte alpha_rendezvous_us\n");
     for (int i = 0; i < t->n; i++)
-        fprintf(f, "%s %d %.4f %.9f %.9f\n", t->e[i].transport, t->e[i].nranks, t->e[i].m.alpha_us,
-                t->e[i].m.beta_us_per_b, t->e[i].m.gamma_us_per_b);
+        fprintf(f, "%s %d %.4f %.9f %.9f %.4f\n", t->e[i].transport, t->e[i].nranks, t->e[i].m.alpha_us,
+                t->e[i].m.beta_us_per_b, t->e[i].m.gamma_us_per_b, t->e[i].m.alpha_rdv_us);
     return ferror(f) ? -1 : 0;
 }
 
@@ -118,10 +125,109 @@ uint64_t rl_model_hash(const struct rl_comm *c, uint64_t h)
     for (int i = 0; i < c->sel.tune.n; i++) {
         const rl_tune_entry_t *e = &c->sel.tune.e[i];
         char buf[128];
-        int n = snprintf(buf, sizeof(buf), "%s %d %a %a %a;", e->transport, e->nranks, e->m.alpha_us,
-                         e->m.beta_us_per_b, e->m.gamma_us_per_b);
+        int n = snprintf(buf, sizeof(buf), "%s %d %a %a %a %a;", e->transport, e->nranks, e->m.alpha_us,
+                         e->m.beta_us_per_b, e->m.gamma_us_per_b, e->m.alpha_rdv_us);
         for (int k = 0; k < n && k < (int)sizeof(buf); k++)
             h = (h ^ (unsigned char)buf[k]) * 1099511628211ull;
     }
     return h;
 }
+
+/* The model's parameters as a vector, in this order. */
+enum { P_ALPHA, P_ALPHA_RDV, P_BETA, P_GAMMA, NPAR };
+
+/* The algorithm's cost at a unit model: its coefficient of each parameter. */
+static void coeffs(const struct rl_comm *c, const rl_algo_t *a, size_t bytes, double k[NPAR])
+{
+    rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = bytes / 4, .dtype = RL_FLOAT32, .bytes = bytes};
+    const rl_model_t unit[NPAR] = {
+        [P_ALPHA] = {.alpha_us = 1}, [P_ALPHA_RDV] = {.alpha_rdv_us = 1},
+        [P_BETA] = {.beta_us_per_b = 1}, [P_GAMMA] = {.gamma_us_per_b = 1}};
+    for (int i = 0; i < NPAR; i++)
+        k[i] = a->cost(c, &call, &unit[i]);
+}
+
+/* Solve the normal equations a x = b of the free parameters (Gaussian
+ * elimination with partial pivoting); 0 if singular. */
+static int solve(int n, double a[NPAR][NPAR], double b[NPAR], double x[NPAR])
+{
+    for (int col = 0; col < n; col++) {
+        int piv = col;
+        for (int r = col + 1; r < n; r++)
+            if (fabs(a[r][col]) > fabs(a[piv][col]))
+                piv = r;
+        if (fabs(a[piv][col]) < 1e-300)
+            return 0;
+        for (int k = 0; k < n; k++) {
+            double t = a[col][k];
+            a[col][k] = a[piv][k], a[piv][k] = t;
+        }
+        double t = b[col];
+        b[col] = b[piv], b[piv] = t;
+        for (int r = col + 1; r < n; r++) {
+            double f = a[r][col] / a[col][col];
+            for (int k = col; k < n; k++)
+                a[r][k] -= f * a[col][k];
+            b[r] -= f * b[col];
+        }
+    }
+    for (int r = n - 1; r >= 0; r--) {
+        double s = b[r];
+        for (int k = r + 1; k < n; k++)
+            s -= a[r][k] * x[k];
+        x[r] = s / a[r][r];
+    }
+    return 1;
+}
+
+/* Both latencies and beta by least squares weighted so that relative
+ * errors count alike, gamma given; a parameter the fit drives negative is
+ * pinned at 0 and the others refitted. A latency no measured algorithm
+ * uses takes the other's value. */
+void rl_model_fit(const struct rl_comm *c, const rl_fit_point_t *p, int n, rl_model_t *m)
+{
+    int fixed[3] = {0, 0, 0}, used[3] = {0, 0, 0};
+    double x[3] = {0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        double k[NPAR];
+        coeffs(c, p[i].algo, p[i].bytes, k);
+        for (int j = 0; j < 3; j++)
+            used[j] |= k[j] > 0;
+    }
+    for (int j = 0; j < 3; j++)
+        fixed[j] = !used[j];
+    for (int round = 0; round < 3; round++) {
+        int idx[3], nf = 0;
+        for (int j = 0; j < 3; j++)
+            if (!fixed[j])
+                idx[nf++] = j;
+        double a[NPAR][NPAR] = {{0}}, b[NPAR] = {0}, y[NPAR] = {0};
+        for (int i = 0; i < n; i++) {
+            double k[NPAR];
+            coeffs(c, p[i].algo, p[i].bytes, k);
+            double w = 1 / p[i].us, r = (p[i].us - k[P_GAMMA] * m->gamma_us_per_b) * w;
+            for (int u = 0; u < nf; u++) {
+                for (int v = 0; v < nf; v++)
+                    a[u][v] += k[idx[u]] * w * k[idx[v]] * w;
+                b[u] += k[idx[u]] * w * r;
+            }
+        }
+        if (nf == 0 || !solve(nf, a, b, y))
+            break;
+        int worst = -1;
+        for (int u = 0; u < nf; u++) {
+            x[idx[u]] = y[u];
+            if (y[u] < 0 && (worst < 0 || y[u] < x[worst]))
+                worst = idx[u];
+        }
+        if (worst < 0)
+            break;
+        fixed[worst] = 1, x[worst] = 0;
+    }
+    for (int j = 0; j < 3; j++)
+        x[j] = x[j] < 0 ? 0 : x[j];
+    m->alpha_us = used[P_ALPHA] ? x[P_ALPHA] : x[P_ALPHA_RDV];
+    m->alpha_rdv_us = used[P_ALPHA_RDV] ? x[P_ALPHA_RDV] : x[P_ALPHA];
+    m->beta_us_per_b = x[P_BETA];
+}
+

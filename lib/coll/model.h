@@ -10,7 +10,8 @@
 struct rl_comm;
 
 /* One line of a tuning file: "transport nranks alpha_us beta_us_per_byte
- * gamma_us_per_byte"; transport is a prefix of rl_comm_transport(), e.g.
+ * gamma_us_per_byte alpha_rendezvous_us" (the last may be missing: then
+ * alpha serves both); transport is a prefix of rl_comm_transport(), e.g.
  * "ofi:tcp", "ofi:shm", "verbs". */
 typedef struct {
     char transport[32];
@@ -37,6 +38,16 @@ rl_model_t rl_tune_pick(const rl_tune_t *t, const char *transport, int nranks, c
  * the transport is open, pick its parameters. */
 rl_status_t rl_model_load(struct rl_comm *c, char *err, size_t len);
 void rl_model_pick(struct rl_comm *c);
+/* One measured all-reduce: an algorithm forced, a size, the median time. */
+typedef struct {
+    const rl_algo_t *algo;
+    size_t bytes;
+    double us;
+} rl_fit_point_t;
+/* ringlet-tune's fit: both latencies and beta of m from the points (gamma
+ * as given in m), by least squares on relative errors, none negative. */
+void rl_model_fit(const struct rl_comm *c, const rl_fit_point_t *p, int n, rl_model_t *m);
+
 /* Fold the loaded parameters into a hash (ranks must agree on them). */
 uint64_t rl_model_hash(const struct rl_comm *c, uint64_t h);
 

@@ -322,6 +322,23 @@ void rl_p2p_drop(struct rl_comm *c, struct rl_request **msg)
     free(r);
 }
 
+void rl_p2p_drop_all(struct rl_comm *c, struct rl_request **msgs, int n)
+{
+    for (int i = 0; msgs && i < n; i++)
+        rl_p2p_drop(c, &msgs[i]);
+}
+
+int rl_p2p_describe_running(struct rl_comm *c, struct rl_request *const *msgs, int n, char *buf, size_t len)
+{
+    for (int i = 0; msgs && i < n; i++) {
+        if (msgs[i] && msgs[i]->status == RL_INPROGRESS) {
+            msgs[i]->algo->describe_wait(c, msgs[i], buf, len);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Receive: register, then tell the sender where to write. */
 static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
 {
@@ -586,8 +603,7 @@ static void comm_fail(struct rl_comm *c, rl_status_t st)
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     const msg_t *m = CM(r);
-    p2p_t *ps = state(c);
-    (void)ps;
+    c->stall_peer = m->peer;
     if (m->is_send && !m->have_cts)
         snprintf(buf, len,
                  "send %llu (tag %u) to rank %d: rank %d has not announced a receive of that tag (not posted, or "

@@ -385,12 +385,17 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
     const char *name = rl_coll_name(r->coll);
     unsigned long long seq = (unsigned long long)r->seq;
     switch (O(r)->phase) {
-    case PH_FOLD: snprintf(buf, len, "%s %llu (eager) waits for rank %d's data", name, seq, c->rank - 1); break;
+    case PH_FOLD:
+        c->stall_peer = c->rank - 1;
+        snprintf(buf, len, "%s %llu (eager) waits for rank %d's data", name, seq, c->rank - 1);
+        break;
     case PH_LEVELS:
-        snprintf(buf, len, "%s %llu (eager) waits for rank %d's data at level %d", name, seq,
-                 real_rank(O(r)->vrank ^ (1 << O(r)->level), rem), O(r)->level);
+        c->stall_peer = real_rank(O(r)->vrank ^ (1 << O(r)->level), rem);
+        snprintf(buf, len, "%s %llu (eager) waits for rank %d's data at level %d", name, seq, c->stall_peer,
+                 O(r)->level);
         break;
     case PH_WAIT_UNFOLD:
+        c->stall_peer = c->rank + 1;
         snprintf(buf, len, "%s %llu (eager) waits for the result from rank %d", name, seq, c->rank + 1);
         break;
     default: snprintf(buf, len, "%s %llu (eager) waits for its writes to complete", name, seq); break;

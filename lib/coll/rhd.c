@@ -52,7 +52,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
 {
     int n = c->nranks, lg = log2_exact(n);
     double f = (double)(n - 1) / n, b = (double)call->bytes;
-    return 2 * lg * m->alpha_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
+    return 2 * lg * m->alpha_rdv_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
 }
 
 /* A message of this all-reduce. It uses the all-reduce's registrations
@@ -243,11 +243,8 @@ static void release(struct rl_comm *c, struct rl_request *r)
 
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
-    struct rl_request *rv = H(r)->step < 2 * H(r)->m ? H(r)->recv[H(r)->step] : NULL;
-    struct rl_request *s = rv && rv->status == RL_INPROGRESS ? rv : H(r)->send;
-    if (s && s->status == RL_INPROGRESS)
-        s->algo->describe_wait(c, s, buf, len);
-    else
+    struct rl_request *w[2] = {H(r)->step < 2 * H(r)->m ? H(r)->recv[H(r)->step] : NULL, H(r)->send};
+    if (!rl_p2p_describe_running(c, w, 2, buf, len))
         snprintf(buf, len, "all_reduce %llu (halving-doubling) at step %d", (unsigned long long)r->seq, H(r)->step);
 }
 

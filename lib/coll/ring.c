@@ -31,6 +31,7 @@ typedef struct {
 /* One ring: its neighbours, connections, staging slots and mailboxes. */
 typedef struct {
     int id;
+    const int *order; /* its ring: one of the communicator's (planned rings) */
     int pos, prev, next;
     rl_tp_conn_t *to_prev, *to_next; /* the same object when prev == next */
     /* receive side: prev writes chunks into stage, next writes control
@@ -69,13 +70,13 @@ typedef struct {
     int ctrl_sent, have_peer, done;
     rl_ctrl_t peer;       /* next's control record */
     int empty;            /* no elements: one zero-length token each way */
+    int cpos;             /* broadcast/reduce: this rank's place on the channel's chain, 0 first */
     int64_t *step_ns;     /* when each ring step's last chunk was received */
 } rl_opch_t;
 
 /* One operation's state. */
 typedef struct {
     rl_opch_t ch[RL_MAX_CHANNELS];
-    int cpos; /* broadcast/reduce: this rank's place on the chain, 0 first */
 } op_t;
 
 static ring_t *S(const struct rl_comm *c) { return c->algo_state[rl_algo_index(&rl_algo_ring)]; }
@@ -151,7 +152,7 @@ static void unit_allgather(struct rl_comm *c, struct rl_request *r, rl_opch_t *o
                            uint64_t k, int send, unit_t *u)
 {
     int n = c->nranks;
-    int owner = c->order[mod(send ? ch->pos - (int64_t)s : ch->pos - (int64_t)s - 1, n)];
+    int owner = ch->order[mod(send ? ch->pos - (int64_t)s : ch->pos - (int64_t)s - 1, n)];
     uint64_t coff;
     rl_split(o->g.len, o->g.nchunks, k, &coff, &u->len);
     uint64_t off = ((uint64_t)owner * r->count + o->g.lo + coff) * r->esize;
@@ -168,7 +169,7 @@ static void unit_reducescatter(struct rl_comm *c, struct rl_request *r, rl_opch_
                                uint64_t k, int send, unit_t *u)
 {
     int n = c->nranks;
-    int owner = c->order[mod(send ? ch->pos - (int64_t)s - 1 : ch->pos - (int64_t)s - 2, n)];
+    int owner = ch->order[mod(send ? ch->pos - (int64_t)s - 1 : ch->pos - (int64_t)s - 2, n)];
     uint64_t coff;
     rl_split(o->g.len, o->g.nchunks, k, &coff, &u->len);
     uint64_t off = ((uint64_t)owner * r->count + o->g.lo + coff) * r->esize;
@@ -189,7 +190,7 @@ static void unit_reducescatter(struct rl_comm *c, struct rl_request *r, rl_opch_
  * ranks whose mailboxes it writes. Unit k is chunk k. */
 static void unit_chain(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, uint64_t k, int send, unit_t *u)
 {
-    int n = c->nranks, first = P(r)->cpos == 0, last = P(r)->cpos == n - 1;
+    int n = c->nranks, first = o->cpos == 0, last = o->cpos == n - 1;
     if ((send && last) || (!send && first)) {
         u->token = 1;
         return;
@@ -230,7 +231,7 @@ static void unit_geom(struct rl_comm *c, struct rl_request *r, rl_opch_t *o, rl_
 static uint64_t recv_needed(const struct rl_request *r, const rl_opch_t *o, uint64_t u)
 {
     if (is_chain(r))
-        return P(r)->cpos == 0 ? 0 : (u < o->nrecv ? u + 1 : o->nrecv);
+        return o->cpos == 0 ? 0 : (u < o->nrecv ? u + 1 : o->nrecv);
     return u >= o->g.nchunks ? u - o->g.nchunks + 1 : 0;
 }
 
@@ -260,8 +261,8 @@ static void set_geometry(struct rl_comm *c, struct rl_request *r, int chi)
     o->g.units = o->empty ? 1 : o->g.steps * o->g.nchunks;
     o->nsend = o->nrecv = o->g.units;
     if (is_chain(r) && !o->empty) {
-        o->nsend = P(r)->cpos == n - 1 ? 1 : o->g.nchunks;
-        o->nrecv = P(r)->cpos == 0 ? 1 : o->g.nchunks;
+        o->nsend = o->cpos == n - 1 ? 1 : o->g.nchunks;
+        o->nrecv = o->cpos == 0 ? 1 : o->g.nchunks;
     }
 }
 
@@ -320,7 +321,7 @@ static rl_status_t take_peer_ctrl(struct rl_comm *c, struct rl_request *r, int c
         return RL_ERR_MISMATCH;
     }
     /* only a rank that writes into next's output needs its size */
-    int writes = !is_chain(r) || (r->coll == RL_COLL_BROADCAST && P(r)->cpos < c->nranks - 1);
+    int writes = !is_chain(r) || (r->coll == RL_COLL_BROADCAST && P(r)->ch[chi].cpos < c->nranks - 1);
     size_t need = writes ? direct_bytes(c, r) : 0;
     if (need && rec.out_len < need) {
         rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d announced an output buffer of %llu bytes, %zu needed",
@@ -544,13 +545,14 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
         if (scratch && (st = rl_comm_scratch(c, scratch)) != RL_OK)
             return st;
     }
-    if (is_chain(r)) {
+    for (int i = 0; is_chain(r) && i < c->nch; i++) {
+        const rl_chan_t *ch = &S(c)->ch[i];
         int proot = 0;
-        for (int i = 0; i < c->nranks; i++)
-            if (c->order[i] == r->root)
-                proot = i;
+        for (int k = 0; k < c->nranks; k++)
+            if (ch->order[k] == r->root)
+                proot = k;
         int shift = r->coll == RL_COLL_REDUCE ? 1 : 0;
-        P(r)->cpos = (int)mod((int64_t)S(c)->ch[0].pos - proot - shift, c->nranks);
+        P(r)->ch[i].cpos = (int)mod((int64_t)ch->pos - proot - shift, c->nranks);
     }
     for (int i = 0; i < c->nch; i++) {
         set_geometry(c, r, i);
@@ -742,6 +744,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
         if (o->done)
             continue;
         const char *name = rl_coll_name(r->coll);
+        c->stall_peer = !o->have_peer || o->recvd >= o->nrecv ? ch->next : ch->prev;
         if (!o->have_peer)
             snprintf(buf, len, "waiting for rank %d to start operation %llu (%s; its control record has not come)",
                      ch->next, (unsigned long long)r->seq, name);
@@ -793,13 +796,14 @@ static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec, char *w
     rl_chan_t *ch = &S(c)->ch[i];
     int n = c->nranks;
     int me = -1;
+    ch->order = c->order + (size_t)(i % c->nrings) * (size_t)n;
     for (int k = 0; k < n; k++)
-        if (c->order[k] == c->rank)
+        if (ch->order[k] == c->rank)
             me = k;
     ch->id = i;
     ch->pos = me;
-    ch->prev = c->order[(me + n - 1) % n];
-    ch->next = c->order[(me + 1) % n];
+    ch->prev = ch->order[(me + n - 1) % n];
+    ch->next = ch->order[(me + 1) % n];
     ch->credits = c->depth;
     for (int k = 0; k < CTX_KINDS; k++)
         ch->cpl[k] = (ring_cpl_t){.base.fn = send_done, .kind = k, .ch = i};
@@ -946,10 +950,10 @@ static double ring_cost(const struct rl_comm *c, const rl_call_t *call, const rl
 {
     double n = c->nranks, b = (double)call->bytes, f = (n - 1) / n;
     switch (call->coll) {
-    case RL_COLL_ALL_GATHER: return (n - 1) * (m->alpha_us + b * m->beta_us_per_b);
-    case RL_COLL_REDUCE_SCATTER: return (n - 1) * (m->alpha_us + b * (m->beta_us_per_b + m->gamma_us_per_b));
+    case RL_COLL_ALL_GATHER: return (n - 1) * (m->alpha_rdv_us + b * m->beta_us_per_b);
+    case RL_COLL_REDUCE_SCATTER: return (n - 1) * (m->alpha_rdv_us + b * (m->beta_us_per_b + m->gamma_us_per_b));
     default: /* all-reduce, barrier: reduce-scatter then all-gather */
-        return 2 * (n - 1) * m->alpha_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
+        return 2 * (n - 1) * m->alpha_rdv_us + 2 * f * b * m->beta_us_per_b + f * b * m->gamma_us_per_b;
     }
 }
 
@@ -959,19 +963,22 @@ static double chain_cost(const struct rl_comm *c, const rl_call_t *call, const r
 {
     double n = c->nranks, b = (double)call->bytes;
     double k = b > (double)c->chunk_bytes ? b / (double)c->chunk_bytes : 1;
-    double per = m->alpha_us + b / k * (m->beta_us_per_b + (call->coll == RL_COLL_REDUCE ? m->gamma_us_per_b : 0));
-    return (n - 2 + k) * per + m->alpha_us; /* and the closing token */
+    double per = m->alpha_rdv_us + b / k * (m->beta_us_per_b + (call->coll == RL_COLL_REDUCE ? m->gamma_us_per_b : 0));
+    return (n - 2 + k) * per + m->alpha_rdv_us; /* and the closing token */
 }
 
 /* Every rank logs its own neighbours. */
 static void describe_comm(struct rl_comm *c, char *buf, size_t len)
 {
-    char ord[256];
+    char ord[384];
     int pos = 0;
-    for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 12; i++)
-        pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : "", c->order[i]);
-    snprintf(buf, len, "ring %s (prev %d, next %d), %d channel(s), chunk %zu B, depth %d", ord, S(c)->ch[0].prev,
-             S(c)->ch[0].next, c->nch, c->chunk_bytes, c->depth);
+    int nshow = c->nrings > 1 ? c->nch : 1; /* each channel's own ring, as it runs */
+    for (int k = 0; k < nshow && pos < (int)sizeof(ord) - 16; k++)
+        for (int i = 0; i < c->nranks && pos < (int)sizeof(ord) - 16; i++)
+            pos += snprintf(ord + pos, sizeof(ord) - (size_t)pos, "%s%d", i ? "," : k ? " | " : "",
+                            S(c)->ch[k].order[i]);
+    snprintf(buf, len, "ring%s %s (prev %d, next %d), %d channel(s), chunk %zu B, depth %d", c->nrings > 1 ? "s" : "",
+             ord, S(c)->ch[0].prev, S(c)->ch[0].next, c->nch, c->chunk_bytes, c->depth);
 }
 
 static int busy(struct rl_comm *c)
@@ -1046,6 +1053,7 @@ struct rl_request *rl_ring_fuzz_begin(struct rl_comm *c, rl_coll_t coll, size_t 
     for (int i = 0; i < c->nch; i++) {
         rl_chan_t *ch = &rs->ch[i];
         ch->id = i;
+        ch->order = c->order;
         ch->pos = c->rank;
         ch->prev = (c->rank + c->nranks - 1) % c->nranks;
         ch->next = (c->rank + 1) % c->nranks;

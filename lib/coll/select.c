@@ -69,6 +69,11 @@ static rl_status_t defaults(struct rl_comm *c, char *err, size_t len)
         snprintf(err, len, "RINGLET_ALLREDUCE_ALGO=%s: use auto, ring, rhd or rd", ar);
         return RL_ERR_CONFIG;
     }
+    /* measured at 8 ranks on libfabric shm and tcp (tools/algo-bench): the
+     * binomial tree beat the chain at every size up to 256 KiB (1.1-1.55x),
+     * Bruck's all-to-all beat pairwise exchange up to 4 KiB (1.01-1.6x) */
+    add(&t->per[RL_COLL_BROADCAST], 0, 256 << 10, &rl_algo_tree);
+    add(&t->per[RL_COLL_ALLTOALL], 0, 4 << 10, &rl_algo_bruck_a2a);
     return RL_OK;
 }
 
@@ -258,15 +263,18 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, cons
     const rl_model_t *m = &c->sel.model;
     fprintf(out, "== algorithm selection for %d ranks over %s (table hash %016llx)\n", nranks, transport,
             (unsigned long long)c->sel.hash);
-    fprintf(out, "cost model (%s): alpha %.2f us/message, beta %.3f ns/byte (%.2f GB/s), gamma %.3f ns/byte\n",
-            c->sel.model_src, m->alpha_us, m->beta_us_per_b * 1e3, m->beta_us_per_b > 0 ? 1e-3 / m->beta_us_per_b : 0,
-            m->gamma_us_per_b * 1e3);
+    fprintf(out,
+            "cost model (%s): alpha %.2f us/eager message, %.2f us/rendezvous message, beta %.3f ns/byte "
+            "(%.2f GB/s), gamma %.3f ns/byte\n",
+            c->sel.model_src, m->alpha_us, m->alpha_rdv_us, m->beta_us_per_b * 1e3,
+            m->beta_us_per_b > 0 ? 1e-3 / m->beta_us_per_b : 0, m->gamma_us_per_b * 1e3);
     static const uint64_t dflt[] = {8, 4096, 65536, 1 << 20, 16 << 20, 64 << 20};
     if (!sizes || nsizes <= 0)
         sizes = dflt, nsizes = (int)(sizeof(dflt) / sizeof(dflt[0]));
     static const rl_coll_t colls[] = {RL_COLL_ALL_REDUCE, RL_COLL_ALL_GATHER, RL_COLL_REDUCE_SCATTER,
                                       RL_COLL_BROADCAST,  RL_COLL_REDUCE,     RL_COLL_BARRIER,
-                                      RL_COLL_ALLTOALL};
+                                      RL_COLL_ALLTOALL,   RL_COLL_ALLTOALLV,  RL_COLL_GATHER,
+                                      RL_COLL_SCATTER};
     for (size_t ci = 0; ci < sizeof(colls) / sizeof(colls[0]); ci++) {
         rl_coll_t k = colls[ci];
         print_list(out, &c->sel.per[k], k);

@@ -60,7 +60,7 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
 {
-    double b = (double)call->bytes, per = m->alpha_us + b * m->beta_us_per_b;
+    double b = (double)call->bytes, per = m->alpha_rdv_us + b * m->beta_us_per_b;
     if (call->coll == RL_COLL_REDUCE)
         per += b * m->gamma_us_per_b;
     return ceil_log2(c->nranks) * per;
@@ -189,20 +189,14 @@ static void release(struct rl_comm *c, struct rl_request *r)
 {
     tree_t *t = T(r);
     rl_p2p_drop(c, &t->up);
-    for (int i = 0; i < MAX_KIDS; i++)
-        rl_p2p_drop(c, &t->down[i]);
+    rl_p2p_drop_all(c, t->down, MAX_KIDS);
 }
 
 static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, size_t len)
 {
     tree_t *t = T(r);
-    struct rl_request *w = t->up && t->up->status == RL_INPROGRESS ? t->up : NULL;
-    for (int i = 0; !w && i < t->nkids; i++)
-        if (t->down[i] && t->down[i]->status == RL_INPROGRESS)
-            w = t->down[i];
-    if (w)
-        w->algo->describe_wait(c, w, buf, len);
-    else
+    if (!rl_p2p_describe_running(c, &t->up, 1, buf, len) &&
+        !rl_p2p_describe_running(c, t->down, t->nkids, buf, len))
         snprintf(buf, len, "%s %llu (tree) has not started", rl_coll_name(r->coll), (unsigned long long)r->seq);
 }
 

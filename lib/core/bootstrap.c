@@ -41,6 +41,10 @@ struct rl_boot {
     int64_t probe_dl;
     char *reported;        /* root: answered the probe */
     uint64_t *rep_seq;     /* root: collectives each has started */
+    int *rep_wait;         /* root: the rank each one's expired wait waited on, -1 */
+    int waits_on;          /* this rank's expired wait waited on it, -1 */
+    int (*wait_fn)(void *); /* else what it waits on now (rl_boot_wait_source) */
+    void *wait_arg;
     struct pollfd *pfd;    /* root: one per rank */
 };
 
@@ -214,6 +218,38 @@ static rl_status_t send_u64(int fd, int type, int rank, uint64_t v, int64_t dead
     put32(buf, (uint32_t)v);
     put32(buf + 4, (uint32_t)(v >> 32));
     return send_msg(fd, type, rank, buf, sizeof(buf), deadline);
+}
+
+static uint64_t my_seq(const rl_boot_t *b);
+
+static int waiting_on(const rl_boot_t *b)
+{
+    int w = b->waits_on >= 0 ? b->waits_on : b->wait_fn ? b->wait_fn(b->wait_arg) : -1;
+    return w >= 0 && w < b->nranks ? w : -1;
+}
+
+/* A report: collectives started, and the rank an expired wait waited on
+ * (-1: none, or not known). */
+static rl_status_t send_report(rl_boot_t *b, int64_t deadline)
+{
+    uint8_t buf[12];
+    uint64_t v = my_seq(b);
+    put32(buf, (uint32_t)v);
+    put32(buf + 4, (uint32_t)(v >> 32));
+    put32(buf + 8, (uint32_t)(waiting_on(b) + 1));
+    return send_msg(b->fd, RL_BOOT_REPORT, b->rank, buf, sizeof(buf), deadline);
+}
+
+/* Untrusted: a wait on a rank outside the group counts as none. */
+static int get_report(const rl_boot_t *b, const void *pl, uint32_t len, uint64_t *seq, int *waits_on)
+{
+    if (len != 12)
+        return -1;
+    const uint8_t *p = pl;
+    *seq = (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+    uint32_t w = get32(p + 8);
+    *waits_on = w >= 1 && w <= (uint32_t)b->nranks ? (int)w - 1 : -1;
+    return 0;
 }
 
 static int get_u64(const void *pl, uint32_t len, uint64_t *v)
@@ -842,6 +878,8 @@ rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl
         return RL_ERR_INVALID_ARG;
     }
     rl_boot_t *b = calloc(1, sizeof(*b));
+    if (b)
+        b->waits_on = -1;
     if (!b)
         return RL_ERR_NO_MEMORY;
     b->rank = rank;
@@ -886,8 +924,10 @@ rl_status_t rl_boot_create_opts(int rank, int nranks, const char *addr, const rl
         b->early_len = calloc((size_t)nranks, sizeof(uint32_t));
         b->reported = calloc((size_t)nranks, 1);
         b->rep_seq = calloc((size_t)nranks, sizeof(uint64_t));
+        b->rep_wait = malloc(sizeof(int) * (size_t)nranks);
         b->pfd = calloc((size_t)nranks, sizeof(struct pollfd));
-        if (!b->fds || !b->bye || !b->early || !b->early_len || !b->reported || !b->rep_seq || !b->pfd) {
+        if (!b->fds || !b->bye || !b->early || !b->early_len || !b->reported || !b->rep_seq || !b->rep_wait ||
+            !b->pfd) {
             st = RL_ERR_NO_MEMORY;
             if (lfd >= 0)
                 close(lfd);
@@ -1002,12 +1042,44 @@ static void probe_start(rl_boot_t *b)
         return;
     b->probing = 1;
     b->probe_dl = rl_deadline_ms(RL_BOOT_PROBE_MS);
+    for (int r = 0; r < b->nranks; r++)
+        b->rep_wait[r] = b->reported[r] ? b->rep_wait[r] : -1;
     b->reported[0] = 1;
     b->rep_seq[0] = my_seq(b);
+    b->rep_wait[0] = waiting_on(b);
     int64_t dl = rl_deadline_ms(200);
     for (int r = 1; r < b->nranks; r++)
         if (b->fds[r] >= 0 && !b->bye[r] && !b->reported[r])
             send_msg(b->fds[r], RL_BOOT_PROBE, 0, NULL, 0, dl);
+}
+
+/* Everyone answers and runs the same collective: the data path stopped.
+ * Name it from the waits that expired: two ranks waiting for each other
+ * point at the link between them. */
+static void wait_verdict(rl_boot_t *b, uint64_t seq)
+{
+    char msg[256];
+    int pos = snprintf(msg, sizeof(msg), "every rank answers and is in collective #%llu, but its data stopped moving",
+                       (unsigned long long)seq);
+    for (int r = 0; r < b->nranks; r++) {
+        int w = b->reported[r] ? b->rep_wait[r] : -1;
+        if (w >= 0 && w != r && b->reported[w] && b->rep_wait[w] == r && r < w) {
+            snprintf(msg + pos, sizeof(msg) - (size_t)pos,
+                     ": rank %d and rank %d wait for each other (is the link between them cut or lossy?)", r, w);
+            root_fail(b, RL_ERR_TIMEOUT, -1, msg, -1);
+            return;
+        }
+    }
+    int listed = 0;
+    for (int r = 0; r < b->nranks && pos < (int)sizeof(msg) - 40 && listed < 4; r++) {
+        int w = b->reported[r] ? b->rep_wait[r] : -1;
+        if (w >= 0)
+            pos += snprintf(msg + pos, sizeof(msg) - (size_t)pos, "%s rank %d waits for rank %d", listed++ ? "," : ":",
+                            r, w);
+    }
+    if (pos < (int)sizeof(msg))
+        snprintf(msg + pos, sizeof(msg) - (size_t)pos, " (a cut or lossy link?)");
+    root_fail(b, RL_ERR_TIMEOUT, -1, msg, -1);
 }
 
 static void probe_verdict(rl_boot_t *b)
@@ -1053,10 +1125,7 @@ static void probe_verdict(rl_boot_t *b)
         root_fail(b, RL_ERR_TIMEOUT, first, msg, -1);
         return;
     }
-    snprintf(msg, sizeof(msg),
-             "every rank answers and is in collective #%llu: its data stopped moving (a cut or lossy link?)",
-             (unsigned long long)hi);
-    root_fail(b, RL_ERR_TIMEOUT, -1, msg, -1);
+    wait_verdict(b, hi);
 }
 
 static void probe_check(rl_boot_t *b)
@@ -1102,7 +1171,8 @@ static int root_ctl(rl_boot_t *b, int r, const rl_boot_hdr_t *h, const void *pl)
         }
         return 1;
     }
-    if (h->type == RL_BOOT_REPORT && get_u64(pl, h->len, &v) == 0) {
+    int waits_on = -1;
+    if (h->type == RL_BOOT_REPORT && get_report(b, pl, h->len, &v, &waits_on) == 0) {
         if (b->failed == RL_OK && v > b->min_leave) {
             /* it waits in a collective a rank that left never started */
             char msg[256];
@@ -1116,6 +1186,7 @@ static int root_ctl(rl_boot_t *b, int r, const rl_boot_hdr_t *h, const void *pl)
             int first = !b->reported[r];
             b->reported[r] = 1;
             b->rep_seq[r] = v;
+            b->rep_wait[r] = waits_on;
             probe_start(b); /* a rank timed out: find out who stalls it */
             if (first) /* "heard you": it then knows rank 0 is alive and waits for the verdict */
                 send_msg(b->fds[r], RL_BOOT_PROBE, 0, NULL, 0, rl_deadline_ms(200));
@@ -1176,7 +1247,7 @@ static int rank_ctl(rl_boot_t *b, const rl_boot_hdr_t *h, const void *pl)
     uint64_t v;
     if (h->type == RL_BOOT_PROBE) {
         b->last_probe = rl_now_ns();
-        send_u64(b->fd, RL_BOOT_REPORT, b->rank, my_seq(b), rl_deadline_ms(200));
+        send_report(b, rl_deadline_ms(200));
         return 1;
     }
     if (h->type == RL_BOOT_LEAVE && get_u64(pl, h->len, &v) == 0) {
@@ -1225,10 +1296,13 @@ rl_status_t rl_boot_check(rl_boot_t *b, char *err, size_t errlen)
     return b->failed;
 }
 
-rl_status_t rl_boot_stalled(rl_boot_t *b, char *err, size_t errlen)
+rl_status_t rl_boot_stalled(rl_boot_t *b, int waits_on, char *err, size_t errlen)
 {
     if (!b || b->nranks == 1 || b->failed != RL_OK)
         return RL_OK;
+    b->waits_on = waits_on >= 0 && waits_on < b->nranks ? waits_on : -1;
+    if (b->rank == 0 && b->rep_wait) /* a probe another rank's report started did not know it yet */
+        b->rep_wait[0] = waiting_on(b);
     if (b->rank == 0) {
         probe_start(b);
         while (b->failed == RL_OK) {
@@ -1241,7 +1315,7 @@ rl_status_t rl_boot_stalled(rl_boot_t *b, char *err, size_t errlen)
          * probe answered just before counts: rank 0 already knew of us
          * (and does not acknowledge twice). */
         b->heard = rl_now_ns() - b->last_probe < RL_BOOT_PROBE_MS * 1000000LL;
-        send_u64(b->fd, RL_BOOT_REPORT, b->rank, my_seq(b), rl_deadline_ms(200));
+        send_report(b, rl_deadline_ms(200));
         int64_t ack_dl = rl_deadline_ms(RL_BOOT_PROBE_MS), dl = rl_deadline_ms(RL_BOOT_PROBE_MS + 1500);
         struct pollfd pfd = {.fd = b->fd, .events = POLLIN};
         while (b->failed == RL_OK && rl_now_ns() < (b->heard ? dl : ack_dl)) {
@@ -1263,6 +1337,14 @@ rl_status_t rl_boot_stalled(rl_boot_t *b, char *err, size_t errlen)
     }
     snprintf(err, errlen, "%s", b->failmsg);
     return b->failed;
+}
+
+void rl_boot_wait_source(rl_boot_t *b, int (*waits_on)(void *arg), void *arg)
+{
+    if (!b)
+        return;
+    b->wait_fn = waits_on;
+    b->wait_arg = arg;
 }
 
 void rl_boot_leaving(rl_boot_t *b)
@@ -1553,6 +1635,7 @@ void rl_boot_destroy(rl_boot_t *b, int64_t deadline)
     free(b->bye);
     free(b->reported);
     free(b->rep_seq);
+    free(b->rep_wait);
     free(b->pfd);
     rl_auth_wipe(&b->key, sizeof(b->key));
     free(b);

@@ -105,6 +105,10 @@ rl_status_t rl_boot_check(rl_boot_t *b, char *err, size_t errlen);
 /* Watch this counter of collectives started: a rank that left (destroy)
  * after fewer than another rank started fails the group at once, naming it. */
 void rl_boot_watch(rl_boot_t *b, const uint64_t *ops_started);
+/* Where a liveness report learns which rank this one waits on now (-1:
+ * none): every report carries it, so a verdict can name two ranks that
+ * wait for each other. */
+void rl_boot_wait_source(rl_boot_t *b, int (*waits_on)(void *arg), void *arg);
 /* This rank is leaving normally (rl_comm_destroy): tell rank 0 (rank 0:
  * everyone) how many collectives it started. */
 void rl_boot_leaving(rl_boot_t *b);
@@ -112,8 +116,9 @@ void rl_boot_leaving(rl_boot_t *b);
  * (bounded: 1 s if rank 0 is silent, else 2.5 s). Returns the verdict every rank gets alike
  * (RL_ERR_TIMEOUT naming the rank(s) that stopped answering or are behind,
  * RL_ERR_PEER_FAILED...), with its message; RL_OK if the group had already
- * failed (nothing to add). */
-rl_status_t rl_boot_stalled(rl_boot_t *b, char *err, size_t errlen);
+ * failed (nothing to add). waits_on: the rank the expired wait waited on
+ * (-1: none known); the verdict names pairs of ranks waiting for each other. */
+rl_status_t rl_boot_stalled(rl_boot_t *b, int waits_on, char *err, size_t errlen);
 /* Tell every rank that this group failed (best effort, bounded). */
 void rl_boot_abort(rl_boot_t *b, rl_status_t why, int failed_rank, const char *msg);
 /* Leave: ranks say BYE; rank 0 waits (until deadline) for every BYE so that

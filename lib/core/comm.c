@@ -17,6 +17,7 @@
 /* What each rank tells the others before the transport opens. */
 typedef struct {
     char host[HOSTNAME_MAX];
+    char name[HOSTNAME_MAX]; /* what a fabric file calls the host: RINGLET_HOST_ID, else the host name */
     uint64_t order_hash;
     uint32_t nch, depth;
     uint64_t chunk_bytes, min_chunk_bytes;
@@ -36,7 +37,8 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
      * too: ask the group who stalls it, so that every rank names the same. */
     if (st == RL_ERR_TIMEOUT && c->boot && c->nranks > 1) {
         char verdict[256], local[512];
-        rl_status_t vs = rl_boot_stalled(c->boot, verdict, sizeof(verdict));
+        rl_status_t vs = rl_boot_stalled(c->boot, c->stall_peer, verdict, sizeof(verdict));
+        c->stall_peer = -1;
         if (vs != RL_OK) {
             snprintf(local, sizeof(local), "%s", c->errmsg);
             snprintf(c->errmsg, sizeof(c->errmsg), "rank %d: %.250s (here: %.200s)", c->rank, verdict, local);
@@ -243,9 +245,49 @@ static rl_status_t resolve_identity(const rl_comm_opts_t *o, rl_config_t *cfg, c
 static uint64_t hash_order(const int *order, int n)
 {
     uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) /* n: every ring's entries */
         h = (h ^ (uint64_t)order[i]) * 1099511628211ull;
     return h;
+}
+
+/* For the bootstrap's liveness reports: the rank the oldest running
+ * operation waits on (operations finish in issue order), or -1. */
+static int current_wait(void *arg)
+{
+    struct rl_comm *c = arg;
+    struct rl_request *r = c->head;
+    if (!r || !r->started || c->failed != RL_OK || !r->algo || !r->algo->describe_wait)
+        return -1;
+    char buf[256];
+    int saved = c->stall_peer;
+    c->stall_peer = -1;
+    r->algo->describe_wait(c, r, buf, sizeof(buf));
+    int w = c->stall_peer;
+    c->stall_peer = saved;
+    return w;
+}
+
+/* RINGLET_TOPO_FILE's bytes, hashed: ranks must plan on one fabric. */
+static rl_status_t topo_file_hash(struct rl_comm *c, char *err, size_t len)
+{
+    if (strcmp(c->cfg.topo_place, "auto") && strcmp(c->cfg.topo_place, "hosts")) {
+        snprintf(err, len, "RINGLET_TOPO_PLACE=%s: expected auto, hosts or file", c->cfg.topo_place);
+        return RL_ERR_CONFIG;
+    }
+    FILE *f = fopen(c->cfg.topo_file, "rb");
+    if (!f) {
+        snprintf(err, len, "RINGLET_TOPO_FILE %s: cannot open it", c->cfg.topo_file);
+        return RL_ERR_CONFIG;
+    }
+    uint64_t h = 1469598103934665603ull;
+    int ch;
+    while ((ch = getc(f)) != EOF)
+        h = (h ^ (uint64_t)ch) * 1099511628211ull;
+    fclose(f);
+    c->topo_hash = h ^ (uint64_t)c->cfg.topo_rings ^ ((uint64_t)c->cfg.topo_place[0] << 8);
+    for (int i = 0; i < c->nranks; i++) /* rank order until planned */
+        c->order[i] = i;
+    return RL_OK;
 }
 
 static int cmp_host(const void *a, const void *b, void *arg)
@@ -285,12 +327,46 @@ static void number_hosts(struct rl_comm *c, const host_rec_t *all)
     free(idx);
 }
 
+/* RINGLET_TOPO_FILE with the ranks where they run: every rank has every
+ * rank's host name now, so all plan alike. */
+static rl_status_t plan_on_hosts(struct rl_comm *c, const host_rec_t *all, char *err, size_t len)
+{
+    const char **names = malloc(sizeof(char *) * (size_t)c->nranks);
+    if (!names)
+        return RL_ERR_NO_MEMORY;
+    for (int r = 0; r < c->nranks; r++)
+        names[r] = all[r].name;
+    char desc[512];
+    int want = c->cfg.topo_rings ? c->cfg.topo_rings : RL_MAX_CHANNELS, missing = -1;
+    const char *how = "where the ranks run";
+    rl_status_t st = rl_topo_ring_order_hosts(c->cfg.topo_file, c->nranks, names, want, c->order, &c->nrings,
+                                              &missing, desc, sizeof(desc), err, len);
+    if (st == RL_ERR_CONFIG && missing >= 0 && !strcmp(c->cfg.topo_place, "auto")) {
+        how = "as the file places them (it does not name every rank's host)";
+        st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, want, c->order, &c->nrings, desc, sizeof(desc),
+                                     err, len);
+    }
+    free(names);
+    if (st != RL_OK)
+        return st;
+    if (c->nch < c->nrings)
+        c->nch = c->nrings;
+    if (c->rank == 0)
+        RL_INFO("ring orders from RINGLET_TOPO_FILE %s, ranks placed %s; %d channels", desc, how, c->nch);
+    return RL_OK;
+}
+
 static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl, char *err, size_t len)
 {
-    host_rec_t mine = {.order_hash = hash_order(c->order, c->nranks), .nch = (uint32_t)c->nch,
+    host_rec_t mine = {.order_hash = c->topo_deferred ? c->topo_hash : hash_order(c->order, c->nranks * c->nrings),
+                       .nch = (uint32_t)c->nch,
                        .depth = (uint32_t)c->depth, .chunk_bytes = c->chunk_bytes,
                        .min_chunk_bytes = c->min_chunk_bytes};
     rl_launch_host_id(&c->cfg, mine.host, sizeof(mine.host));
+    if (c->cfg.host_id[0])
+        snprintf(mine.name, sizeof(mine.name), "%s", c->cfg.host_id);
+    else if (gethostname(mine.name, sizeof(mine.name) - 1) != 0)
+        mine.name[0] = '\0';
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
     mine.sel_hash = c->sel.hash;
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
@@ -303,6 +379,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
         st = RL_ERR_NO_MEMORY;
     for (int r = 0; st == RL_OK && r < c->nranks; r++) {
         all[r].host[HOSTNAME_MAX - 1] = '\0';
+        all[r].name[HOSTNAME_MAX - 1] = '\0';
         all[r].transport[sizeof(all[r].transport) - 1] = '\0';
         if (strcmp(all[r].host, mine.host))
             *all_local = 0;
@@ -328,6 +405,8 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     }
     if (st == RL_OK)
         number_hosts(c, all);
+    if (st == RL_OK && c->topo_deferred)
+        st = plan_on_hosts(c, all, err, len);
     free(all);
     return st;
 }
@@ -466,7 +545,9 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
     c->min_chunk_bytes = c->cfg.min_chunk_bytes < c->chunk_bytes ? c->cfg.min_chunk_bytes : c->chunk_bytes;
     rl_log_set_rank(c->rank);
     cap_staging(c);
-    c->order = malloc(sizeof(int) * (size_t)c->nranks);
+    c->nrings = 1;
+    c->stall_peer = -1;
+    c->order = malloc(sizeof(int) * (size_t)c->nranks * RL_MAX_CHANNELS);
     if (!c->order) {
         st = RL_ERR_NO_MEMORY;
         goto fail;
@@ -476,11 +557,20 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         for (int i = 0, pos = 0; i < c->nranks && pos < (int)sizeof(buf); i++)
             pos += snprintf(buf + pos, sizeof(buf) - (size_t)pos, "%s%d", i ? "," : "", opts->ring_order[i]);
         st = rl_parse_ring_order(buf, c->nranks, c->order, err, sizeof(err));
+    } else if (c->cfg.topo_file[0] && !c->cfg.ring_order[0] && strcmp(c->cfg.topo_place, "file")) {
+        /* planned once every rank's host is known (exchange_hosts); until
+         * then the file's bytes stand for the plan in the agreement check */
+        c->topo_deferred = 1;
+        st = topo_file_hash(c, err, sizeof(err));
     } else if (c->cfg.topo_file[0] && !c->cfg.ring_order[0]) {
         char desc[512];
-        st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, c->order, desc, sizeof(desc), err, sizeof(err));
+        int want = c->cfg.topo_rings ? c->cfg.topo_rings : RL_MAX_CHANNELS;
+        st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, want, c->order, &c->nrings, desc, sizeof(desc),
+                                     err, sizeof(err));
+        if (st == RL_OK && c->nch < c->nrings)
+            c->nch = c->nrings; /* a channel per planned ring, at least */
         if (st == RL_OK && c->rank == 0)
-            RL_INFO("ring order from RINGLET_TOPO_FILE %s", desc);
+            RL_INFO("ring orders from RINGLET_TOPO_FILE %s; %d channels", desc, c->nch);
     } else {
         st = rl_parse_ring_order(c->cfg.ring_order, c->nranks, c->order, err, sizeof(err));
     }
@@ -500,6 +590,7 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
     if (st != RL_OK)
         goto fail;
     rl_boot_watch(c->boot, &c->next_seq);
+    rl_boot_wait_source(c->boot, current_wait, c);
     if ((st = rl_select_build(c, err, sizeof(err))) != RL_OK) {
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;

@@ -86,7 +86,11 @@ struct rl_comm {
     uint32_t magic; /* RL_COMM_MAGIC while the communicator lives (first: free() overwrites it) */
     int rank, nranks;
     rl_config_t cfg;
-    int *order;
+    int *order;  /* nrings x nranks: ring k at order + k x nranks; channel i runs ring i % nrings */
+    int nrings;
+    int stall_peer;      /* the rank an expired wait waited on, -1 (describe_wait sets it) */
+    int topo_deferred;   /* RINGLET_TOPO_FILE planned once the hosts are known */
+    uint64_t topo_hash;  /* its bytes' hash, in the agreement check meanwhile */
     rl_boot_t *boot;
     const rl_tp_ops_t *ops;
     rl_tp_t *tp;

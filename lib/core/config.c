@@ -38,12 +38,21 @@ const rl_config_field_t rl_config_fields[] = {
     INT_("PIPELINE_DEPTH", pipeline_depth, "4", 1, 64,
          "Chunks in flight per neighbour (staging slots per connection)"),
     INT_("NCHANNELS", nchannels, "1", 1, RL_MAX_CHANNELS,
-         "Rings the data is split over, each with its own connections"),
+         "Rings the data is split over, each with its own connections; unset: 1, or one per device when "
+         "RINGLET_IB_HCA lists several"),
     STR_("RING_ORDER", ring_order, "",
          "Ring order as a permutation of ranks, e.g. 0,2,3,1 (default: 0,1,...,n-1)"),
     STR_("TOPO_FILE", topo_file, "",
-         "Fabric file (ringlet-topo's JSON, placing every rank): the ring follows the planner's first ring "
-         "(RINGLET_RING_ORDER wins if both are set); see ringlet-topo plan"),
+         "Fabric file (ringlet-topo's JSON, placing every rank): the channels follow the planner's rings, "
+         "channel i on ring i mod rings, with at least one channel per ring (RINGLET_RING_ORDER wins if both "
+         "are set); see ringlet-topo plan"),
+    STR_("TOPO_PLACE", topo_place, "auto",
+         "With RINGLET_TOPO_FILE: where the ranks sit for the plan: hosts (each rank on the fabric host named "
+         "like its RINGLET_HOST_ID, else its host name, NIC by local index), file (the file's placement), or "
+         "auto (hosts when the file names every rank's host, else file)"),
+    INT_("TOPO_RINGS", topo_rings, "0", 0, RL_MAX_CHANNELS,
+         "With RINGLET_TOPO_FILE: how many of the planner's rings to use; 0: all it plans (at most "
+         "the channel limit)"),
     INT_("REG_CACHE", reg_cache, "-1", -1, 1,
          "Cache registrations of buffers the user did not register: 1 yes, 0 no, -1 only where "
          "registrations do not pin pages (a freed and reused buffer would keep stale pages)"),
@@ -84,7 +93,10 @@ const rl_config_field_t rl_config_fields[] = {
     STR_("HOST_ID", host_id, "",
          "Identity of this rank's host: ranks with equal ones are neighbours (shm, loopback). Default: the "
          "kernel's boot id and the network namespace, so separate namespaces or containers are separate hosts"),
-    STR_("IB_HCA", ib_hca, "", "verbs device and port, e.g. rxe0:1 (default: first active port)"),
+    STR_("IB_HCA", ib_hca, "",
+         "verbs devices and ports, e.g. rxe0:1 or mlx5_0:1,mlx5_1:1 (default: the first active port); with "
+         "several, ring channel c uses entry c mod n (each with its own PD and CQ, every registration on "
+         "each), point-to-point traffic the first"),
     INT_("IB_GID_INDEX", ib_gid_index, "-1", -1, 1 << 16,
          "GID index (-1: the RoCE v2 GID of the bootstrap's interface, else the first RoCE v2 one)"),
     STR_("IB_CM", ib_cm, "oob", "verbs connection setup: oob (QP data over bootstrap) or rdmacm"),
@@ -194,6 +206,16 @@ rl_status_t rl_config_load(rl_config_t *cfg, char *err, size_t errlen)
             if (st != RL_OK)
                 return st;
         }
+    }
+    /* Several devices and no channel count given: a channel per device, so
+     * that each carries a share of every ring (entries are comma separated;
+     * the verbs backend validates them). */
+    const char *nch = getenv("RINGLET_NCHANNELS");
+    if (!(nch && *nch) && cfg->ib_hca[0]) {
+        int n = 1;
+        for (const char *p = cfg->ib_hca; *p; p++)
+            n += *p == ',';
+        cfg->nchannels = n < RL_MAX_CHANNELS ? n : RL_MAX_CHANNELS;
     }
     return RL_OK;
 }

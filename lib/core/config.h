@@ -23,6 +23,8 @@ typedef struct {
     int pipeline_depth;
     int nchannels;
     char ring_order[1024];     /* "" or comma list */
+    int topo_rings;            /* 0: every planned ring */
+    char topo_place[8];        /* auto, hosts, file */
     char topo_file[256];       /* fabric file: ring order from lib/topo's planner */
     int reg_cache;             /* bool */
     int reg_cache_entries;

@@ -311,6 +311,7 @@ static void describe_wait(struct rl_comm *c, rl_request_t r, char *why, size_t l
 static rl_status_t wait_expired(struct rl_comm *c, rl_request_t r)
 {
     char why[256];
+    c->stall_peer = -1;
     describe_wait(c, r, why, sizeof(why));
     rl_comm_fail(c, RL_ERR_TIMEOUT, "rank %d: no completion within RINGLET_TIMEOUT_MS=%d: %s", c->rank,
                  c->cfg.timeout_ms, why);

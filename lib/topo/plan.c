@@ -453,8 +453,11 @@ rl_status_t rl_topo_plan_json(const rl_topo_t *t, const rl_topo_plan_t *p, const
     return RL_OK;
 }
 
-rl_status_t rl_topo_ring_order_file(const char *path, int nranks, int *order, char *desc, size_t desclen, char *err,
-                                    size_t errlen)
+static rl_status_t plan_into(rl_topo_t *t, const char *path, int nranks, int max_rings, int *orders, int *nrings,
+                             char *desc, size_t desclen, char *err, size_t errlen);
+
+rl_status_t rl_topo_ring_order_file(const char *path, int nranks, int max_rings, int *orders, int *nrings, char *desc,
+                                    size_t desclen, char *err, size_t errlen)
 {
     rl_topo_t t;
     char e[400];
@@ -468,17 +471,104 @@ rl_status_t rl_topo_ring_order_file(const char *path, int nranks, int *order, ch
         rl_topo_free(&t);
         return RL_ERR_CONFIG;
     }
+    return plan_into(&t, path, nranks, max_rings, orders, nrings, desc, desclen, err, errlen);
+}
+
+static int cmp_host_name(const void *a, const void *b, void *arg)
+{
+    const rl_topo_t *t = arg;
+    return strcmp(t->hosts[*(const int *)a].name, t->hosts[*(const int *)b].name);
+}
+
+int rl_topo_place_hosts(rl_topo_t *t, int nranks, const char *const *names)
+{
+    int *by_name = malloc(sizeof(int) * (size_t)(t->nhosts ? t->nhosts : 1));
+    int *used = calloc((size_t)(t->nhosts ? t->nhosts : 1), sizeof(int));
+    rl_topo_place_t *p = malloc(sizeof(*p) * (size_t)nranks);
+    int missing = -1;
+    if (!by_name || !used || !p)
+        missing = 0;
+    for (int h = 0; missing < 0 && h < t->nhosts; h++)
+        by_name[h] = h;
+    if (missing < 0)
+        qsort_r(by_name, (size_t)t->nhosts, sizeof(int), cmp_host_name, t);
+    for (int r = 0; missing < 0 && r < nranks; r++) {
+        int lo = 0, hi = t->nhosts - 1, h = -1;
+        while (lo <= hi) { /* binary search by name */
+            int mid = (lo + hi) / 2, d = strcmp(names[r], t->hosts[by_name[mid]].name);
+            if (!d) {
+                h = by_name[mid];
+                break;
+            }
+            if (d < 0)
+                hi = mid - 1;
+            else
+                lo = mid + 1;
+        }
+        if (h < 0 || t->hosts[h].nnics < 1) {
+            missing = r;
+            break;
+        }
+        p[r].host = h;
+        p[r].nic = t->hosts[h].first_nic + used[h]++ % t->hosts[h].nnics;
+    }
+    if (missing < 0) {
+        free(t->place);
+        t->place = p;
+        t->nranks = nranks;
+        p = NULL;
+    }
+    free(p);
+    free(by_name);
+    free(used);
+    return missing;
+}
+
+rl_status_t rl_topo_ring_order_hosts(const char *path, int nranks, const char *const *names, int max_rings,
+                                     int *orders, int *nrings, int *missing, char *desc, size_t desclen, char *err,
+                                     size_t errlen)
+{
+    rl_topo_t t;
+    char e[400];
+    *missing = -1;
+    rl_status_t st = rl_topo_load(path, &t, e, sizeof(e));
+    if (st != RL_OK) {
+        snprintf(err, errlen, "RINGLET_TOPO_FILE: %s", e);
+        return st == RL_ERR_NO_MEMORY ? st : RL_ERR_CONFIG;
+    }
+    if ((*missing = rl_topo_place_hosts(&t, nranks, names)) >= 0) {
+        snprintf(err, errlen, "RINGLET_TOPO_FILE %s has no host named \"%.64s\" (rank %d runs there)", path,
+                 names[*missing], *missing);
+        rl_topo_free(&t);
+        return RL_ERR_CONFIG;
+    }
+    if ((st = rl_topo_finish(&t, e, sizeof(e))) != RL_OK) {
+        snprintf(err, errlen, "RINGLET_TOPO_FILE %s: %s", path, e);
+        rl_topo_free(&t);
+        return RL_ERR_CONFIG;
+    }
+    return plan_into(&t, path, nranks, max_rings, orders, nrings, desc, desclen, err, errlen);
+}
+
+/* Plan on t (freed here) and hand the first max_rings rings out. */
+static rl_status_t plan_into(rl_topo_t *t, const char *path, int nranks, int max_rings, int *orders, int *nrings,
+                             char *desc, size_t desclen, char *err, size_t errlen)
+{
+    char e[400];
+    rl_status_t st;
     rl_topo_plan_t p;
-    st = rl_topo_plan(&t, 0, &p, e, sizeof(e));
+    st = rl_topo_plan(t, max_rings, &p, e, sizeof(e));
     if (st == RL_OK) {
-        memcpy(order, p.order, sizeof(int) * (size_t)nranks);
-        snprintf(desc, desclen, "%s: %s, ring 0 of %d; max link load/Gb/s %.4g (rank order %.4g, bound %.4g), hash %016llx",
-                 path, p.method, p.nrings, p.util, p.util_rank_order, p.util_bound, (unsigned long long)p.hash);
+        *nrings = p.nrings < max_rings ? p.nrings : max_rings;
+        memcpy(orders, p.order, sizeof(int) * (size_t)nranks * (size_t)*nrings);
+        snprintf(desc, desclen, "%s: %s, %d ring%s; max link load/Gb/s %.4g (rank order %.4g, bound %.4g), hash %016llx",
+                 path, p.method, *nrings, *nrings == 1 ? "" : "s", p.util, p.util_rank_order, p.util_bound,
+                 (unsigned long long)p.hash);
         rl_topo_plan_free(&p);
     } else {
         snprintf(err, errlen, "RINGLET_TOPO_FILE %s: %s", path, e);
         st = RL_ERR_CONFIG;
     }
-    rl_topo_free(&t);
+    rl_topo_free(t);
     return st;
 }

@@ -167,10 +167,21 @@ typedef struct {
 rl_status_t rl_topo_plan(rl_topo_t *t, int max_rings, rl_topo_plan_t *p, char *err, size_t errlen);
 void rl_topo_plan_free(rl_topo_plan_t *p);
 uint64_t rl_topo_hash_order(const int *order, int n, int nrings);
-/* For rl_comm_create: plan on the fabric in path (which must place exactly
- * nranks ranks) and write ring 0 to order; desc gets a one-line summary. */
-rl_status_t rl_topo_ring_order_file(const char *path, int nranks, int *order, char *desc, size_t desclen, char *err,
-                                    size_t errlen);
+/* For rl_comm_create: plan at most max_rings (> 0) rings on the fabric in
+ * path (which must place exactly nranks ranks) into orders (max_rings x
+ * nranks) and their count into *nrings; desc gets a one-line summary. */
+rl_status_t rl_topo_ring_order_file(const char *path, int nranks, int max_rings, int *orders, int *nrings, char *desc,
+                                    size_t desclen, char *err, size_t errlen);
+/* The same with the ranks placed where they run: rank r on the host named
+ * names[r], on its NIC (local index mod the host's NICs), local indices in
+ * rank order. A host the file lacks: RL_ERR_CONFIG naming it and the
+ * rank, with *missing = that rank (else -1). */
+rl_status_t rl_topo_ring_order_hosts(const char *path, int nranks, const char *const *names, int max_rings,
+                                     int *orders, int *nrings, int *missing, char *desc, size_t desclen, char *err,
+                                     size_t errlen);
+/* Place rank r on the host named names[r] (NIC by local index); -1, or the
+ * first rank whose host the fabric lacks. */
+int rl_topo_place_hosts(rl_topo_t *t, int nranks, const char *const *names);
 void rl_topo_plan_print(const rl_topo_t *t, const rl_topo_plan_t *p, FILE *out);
 rl_status_t rl_topo_plan_json(const rl_topo_t *t, const rl_topo_plan_t *p, const char *path, char *err,
                               size_t errlen);

@@ -75,7 +75,7 @@ want=$($topo plan "$tmp/four.json" --order)
 [ "$want" != "0,1,2,3" ] || fail "test fabric's plan is rank order: pick another --shuffle"
 log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/four.json" timeout 120 "$run" -n 4 -- "$coll" --quick 2>&1) ||
   fail "coll_check with RINGLET_TOPO_FILE: $log"
-grep -q "ring order from RINGLET_TOPO_FILE $tmp/four.json" <<<"$log" || fail "no plan in the log: $log"
+grep -q "ring orders from RINGLET_TOPO_FILE $tmp/four.json" <<<"$log" || fail "no plan in the log: $log"
 grep -q "ring $want" <<<"$log" || grep -q "$want" <<<"$log" || fail "ring order $want not used: $log"
 # one rank with another fabric: its plan's hash differs, creation must fail naming the disagreement
 $topo gen fat-tree --tiers 2 --radix 4 --oversub 1 --ranks 4 --shuffle 9 -o "$tmp/other.json" >/dev/null
@@ -89,4 +89,55 @@ chmod +x "$tmp/wrap.sh"
 rc=0; log=$(RINGLET_TIMEOUT_MS=20000 timeout 120 "$run" -n 4 -- "$tmp/wrap.sh" 2>&1) || rc=$?
 [ $rc != 0 ] || fail "ranks with different fabric files were accepted"
 grep -q "RINGLET_TOPO_FILE's plan" <<<"$log" || fail "mismatch not named: $log"
+# a rail fabric: one planned ring per rail, each its own channel (3 hosts x 2 rails, shuffled)
+$topo gen rail --rails 2 --hosts-per-leaf 4 --ranks 6 --shuffle 7 -o "$tmp/rail6.json" >/dev/null
+rings=$($topo plan "$tmp/rail6.json" --rings 2 --order)
+[ "$(wc -l <<<"$rings")" = 2 ] || fail "rail fabric did not plan 2 rings: $rings"
+r0=$(sed -n 1p <<<"$rings") r1=$(sed -n 2p <<<"$rings")
+[ "$r0" != "$r1" ] || fail "both planned rings alike: $rings"
+# every collective on the rings and chains (not the trees and eager paths), each channel on its own ring
+log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/rail6.json" RINGLET_ALGOS="all_reduce:0-:ring;broadcast:0-:chain;reduce:0-:chain;all_gather:0-:ring;barrier:0-:ring" \
+  timeout 300 "$run" -n 6 -- "$coll" 2>&1) ||
+  fail "coll_check on two planned rings: $log"
+grep -q "2 rings;.*; 2 channels" <<<"$log" || fail "not one channel per planned ring: $log"
+grep -q "rings $r0 | $r1" <<<"$log" || fail "channels do not follow the planned rings $r0 / $r1: $log"
+log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/rail6.json" RINGLET_TOPO_RINGS=1 timeout 120 "$run" -n 6 -- "$coll" --quick 2>&1) ||
+  fail "coll_check on one planned ring: $log"
+grep -q " 1 ring;.*; 1 channels" <<<"$log" || fail "RINGLET_TOPO_RINGS=1 not obeyed: $log"
+# placement from where the ranks run: rank r claims the fabric host named in
+# hosts[r] (RINGLET_HOST_ID), across the leaves unlike the file's placement;
+# the ring must be the plan of that placement, written out as a file
+hosts=(h0 h2 h1 h3)
+/usr/bin/python3 - "$tmp/four.json" "$tmp/placed.json" "${hosts[@]}" <<'PY'
+import json, sys
+f = json.load(open(sys.argv[1]))
+f["placement"] = [[h, "nic0"] for h in sys.argv[3:]]
+json.dump(f, open(sys.argv[2], "w"))
+PY
+placed=$($topo plan "$tmp/placed.json" --order)
+[ "$placed" != "$want" ] || fail "the test placement plans the file's ring: pick other hosts"
+cat >"$tmp/where.sh" <<EOS
+#!/bin/bash
+h=(${hosts[*]})
+export RINGLET_HOST_ID=\${h[\$RINGLET_RANK]}
+exec "$coll" --quick
+EOS
+chmod +x "$tmp/where.sh"
+for mode in auto hosts; do
+  log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/four.json" RINGLET_TOPO_PLACE=$mode \
+        RINGLET_TRANSPORT=ofi RINGLET_OFI_PROVIDER=tcp timeout 120 "$run" -n 4 -- "$tmp/where.sh" 2>&1) ||
+    fail "coll_check placed by host ($mode): $log"
+  grep -q "ranks placed where the ranks run" <<<"$log" || fail "$mode: not placed by host: $log"
+  grep -q "ring $placed " <<<"$log" || fail "$mode: ring is not the plan of the runtime placement ($placed): $log"
+done
+log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/four.json" RINGLET_TOPO_PLACE=file \
+      RINGLET_TRANSPORT=ofi RINGLET_OFI_PROVIDER=tcp timeout 120 "$run" -n 4 -- "$tmp/where.sh" 2>&1) ||
+  fail "coll_check placed by the file: $log"
+grep -q "ring $want " <<<"$log" || fail "RINGLET_TOPO_PLACE=file: ring is not the file's plan ($want): $log"
+# a host the fabric does not know: hosts refuses it naming host and rank
+sed -i 's/^h=(.*/h=(h0 h2 nowhere h3)/' "$tmp/where.sh"
+rc=0; log=$(RINGLET_TOPO_FILE="$tmp/four.json" RINGLET_TOPO_PLACE=hosts RINGLET_TIMEOUT_MS=20000 \
+            RINGLET_TRANSPORT=ofi RINGLET_OFI_PROVIDER=tcp timeout 120 "$run" -n 4 -- "$tmp/where.sh" 2>&1) || rc=$?
+[ $rc != 0 ] || fail "a rank on an unknown host was placed"
+grep -q 'has no host named "nowhere" (rank 2 runs there)' <<<"$log" || fail "unknown host not named: $log"
 echo "topo_check: OK"

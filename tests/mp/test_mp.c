@@ -294,6 +294,22 @@ Test(variants, hier_all_reduce_3_hosts_x_2_ranks, .timeout = 300)
 {
     cr_assert_eq(run_hosts(6, 3, "--env RINGLET_ALGOS=all_reduce:0-:hier", "--quick"), 0);
 }
+/* The hierarchical all-gather, reduce-scatter and broadcast beside the all-reduce: hosts
+ * hold ranks r % hosts, so a host's ranks are not contiguous in the output;
+ * odd host counts and odd ranks per host. */
+#define HIER_ALL "--env 'RINGLET_ALGOS=all_gather:0-:hier;broadcast:0-:hier;all_reduce:0-:hier;reduce_scatter:0-:hier'"
+Test(variants, hier_collectives_2_hosts_x_2_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_hosts(4, 2, HIER_ALL, "--quick"), 0);
+}
+Test(variants, hier_collectives_3_hosts_x_2_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_hosts(6, 3, HIER_ALL, "--quick"), 0);
+}
+Test(variants, hier_collectives_2_hosts_x_3_ranks, .timeout = 300)
+{
+    cr_assert_eq(run_hosts(6, 2, HIER_ALL, "--quick --large 300000"), 0);
+}
 Test(variants, auto_everywhere_4_ranks_shm, .timeout = 300)
 {
     cr_assert_eq(run_env("shm", 4, "--env RINGLET_ALGOS=auto", "--quick"), 0);

@@ -425,6 +425,8 @@ typedef struct {
     char err[256];
     double ms;
     volatile int *stop;
+    int waits_on; /* role 0: the rank its expired wait waited on (-1: none; 0 stands for -1 unless set_wait) */
+    int set_wait;
 } live_t;
 
 static void *live_member(void *arg)
@@ -440,7 +442,7 @@ static void *live_member(void *arg)
     int64_t t0 = rl_now_ns();
     if (j->st == RL_OK && j->role == 0) {
         usleep(100000);
-        j->st = rl_boot_stalled(b, j->err, sizeof(j->err));
+        j->st = rl_boot_stalled(b, j->set_wait ? j->waits_on : -1, j->err, sizeof(j->err));
     } else if (j->st == RL_OK && j->role == 1) {
         rl_boot_leaving(b);
         j->st = rl_boot_allgather(b, &z, sizeof(z), all, rl_deadline_ms(4000), j->err, sizeof(j->err));
@@ -501,6 +503,21 @@ Test(bootstrap, the_rank_behind_is_named)
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(j[i].st, RL_ERR_TIMEOUT, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
         cr_assert(strstr(j[i].err, "rank 1 has not started"), "rank %d: %s", i, j[i].err);
+    }
+}
+
+/* Everyone answers and runs collective 9, ranks 1 and 2 time out waiting
+ * for each other (a cut link between them): every rank names both. */
+Test(bootstrap, two_ranks_waiting_for_each_other_are_named)
+{
+    live_t j[4] = {{.seq = 9, .role = 3},
+                   {.seq = 9, .role = 0, .waits_on = 2, .set_wait = 1},
+                   {.seq = 9, .role = 0, .waits_on = 1, .set_wait = 1},
+                   {.seq = 9, .role = 3}};
+    run_live(j, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(j[i].st, RL_ERR_TIMEOUT, "rank %d: %s: %s", i, rl_status_name(j[i].st), j[i].err);
+        cr_assert(strstr(j[i].err, "rank 1 and rank 2 wait for each other"), "rank %d: %s", i, j[i].err);
     }
 }
 

@@ -84,3 +84,20 @@ Test(config, ring_order_is_a_permutation)
     cr_assert_eq(rl_parse_ring_order("0;1;2;3;4", 5, o, err, sizeof(err)), RL_ERR_CONFIG);
     cr_assert_eq(rl_parse_ring_order("-1,0,1,2,3", 5, o, err, sizeof(err)), RL_ERR_CONFIG);
 }
+
+Test(config, channels_follow_the_device_list)
+{
+    rl_config_t c;
+    char err[256];
+    setenv("RINGLET_IB_HCA", "rxe0:1,rxe1:1,rxe2:1", 1);
+    cr_assert_eq(rl_config_load(&c, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(c.nchannels, 3);
+    setenv("RINGLET_NCHANNELS", "2", 1); /* given: it wins */
+    cr_assert_eq(rl_config_load(&c, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(c.nchannels, 2);
+    unsetenv("RINGLET_NCHANNELS");
+    setenv("RINGLET_IB_HCA", "rxe0:1", 1);
+    cr_assert_eq(rl_config_load(&c, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(c.nchannels, 1);
+    unsetenv("RINGLET_IB_HCA");
+}

@@ -58,8 +58,12 @@ Test(select, defaults_are_the_older_choices)
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, (16 << 20) + 4), "ring");
     cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "rd");
     cr_assert_str_eq(pick(c, RL_COLL_ALL_GATHER, 4), "ring");
-    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "chain");
-    cr_assert_str_eq(pick(c, RL_COLL_ALLTOALL, 4), "pairwise");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "tree");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 256 << 10), "tree");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, (256 << 10) + 4), "chain");
+    cr_assert_str_eq(pick(c, RL_COLL_REDUCE, 4), "chain");
+    cr_assert_str_eq(pick(c, RL_COLL_ALLTOALL, 4), "bruck");
+    cr_assert_str_eq(pick(c, RL_COLL_ALLTOALL, 8 << 10), "pairwise");
     free(c);
 }
 
@@ -93,6 +97,7 @@ Test(select, unusable_choices_fall_back)
     c = comm_with(8, "RINGLET_P2P=off");
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "ring");
     cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "ring");
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "chain");
     free(c);
     c = comm_with(1, NULL);
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "ring");
@@ -219,7 +224,54 @@ Test(select, tuning_files)
     fclose(f);
     cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
     cr_assert(strstr(err, "line 1"), "%s", err);
+    /* the rendezvous latency: a sixth column, or alpha when a file has five */
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 2 40 0.001 0.0002 55\nofi:shm 2 3 0.001 0.0002\n");
+    fclose(f);
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_float_eq(t.e[0].m.alpha_rdv_us, 55, 1e-9);
+    cr_assert_float_eq(t.e[1].m.alpha_rdv_us, 3, 1e-9);
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 2 40 0.001 0.0002 -1\n");
+    fclose(f);
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
     unlink(path);
     cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
     free(a), free(b);
+}
+
+/* Points made by the cost functions themselves from a known model: the
+ * fit must give that model back, both latencies apart. */
+static void fit_from(struct rl_comm *c, const char *const *names, int nnames, const rl_model_t *truth, rl_model_t *got)
+{
+    rl_fit_point_t pts[64];
+    int n = 0;
+    for (int a = 0; a < nnames; a++) {
+        const rl_algo_t *al = rl_algo_find(names[a], RL_COLL_ALL_REDUCE);
+        cr_assert(al, "%s", names[a]);
+        for (size_t b = 16; b <= (8u << 20); b *= 16) {
+            rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = b / 4, .dtype = RL_FLOAT32, .bytes = b};
+            pts[n++] = (rl_fit_point_t){al, b, al->cost(c, &call, truth)};
+        }
+    }
+    *got = (rl_model_t){.gamma_us_per_b = truth->gamma_us_per_b};
+    rl_model_fit(c, pts, n, got);
+}
+
+Test(select, fit_recovers_both_latencies)
+{
+    struct rl_comm *c = comm_with(4, NULL);
+    const rl_model_t truth = {.alpha_us = 3, .alpha_rdv_us = 7.5, .beta_us_per_b = 0.001, .gamma_us_per_b = 0.0002};
+    static const char *const all[] = {"rd", "rhd", "ring", "dbt"};
+    rl_model_t m;
+    fit_from(c, all, 4, &truth, &m);
+    cr_assert_float_eq(m.alpha_us, 3, 1e-6, "%g", m.alpha_us);
+    cr_assert_float_eq(m.alpha_rdv_us, 7.5, 1e-6, "%g", m.alpha_rdv_us);
+    cr_assert_float_eq(m.beta_us_per_b, 0.001, 1e-9, "%g", m.beta_us_per_b);
+    /* no eager algorithm measured: the eager latency takes the other's */
+    static const char *const rdv[] = {"ring", "rhd"};
+    fit_from(c, rdv, 2, &truth, &m);
+    cr_assert_float_eq(m.alpha_rdv_us, 7.5, 1e-6, "%g", m.alpha_rdv_us);
+    cr_assert_float_eq(m.alpha_us, m.alpha_rdv_us, 1e-12);
+    free(c);
 }

@@ -176,16 +176,39 @@ Test(fabric, ring_order_file_for_comm_create)
     cr_assert_eq(rl_topo_save(&t, path, err, sizeof(err)), RL_OK);
     rl_topo_plan_t p;
     cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
-    int order[12];
+    int order[12], nrings = 0;
     char desc[512];
-    cr_assert_eq(rl_topo_ring_order_file(path, 12, order, desc, sizeof(desc), err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(rl_topo_ring_order_file(path, 12, 1, order, &nrings, desc, sizeof(desc), err, sizeof(err)), RL_OK,
+                 "%s", err);
+    cr_assert_eq(nrings, 1);
     cr_assert_arr_eq(order, p.order, sizeof(order));
     cr_assert(strstr(desc, path), "%s", desc);
-    cr_assert_eq(rl_topo_ring_order_file(path, 13, order, desc, sizeof(desc), err, sizeof(err)), RL_ERR_CONFIG);
-    cr_assert(strstr(err, "places 12 ranks, the group has 13"), "%s", err);
-    cr_assert_eq(rl_topo_ring_order_file("/nonexistent/f.json", 12, order, desc, sizeof(desc), err, sizeof(err)),
+    cr_assert_eq(rl_topo_ring_order_file(path, 13, 1, order, &nrings, desc, sizeof(desc), err, sizeof(err)),
                  RL_ERR_CONFIG);
+    cr_assert(strstr(err, "places 12 ranks, the group has 13"), "%s", err);
+    cr_assert_eq(
+        rl_topo_ring_order_file("/nonexistent/f.json", 12, 1, order, &nrings, desc, sizeof(desc), err, sizeof(err)),
+        RL_ERR_CONFIG);
     cr_assert(strstr(err, "RINGLET_TOPO_FILE: /nonexistent/f.json"), "%s", err);
+    rl_topo_plan_free(&p);
+    rl_topo_free(&t);
+    /* a rail fabric plans a ring per rail: the communicator gets them all,
+     * or as many as it asks for */
+    rl_topo_gen_defaults(&g);
+    g.rails = 4, g.ranks_per_host = 4, g.ranks = 16, g.shuffle = 3;
+    cr_assert_eq(rl_topo_gen_rail(&g, &t, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(rl_topo_save(&t, path, err, sizeof(err)), RL_OK);
+    cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(p.nrings, 4);
+    int orders[8 * 16];
+    cr_assert_eq(rl_topo_ring_order_file(path, 16, 8, orders, &nrings, desc, sizeof(desc), err, sizeof(err)), RL_OK,
+                 "%s", err);
+    cr_assert_eq(nrings, 4, "%s", desc);
+    cr_assert_arr_eq(orders, p.order, sizeof(int) * 4 * 16);
+    cr_assert(strstr(desc, "4 rings"), "%s", desc);
+    cr_assert_eq(rl_topo_ring_order_file(path, 16, 2, orders, &nrings, desc, sizeof(desc), err, sizeof(err)), RL_OK,
+                 "%s", err);
+    cr_assert_eq(nrings, 2);
     rl_topo_plan_free(&p);
     rl_topo_free(&t);
     unlink(path);
@@ -573,5 +596,28 @@ Test(sim, fat_tree_1k_fast, .timeout = 60)
         cr_assert_gt(r.busbw, 0);
         rl_sim_destroy(s);
     }
+    rl_topo_free(&t);
+}
+
+/* Placement by host name: local indices in rank order take the host's NICs
+ * in turn; a host the fabric lacks is reported by its rank. */
+Test(fabric, place_ranks_by_host_name)
+{
+    rl_topo_gen_t g;
+    rl_topo_gen_defaults(&g);
+    g.rails = 2, g.ranks_per_host = 2, g.ranks = 8;
+    rl_topo_t t;
+    cr_assert_eq(rl_topo_gen_rail(&g, &t, err, sizeof(err)), RL_OK, "%s", err);
+    const char *names[] = {"h3", "h0", "h3", "h1", "h0"};
+    cr_assert_eq(rl_topo_place_hosts(&t, 5, names), -1);
+    cr_assert_eq(t.nranks, 5);
+    cr_assert_str_eq(t.hosts[t.place[0].host].name, "h3");
+    cr_assert_str_eq(t.hosts[t.place[4].host].name, "h0");
+    cr_assert_eq(t.place[0].nic, t.hosts[t.place[0].host].first_nic);     /* first rank on h3: NIC 0 */
+    cr_assert_eq(t.place[2].nic, t.hosts[t.place[2].host].first_nic + 1); /* second: NIC 1 */
+    cr_assert_eq(rl_topo_finish(&t, err, sizeof(err)), RL_OK, "%s", err);
+    const char *bad[] = {"h0", "h1", "h9"};
+    cr_assert_eq(rl_topo_place_hosts(&t, 3, bad), 2);
+    cr_assert_eq(t.nranks, 5); /* left as it was */
     rl_topo_free(&t);
 }

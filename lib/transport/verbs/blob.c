@@ -1,6 +1,7 @@
 /* Connection data from peers: everything here came from the network. */
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "transport/verbs/verbs_int.h"
@@ -59,4 +60,58 @@ rl_status_t vb_cm_blob_decode(const void *blob, size_t len, int peer, int nqp, c
     *out = b;
     *dst = ss;
     return RL_OK;
+}
+
+/* Not network input, but a user's: every mistake names the entry. */
+rl_status_t vb_hca_parse(const char *spec, vb_hca_t *out, int max, int *n, char *err, size_t errlen)
+{
+    *n = 0;
+    if (!spec || !*spec)
+        return RL_OK;
+    const char *p = spec;
+    for (int k = 1;; k++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char entry[128];
+        if (len == 0 || len >= sizeof(entry)) {
+            snprintf(err, errlen, "RINGLET_IB_HCA=%s: entry %d is %s (expected device[:port],...)", spec, k,
+                     len ? "too long" : "empty");
+            return RL_ERR_CONFIG;
+        }
+        memcpy(entry, p, len);
+        entry[len] = '\0';
+        if (*n == max) {
+            snprintf(err, errlen, "RINGLET_IB_HCA=%s: more than %d devices", spec, max);
+            return RL_ERR_CONFIG;
+        }
+        vb_hca_t h = {.port = 0};
+        char *colon = strchr(entry, ':');
+        if (colon) {
+            *colon = '\0';
+            char *e;
+            long port = strtol(colon + 1, &e, 10);
+            if (e == colon + 1 || *e || port < 1 || port > 255) {
+                snprintf(err, errlen, "RINGLET_IB_HCA entry %d (%s:%s): the port must be a number from 1 to 255", k,
+                         entry, colon + 1);
+                return RL_ERR_CONFIG;
+            }
+            h.port = (int)port;
+        }
+        if (!entry[0] || strlen(entry) >= sizeof(h.name)) {
+            snprintf(err, errlen, "RINGLET_IB_HCA entry %d (%.*s): %s device name", k, (int)len, p,
+                     entry[0] ? "too long a" : "no");
+            return RL_ERR_CONFIG;
+        }
+        memcpy(h.name, entry, strlen(entry) + 1);
+        for (int i = 0; i < *n; i++)
+            if (!strcmp(out[i].name, h.name) && (out[i].port == h.port || !out[i].port || !h.port)) {
+                snprintf(err, errlen, "RINGLET_IB_HCA entry %d (%.*s) repeats device %s of entry %d: list each "
+                         "device:port once (with a port on both if they differ)", k, (int)len, p, h.name, i + 1);
+                return RL_ERR_CONFIG;
+            }
+        out[(*n)++] = h;
+        if (!end)
+            return RL_OK;
+        p = end + 1;
+    }
 }

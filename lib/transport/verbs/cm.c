@@ -59,7 +59,9 @@ static socklen_t ss_len(const struct sockaddr_storage *ss)
     return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 }
 
-rl_status_t vb_cm_open(rl_tp_t *tp)
+/* Listen on one device's address: RINGLET_IB_ADDR (one device only), else
+ * the IPv4 in its GID. */
+static rl_status_t listen_dev(rl_tp_t *tp, vb_dev_t *dev)
 {
     struct sockaddr_storage ss;
     if (tp->cfg->ib_addr[0]) {
@@ -69,27 +71,23 @@ rl_status_t vb_cm_open(rl_tp_t *tp)
         memset(&ss, 0, sizeof(ss));
         memcpy(&ss, res->ai_addr, res->ai_addrlen);
         freeaddrinfo(res);
-    } else if (gid_to_ip(&tp->gid, &ss)) {
+    } else if (gid_to_ip(&dev->gid, &ss)) {
         return vb_err(tp, RL_ERR_CONFIG,
-                      "%s: rdmacm needs an IP address: GID %d is not IPv4-mapped; set RINGLET_IB_ADDR", tp->desc,
-                      tp->gid_index);
+                      "%s: rdmacm needs an IP address: GID %d is not IPv4-mapped; set RINGLET_IB_ADDR%s", dev->name,
+                      dev->gid_index, tp->ndev > 1 ? " (one device only) or RINGLET_IB_GID_INDEX" : "");
     }
-    tp->cm_chan = rdma_create_event_channel();
-    if (!tp->cm_chan)
-        return vb_err(tp, RL_ERR_TRANSPORT, "rdma_create_event_channel: %s", strerror(errno));
-    fcntl(tp->cm_chan->fd, F_SETFL, fcntl(tp->cm_chan->fd, F_GETFL) | O_NONBLOCK);
     char ip[64];
     inet_ntop(ss.ss_family, ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
                                                     : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
               ip, sizeof(ip));
-    if (rdma_create_id(tp->cm_chan, &tp->listener, NULL, RDMA_PS_TCP))
+    if (rdma_create_id(tp->cm_chan, &dev->listener, NULL, RDMA_PS_TCP))
         return vb_err(tp, RL_ERR_TRANSPORT, "rdma_create_id: %s", strerror(errno));
-    if (rdma_bind_addr(tp->listener, (struct sockaddr *)&ss) || rdma_listen(tp->listener, 64))
+    if (rdma_bind_addr(dev->listener, (struct sockaddr *)&ss) || rdma_listen(dev->listener, 64))
         return vb_err(tp, RL_ERR_TRANSPORT, "rdmacm cannot listen on %s: %s", ip, strerror(errno));
     /* QPs are created on rdma_cm's own device contexts: take the context
      * rdma_cm opened for our device, so the PD and CQ live on it. (A
      * listener bound to a loopback address has no device yet.) */
-    const char *want = ibv_get_device_name(tp->ctx->device);
+    const char *want = ibv_get_device_name(dev->ctx->device);
     struct ibv_context *cmctx = NULL;
     int nd = 0;
     struct ibv_context **devs = rdma_get_devices(&nd);
@@ -100,27 +98,48 @@ rl_status_t vb_cm_open(rl_tp_t *tp)
         rdma_free_devices(devs);
     if (!cmctx)
         return vb_err(tp, RL_ERR_TRANSPORT, "rdmacm does not know device %s", want);
-    if (tp->listener->verbs && tp->listener->verbs != cmctx)
+    if (dev->listener->verbs && dev->listener->verbs != cmctx)
         return vb_err(tp, RL_ERR_CONFIG, "rdmacm: %s belongs to device %s, not %s: set RINGLET_IB_HCA or RINGLET_IB_ADDR",
-                      ip, ibv_get_device_name(tp->listener->verbs->device), want);
-    ibv_close_device(tp->ctx);
-    tp->ctx = cmctx;
-    ibv_query_port(tp->ctx, tp->port, &tp->pattr);
-    memcpy(&tp->cm_addr, rdma_get_local_addr(tp->listener), sizeof(tp->cm_addr));
-    snprintf(tp->desc, sizeof(tp->desc), "verbs:%s:%d/rdmacm", ibv_get_device_name(tp->ctx->device), tp->port);
-    RL_INFO("rdmacm listening on %s port %u (%s)", ip, ntohs(rdma_get_src_port(tp->listener)), tp->desc);
+                      ip, ibv_get_device_name(dev->listener->verbs->device), want);
+    ibv_close_device(dev->ctx);
+    dev->ctx = cmctx;
+    dev->cm_owned = 1;
+    ibv_query_port(dev->ctx, dev->port, &dev->pattr);
+    memcpy(&dev->cm_addr, rdma_get_local_addr(dev->listener), sizeof(dev->cm_addr));
+    RL_INFO("rdmacm listening on %s port %u (%s)", ip, ntohs(rdma_get_src_port(dev->listener)), dev->name);
     return RL_OK;
 }
 
+/* One event channel; a listener per device, each on that device's own
+ * address, so that a peer's connection request for a channel arrives on
+ * the device that channel uses here. */
+rl_status_t vb_cm_open(rl_tp_t *tp)
+{
+    if (tp->cfg->ib_addr[0] && tp->ndev > 1)
+        return vb_err(tp, RL_ERR_CONFIG, "RINGLET_IB_ADDR names one address, RINGLET_IB_HCA %d devices: leave it "
+                      "unset (each device listens on the IPv4 address in its GID)", tp->ndev);
+    tp->cm_chan = rdma_create_event_channel();
+    if (!tp->cm_chan)
+        return vb_err(tp, RL_ERR_TRANSPORT, "rdma_create_event_channel: %s", strerror(errno));
+    fcntl(tp->cm_chan->fd, F_SETFL, fcntl(tp->cm_chan->fd, F_GETFL) | O_NONBLOCK);
+    rl_status_t st = RL_OK;
+    for (int d = 0; d < tp->ndev && st == RL_OK; d++)
+        st = listen_dev(tp, &tp->dev[d]);
+    return st;
+}
+
+/* After the PDs and CQs: the contexts belong to rdma_cm. */
 void vb_cm_close(rl_tp_t *tp)
 {
-    if (tp->listener)
-        rdma_destroy_id(tp->listener);
+    for (int d = 0; d < tp->ndev; d++) {
+        if (tp->dev[d].listener)
+            rdma_destroy_id(tp->dev[d].listener);
+        tp->dev[d].listener = NULL;
+        tp->dev[d].ctx = NULL;
+    }
     if (tp->cm_chan)
         rdma_destroy_event_channel(tp->cm_chan);
-    tp->listener = NULL;
     tp->cm_chan = NULL;
-    tp->ctx = NULL;
 }
 
 rl_status_t vb_cm_conn_create(rl_tp_conn_t *c, void *blob, size_t *len)
@@ -128,8 +147,8 @@ rl_status_t vb_cm_conn_create(rl_tp_conn_t *c, void *blob, size_t *len)
     if (*len < sizeof(cm_blob_t))
         return RL_ERR_INTERNAL;
     cm_blob_t b = {.magic = VB_CM_MAGIC, .nqp = (uint32_t)c->nqp, .rank = c->tp->rank, .token = c->token};
-    socklen_t l = ss_len(&c->tp->cm_addr);
-    memcpy(b.addr, &c->tp->cm_addr, l);
+    socklen_t l = ss_len(&c->dev->cm_addr);
+    memcpy(b.addr, &c->dev->cm_addr, l);
     b.addrlen = l;
     memcpy(b.nonce, c->nonce, sizeof(b.nonce));
     memcpy(blob, &b, sizeof(b));
@@ -139,13 +158,13 @@ rl_status_t vb_cm_conn_create(rl_tp_conn_t *c, void *blob, size_t *len)
 
 static rl_status_t make_qp(rl_tp_conn_t *c, int q, struct rdma_cm_id *id)
 {
-    if (id->verbs != c->tp->ctx)
+    if (id->verbs != c->dev->ctx)
         return vb_err(c->tp, RL_ERR_TRANSPORT, "rdmacm routed rank %d through device %s, not %s", c->peer,
                       id->verbs ? ibv_get_device_name(id->verbs->device) : "(none)",
-                      ibv_get_device_name(c->tp->ctx->device));
+                      ibv_get_device_name(c->dev->ctx->device));
     struct ibv_qp_init_attr ia;
-    vb_qp_init_attr(c->tp, &ia);
-    if (rdma_create_qp(id, c->tp->pd, &ia))
+    vb_qp_init_attr(c->tp, c->dev, &ia);
+    if (rdma_create_qp(id, c->dev->pd, &ia))
         return vb_err(c->tp, RL_ERR_TRANSPORT, "rdma_create_qp for rank %d: %s", c->peer, strerror(errno));
     c->cmid[q] = id;
     c->qp[q] = id->qp;
@@ -265,7 +284,7 @@ rl_status_t vb_cm_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, 
         c->cmid[q] = id;
         /* From our own address, so that rdma_cm picks our device even for
          * loopback destinations. */
-        struct sockaddr_storage src = tp->cm_addr;
+        struct sockaddr_storage src = c->dev->cm_addr;
         if (src.ss_family == AF_INET)
             ((struct sockaddr_in *)&src)->sin_port = 0;
         else

@@ -53,21 +53,74 @@ static enum ibv_mtu mtu_enum(int bytes)
     return m;
 }
 
-/* "rxe0:1" -> name and port; "" -> first device with an active port. */
-rl_status_t vb_pick_device(rl_tp_t *tp, const char *spec)
+/* Names of the devices there are, for an error message. */
+static void device_names(struct ibv_device **list, int n, char *buf, size_t len)
 {
-    char want[256] = "";
-    int want_port = 0;
-    if (spec && *spec) {
-        snprintf(want, sizeof(want), "%s", spec);
-        char *colon = strchr(want, ':');
-        if (colon) {
-            *colon = '\0';
-            want_port = atoi(colon + 1);
+    size_t pos = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && pos < len; i++)
+        pos += (size_t)snprintf(buf + pos, len - pos, "%s%s", i ? ", " : "", ibv_get_device_name(list[i]));
+}
+
+/* Open one port: want->name "" takes the first device with an active port,
+ * want->port 0 the device's first active port. */
+static rl_status_t open_port(rl_tp_t *tp, vb_dev_t *dev, const vb_hca_t *want, struct ibv_device **list, int n)
+{
+    int found = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = ibv_get_device_name(list[i]);
+        if (want->name[0] && strcmp(name, want->name))
+            continue;
+        found = 1;
+        struct ibv_context *ctx = ibv_open_device(list[i]);
+        struct ibv_device_attr da;
+        if (!ctx || ibv_query_device(ctx, &da)) {
+            if (ctx)
+                ibv_close_device(ctx);
+            continue;
         }
-        char *comma = strchr(want, ',');
-        if (comma)
-            *comma = '\0';
+        if (want->port > da.phys_port_cnt) {
+            ibv_close_device(ctx);
+            return vb_err(tp, RL_ERR_CONFIG, "RINGLET_IB_HCA entry %s:%d: %s has %d port%s", want->name,
+                          want->port, name, da.phys_port_cnt, da.phys_port_cnt == 1 ? "" : "s");
+        }
+        for (int p = 1; p <= da.phys_port_cnt; p++) {
+            struct ibv_port_attr pa;
+            if ((want->port && p != want->port) || ibv_query_port(ctx, (uint8_t)p, &pa) ||
+                pa.state != IBV_PORT_ACTIVE)
+                continue;
+            dev->ctx = ctx;
+            dev->port = (uint8_t)p;
+            dev->pattr = pa;
+            snprintf(dev->name, sizeof(dev->name), "%s:%d", name, p);
+            return RL_OK;
+        }
+        ibv_close_device(ctx);
+    }
+    if (want->name[0] && !found) {
+        char have[160];
+        device_names(list, n, have, sizeof(have));
+        return vb_err(tp, RL_ERR_CONFIG, "RINGLET_IB_HCA entry %s%s%.0d: no such RDMA device (there are: %s)",
+                      want->name, want->port ? ":" : "", want->port, have);
+    }
+    if (want->name[0] && want->port)
+        return vb_err(tp, RL_ERR_UNSUPPORTED, "RINGLET_IB_HCA entry %s:%d: the port is not active", want->name,
+                      want->port);
+    return vb_err(tp, RL_ERR_UNSUPPORTED, "no RDMA device %s with an active port", want->name);
+}
+
+/* Open every device RINGLET_IB_HCA lists ("rxe0:1,rxe1:1"; "": the first
+ * device with an active port). */
+static rl_status_t open_devices(rl_tp_t *tp, const char *spec)
+{
+    vb_hca_t want[VB_MAX_DEVS];
+    int nwant = 0;
+    rl_status_t st = vb_hca_parse(spec, want, VB_MAX_DEVS, &nwant, tp->err, sizeof(tp->err));
+    if (st != RL_OK)
+        return st;
+    if (nwant == 0) {
+        want[0] = (vb_hca_t){.port = 0};
+        nwant = 1;
     }
     int n = 0;
     struct ibv_device **list = ibv_get_device_list(&n);
@@ -77,35 +130,10 @@ rl_status_t vb_pick_device(rl_tp_t *tp, const char *spec)
         return vb_err(tp, RL_ERR_UNSUPPORTED,
                       "no RDMA devices (ibv_get_device_list found none: no rdma_rxe/NIC driver or /dev/infiniband)");
     }
-    rl_status_t st = RL_ERR_UNSUPPORTED;
-    snprintf(tp->err, sizeof(tp->err), "no RDMA device %s with an active port", want[0] ? want : "");
-    for (int i = 0; i < n && st != RL_OK; i++) {
-        const char *name = ibv_get_device_name(list[i]);
-        if (want[0] && strcmp(name, want))
-            continue;
-        struct ibv_context *ctx = ibv_open_device(list[i]);
-        if (!ctx)
-            continue;
-        struct ibv_device_attr da;
-        if (ibv_query_device(ctx, &da)) {
-            ibv_close_device(ctx);
-            continue;
-        }
-        for (int p = 1; p <= da.phys_port_cnt; p++) {
-            if (want_port && p != want_port)
-                continue;
-            struct ibv_port_attr pa;
-            if (ibv_query_port(ctx, (uint8_t)p, &pa) || pa.state != IBV_PORT_ACTIVE)
-                continue;
-            tp->ctx = ctx;
-            tp->port = (uint8_t)p;
-            tp->pattr = pa;
-            snprintf(tp->desc, sizeof(tp->desc), "verbs:%s:%d", name, p);
-            st = RL_OK;
-            break;
-        }
-        if (st != RL_OK)
-            ibv_close_device(ctx);
+    for (int d = 0; d < nwant && st == RL_OK; d++) {
+        st = open_port(tp, &tp->dev[d], &want[d], list, n);
+        if (st == RL_OK)
+            tp->ndev = d + 1;
     }
     ibv_free_device_list(list);
     return st;
@@ -113,15 +141,15 @@ rl_status_t vb_pick_device(rl_tp_t *tp, const char *spec)
 
 /* RoCE v2 GID: prefer an IPv4-mapped one (routable), else any RoCE v2 one
  * (link-local, as rxe on a bare veth has). InfiniBand: index 0. */
-rl_status_t vb_pick_gid(rl_tp_t *tp, int want)
+rl_status_t vb_pick_gid(rl_tp_t *tp, vb_dev_t *dev, int want)
 {
-    if (want < 0 && tp->pattr.link_layer != IBV_LINK_LAYER_ETHERNET)
+    if (want < 0 && dev->pattr.link_layer != IBV_LINK_LAYER_ETHERNET)
         want = 0;
     if (want < 0) {
         int best = -1, best_score = 0;
-        for (int i = 0; i < tp->pattr.gid_tbl_len; i++) {
+        for (int i = 0; i < dev->pattr.gid_tbl_len; i++) {
             struct ibv_gid_entry e;
-            if (ibv_query_gid_ex(tp->ctx, tp->port, (uint32_t)i, &e, 0))
+            if (ibv_query_gid_ex(dev->ctx, dev->port, (uint32_t)i, &e, 0))
                 continue;
             if (e.gid_type != IBV_GID_TYPE_ROCE_V2)
                 continue;
@@ -133,12 +161,12 @@ rl_status_t vb_pick_gid(rl_tp_t *tp, int want)
             }
         }
         if (best < 0)
-            return vb_err(tp, RL_ERR_TRANSPORT, "%s: no RoCE v2 GID; set RINGLET_IB_GID_INDEX", tp->desc);
+            return vb_err(tp, RL_ERR_TRANSPORT, "%s: no RoCE v2 GID; set RINGLET_IB_GID_INDEX", dev->name);
         want = best;
     }
-    if (ibv_query_gid(tp->ctx, tp->port, want, &tp->gid))
-        return vb_err(tp, RL_ERR_TRANSPORT, "%s: cannot read GID index %d", tp->desc, want);
-    tp->gid_index = want;
+    if (ibv_query_gid(dev->ctx, dev->port, want, &dev->gid))
+        return vb_err(tp, RL_ERR_TRANSPORT, "%s: cannot read GID index %d", dev->name, want);
+    dev->gid_index = want;
     return RL_OK;
 }
 
@@ -146,18 +174,47 @@ static void vb_close(rl_tp_t *tp)
 {
     if (!tp)
         return;
-    if (tp->cq)
-        ibv_destroy_cq(tp->cq);
-    if (tp->chan)
-        ibv_destroy_comp_channel(tp->chan);
-    if (tp->pd)
-        ibv_dealloc_pd(tp->pd);
+    for (int d = 0; d < VB_MAX_DEVS; d++) {
+        vb_dev_t *dev = &tp->dev[d];
+        if (dev->cq)
+            ibv_destroy_cq(dev->cq);
+        if (dev->chan)
+            ibv_destroy_comp_channel(dev->chan);
+        if (dev->pd)
+            ibv_dealloc_pd(dev->pd);
+        if (dev->ctx && !dev->cm_owned)
+            ibv_close_device(dev->ctx);
+    }
     if (tp->use_cm)
         vb_cm_close(tp);
-    else if (tp->ctx)
-        ibv_close_device(tp->ctx);
     free(tp->conns);
     free(tp);
+}
+
+/* PD and CQ (with its completion channel) of one device; logs what it found. */
+static rl_status_t dev_setup(rl_tp_t *tp, vb_dev_t *dev)
+{
+    if (!(dev->pd = ibv_alloc_pd(dev->ctx)))
+        return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_alloc_pd: %s", dev->name, strerror(errno));
+    if (!(dev->chan = ibv_create_comp_channel(dev->ctx)))
+        return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_comp_channel: %s", dev->name, strerror(errno));
+    if (!(dev->cq = ibv_create_cq(dev->ctx, VB_CQE, NULL, dev->chan, 0)))
+        return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_cq(%d): %s", dev->name, VB_CQE, strerror(errno));
+    char gs[64];
+    inet_ntop(AF_INET6, dev->gid.raw, gs, sizeof(gs));
+    RL_INFO("verbs:%s: link %s, active MTU %d, GID index %d (%s)", dev->name,
+            dev->pattr.link_layer == IBV_LINK_LAYER_ETHERNET ? "Ethernet (RoCE)" : "InfiniBand",
+            mtu_bytes(dev->pattr.active_mtu), dev->gid_index, gs);
+    return RL_OK;
+}
+
+/* "verbs:rxe0:1/gid0" or, with several devices, "verbs:rxe0:1/gid0+rxe1:1/gid0" */
+static void set_desc(rl_tp_t *tp)
+{
+    size_t pos = (size_t)snprintf(tp->desc, sizeof(tp->desc), "verbs:");
+    for (int d = 0; d < tp->ndev && pos < sizeof(tp->desc); d++)
+        pos += (size_t)snprintf(tp->desc + pos, sizeof(tp->desc) - pos, "%s%s%s/gid%d", d ? "+" : "",
+                                tp->dev[d].name, tp->use_cm ? "/rdmacm" : "", tp->dev[d].gid_index);
 }
 
 static rl_status_t vb_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, size_t errlen)
@@ -174,30 +231,20 @@ static rl_status_t vb_open(const rl_tp_params_t *p, rl_tp_t **out, char *err, si
     else if (strcmp(p->cfg->ib_cm, "oob"))
         st = vb_err(tp, RL_ERR_CONFIG, "RINGLET_IB_CM=%s: expected oob or rdmacm", p->cfg->ib_cm);
     if (st == RL_OK)
-        st = vb_pick_device(tp, p->cfg->ib_hca);
-    if (st == RL_OK)
-        st = vb_pick_gid(tp, p->cfg->ib_gid_index);
+        st = open_devices(tp, p->cfg->ib_hca);
+    for (int d = 0; d < tp->ndev && st == RL_OK; d++)
+        st = vb_pick_gid(tp, &tp->dev[d], p->cfg->ib_gid_index);
     if (st == RL_OK && tp->use_cm)
-        st = vb_cm_open(tp); /* rdma_cm owns the device context from here on */
-    if (st == RL_OK && !(tp->pd = ibv_alloc_pd(tp->ctx)))
-        st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_alloc_pd: %s", tp->desc, strerror(errno));
-    if (st == RL_OK && !(tp->chan = ibv_create_comp_channel(tp->ctx)))
-        st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_comp_channel: %s", tp->desc, strerror(errno));
-    if (st == RL_OK && !(tp->cq = ibv_create_cq(tp->ctx, VB_CQE, NULL, tp->chan, 0)))
-        st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_cq(%d): %s", tp->desc, VB_CQE, strerror(errno));
+        st = vb_cm_open(tp); /* rdma_cm owns the device contexts from here on */
+    for (int d = 0; d < tp->ndev && st == RL_OK; d++)
+        st = dev_setup(tp, &tp->dev[d]);
     if (st != RL_OK) {
         snprintf(err, errlen, "%s", tp->err);
         vb_close(tp);
         return st;
     }
     tp->max_inline = VB_INLINE;
-    char gs[64];
-    inet_ntop(AF_INET6, tp->gid.raw, gs, sizeof(gs));
-    RL_INFO("%s: link %s, active MTU %d, GID index %d (%s)", tp->desc,
-            tp->pattr.link_layer == IBV_LINK_LAYER_ETHERNET ? "Ethernet (RoCE)" : "InfiniBand",
-            mtu_bytes(tp->pattr.active_mtu), tp->gid_index, gs);
-    size_t l = strlen(tp->desc);
-    snprintf(tp->desc + l, sizeof(tp->desc) - l, "/gid%d", tp->gid_index);
+    set_desc(tp);
     *out = tp;
     return RL_OK;
 }
@@ -232,10 +279,10 @@ static rl_status_t track_conn(rl_tp_t *tp, rl_tp_conn_t *c)
     return RL_OK;
 }
 
-void vb_qp_init_attr(rl_tp_t *tp, struct ibv_qp_init_attr *ia)
+void vb_qp_init_attr(rl_tp_t *tp, vb_dev_t *dev, struct ibv_qp_init_attr *ia)
 {
     *ia = (struct ibv_qp_init_attr){
-        .send_cq = tp->cq, .recv_cq = tp->cq, .qp_type = IBV_QPT_RC, .sq_sig_all = 0,
+        .send_cq = dev->cq, .recv_cq = dev->cq, .qp_type = IBV_QPT_RC, .sq_sig_all = 0,
         .cap = {.max_send_wr = VB_SEND_WR, .max_recv_wr = VB_RECV_WR, .max_send_sge = 1, .max_recv_sge = 1,
                 .max_inline_data = (uint32_t)tp->max_inline},
     };
@@ -264,13 +311,16 @@ static void vb_conn_destroy(rl_tp_conn_t *c)
 
 static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t **out, void *blob, size_t *len)
 {
-    (void)chan; /* one device so far */
-    if (*len < sizeof(vb_blob_t))
+    if (*len < sizeof(vb_blob_t) || chan < 0)
         return RL_ERR_INTERNAL;
     rl_tp_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return RL_ERR_NO_MEMORY;
     c->tp = tp;
+    /* Channels round-robin over the devices; each end picks its own by the
+     * channel, and its blob names the QPs and GID of that device. */
+    c->d = chan % tp->ndev;
+    c->dev = &tp->dev[c->d];
     c->peer = peer;
     c->nqp = tp->nqps;
     /* A random PSN: an RC QP takes only packets in its PSN window, so a
@@ -299,23 +349,24 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t 
         *out = c;
         return RL_OK;
     }
-    vb_blob_t b = {.magic = VB_BLOB_MAGIC, .nqp = (uint32_t)c->nqp, .psn = c->psn, .lid = tp->pattr.lid,
-                   .mtu = (uint8_t)tp->pattr.active_mtu, .link_layer = tp->pattr.link_layer};
-    memcpy(b.gid, tp->gid.raw, 16);
+    vb_dev_t *dev = c->dev;
+    vb_blob_t b = {.magic = VB_BLOB_MAGIC, .nqp = (uint32_t)c->nqp, .psn = c->psn, .lid = dev->pattr.lid,
+                   .mtu = (uint8_t)dev->pattr.active_mtu, .link_layer = dev->pattr.link_layer};
+    memcpy(b.gid, dev->gid.raw, 16);
     rl_status_t st = track_conn(tp, c);
     for (int q = 0; q < c->nqp && st == RL_OK; q++) {
         struct ibv_qp_init_attr ia;
-        vb_qp_init_attr(tp, &ia);
-        c->qp[q] = ibv_create_qp(tp->pd, &ia);
+        vb_qp_init_attr(tp, dev, &ia);
+        c->qp[q] = ibv_create_qp(dev->pd, &ia);
         if (!c->qp[q]) {
-            st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_qp for rank %d: %s", tp->desc, peer, strerror(errno));
+            st = vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_create_qp for rank %d: %s", dev->name, peer, strerror(errno));
             break;
         }
-        struct ibv_qp_attr a = {.qp_state = IBV_QPS_INIT, .pkey_index = 0, .port_num = tp->port,
+        struct ibv_qp_attr a = {.qp_state = IBV_QPS_INIT, .pkey_index = 0, .port_num = dev->port,
                                 .qp_access_flags = IBV_ACCESS_REMOTE_WRITE};
         int rc = ibv_modify_qp(c->qp[q], &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
         if (rc) {
-            st = vb_err(tp, RL_ERR_TRANSPORT, "%s: QP 0x%x to INIT: %s", tp->desc, c->qp[q]->qp_num, strerror(rc));
+            st = vb_err(tp, RL_ERR_TRANSPORT, "%s: QP 0x%x to INIT: %s", dev->name, c->qp[q]->qp_num, strerror(rc));
             break;
         }
         if ((st = vb_post_recvs(c, q, VB_RECV_WR)) != RL_OK)
@@ -335,29 +386,30 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t 
 static rl_status_t vb_conn_establish(rl_tp_conn_t *c, const void *blob, size_t len, int64_t deadline)
 {
     rl_tp_t *tp = c->tp;
+    vb_dev_t *dev = c->dev;
     if (tp->use_cm)
         return vb_cm_conn_establish(c, blob, len, deadline);
     vb_blob_t b;
     char why[200];
     if (vb_blob_decode(blob, len, c->nqp, &b, why, sizeof(why)) != RL_OK)
         return vb_err(tp, RL_ERR_PROTOCOL, "rank %d: %s", c->peer, why);
-    if (b.link_layer != tp->pattr.link_layer)
+    if (b.link_layer != dev->pattr.link_layer)
         return vb_err(tp, RL_ERR_TRANSPORT, "rank %d is on %s, this rank on %s: they cannot connect", c->peer,
                       b.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand",
-                      tp->pattr.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand");
-    enum ibv_mtu mtu = tp->pattr.active_mtu < b.mtu ? tp->pattr.active_mtu : (enum ibv_mtu)b.mtu;
+                      dev->pattr.link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand");
+    enum ibv_mtu mtu = dev->pattr.active_mtu < b.mtu ? dev->pattr.active_mtu : (enum ibv_mtu)b.mtu;
     if (tp->cfg->ib_mtu > 0 && mtu_enum(tp->cfg->ib_mtu) < mtu)
         mtu = mtu_enum(tp->cfg->ib_mtu);
     for (int q = 0; q < c->nqp; q++) {
         struct ibv_qp_attr a = {
             .qp_state = IBV_QPS_RTR, .path_mtu = mtu, .dest_qp_num = b.qpn[q], .rq_psn = b.psn,
             .max_dest_rd_atomic = 1, .min_rnr_timer = 12,
-            .ah_attr = {.dlid = b.lid, .sl = (uint8_t)tp->cfg->ib_sl, .port_num = tp->port},
+            .ah_attr = {.dlid = b.lid, .sl = (uint8_t)tp->cfg->ib_sl, .port_num = dev->port},
         };
-        if (tp->pattr.link_layer == IBV_LINK_LAYER_ETHERNET || b.lid == 0) {
+        if (dev->pattr.link_layer == IBV_LINK_LAYER_ETHERNET || b.lid == 0) {
             a.ah_attr.is_global = 1;
             memcpy(a.ah_attr.grh.dgid.raw, b.gid, 16);
-            a.ah_attr.grh.sgid_index = (uint8_t)tp->gid_index;
+            a.ah_attr.grh.sgid_index = (uint8_t)dev->gid_index;
             a.ah_attr.grh.hop_limit = 64;
             a.ah_attr.grh.traffic_class = (uint8_t)tp->cfg->ib_tc;
         }
@@ -365,8 +417,8 @@ static rl_status_t vb_conn_establish(rl_tp_conn_t *c, const void *blob, size_t l
                                IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
                                    IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
         if (rc)
-            return vb_err(tp, RL_ERR_TRANSPORT, "QP 0x%x to rank %d: RTR failed: %s (GID index %d, MTU %d)",
-                          c->qp[q]->qp_num, c->peer, strerror(rc), tp->gid_index, mtu_bytes(mtu));
+            return vb_err(tp, RL_ERR_TRANSPORT, "%s: QP 0x%x to rank %d: RTR failed: %s (GID index %d, MTU %d)",
+                          dev->name, c->qp[q]->qp_num, c->peer, strerror(rc), dev->gid_index, mtu_bytes(mtu));
         struct ibv_qp_attr s = {.qp_state = IBV_QPS_RTS, .timeout = (uint8_t)tp->cfg->ib_timeout,
                                 .retry_cnt = (uint8_t)tp->cfg->ib_retry_cnt, .rnr_retry = 7, .sq_psn = c->psn,
                                 .max_rd_atomic = 1};
@@ -380,6 +432,16 @@ static rl_status_t vb_conn_establish(rl_tp_conn_t *c, const void *blob, size_t l
     return RL_OK;
 }
 
+static void vb_mr_dereg(rl_tp_mr_t *m)
+{
+    for (int d = 0; m && d < m->ndev; d++)
+        if (m->mr[d])
+            ibv_dereg_mr(m->mr[d]);
+    free(m);
+}
+
+/* On every device at once: a region's user may write or be written through
+ * a connection of any channel. */
 static rl_status_t vb_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access, rl_tp_mr_t **out)
 {
     rl_tp_mr_t *m = calloc(1, sizeof(*m));
@@ -387,29 +449,28 @@ static rl_status_t vb_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access
         return RL_ERR_NO_MEMORY;
     /* A write source needs no access flag; a write target needs both. */
     int acc = (access & RL_ACCESS_REMOTE_WRITE) ? IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE : 0;
-    m->mr = ibv_reg_mr(tp->pd, buf, len, acc);
-    if (!m->mr) {
-        int e = errno;
-        free(m);
-        return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_reg_mr(%zu bytes): %s%s", tp->desc, len, strerror(e),
-                      e == ENOMEM || e == EPERM ? " (check ulimit -l, the locked-memory limit)" : "");
+    for (; m->ndev < tp->ndev; m->ndev++) {
+        m->mr[m->ndev] = ibv_reg_mr(tp->dev[m->ndev].pd, buf, len, acc);
+        if (!m->mr[m->ndev]) {
+            int e = errno;
+            const char *dev = tp->dev[m->ndev].name;
+            vb_mr_dereg(m);
+            return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_reg_mr(%zu bytes): %s%s", dev, len, strerror(e),
+                          e == ENOMEM || e == EPERM ? " (check ulimit -l, the locked-memory limit)" : "");
+        }
     }
     *out = m;
     return RL_OK;
 }
 
-static void vb_mr_dereg(rl_tp_mr_t *m)
-{
-    if (m && m->mr)
-        ibv_dereg_mr(m->mr);
-    free(m);
-}
-
+/* The key of the device the peer's writes arrive on: that of `to`, or of
+ * device 0 for keys published to every rank (their writers use channel 0,
+ * whose connections are on device 0 at both ends). */
 static void vb_mr_remote(rl_tp_mr_t *m, const rl_tp_conn_t *to, const void *ptr, rl_rkey_t *rk)
 {
-    (void)to;
+    int d = to ? to->d : 0;
     rk->addr = (uint64_t)(uintptr_t)ptr;
-    rk->key = m->mr->rkey;
+    rk->key = m->mr[d < m->ndev ? d : 0]->rkey;
 }
 
 /*
@@ -433,7 +494,7 @@ static rl_status_t post_write(rl_tp_conn_t *c, int q, const void *src, size_t le
 {
     vb_sq_t *sq = &c->sq[q];
     struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)src, .length = (uint32_t)len,
-                          .lkey = smr ? smr->mr->lkey : 0};
+                          .lkey = smr ? smr->mr[c->d]->lkey : 0};
     struct ibv_send_wr wr = {
         .wr_id = sq->posted, .sg_list = len ? &sge : NULL, .num_sge = len ? 1 : 0,
         .opcode = with_imm ? IBV_WR_RDMA_WRITE_WITH_IMM : IBV_WR_RDMA_WRITE,
@@ -491,10 +552,11 @@ static rl_status_t vb_write(rl_tp_conn_t *c, const void *src, size_t len, rl_tp_
     return vb_write_any(c, src, len, smr, raddr, rkey, 0, 0, ctx);
 }
 
-static rl_tp_conn_t *find_qp(rl_tp_t *tp, uint32_t qpn, int *q)
+/* QP numbers are per device. */
+static rl_tp_conn_t *find_qp(rl_tp_t *tp, int d, uint32_t qpn, int *q)
 {
     for (int i = 0; i < tp->nconns; i++)
-        for (int k = 0; k < tp->conns[i]->nqp; k++)
+        for (int k = 0; k < tp->conns[i]->nqp && tp->conns[i]->d == d; k++)
             if (tp->conns[i]->qp[k] && tp->conns[i]->qp[k]->qp_num == qpn) {
                 *q = k;
                 return tp->conns[i];
@@ -561,19 +623,12 @@ static void wc_error(rl_tp_t *tp, const struct ibv_wc *wc, rl_tp_conn_t *c, int 
     tp->wc_failed = 1;
 }
 
-static rl_status_t vb_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
+/* Turn one device's work completions into the caller's. */
+static rl_status_t take_wcs(rl_tp_t *tp, int d, const struct ibv_wc *wc, int got, rl_tp_cqe_t *out, int *n)
 {
-    struct ibv_wc wc[32];
-    *n = report_done(tp, out, 0, max);
-    int room = max - *n;
-    if (room > 32)
-        room = 32;
-    int got = room > 0 ? ibv_poll_cq(tp->cq, room, wc) : 0;
-    if (got < 0)
-        return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_poll_cq failed", tp->desc);
     for (int i = 0; i < got; i++) {
         int q = 0;
-        rl_tp_conn_t *c = find_qp(tp, wc[i].qp_num, &q);
+        rl_tp_conn_t *c = find_qp(tp, d, wc[i].qp_num, &q);
         int is_recv = (wc[i].opcode & IBV_WC_RECV) != 0;
         if (wc[i].status != IBV_WC_SUCCESS)
             wc_error(tp, &wc[i], c, is_recv);
@@ -597,27 +652,57 @@ static rl_status_t vb_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
                         wc[i].status == IBV_WC_SUCCESS ? RL_OK : RL_ERR_PEER_FAILED);
         }
     }
+    return RL_OK;
+}
+
+static rl_status_t vb_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
+{
+    struct ibv_wc wc[32];
+    *n = report_done(tp, out, 0, max);
+    for (int d = 0; d < tp->ndev; d++) {
+        /* a receive completion becomes one output; sends are reported below */
+        int room = max - *n;
+        if (room > 32)
+            room = 32;
+        int got = room > 0 ? ibv_poll_cq(tp->dev[d].cq, room, wc) : 0;
+        if (got < 0)
+            return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_poll_cq failed", tp->dev[d].name);
+        rl_status_t st = take_wcs(tp, d, wc, got, out, n);
+        if (st != RL_OK)
+            return st;
+    }
     *n = report_done(tp, out, *n, max);
     post_fences(tp);
     return RL_OK;
 }
 
-/* Block until the CQ has something or timeout_ms passes. */
+/* Block until a CQ has something or timeout_ms passes. Every CQ must be
+ * armed before sleeping, or a completion on an unarmed one would not wake
+ * us: arming returns at once so that the caller polls again first. */
 static rl_status_t vb_wait(rl_tp_t *tp, int timeout_ms)
 {
-    if (!tp->armed) {
-        if (ibv_req_notify_cq(tp->cq, 0))
-            return vb_err(tp, RL_ERR_TRANSPORT, "ibv_req_notify_cq failed");
-        tp->armed = 1;
-        return RL_OK; /* poll once more before sleeping: a completion may have raced the arm */
+    int armed_now = 0;
+    for (int d = 0; d < tp->ndev; d++) {
+        if (tp->dev[d].armed)
+            continue;
+        if (ibv_req_notify_cq(tp->dev[d].cq, 0))
+            return vb_err(tp, RL_ERR_TRANSPORT, "%s: ibv_req_notify_cq failed", tp->dev[d].name);
+        tp->dev[d].armed = 1;
+        armed_now = 1;
     }
-    struct pollfd pfd = {.fd = tp->chan->fd, .events = POLLIN};
-    if (poll(&pfd, 1, timeout_ms) > 0) {
+    if (armed_now)
+        return RL_OK; /* poll once more before sleeping: a completion may have raced the arm */
+    struct pollfd pfd[VB_MAX_DEVS];
+    for (int d = 0; d < tp->ndev; d++)
+        pfd[d] = (struct pollfd){.fd = tp->dev[d].chan->fd, .events = POLLIN};
+    if (poll(pfd, (nfds_t)tp->ndev, timeout_ms) <= 0)
+        return RL_OK;
+    for (int d = 0; d < tp->ndev; d++) {
         struct ibv_cq *cq;
         void *cctx;
-        if (ibv_get_cq_event(tp->chan, &cq, &cctx) == 0) {
+        if ((pfd[d].revents & POLLIN) && ibv_get_cq_event(tp->dev[d].chan, &cq, &cctx) == 0) {
             ibv_ack_cq_events(cq, 1);
-            tp->armed = 0;
+            tp->dev[d].armed = 0;
         }
     }
     return RL_OK;
@@ -635,8 +720,12 @@ static int vb_pins_memory(rl_tp_t *tp)
  * for completions takes the CPU the transfer itself needs. */
 static int vb_cpu_driven(rl_tp_t *tp)
 {
-    const char *name = ibv_get_device_name(tp->ctx->device);
-    return name && (!strncmp(name, "rxe", 3) || !strncmp(name, "siw", 3));
+    for (int d = 0; d < tp->ndev; d++) {
+        const char *name = ibv_get_device_name(tp->dev[d].ctx->device);
+        if (name && (!strncmp(name, "rxe", 3) || !strncmp(name, "siw", 3)))
+            return 1;
+    }
+    return 0;
 }
 
 const rl_tp_ops_t rl_tp_verbs_ops = {

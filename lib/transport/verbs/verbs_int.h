@@ -9,6 +9,7 @@
 #include "transport/transport.h"
 
 #define VB_MAX_QPS 16
+#define VB_MAX_DEVS 8 /* devices per rank (RINGLET_IB_HCA entries) */
 #define VB_SEND_WR 256
 #define VB_RECV_WR 128
 #define VB_CQE 8192
@@ -16,12 +17,9 @@
 #define VB_SIGNAL_EVERY 16 /* a signalled write at least every 16 (see vb_write_imm) */
 #define VB_BLOB_MAGIC 0x52564231u /* "RVB1" */
 
-struct rl_tp {
-    int rank;
-    int use_cm;                         /* RINGLET_IB_CM=rdmacm */
-    struct rdma_event_channel *cm_chan;
-    struct rdma_cm_id *listener;
-    struct sockaddr_storage cm_addr;    /* where the listener is */
+/* One device (RINGLET_IB_HCA lists up to VB_MAX_DEVS): its own context,
+ * protection domain and completion queue. A connection lives on one. */
+typedef struct {
     struct ibv_context *ctx;
     struct ibv_pd *pd;
     struct ibv_comp_channel *chan;
@@ -30,14 +28,26 @@ struct rl_tp {
     int gid_index;
     union ibv_gid gid;
     struct ibv_port_attr pattr;
+    int armed;
+    int cm_owned;                       /* ctx is rdma_cm's (never closed by us) */
+    struct rdma_cm_id *listener;        /* rdmacm: this device's */
+    struct sockaddr_storage cm_addr;    /* where it listens */
+    char name[72];                      /* "rxe0:1" */
+} vb_dev_t;
+
+struct rl_tp {
+    int rank;
+    int use_cm;                         /* RINGLET_IB_CM=rdmacm */
+    struct rdma_event_channel *cm_chan; /* every device's listener and connection */
+    int ndev;
+    vb_dev_t dev[VB_MAX_DEVS];
     const rl_config_t *cfg;
     int nqps;
     int max_inline;
     rl_tp_conn_t **conns; /* for QPN -> connection lookups */
     int nconns, capconns;
-    int armed;
     int wc_failed;                      /* a completion error was reported */
-    char desc[96];
+    char desc[192];
     char err[320];
 };
 
@@ -61,6 +71,8 @@ typedef struct {
 
 struct rl_tp_conn {
     rl_tp_t *tp;
+    int d;                          /* index of its device in tp->dev */
+    vb_dev_t *dev;
     int peer;
     int nqp, next_qp;
     struct ibv_qp *qp[VB_MAX_QPS];
@@ -75,8 +87,10 @@ struct rl_tp_conn {
 
 enum { VB_CM_IDLE, VB_CM_ADDR, VB_CM_ROUTING, VB_CM_ROUTE, VB_CM_CONNECTING, VB_CM_UP, VB_CM_FAILED };
 
+/* Registered on every device: a connection uses its own device's keys. */
 struct rl_tp_mr {
-    struct ibv_mr *mr;
+    int ndev;
+    struct ibv_mr *mr[VB_MAX_DEVS];
 };
 
 /* The out-of-band connection record (little-endian, fixed size). */
@@ -117,9 +131,20 @@ rl_status_t vb_cm_blob_decode(const void *blob, size_t len, int peer, int nqp, c
 int vb_random(void *buf, size_t len);
 rl_status_t vb_err(rl_tp_t *tp, rl_status_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 rl_status_t vb_post_recvs(rl_tp_conn_t *c, int q, int n);
-rl_status_t vb_pick_device(rl_tp_t *tp, const char *spec);
-rl_status_t vb_pick_gid(rl_tp_t *tp, int want);
-void vb_qp_init_attr(rl_tp_t *tp, struct ibv_qp_init_attr *ia);
+/* One RINGLET_IB_HCA entry: device name and port (0: first active one). */
+typedef struct {
+    char name[64];
+    int port;
+} vb_hca_t;
+
+/* blob.c: split RINGLET_IB_HCA ("rxe0:1,rxe1:1"; "" gives 0 entries) into
+ * at most max entries; rejects empty entries, bad ports and duplicates
+ * (RL_ERR_CONFIG, message naming the entry). No device needed. */
+rl_status_t vb_hca_parse(const char *spec, vb_hca_t *out, int max, int *n, char *err, size_t errlen);
+
+rl_status_t vb_pick_device(rl_tp_t *tp, vb_dev_t *dev, const vb_hca_t *want);
+rl_status_t vb_pick_gid(rl_tp_t *tp, vb_dev_t *dev, int want);
+void vb_qp_init_attr(rl_tp_t *tp, vb_dev_t *dev, struct ibv_qp_init_attr *ia);
 
 /* cm.c */
 rl_status_t vb_cm_open(rl_tp_t *tp);
