@@ -283,7 +283,7 @@ int main(int argc, char **argv)
         dev = prov = cfg = algos = 1;
     char host[256] = "?";
     gethostname(host, sizeof(host) - 1);
-    printf("ringlet %s on %s; transports built in:%s%s\n", rl_version(), host,
+    printf("ringlet %s on %s; transports built in: shm%s%s\n", rl_version(), host,
 #ifdef RL_HAVE_VERBS
            " verbs",
 #else
@@ -295,6 +295,14 @@ int main(int argc, char **argv)
            ""
 #endif
     );
+    const char *intra = getenv("RINGLET_INTRA_TRANSPORT");
+    intra = intra && *intra ? intra : "auto";
+    printf("peers on the same host: %s (RINGLET_INTRA_TRANSPORT=%s); a communicator then describes itself as "
+           "\"<network transport> (N peers) + shm:... (M on this host)\"\n",
+           !strcmp(intra, "none") ? "through RINGLET_TRANSPORT like the others"
+           : !strcmp(intra, "shm") ? "ringlet's shm"
+                                   : "ringlet's shm when the group spans several hosts, else RINGLET_TRANSPORT",
+           intra);
     if (dev)
         print_devices();
     if (prov)

@@ -141,10 +141,13 @@ static int measure(const char *algo, const size_t *sizes, int nsizes, double bud
     return npts;
 }
 
+/* The tuning file's key: the transport's name up to its details; a
+ * communicator of several transports describes the network one first
+ * ("ofi:tcp;ofi_rxm/eth0 (2 peers) + shm:... (1 on this host)"). */
 static void transport_key(rl_comm_t comm, char *key, size_t len)
 {
     const char *d = rl_comm_transport(comm);
-    size_t n = strcspn(d, ";");
+    size_t n = strcspn(d, "; ");
     if (!strncmp(d, "verbs", 5))
         n = 5;
     else if (!strncmp(d, "shm:", 4))
@@ -152,7 +155,8 @@ static void transport_key(rl_comm_t comm, char *key, size_t len)
     snprintf(key, len, "%.*s", (int)n, d);
 }
 
-static void write_file(const char *path, const char *key, int nranks, const rl_model_t *m)
+/* Replace the file's entries for (key, nranks), every algorithm's, by ents. */
+static void write_file(const char *path, const char *key, int nranks, const rl_tune_entry_t *ents, int n)
 {
     rl_tune_t t = {0};
     char err[256];
@@ -164,13 +168,13 @@ static void write_file(const char *path, const char *key, int nranks, const rl_m
             exit(1);
         }
     }
-    int k = 0;
-    while (k < t.n && !(t.e[k].nranks == nranks && !strcmp(t.e[k].transport, key)))
-        k++;
-    if (k == t.n && t.n < RL_TUNE_MAX)
-        t.n++;
-    t.e[k] = (rl_tune_entry_t){.nranks = nranks, .m = *m};
-    snprintf(t.e[k].transport, sizeof(t.e[k].transport), "%s", key);
+    int kept = 0;
+    for (int k = 0; k < t.n; k++)
+        if (!(t.e[k].nranks == nranks && !strcmp(t.e[k].transport, key)))
+            t.e[kept++] = t.e[k];
+    t.n = kept;
+    for (int i = 0; i < n && t.n < RL_TUNE_MAX; i++)
+        t.e[t.n++] = ents[i];
     if (!(f = fopen(path, "w")) || rl_tune_write(f, &t) != 0 || fclose(f) != 0) {
         fprintf(stderr, "ringlet-tune: cannot write %s\n", path);
         exit(1);
@@ -198,7 +202,7 @@ static void check(rl_comm_t probe, size_t max_bytes, double budget_us)
     for (int i = 0; i < np; i++) {
         rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = pts[i].bytes / 4, .dtype = RL_FLOAT32,
                           .bytes = pts[i].bytes};
-        double pred = pts[i].algo->cost(probe, &call, &probe->sel.model);
+        double pred = pts[i].algo->cost(probe, &call, rl_model_for(probe, pts[i].algo));
         err[ne++] = fabs(pred - pts[i].us) / pts[i].us;
         printf("%12zu %8s %12.1f %12.1f %7.1f%%\n", pts[i].bytes, pts[i].algo->name, pts[i].us, pred,
                100 * (pred - pts[i].us) / pts[i].us);
@@ -211,7 +215,7 @@ static void check(rl_comm_t probe, size_t max_bytes, double budget_us)
             if (pts[i].bytes != sizes[s])
                 continue;
             rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .bytes = sizes[s]};
-            double pred = pts[i].algo->cost(probe, &call, &probe->sel.model);
+            double pred = pts[i].algo->cost(probe, &call, rl_model_for(probe, pts[i].algo));
             if (!best || pts[i].us < best->us)
                 best = &pts[i];
             if (!cheap || pred < cheap_t)
@@ -281,18 +285,43 @@ int main(int argc, char **argv)
     rl_comm_destroy(real);
     rl_model_t m = {.gamma_us_per_b = gamma};
     rl_model_fit(probe, pts, np, &m);
+    /* then each algorithm alone: its protocol's latency and bandwidth */
+    rl_tune_entry_t ents[1 + NALG];
+    int ne = 0;
+    ents[ne++] = (rl_tune_entry_t){.nranks = probe->nranks, .m = m};
+    for (int a = 0; a < NALG; a++) {
+        point_t mine[8];
+        int k = 0;
+        for (int i = 0; i < np && k < 8; i++)
+            if (!strcmp(pts[i].algo->name, algos[a]))
+                mine[k++] = pts[i];
+        if (k < 3) /* too few sizes to tell latency from bandwidth */
+            continue;
+        ents[ne] = (rl_tune_entry_t){.nranks = probe->nranks, .m = {.gamma_us_per_b = gamma}};
+        rl_model_fit(probe, mine, k, &ents[ne].m);
+        snprintf(ents[ne++].algo, sizeof(ents[0].algo), "%s", algos[a]);
+    }
+    for (int i = 0; i < ne; i++)
+        snprintf(ents[i].transport, sizeof(ents[i].transport), "%s", key);
     if (probe->rank == 0) {
-        write_file(out, key, probe->nranks, &m);
+        write_file(out, key, probe->nranks, ents, ne);
         printf("ringlet-tune: %s, %d ranks: alpha %.2f us eager, %.2f us rendezvous, beta %.4f ns/B (%.2f GB/s), "
                "gamma %.4f ns/B from %d points in %.1f s -> %s\n",
                key, probe->nranks, m.alpha_us, m.alpha_rdv_us, m.beta_us_per_b * 1e3,
                m.beta_us_per_b > 0 ? 1e-3 / m.beta_us_per_b : 0, m.gamma_us_per_b * 1e3, np,
                (now_us() - t_start) / 1e6, out);
+        for (int i = 1; i < ne; i++)
+            printf("ringlet-tune:   %-5s alone: alpha %.2f us eager, %.2f us rendezvous, beta %.4f ns/B (%.2f GB/s)\n",
+                   ents[i].algo, ents[i].m.alpha_us, ents[i].m.alpha_rdv_us, ents[i].m.beta_us_per_b * 1e3,
+                   ents[i].m.beta_us_per_b > 0 ? 1e-3 / ents[i].m.beta_us_per_b : 0);
         fflush(stdout);
     }
     if (do_check) {
         share_us = 600e6; /* the check is not part of the budget */
-        probe->sel.model = m;
+        probe->sel.tune.n = 0;
+        for (int i = 0; i < ne; i++)
+            probe->sel.tune.e[probe->sel.tune.n++] = ents[i];
+        rl_model_pick(probe); /* as a communicator reading the file would */
         check(probe, check_max, 2e5);
     }
     free(probe);

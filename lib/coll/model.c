@@ -41,16 +41,21 @@ rl_status_t rl_tune_read(const char *path, rl_tune_t *t, char *err, size_t len)
         rl_tune_entry_t e = {0};
         char extra[2];
         e.m.alpha_rdv_us = -1;
-        int got = sscanf(p, "%31s %d %lf %lf %lf %lf %1s", e.transport, &e.nranks, &e.m.alpha_us,
-                         &e.m.beta_us_per_b, &e.m.gamma_us_per_b, &e.m.alpha_rdv_us, extra);
+        int got = sscanf(p, "%31s %d %lf %lf %lf %lf %15s %1s", e.transport, &e.nranks, &e.m.alpha_us,
+                         &e.m.beta_us_per_b, &e.m.gamma_us_per_b, &e.m.alpha_rdv_us, e.algo, extra);
         if (got == 5) /* a file from before the two latencies: one for both */
             e.m.alpha_rdv_us = e.m.alpha_us;
-        if ((got != 5 && got != 6) || e.nranks < 1 || !(e.m.alpha_us >= 0) || !(e.m.beta_us_per_b >= 0) ||
+        int bad_algo = got == 7 && !rl_algo_find(e.algo, RL_COLL_ALL_REDUCE);
+        if (bad_algo) {
+            snprintf(err, len, "RINGLET_TUNE_FILE=%s line %d: \"%s\" is no all-reduce algorithm (ringlet-info --algos)",
+                     path, lineno, e.algo);
+            st = RL_ERR_CONFIG;
+        } else if ((got < 5 || got > 7) || e.nranks < 1 || !(e.m.alpha_us >= 0) || !(e.m.beta_us_per_b >= 0) ||
             !(e.m.gamma_us_per_b >= 0) || !(e.m.alpha_rdv_us >= 0) || e.m.alpha_us > 1e7 ||
             e.m.alpha_rdv_us > 1e7 || e.m.beta_us_per_b > 1e3 || e.m.gamma_us_per_b > 1e3) {
             snprintf(err, len,
                      "RINGLET_TUNE_FILE=%s line %d: expected \"transport nranks alpha_us beta_us_per_byte "
-                     "gamma_us_per_byte [alpha_rendezvous_us]\" with non-negative numbers",
+                     "gamma_us_per_byte [alpha_rendezvous_us [algorithm]]\" with non-negative numbers",
                      path, lineno);
             st = RL_ERR_CONFIG;
         } else if (t->n == RL_TUNE_MAX) {
@@ -69,10 +74,12 @@ int rl_tune_write(FILE *f, const rl_tune_t *t)
     fprintf(f, "# ringlet tuning file (ringlet-tune): a message costs alpha + bytes x beta,\n"
                "# a reduction bytes x gamma (microseconds); alpha for an eager message,\n"
                "# alpha_rendezvous for one that waits for the receiver's clear-to-send\n"
-               "# transport nranks alpha_us beta_us_per_byte gamma_us_per_byte alpha_rendezvous_us\n");
+               "# transport nranks alpha_us beta_us_per_byte gamma_us_per_byte alpha_rendezvous_us [algorithm]\n"
+               "# (an algorithm's line is its own calibration, for it alone)\n");
     for (int i = 0; i < t->n; i++)
-        fprintf(f, "%s %d %.4f %.9f %.9f %.4f\n", t->e[i].transport, t->e[i].nranks, t->e[i].m.alpha_us,
-                t->e[i].m.beta_us_per_b, t->e[i].m.gamma_us_per_b, t->e[i].m.alpha_rdv_us);
+        fprintf(f, "%s %d %.4f %.9f %.9f %.4f%s%s\n", t->e[i].transport, t->e[i].nranks, t->e[i].m.alpha_us,
+                t->e[i].m.beta_us_per_b, t->e[i].m.gamma_us_per_b, t->e[i].m.alpha_rdv_us, t->e[i].algo[0] ? " " : "",
+                t->e[i].algo);
     return ferror(f) ? -1 : 0;
 }
 
@@ -82,17 +89,27 @@ static size_t prefix_len(const char *entry, const char *transport)
     return strncmp(entry, transport, n) == 0 ? n + 1 : 0; /* +1: "" matches, less than any real prefix */
 }
 
-rl_model_t rl_tune_pick(const rl_tune_t *t, const char *transport, int nranks, char *src, size_t srclen)
+/* The entry for (transport, algorithm): the longest transport prefix, then
+ * the nearest group size. */
+static const rl_tune_entry_t *best_entry(const rl_tune_t *t, const char *transport, int nranks, const char *algo)
 {
     const rl_tune_entry_t *best = NULL;
     size_t best_p = 0;
     int best_d = 0;
     for (int i = 0; t && i < t->n; i++) {
+        if (strcmp(t->e[i].algo, algo))
+            continue;
         size_t p = prefix_len(t->e[i].transport, transport);
         int d = abs(t->e[i].nranks - nranks);
         if (p && (!best || p > best_p || (p == best_p && d < best_d)))
             best = &t->e[i], best_p = p, best_d = d;
     }
+    return best;
+}
+
+rl_model_t rl_tune_pick(const rl_tune_t *t, const char *transport, int nranks, char *src, size_t srclen)
+{
+    const rl_tune_entry_t *best = best_entry(t, transport, nranks, "");
     if (best) {
         if (src)
             snprintf(src, srclen, "tuning file: %s at %d ranks", best->transport, best->nranks);
@@ -118,6 +135,27 @@ rl_status_t rl_model_load(struct rl_comm *c, char *err, size_t len)
 void rl_model_pick(struct rl_comm *c)
 {
     c->sel.model = rl_tune_pick(&c->sel.tune, c->desc, c->nranks, c->sel.model_src, sizeof(c->sel.model_src));
+    int own = 0;
+    for (int i = 0; i < rl_algo_count() && i < RL_ALGO_MAX; i++) {
+        const rl_algo_t *a = rl_algo_at(i);
+        const rl_tune_entry_t *e = rl_algo_find(a->name, RL_COLL_ALL_REDUCE) == a
+                                       ? best_entry(&c->sel.tune, c->desc, c->nranks, a->name)
+                                       : NULL;
+        c->sel.per_algo_set[i] = e != NULL;
+        if (e)
+            c->sel.per_algo[i] = e->m, own++;
+    }
+    if (own) {
+        size_t n = strlen(c->sel.model_src);
+        snprintf(c->sel.model_src + n, sizeof(c->sel.model_src) - n, ", %d algorithm%s calibrated alone", own,
+                 own == 1 ? "" : "s");
+    }
+}
+
+const rl_model_t *rl_model_for(const struct rl_comm *c, const rl_algo_t *a)
+{
+    int i = rl_algo_index(a);
+    return i >= 0 && i < RL_ALGO_MAX && c->sel.per_algo_set[i] ? &c->sel.per_algo[i] : &c->sel.model;
 }
 
 uint64_t rl_model_hash(const struct rl_comm *c, uint64_t h)
@@ -125,8 +163,8 @@ uint64_t rl_model_hash(const struct rl_comm *c, uint64_t h)
     for (int i = 0; i < c->sel.tune.n; i++) {
         const rl_tune_entry_t *e = &c->sel.tune.e[i];
         char buf[128];
-        int n = snprintf(buf, sizeof(buf), "%s %d %a %a %a %a;", e->transport, e->nranks, e->m.alpha_us,
-                         e->m.beta_us_per_b, e->m.gamma_us_per_b, e->m.alpha_rdv_us);
+        int n = snprintf(buf, sizeof(buf), "%s %d %a %a %a %a %s;", e->transport, e->nranks, e->m.alpha_us,
+                         e->m.beta_us_per_b, e->m.gamma_us_per_b, e->m.alpha_rdv_us, e->algo);
         for (int k = 0; k < n && k < (int)sizeof(buf); k++)
             h = (h ^ (unsigned char)buf[k]) * 1099511628211ull;
     }

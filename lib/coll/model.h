@@ -10,13 +10,17 @@
 struct rl_comm;
 
 /* One line of a tuning file: "transport nranks alpha_us beta_us_per_byte
- * gamma_us_per_byte alpha_rendezvous_us" (the last may be missing: then
- * alpha serves both); transport is a prefix of rl_comm_transport(), e.g.
+ * gamma_us_per_byte alpha_rendezvous_us [algorithm]" (alpha_rendezvous may
+ * be missing: then alpha serves both). With an algorithm name the entry is
+ * that all-reduce algorithm's own calibration (its protocol's latency and
+ * bandwidth, as NCCL keeps per algorithm and protocol), which wins over the
+ * transport-wide one for it; transport is a prefix of rl_comm_transport(), e.g.
  * "ofi:tcp", "ofi:shm", "verbs". */
 typedef struct {
     char transport[32];
     int nranks;
     rl_model_t m;
+    char algo[16]; /* "": every algorithm */
 } rl_tune_entry_t;
 
 #define RL_TUNE_MAX 64
@@ -38,6 +42,8 @@ rl_model_t rl_tune_pick(const rl_tune_t *t, const char *transport, int nranks, c
  * the transport is open, pick its parameters. */
 rl_status_t rl_model_load(struct rl_comm *c, char *err, size_t len);
 void rl_model_pick(struct rl_comm *c);
+/* The parameters algorithm a's cost is computed with. */
+const rl_model_t *rl_model_for(const struct rl_comm *c, const rl_algo_t *a);
 /* One measured all-reduce: an algorithm forced, a size, the median time. */
 typedef struct {
     const rl_algo_t *algo;

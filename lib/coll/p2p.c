@@ -41,11 +41,11 @@ typedef struct {
 enum { CPL_DATA, CPL_CTS };
 
 typedef struct {
-    rl_tp_conn_t *conn;
+    rl_conn_t conn;
     uint8_t *mbox; /* the peer's CTS records for my sends */
-    rl_tp_mr_t *mbox_mr;
+    rl_mr_t mbox_mr;
     uint8_t *ctrl_tx; /* my CTS records for its sends */
-    rl_tp_mr_t *ctrl_tx_mr;
+    rl_mr_t ctrl_tx_mr;
     rl_rkey_t peer_mbox;
     /* per matching space (RL_P2P_USER, RL_P2P_COLL) */
     uint8_t mbox_full[RL_P2P_SPACES][RL_P2P_SLOTS];
@@ -103,7 +103,7 @@ int rl_p2p_enabled(const struct rl_comm *c)
     return c->nranks > 1 && c->nranks <= RL_IMM_P2P_RANK_MAX + 1 && p2p_wanted(c);
 }
 
-rl_tp_conn_t *rl_p2p_conn(struct rl_comm *c, int peer) { return state(c)->peers[peer].conn; }
+const rl_conn_t *rl_p2p_conn(struct rl_comm *c, int peer) { return &state(c)->peers[peer].conn; }
 
 static void send_done(struct rl_comm *c, rl_compl_t *self, rl_status_t st);
 
@@ -119,14 +119,14 @@ static rl_status_t peer_setup(struct rl_comm *c, int p, peer_rec_t *rec)
     for (int sp = 0; sp < RL_P2P_SPACES; sp++)
         pe->data_cpl[sp] = (p2p_cpl_t){.base.fn = send_done, .kind = CPL_DATA, .space = sp, .peer = p};
     rl_status_t st;
-    if ((st = c->ops->mr_reg(c->tp, pe->mbox, mlen, RL_ACCESS_REMOTE_WRITE, &pe->mbox_mr)) != RL_OK ||
-        (st = c->ops->mr_reg(c->tp, pe->ctrl_tx, mlen, RL_ACCESS_LOCAL, &pe->ctrl_tx_mr)) != RL_OK)
+    if ((st = rl_mr_reg(c, pe->mbox, mlen, RL_ACCESS_REMOTE_WRITE, &pe->mbox_mr)) != RL_OK ||
+        (st = rl_mr_reg(c, pe->ctrl_tx, mlen, RL_ACCESS_LOCAL, &pe->ctrl_tx_mr)) != RL_OK)
         return st;
-    snprintf(rec->backend, sizeof(rec->backend), "%s", c->ops->name);
     size_t l = RL_TP_BLOB_MAX;
-    if ((st = c->ops->conn_create(c->tp, p, 0, &pe->conn, rec->blob, &l)) != RL_OK)
+    if ((st = rl_conn_create(c, p, 0, &pe->conn, rec->blob, &l)) != RL_OK)
         return st;
-    c->ops->mr_remote(pe->mbox_mr, pe->conn, pe->mbox, &rec->mbox);
+    snprintf(rec->backend, sizeof(rec->backend), "%s", rl_conn_ops(c, &pe->conn)->name);
+    rl_mr_remote(c, &pe->mbox_mr, &pe->conn, pe->mbox, &rec->mbox);
     rec->len = (uint32_t)l;
     return RL_OK;
 }
@@ -163,7 +163,7 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
     for (int p = 0; p < n && st == RL_OK; p++)
         if (p != c->rank && (st = peer_setup(c, p, &mine[p])) != RL_OK)
             snprintf(err, len, "rank %d: setting up the connection to rank %d failed: %s", c->rank, p,
-                     c->ops->last_error(c->tp));
+                     rl_comm_tp_error(c));
     if (st != RL_OK)
         rl_boot_abort(c->boot, st, c->rank, err);
     else
@@ -174,15 +174,19 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         if (p == c->rank)
             continue;
         peer_rec_t *rec = &all[(size_t)p * (size_t)n + (size_t)c->rank];
-        if (rec->len > RL_TP_BLOB_MAX || strncmp(rec->backend, c->ops->name, sizeof(rec->backend))) {
-            snprintf(err, len, "rank %d: malformed point-to-point connection data from rank %d", c->rank, p);
+        const char *mine_tp = rl_conn_ops(c, &ps->peers[p].conn)->name;
+        if (rec->len > RL_TP_BLOB_MAX || strncmp(rec->backend, mine_tp, sizeof(rec->backend))) {
+            snprintf(err, len,
+                     "rank %d: malformed point-to-point connection data from rank %d (its transport %.15s, "
+                     "ours %s: set RINGLET_TRANSPORT and RINGLET_INTRA_TRANSPORT alike)",
+                     c->rank, p, rec->backend, mine_tp);
             st = RL_ERR_PROTOCOL;
             break;
         }
         ps->peers[p].peer_mbox = rec->mbox;
-        if ((st = c->ops->conn_establish(ps->peers[p].conn, rec->blob, rec->len, dl)) != RL_OK)
+        if ((st = rl_conn_establish(c, &ps->peers[p].conn, rec->blob, rec->len, dl)) != RL_OK)
             snprintf(err, len, "rank %d: connecting to rank %d for send/recv failed: %s", c->rank, p,
-                     c->ops->last_error(c->tp));
+                     rl_comm_tp_error(c));
     }
     free(mine);
     free(all);
@@ -214,12 +218,9 @@ static void teardown(struct rl_comm *c)
     ps->tail = NULL;
     for (int p = 0; ps->peers && p < c->nranks; p++) {
         peer_t *pe = &ps->peers[p];
-        if (pe->conn)
-            c->ops->conn_destroy(pe->conn);
-        if (pe->mbox_mr)
-            c->ops->mr_dereg(pe->mbox_mr);
-        if (pe->ctrl_tx_mr)
-            c->ops->mr_dereg(pe->ctrl_tx_mr);
+        rl_conn_destroy(c, &pe->conn);
+        rl_mr_dereg(c, &pe->mbox_mr);
+        rl_mr_dereg(c, &pe->ctrl_tx_mr);
         free(pe->mbox);
         free(pe->ctrl_tx);
     }
@@ -354,28 +355,28 @@ static int recv_post_cts(struct rl_comm *c, struct rl_request *r)
     if (bytes && !r->out_reg &&
         (st = rl_reg_acquire(c, r->out, bytes, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &r->out_reg)) != RL_OK) {
         rl_comm_fail(c, st, "rank %d: registering the receive buffer for rank %d failed: %s", c->rank, m->peer,
-                     c->ops->last_error(c->tp));
+                     rl_comm_tp_error(c));
         return 0;
     }
     rl_ctrl_t rec = {.seq = m->pseq, .coll = RL_COLL_SENDRECV, .dtype = r->dtype, .tag = m->ptag,
                      .rank = c->rank, .count = r->count};
     if (bytes) {
         rl_rkey_t rk;
-        c->ops->mr_remote(r->out_reg->mr, pe->conn, r->out, &rk);
+        rl_mr_remote(c, &r->out_reg->mr, &pe->conn, r->out, &rk);
         rec.out_addr = rk.addr;
         rec.out_key = rk.key;
         rec.out_len = bytes;
     }
     uint8_t *buf = pe->ctrl_tx + slot * RL_CTRL_WIRE_SIZE;
     rl_ctrl_encode(&rec, buf);
-    st = c->ops->write_imm(pe->conn, buf, RL_CTRL_WIRE_SIZE, pe->ctrl_tx_mr,
+    st = rl_conn_write_imm(c, &pe->conn, buf, RL_CTRL_WIRE_SIZE, &pe->ctrl_tx_mr,
                            pe->peer_mbox.addr + slot * RL_CTRL_WIRE_SIZE, pe->peer_mbox.key,
                            rl_imm_p2p_encode(RL_P2P_CTS, m->space, c->rank, m->pseq), &pe->cts_cpl.base);
     if (st == RL_ERR_AGAIN)
         return 0;
     if (st != RL_OK) {
         rl_comm_fail(c, st, "rank %d: sending clear-to-send to rank %d failed: %s", c->rank, m->peer,
-                     c->ops->last_error(c->tp));
+                     rl_comm_tp_error(c));
         return 0;
     }
     pe->ctl_inflight++;
@@ -463,7 +464,7 @@ static int send_chunks(struct rl_comm *c, struct rl_request *r)
         rl_status_t st = rl_reg_acquire(c, r->in, bytes, RL_ACCESS_LOCAL, &r->in_reg);
         if (st != RL_OK) {
             rl_comm_fail(c, st, "rank %d: registering the send buffer for rank %d failed: %s", c->rank, m->peer,
-                         c->ops->last_error(c->tp));
+                         rl_comm_tp_error(c));
             return 0;
         }
     }
@@ -473,13 +474,13 @@ static int send_chunks(struct rl_comm *c, struct rl_request *r)
         /* an empty message is a zero-length write aimed at the peer's
          * mailbox: a region that exists, unlike its empty buffer */
         uint64_t raddr = bytes ? m->raddr + off : pe->peer_mbox.addr, rkey = bytes ? m->rkey : pe->peer_mbox.key;
-        rl_status_t st = c->ops->write_imm(pe->conn, len ? r->in + off : NULL, len, len ? r->in_reg->mr : NULL, raddr,
-                                           rkey, rl_imm_p2p_encode(RL_P2P_DATA, m->space, c->rank, m->cts_seq),
+        rl_status_t st = rl_conn_write_imm(c, &pe->conn, len ? r->in + off : NULL, len, len ? &r->in_reg->mr : NULL,
+                                           raddr, rkey, rl_imm_p2p_encode(RL_P2P_DATA, m->space, c->rank, m->cts_seq),
                                            &pe->data_cpl[m->space].base);
         if (st == RL_ERR_AGAIN)
             break;
         if (st != RL_OK) {
-            rl_comm_fail(c, st, "rank %d: write to rank %d failed: %s", c->rank, m->peer, c->ops->last_error(c->tp));
+            rl_comm_fail(c, st, "rank %d: write to rank %d failed: %s", c->rank, m->peer, rl_comm_tp_error(c));
             break;
         }
         pe->send_inflight[m->space]++;

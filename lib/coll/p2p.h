@@ -9,7 +9,7 @@
  * (RINGLET_P2P). */
 int rl_p2p_enabled(const struct rl_comm *c);
 /* The connection to peer (rl_p2p_enabled() must hold). */
-rl_tp_conn_t *rl_p2p_conn(struct rl_comm *c, int peer);
+const rl_conn_t *rl_p2p_conn(struct rl_comm *c, int peer);
 /* A send or receive of count elements at buf in a matching space
  * (RL_P2P_USER/COLL), queued; progress does the rest. */
 rl_status_t rl_p2p_new(struct rl_comm *c, int space, int is_send, const void *buf, size_t count, rl_dtype_t dtype,

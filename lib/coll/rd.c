@@ -38,7 +38,7 @@ typedef struct {
  * parity; what this rank sends is staged per step and parity. */
 typedef struct {
     char *land, *eager_tx;
-    rl_tp_mr_t *land_mr, *eager_tx_mr;
+    rl_mr_t land_mr, eager_tx_mr;
     rl_rkey_t *peer_land; /* [nranks]: where my messages to each peer go */
     uint8_t land_full[MAX_STEPS][2];
     int land_from[MAX_STEPS][2];
@@ -121,17 +121,25 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         for (int p = 0; p < 2; p++)
             d->cpl[s][p] = (rd_cpl_t){.base.fn = send_done, .step = s, .par = p, .peer = -1};
     rl_status_t st;
-    rl_rkey_t mine;
-    if ((st = c->ops->mr_reg(c->tp, d->land, land_len, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &d->land_mr)) !=
-            RL_OK ||
-        (st = c->ops->mr_reg(c->tp, d->eager_tx, tx_len, RL_ACCESS_LOCAL, &d->eager_tx_mr)) != RL_OK) {
+    if ((st = rl_mr_reg(c, d->land, land_len, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &d->land_mr)) != RL_OK ||
+        (st = rl_mr_reg(c, d->eager_tx, tx_len, RL_ACCESS_LOCAL, &d->eager_tx_mr)) != RL_OK) {
         snprintf(err, len, "rank %d: registering the eager all-reduce slots failed: %s", c->rank,
-                 c->ops->last_error(c->tp));
+                 rl_comm_tp_error(c));
         rl_boot_abort(c->boot, st, c->rank, err);
         return st;
     }
-    c->ops->mr_remote(d->land_mr, NULL, d->land, &mine);
-    return rl_boot_allgather(c->boot, &mine, sizeof(mine), d->peer_land, dl, err, len);
+    /* One key per open transport, published to every rank at once; a
+     * sender keeps the one of the transport it reaches us through. */
+    rl_rkey_t mine[RL_MAX_TP] = {{0, 0}}, *all = calloc((size_t)c->nranks, sizeof(mine));
+    if (!all)
+        return RL_ERR_NO_MEMORY;
+    for (int t = 0; t < c->ntp; t++)
+        rl_mr_remote_any(c, &d->land_mr, t, d->land, &mine[t]);
+    st = rl_boot_allgather(c->boot, mine, sizeof(mine), all, dl, err, len);
+    for (int p = 0; st == RL_OK && p < c->nranks; p++)
+        d->peer_land[p] = all[(size_t)p * RL_MAX_TP + (size_t)rl_route(c, p)];
+    free(all);
+    return st;
 }
 
 static void teardown(struct rl_comm *c)
@@ -139,10 +147,8 @@ static void teardown(struct rl_comm *c)
     rd_t *d = state(c);
     if (!d)
         return;
-    if (d->land_mr)
-        c->ops->mr_dereg(d->land_mr);
-    if (d->eager_tx_mr)
-        c->ops->mr_dereg(d->eager_tx_mr);
+    rl_mr_dereg(c, &d->land_mr);
+    rl_mr_dereg(c, &d->eager_tx_mr);
     free(d->land);
     free(d->eager_tx);
     free(d->peer_land);
@@ -169,7 +175,7 @@ static rl_status_t send_step(struct rl_comm *c, struct rl_request *r, int step, 
     size_t at = ((size_t)step * 2 + (size_t)par) * slot;
     rl_rkey_t *k = &d->peer_land[peer];
     d->cpl[step][par].peer = peer;
-    rl_status_t st = c->ops->write_imm(rl_p2p_conn(c, peer), tx, RL_CTRL_WIRE_SIZE + bytes, d->eager_tx_mr,
+    rl_status_t st = rl_conn_write_imm(c, rl_p2p_conn(c, peer), tx, RL_CTRL_WIRE_SIZE + bytes, &d->eager_tx_mr,
                                        k->addr + at, k->key,
                                        rl_imm_p2p_encode(RL_P2P_EAGER, par, c->rank, (uint64_t)step),
                                        &d->cpl[step][par].base);
@@ -289,7 +295,7 @@ static int step(struct rl_comm *c, struct rl_request *r)
     if (st == RL_ERR_AGAIN)
         return 0;
     if (st != RL_OK) {
-        rl_comm_fail(c, st, "rank %d: eager all-reduce write failed: %s", c->rank, c->ops->last_error(c->tp));
+        rl_comm_fail(c, st, "rank %d: eager all-reduce write failed: %s", c->rank, rl_comm_tp_error(c));
         return 0;
     }
     return 1;

@@ -33,20 +33,20 @@ typedef struct {
     int id;
     const int *order; /* its ring: one of the communicator's (planned rings) */
     int pos, prev, next;
-    rl_tp_conn_t *to_prev, *to_next; /* the same object when prev == next */
+    rl_conn_t to_prev, to_next; /* the same connection when prev == next (to_next.tc == to_prev.tc) */
     /* receive side: prev writes chunks into stage, next writes control
      * records into mbox */
     char *stage;
-    rl_tp_mr_t *stage_mr;
+    rl_mr_t stage_mr;
     uint8_t *slot_full; /* [depth]: op tag + 1 of the chunk in the slot */
     uint64_t rx_chunks;
     uint8_t *mbox;
-    rl_tp_mr_t *mbox_mr;
+    rl_mr_t mbox_mr;
     uint8_t mbox_full[RL_MBOX_SLOTS];
     /* send side */
     rl_rkey_t next_stage, prev_mbox;
     uint8_t *ctrl_tx;
-    rl_tp_mr_t *ctrl_tx_mr;
+    rl_mr_t ctrl_tx_mr;
     uint64_t tx_chunks;
     int credits;     /* free staging slots at next */
     int credit_owed; /* credits for prev not yet posted (queue was full) */
@@ -110,14 +110,14 @@ typedef struct {
     int token;         /* a zero-length write that only signals */
     int staged;        /* through the receiver's staging slots */
     const char *src;   /* send */
-    rl_tp_mr_t *smr;
+    const rl_mr_t *smr;
     uint64_t peer_off; /* send, direct: byte offset into the receiver's output */
     char *dst;         /* receive, staged */
     const char *in;
     int last;          /* receive: the reduction is complete (avg scales it) */
 } unit_t;
 
-static rl_tp_mr_t *mr_of(rl_regent_t *e) { return e ? e->mr : NULL; }
+static const rl_mr_t *mr_of(rl_regent_t *e) { return e ? &e->mr : NULL; }
 
 /* Ring all-reduce: reduce-scatter steps 0..n-2 through staging, then
  * all-gather steps written straight into the receiver's output. */
@@ -276,7 +276,7 @@ static rl_status_t post_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
     size_t outlen = direct_bytes(c, r);
     if (r->out_reg && outlen) {
         rl_rkey_t rk;
-        c->ops->mr_remote(r->out_reg->mr, ch->to_prev, r->out, &rk);
+        rl_mr_remote(c, &r->out_reg->mr, &ch->to_prev, r->out, &rk);
         rec.out_addr = rk.addr;
         rec.out_key = rk.key;
         rec.out_len = outlen;
@@ -285,7 +285,7 @@ static rl_status_t post_ctrl(struct rl_comm *c, struct rl_request *r, int chi)
     uint8_t *buf = ch->ctrl_tx + slot * RL_CTRL_WIRE_SIZE;
     rl_ctrl_encode(&rec, buf);
     uint32_t imm = rl_imm_encode(RL_IMM_CTRL, (unsigned)chi, r->seq, slot);
-    rl_status_t st = c->ops->write_imm(ch->to_prev, buf, RL_CTRL_WIRE_SIZE, ch->ctrl_tx_mr,
+    rl_status_t st = rl_conn_write_imm(c, &ch->to_prev, buf, RL_CTRL_WIRE_SIZE, &ch->ctrl_tx_mr,
                                        ch->prev_mbox.addr + slot * RL_CTRL_WIRE_SIZE, ch->prev_mbox.key, imm,
                                        &ch->cpl[CTX_CTRL].base);
     if (st == RL_OK) {
@@ -337,13 +337,13 @@ static void send_credits(struct rl_comm *c, rl_chan_t *ch)
 {
     while (ch->credit_owed > 0) {
         uint32_t imm = rl_imm_encode(RL_IMM_CREDIT, (unsigned)ch->id, 0, (uint32_t)ch->credit_owed);
-        rl_status_t st = c->ops->write_imm(ch->to_prev, NULL, 0, NULL, ch->prev_mbox.addr, ch->prev_mbox.key, imm,
-                                           &ch->cpl[CTX_CREDIT].base);
+        rl_status_t st = rl_conn_write_imm(c, &ch->to_prev, NULL, 0, NULL, ch->prev_mbox.addr, ch->prev_mbox.key,
+                                           imm, &ch->cpl[CTX_CREDIT].base);
         if (st == RL_ERR_AGAIN)
             return;
         if (st != RL_OK) {
             rl_comm_fail(c, st, "rank %d: returning credits to rank %d failed: %s", c->rank, ch->prev,
-                         c->ops->last_error(c->tp));
+                         rl_comm_tp_error(c));
             return;
         }
         ch->ctl_inflight++;
@@ -426,13 +426,13 @@ static int send_units(struct rl_comm *c, struct rl_request *r, int chi)
             rkey = o->peer.out_key;
             imm = rl_imm_encode(RL_IMM_DIRECT, (unsigned)chi, r->seq, (uint32_t)o->sent);
         }
-        rl_status_t st = c->ops->write_imm(ch->to_next, u.token ? NULL : u.src, bytes, u.token ? NULL : u.smr, raddr,
-                                           rkey, imm, &ch->cpl[CTX_DATA].base);
+        rl_status_t st = rl_conn_write_imm(c, &ch->to_next, u.token ? NULL : u.src, bytes, u.token ? NULL : u.smr,
+                                           raddr, rkey, imm, &ch->cpl[CTX_DATA].base);
         if (st == RL_ERR_AGAIN)
             break;
         if (st != RL_OK) {
             rl_comm_fail(c, st, "rank %d: write to rank %d failed: %s", c->rank, ch->next,
-                         c->ops->last_error(c->tp));
+                         rl_comm_tp_error(c));
             break;
         }
         if (u.staged) {
@@ -456,7 +456,7 @@ static rl_status_t barrier_buffer(struct rl_comm *c, struct rl_request *r)
             return RL_ERR_NO_MEMORY;
         }
         memset(p, 0, 4096);
-        rl_status_t st = c->ops->mr_reg(c->tp, p, 4096, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &e->mr);
+        rl_status_t st = rl_mr_reg(c, p, 4096, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, &e->mr);
         if (st != RL_OK) {
             free(p);
             free(e);
@@ -620,7 +620,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
             rl_status_t st = post_ctrl(c, r, i);
             if (st != RL_OK && st != RL_ERR_AGAIN) {
                 rl_comm_fail(c, st, "rank %d: sending the control record to rank %d failed: %s", c->rank,
-                             S(c)->ch[i].prev, c->ops->last_error(c->tp));
+                             S(c)->ch[i].prev, rl_comm_tp_error(c));
                 break;
             }
             moved |= st == RL_OK;
@@ -725,7 +725,9 @@ static void send_done(struct rl_comm *c, rl_compl_t *self, rl_status_t st)
     ring_cpl_t *k = RL_CONTAINER_OF(self, ring_cpl_t, base);
     rl_chan_t *ch = &S(c)->ch[k->ch];
     if (st != RL_OK) {
-        rl_comm_transport_failure(c, k->kind == CTX_CREDIT ? ch->prev : ch->next);
+        /* data goes to next; control records and credits to prev (the
+         * peer's route also names the transport that failed) */
+        rl_comm_transport_failure(c, k->kind == CTX_DATA ? ch->next : ch->prev);
         return;
     }
     if (k->kind == CTX_CREDIT) {
@@ -766,7 +768,9 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 /* What each rank publishes at set-up, per channel: the blobs for the connections to prev and next, and the
  * remote names of the staging slots and mailbox. */
 typedef struct {
-    char backend[16]; /* ranks must agree on the backend "auto" picked */
+    /* the backends of the connections to prev and next: both ends must
+     * agree on what "auto" and the routes picked */
+    char backend_prev[16], backend_next[16];
     uint32_t len_prev, len_next;
     uint8_t blob_prev[RL_TP_BLOB_MAX], blob_next[RL_TP_BLOB_MAX];
     rl_rkey_t stage, mbox;
@@ -817,30 +821,34 @@ static rl_status_t chan_setup(struct rl_comm *c, int i, chan_rec_t *rec, char *w
         return RL_ERR_NO_MEMORY;
     }
     rl_status_t st;
-    if ((st = c->ops->mr_reg(c->tp, ch->stage, stage_len(c), RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
-        (st = c->ops->mr_reg(c->tp, ch->mbox, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_REMOTE_WRITE,
-                             &ch->mbox_mr)) ||
-        (st = c->ops->mr_reg(c->tp, ch->ctrl_tx, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_LOCAL,
-                             &ch->ctrl_tx_mr)))
+    if ((st = rl_mr_reg(c, ch->stage, stage_len(c), RL_ACCESS_REMOTE_WRITE, &ch->stage_mr)) ||
+        (st = rl_mr_reg(c, ch->mbox, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_REMOTE_WRITE, &ch->mbox_mr)) ||
+        (st = rl_mr_reg(c, ch->ctrl_tx, RL_MBOX_SLOTS * RL_CTRL_WIRE_SIZE, RL_ACCESS_LOCAL, &ch->ctrl_tx_mr)))
         return st;
-    snprintf(rec->backend, sizeof(rec->backend), "%s", c->ops->name);
     size_t l = RL_TP_BLOB_MAX;
-    if ((st = c->ops->conn_create(c->tp, ch->prev, i, &ch->to_prev, rec->blob_prev, &l)) != RL_OK)
+    if ((st = rl_conn_create(c, ch->prev, i, &ch->to_prev, rec->blob_prev, &l)) != RL_OK)
         return st;
     rec->len_prev = (uint32_t)l;
-    /* prev writes into these through its connection to us: our to_prev */
-    c->ops->mr_remote(ch->stage_mr, ch->to_prev, ch->stage, &rec->stage);
-    c->ops->mr_remote(ch->mbox_mr, ch->to_prev, ch->mbox, &rec->mbox);
+    /* prev and next may be reached through different transports: each
+     * record names the one of its connection */
+    snprintf(rec->backend_prev, sizeof(rec->backend_prev), "%s", rl_conn_ops(c, &ch->to_prev)->name);
+    /* prev writes chunks into the staging through its connection to us
+     * (our to_prev), next writes control records into the mailbox through
+     * its own (our to_next): each key is for the transport of its writer */
+    rl_mr_remote(c, &ch->stage_mr, &ch->to_prev, ch->stage, &rec->stage);
     if (ch->next == ch->prev) {
         ch->to_next = ch->to_prev;
         memcpy(rec->blob_next, rec->blob_prev, l);
         rec->len_next = (uint32_t)l;
-        return RL_OK;
+        memcpy(rec->backend_next, rec->backend_prev, sizeof(rec->backend_next));
+    } else {
+        l = RL_TP_BLOB_MAX;
+        if ((st = rl_conn_create(c, ch->next, i, &ch->to_next, rec->blob_next, &l)) != RL_OK)
+            return st;
+        rec->len_next = (uint32_t)l;
+        snprintf(rec->backend_next, sizeof(rec->backend_next), "%s", rl_conn_ops(c, &ch->to_next)->name);
     }
-    l = RL_TP_BLOB_MAX;
-    if ((st = c->ops->conn_create(c->tp, ch->next, i, &ch->to_next, rec->blob_next, &l)) != RL_OK)
-        return st;
-    rec->len_next = (uint32_t)l;
+    rl_mr_remote(c, &ch->mbox_mr, &ch->to_next, ch->mbox, &rec->mbox);
     return RL_OK;
 }
 
@@ -859,7 +867,7 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         st = chan_setup(c, i, &mine[i], why, sizeof(why));
         if (st != RL_OK)
             snprintf(err, len, "rank %d: setting up channel %d failed: %s", c->rank, i,
-                     st == RL_ERR_NO_MEMORY ? why : c->ops->last_error(c->tp));
+                     st == RL_ERR_NO_MEMORY ? why : rl_comm_tp_error(c));
     }
     if (st != RL_OK)
         rl_boot_abort(c->boot, st, c->rank, err);
@@ -869,10 +877,13 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         rl_chan_t *ch = &S(c)->ch[i];
         chan_rec_t *nx = (chan_rec_t *)((char *)all + (size_t)ch->next * rlen) + i;
         chan_rec_t *pv = (chan_rec_t *)((char *)all + (size_t)ch->prev * rlen) + i;
-        if (strncmp(nx->backend, c->ops->name, sizeof(nx->backend)) ||
-            strncmp(pv->backend, c->ops->name, sizeof(pv->backend))) {
-            snprintf(err, len, "rank %d uses transport %s but rank %d uses %.15s and rank %d %.15s: set RINGLET_TRANSPORT",
-                     c->rank, c->ops->name, ch->next, nx->backend, ch->prev, pv->backend);
+        const char *tn = rl_conn_ops(c, &ch->to_next)->name, *tp = rl_conn_ops(c, &ch->to_prev)->name;
+        if (strncmp(nx->backend_prev, tn, sizeof(nx->backend_prev)) ||
+            strncmp(pv->backend_next, tp, sizeof(pv->backend_next))) {
+            snprintf(err, len,
+                     "rank %d reaches rank %d through transport %s and rank %d through %s, but they use %.15s and %.15s: "
+                     "set RINGLET_TRANSPORT (and RINGLET_INTRA_TRANSPORT) alike",
+                     c->rank, ch->next, tn, ch->prev, tp, nx->backend_prev, pv->backend_next);
             st = RL_ERR_MISMATCH;
             break;
         }
@@ -883,12 +894,12 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         }
         ch->next_stage = nx->stage;
         ch->prev_mbox = pv->mbox;
-        st = c->ops->conn_establish(ch->to_next, nx->blob_prev, nx->len_prev, dl);
-        if (st == RL_OK && ch->to_prev != ch->to_next)
-            st = c->ops->conn_establish(ch->to_prev, pv->blob_next, pv->len_next, dl);
+        st = rl_conn_establish(c, &ch->to_next, nx->blob_prev, nx->len_prev, dl);
+        if (st == RL_OK && ch->to_prev.tc != ch->to_next.tc)
+            st = rl_conn_establish(c, &ch->to_prev, pv->blob_next, pv->len_next, dl);
         if (st != RL_OK)
             snprintf(err, len, "rank %d: connecting channel %d to ranks %d/%d failed: %s", c->rank, i, ch->prev,
-                     ch->next, c->ops->last_error(c->tp));
+                     ch->next, rl_comm_tp_error(c));
     }
     free(mine);
     free(all);
@@ -902,17 +913,13 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
 
 static void chan_teardown(struct rl_comm *c, rl_chan_t *ch)
 {
-    if (c->ops) {
-        if (ch->to_next && ch->to_next != ch->to_prev)
-            c->ops->conn_destroy(ch->to_next);
-        if (ch->to_prev)
-            c->ops->conn_destroy(ch->to_prev);
-        if (ch->stage_mr)
-            c->ops->mr_dereg(ch->stage_mr);
-        if (ch->mbox_mr)
-            c->ops->mr_dereg(ch->mbox_mr);
-        if (ch->ctrl_tx_mr)
-            c->ops->mr_dereg(ch->ctrl_tx_mr);
+    if (c->ntp) {
+        if (ch->to_next.tc != ch->to_prev.tc)
+            rl_conn_destroy(c, &ch->to_next);
+        rl_conn_destroy(c, &ch->to_prev);
+        rl_mr_dereg(c, &ch->stage_mr);
+        rl_mr_dereg(c, &ch->mbox_mr);
+        rl_mr_dereg(c, &ch->ctrl_tx_mr);
     }
     if (ch->stage)
         munmap(ch->stage, stage_len(c));
@@ -930,7 +937,7 @@ static void teardown(struct rl_comm *c)
     for (int i = 0; i < RL_MAX_CHANNELS; i++)
         chan_teardown(c, &rs->ch[i]);
     if (rs->bar_ent) {
-        c->ops->mr_dereg(rs->bar_ent->mr);
+        rl_mr_dereg(c, &rs->bar_ent->mr);
         free(rs->bar_ent->base);
         free(rs->bar_ent);
     }

@@ -1115,6 +1115,16 @@ static void probe_verdict(rl_boot_t *b)
         for (int r = b->nranks - 1; r >= 0; r--)
             if (b->reported[r] && b->rep_seq[r] == lo)
                 first = r;
+        int w = b->rep_wait[first];
+        if (w >= 0 && w < b->nranks && b->reported[w] && b->rep_seq[w] > lo) {
+            /* it waits for data from a rank that already finished that collective */
+            snprintf(msg, sizeof(msg),
+                     "rank %d waits in collective #%llu for data from rank %d, which finished it: data between "
+                     "them was lost (is the link between rank %d and rank %d cut or lossy?)",
+                     first, (unsigned long long)lo, w, first < w ? first : w, first < w ? w : first);
+            root_fail(b, RL_ERR_TIMEOUT, -1, msg, -1);
+            return;
+        }
         pos = snprintf(msg, sizeof(msg), "rank %d has not started the collective the others wait in", first);
         for (int r = first + 1; r < b->nranks && pos < (int)sizeof(msg); r++)
             if (b->reported[r] && b->rep_seq[r] == lo)

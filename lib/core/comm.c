@@ -22,6 +22,7 @@ typedef struct {
     uint32_t nch, depth;
     uint64_t chunk_bytes, min_chunk_bytes;
     char transport[32];
+    char intra[8];     /* RINGLET_INTRA_TRANSPORT: ranks must route alike */
     uint64_t sel_hash; /* the resolved algorithm table and model: ranks must pick alike */
 } host_rec_t;
 
@@ -49,8 +50,9 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...)
     RL_ERROR("%s (%s)", c->errmsg, rl_status_name(st));
     /* Nothing may move once the operations end: their buffers go back to
      * the caller, and their registrations are released below. */
-    if (c->tp && c->ops->quiesce)
-        c->ops->quiesce(c->tp);
+    for (int i = 0; i < c->ntp; i++)
+        if (c->tps[i].ops->quiesce)
+            c->tps[i].ops->quiesce(c->tps[i].tp);
     for (struct rl_request *r = c->head; r; r = r->next) {
         r->status = st;
         rl_request_release(c, r);
@@ -77,10 +79,10 @@ static void pop_head(struct rl_comm *c)
 /* A completion error often means a peer died, and the transport may not
  * know which: give rank 0's failure report a moment (bounded) to arrive, so
  * the error names the rank that failed rather than only the symptom. */
-void rl_comm_transport_failure(struct rl_comm *c, int peer)
+static void transport_failure(struct rl_comm *c, int tpi, int peer)
 {
     char symptom[256], msg[256];
-    snprintf(symptom, sizeof(symptom), "%s", c->ops->last_error(c->tp));
+    snprintf(symptom, sizeof(symptom), "%s", c->tps[tpi].ops->last_error(c->tps[tpi].tp));
     int64_t until = rl_now_ns() + 300000000LL;
     while (c->nranks > 1 && rl_now_ns() < until) {
         if (rl_boot_check(c->boot, msg, sizeof(msg)) != RL_OK) {
@@ -94,6 +96,12 @@ void rl_comm_transport_failure(struct rl_comm *c, int peer)
     else
         rl_comm_fail(c, RL_ERR_PEER_FAILED, "rank %d: transport error with a peer the transport cannot name: %s",
                      c->rank, symptom);
+}
+
+/* A send completion in error: the peer's route names the transport. */
+void rl_comm_transport_failure(struct rl_comm *c, int peer)
+{
+    transport_failure(c, peer >= 0 && peer < c->nranks ? rl_route(c, peer) : c->err_tpi, peer);
 }
 
 /* Advance the head operation; nonzero when it finished (or failed). */
@@ -116,21 +124,23 @@ static int advance(struct rl_comm *c, struct rl_request *r)
         }
         if (st != RL_INPROGRESS) {
             rl_comm_fail(c, st, "rank %d: starting %s (%s) failed: %s", c->rank, rl_coll_name(r->coll), r->algo->name,
-                         c->ops ? c->ops->last_error(c->tp) : rl_strerror(st));
+                         c->ntp ? rl_comm_tp_error(c) : rl_strerror(st));
             return 1;
         }
     }
     return r->algo->progress(c, r);
 }
 
-static void poll_transport(struct rl_comm *c)
+static void poll_transport(struct rl_comm *c, int tpi)
 {
     rl_tp_cqe_t ev[16];
+    const rl_tport_t *t = &c->tps[tpi];
     for (int round = 0; round < 8; round++) {
         int n = 0;
-        rl_status_t st = c->ops->poll(c->tp, ev, 16, &n);
+        rl_status_t st = t->ops->poll(t->tp, ev, 16, &n);
         if (st != RL_OK) {
-            rl_comm_fail(c, st, "rank %d: polling completions failed: %s", c->rank, c->ops->last_error(c->tp));
+            rl_comm_fail(c, st, "rank %d: polling %s completions failed: %s", c->rank, t->ops->name,
+                         t->ops->last_error(t->tp));
             return;
         }
         c->nevents += (uint64_t)n;
@@ -139,7 +149,7 @@ static void poll_transport(struct rl_comm *c)
                 rl_compl_t *k = ev[i].ctx;
                 k->fn(c, k, ev[i].status);
             } else if (ev[i].status != RL_OK) {
-                rl_comm_transport_failure(c, ev[i].peer);
+                transport_failure(c, tpi, ev[i].peer);
             } else {
                 rl_imm_fn fn = c->imm_fn[rl_imm_class(ev[i].imm)];
                 if (fn)
@@ -183,8 +193,10 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
     boot_check_due(c);
     if (c->failed != RL_OK)
         return c->failed;
-    if (c->tp)
-        poll_transport(c);
+    /* contexts and immediates do not depend on the transport; the last one
+     * (shm when it is open) never blocks and is taken first */
+    for (int i = c->ntp - 1; i >= 0 && c->failed == RL_OK; i--)
+        poll_transport(c, i);
     while (c->head && c->failed == RL_OK && advance(c, c->head))
         pop_head(c);
     for (int i = 0; i < rl_algo_count() && c->failed == RL_OK; i++)
@@ -368,6 +380,7 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
     else if (gethostname(mine.name, sizeof(mine.name) - 1) != 0)
         mine.name[0] = '\0';
     snprintf(mine.transport, sizeof(mine.transport), "%s", c->cfg.transport);
+    snprintf(mine.intra, sizeof(mine.intra), "%s", c->cfg.intra_transport);
     mine.sel_hash = c->sel.hash;
     host_rec_t *all = calloc((size_t)c->nranks, sizeof(*all));
     if (!all)
@@ -381,17 +394,21 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
         all[r].host[HOSTNAME_MAX - 1] = '\0';
         all[r].name[HOSTNAME_MAX - 1] = '\0';
         all[r].transport[sizeof(all[r].transport) - 1] = '\0';
+        all[r].intra[sizeof(all[r].intra) - 1] = '\0';
         if (strcmp(all[r].host, mine.host))
             *all_local = 0;
         else
             c->local_ranks++;
         if (all[r].order_hash != mine.order_hash || all[r].nch != mine.nch || all[r].depth != mine.depth ||
-            all[r].chunk_bytes != mine.chunk_bytes || all[r].min_chunk_bytes != mine.min_chunk_bytes || strcmp(all[r].transport, mine.transport)) {
+            all[r].chunk_bytes != mine.chunk_bytes || all[r].min_chunk_bytes != mine.min_chunk_bytes || strcmp(all[r].transport, mine.transport) ||
+            strcmp(all[r].intra, mine.intra)) {
             comm_err(err, len,
                      "rank %d and rank %d disagree on RINGLET_RING_ORDER (or RINGLET_TOPO_FILE's plan), RINGLET_NCHANNELS, "
-                     "RINGLET_PIPELINE_DEPTH, RINGLET_CHUNK_BYTES or RINGLET_TRANSPORT (%s/%u/%u/%llu vs %s/%u/%u/%llu)",
-                     c->rank, r, mine.transport, mine.nch, mine.depth, (unsigned long long)mine.chunk_bytes,
-                     all[r].transport, all[r].nch, all[r].depth, (unsigned long long)all[r].chunk_bytes);
+                     "RINGLET_PIPELINE_DEPTH, RINGLET_CHUNK_BYTES, RINGLET_TRANSPORT or RINGLET_INTRA_TRANSPORT "
+                     "(%s+%s/%u/%u/%llu vs %s+%s/%u/%u/%llu)",
+                     c->rank, r, mine.transport, mine.intra, mine.nch, mine.depth,
+                     (unsigned long long)mine.chunk_bytes, all[r].transport, all[r].intra, all[r].nch, all[r].depth,
+                     (unsigned long long)all[r].chunk_bytes);
             st = RL_ERR_MISMATCH;
         } else if (all[r].sel_hash != mine.sel_hash) {
             /* else they would pick different algorithms for one call */
@@ -418,7 +435,9 @@ static void set_spin(struct rl_comm *c)
     cpu_set_t set;
     int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     c->oversubscribed = c->local_ranks > cores;
-    int soft = c->ops->cpu_driven && c->ops->cpu_driven(c->tp);
+    int soft = 0; /* the most conservative of the open transports decides */
+    for (int i = 0; i < c->ntp; i++)
+        soft |= c->tps[i].ops->cpu_driven && c->tps[i].ops->cpu_driven(c->tps[i].tp);
     c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed || soft ? 0 : 50000LL;
     c->spin_cur = c->spin_ns;
     c->spin_fixed = c->cfg.spin_us >= 0;
@@ -429,29 +448,126 @@ static void set_spin(struct rl_comm *c)
 
 /* RINGLET_TRANSPORT names one backend; "auto" takes the first that opens
  * (verbs when an RDMA device is up, else libfabric). */
-static rl_status_t open_transport(struct rl_comm *c, int all_local, char *err, size_t len)
+static rl_status_t open_network(struct rl_comm *c, int all_local, char *err, size_t len)
 {
     rl_tp_params_t p = {.rank = c->rank, .nranks = c->nranks, .all_local = all_local, .cfg = &c->cfg};
+    rl_tport_t *t = &c->tps[0];
+    rl_status_t st;
     if (strcmp(c->cfg.transport, "auto") != 0) {
-        c->ops = rl_transport_find(c->cfg.transport);
-        if (!c->ops) {
+        t->ops = rl_transport_find(c->cfg.transport);
+        if (!t->ops) {
             comm_err(err, len, "RINGLET_TRANSPORT=%s is not built in (available: %s)", c->cfg.transport,
                      rl_transport_list());
             return RL_ERR_UNSUPPORTED;
         }
-        return c->ops->open(&p, &c->tp, err, len);
+        if ((st = t->ops->open(&p, &t->tp, err, len)) == RL_OK)
+            c->ntp = 1;
+        return st;
     }
-    rl_status_t st = RL_ERR_UNSUPPORTED;
+    st = RL_ERR_UNSUPPORTED;
     comm_err(err, len, "no transport built in");
-    for (int i = 0; (c->ops = rl_transport_at(i)) != NULL; i++) {
+    for (int i = 0; (t->ops = rl_transport_at(i)) != NULL; i++) {
         char why[256];
-        st = c->ops->open(&p, &c->tp, why, sizeof(why));
-        if (st == RL_OK)
+        st = t->ops->open(&p, &t->tp, why, sizeof(why));
+        if (st == RL_OK) {
+            c->ntp = 1;
             return RL_OK;
-        RL_INFO("transport %s unavailable: %s", c->ops->name, why);
-        comm_err(err, len, "no transport could open; last: %s: %s", c->ops->name, why);
+        }
+        RL_INFO("transport %s unavailable: %s", t->ops->name, why);
+        comm_err(err, len, "no transport could open; last: %s: %s", t->ops->name, why);
     }
     return st;
+}
+
+/* Whether this rank reaches its local peers through native shm rather
+ * than the network transport (RINGLET_INTRA_TRANSPORT). Every input is the
+ * same on every rank of one host (host records, settings), so both ends of
+ * a local pair decide alike and remote pairs never use it. */
+static int want_intra(const struct rl_comm *c)
+{
+    if (c->local_ranks < 2 || !strcmp(c->tps[0].ops->name, "shm") || !strcmp(c->cfg.intra_transport, "none"))
+        return 0;
+    return !strcmp(c->cfg.intra_transport, "shm") || c->nhosts > 1;
+}
+
+/* Open ringlet's shm for the local peers as transport 1 and route them
+ * through it. */
+static rl_status_t open_intra(struct rl_comm *c, char *err, size_t len)
+{
+    rl_tport_t *t = &c->tps[1];
+    /* all_local: every rank it will connect to is on this host */
+    rl_tp_params_t p = {.rank = c->rank, .nranks = c->nranks, .all_local = 1, .cfg = &c->cfg};
+    char why[256] = "";
+    t->ops = rl_transport_find("shm");
+    rl_status_t st = t->ops ? t->ops->open(&p, &t->tp, why, sizeof(why)) : RL_ERR_UNSUPPORTED;
+    if (st != RL_OK) {
+        comm_err(err, len, "rank %d: native shm for the %d ranks on this host cannot open: %s "
+                 "(RINGLET_INTRA_TRANSPORT=none routes them through %s)",
+                 c->rank, c->local_ranks, t->ops ? why : "not built in", c->tps[0].ops->name);
+        return st;
+    }
+    c->ntp = 2;
+    for (int r = 0; r < c->nranks; r++)
+        if (r != c->rank && c->host_of[r] == c->host_of[c->rank])
+            c->route[r] = 1;
+    t->npeers = c->local_ranks - 1;
+    c->tps[0].npeers -= t->npeers;
+    return RL_OK;
+}
+
+/* The network transport, which routes every rank, then shm for the ranks
+ * of this host when RINGLET_INTRA_TRANSPORT says so. */
+static rl_status_t open_transport(struct rl_comm *c, int all_local, char *err, size_t len)
+{
+    if (strcmp(c->cfg.intra_transport, "auto") && strcmp(c->cfg.intra_transport, "shm") &&
+        strcmp(c->cfg.intra_transport, "none")) {
+        comm_err(err, len, "RINGLET_INTRA_TRANSPORT=%s: use auto, shm or none", c->cfg.intra_transport);
+        return RL_ERR_CONFIG;
+    }
+    rl_status_t st = open_network(c, all_local, err, len);
+    if (st != RL_OK)
+        return st;
+    if (!(c->route = calloc((size_t)c->nranks, 1)))
+        return RL_ERR_NO_MEMORY;
+    c->tps[0].npeers = c->nranks - 1;
+    return want_intra(c) ? open_intra(c, err, len) : RL_OK;
+}
+
+/* "ofi:tcp/... (2 peers) + shm:memfd/... (1 peer on this host)": the
+ * network transport first, which the cost model matches by prefix. */
+static void describe(struct rl_comm *c)
+{
+    const rl_tport_t *t = c->tps;
+    if (c->ntp == 1) {
+        snprintf(c->desc, sizeof(c->desc), "%s", t[0].ops->describe(t[0].tp));
+        return;
+    }
+    snprintf(c->desc, sizeof(c->desc), "%s (%d peer%s) + %s (%d on this host)", t[0].ops->describe(t[0].tp),
+             t[0].npeers, t[0].npeers == 1 ? "" : "s", t[1].ops->describe(t[1].tp), t[1].npeers);
+}
+
+/* What went through each transport (RINGLET_LOG_LEVEL=info): shows, in
+ * tests too, that a mixed communicator really uses both. */
+static void log_traffic(const struct rl_comm *c)
+{
+    if (rl_log_level_cur < RL_LOG_INFO || !c->ntp)
+        return;
+    char buf[256] = "";
+    size_t pos = 0;
+    for (int i = 0; i < c->ntp && pos < sizeof(buf); i++)
+        pos += (size_t)snprintf(buf + pos, sizeof(buf) - pos, "%s%s %llu writes %llu B", i ? ", " : "",
+                                c->tps[i].ops->name, (unsigned long long)c->tps[i].writes,
+                                (unsigned long long)c->tps[i].bytes);
+    RL_INFO("rank %d traffic: %s", c->rank, buf);
+}
+
+/* A cached registration is safe only if no open transport pins pages. */
+static int pins_memory(const struct rl_comm *c)
+{
+    int pins = 0;
+    for (int i = 0; i < c->ntp; i++)
+        pins |= c->tps[i].ops->pins_memory && c->tps[i].ops->pins_memory(c->tps[i].tp);
+    return pins;
 }
 
 /* Staging per channel is capped: chunks past this give nothing (a 1 MiB
@@ -476,14 +592,16 @@ static void cap_staging(struct rl_comm *c)
 
 static void comm_free(struct rl_comm *c)
 {
-    if (c->tp) {
+    if (c->ntp) {
         rl_algos_teardown(c);
         rl_comm_scratch_free(c);
     }
     rl_reg_cleanup(c);
     free(c->group);
-    if (c->tp)
-        c->ops->close(c->tp);
+    for (int i = c->ntp - 1; i >= 0; i--)
+        c->tps[i].ops->close(c->tps[i].tp);
+    c->ntp = 0;
+    free(c->route);
     free(c->order);
     free(c->host_of);
     *(volatile uint32_t *)&c->magic = 0; /* volatile: a store before free() is otherwise dropped */
@@ -609,7 +727,7 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;
     }
-    snprintf(c->desc, sizeof(c->desc), "%s", c->ops->describe(c->tp));
+    describe(c);
     rl_model_pick(c);
     if ((st = rl_algos_setup(c, dl, err, sizeof(err))) != RL_OK) {
         rl_boot_abort(c->boot, st, c->rank, err);
@@ -617,7 +735,7 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
     }
     set_spin(c);
     if (c->cfg.reg_cache < 0)
-        c->cfg.reg_cache = !(c->ops->pins_memory && c->ops->pins_memory(c->tp));
+        c->cfg.reg_cache = !pins_memory(c);
     if (rl_log_level_cur >= RL_LOG_INFO) { /* every rank: each names its own device and neighbours */
         char what[512] = "";
         size_t pos = 0;
@@ -682,7 +800,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
      * rather than wait for them in the final barrier below. */
     if (c->failed == RL_OK && atomic_load(&c->abort_flag))
         rl_comm_progress(c);
-    if (c->tp && c->failed == RL_OK) {
+    if (c->ntp && c->failed == RL_OK) {
         rl_boot_leaving(c->boot); /* a peer still in a collective we never start fails now */
         drain(c, dl);
         /* Nobody closes its endpoint while a peer may still write to it. */
@@ -709,6 +827,7 @@ rl_status_t rl_comm_destroy(rl_comm_t c)
     c->ngroup = 0;
     rl_boot_destroy(c->boot, dl);
     c->boot = NULL;
+    log_traffic(c);
     comm_free(c);
     return RL_OK;
 }

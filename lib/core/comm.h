@@ -16,12 +16,37 @@
 #include "ringlet.h"
 #include "transport/transport.h"
 
+/* A communicator can span several transports: native shm for the ranks on
+ * this host, a network backend for the others (RINGLET_INTRA_TRANSPORT).
+ * Algorithms never call a backend directly: they hold ringlet-level
+ * connections and registrations and go through the rl_conn_* / rl_mr_*
+ * helpers below, which pick the backend the peer is routed through. */
+#define RL_MAX_TP 2
+
+typedef struct {
+    const rl_tp_ops_t *ops;
+    rl_tp_t *tp;
+    int npeers;             /* ranks routed through it */
+    uint64_t writes, bytes; /* what this rank wrote through it (RINGLET_LOG_LEVEL=info at destroy) */
+} rl_tport_t;
+
+/* A connection to one peer, through the transport that reaches it. */
+typedef struct {
+    rl_tp_conn_t *tc; /* NULL: none */
+    int tpi;          /* index into c->tps */
+} rl_conn_t;
+
+/* One region registered with every open transport (keys differ). */
+typedef struct {
+    rl_tp_mr_t *m[RL_MAX_TP];
+} rl_mr_t;
+
 /* A registration: made by the user (pinned) or cached by ringlet. */
 typedef struct rl_regent {
     char *base;
     size_t len;
     unsigned access;
-    rl_tp_mr_t *mr;
+    rl_mr_t mr;
     int pinned;   /* rl_mem_register(): never evicted */
     int cached;   /* kept after use */
     int refs;     /* operations using it now */
@@ -78,6 +103,8 @@ typedef struct {
     rl_sel_list_t per[RL_COLL_COUNT];
     rl_tune_t tune;  /* RINGLET_TUNE_FILE's entries */
     rl_model_t model; /* the ones for this transport and size */
+    rl_model_t per_algo[RL_ALGO_MAX]; /* an algorithm's own calibration, where per_algo_set */
+    unsigned char per_algo_set[RL_ALGO_MAX];
     char model_src[160]; /* where the model's parameters came from */
     uint64_t hash;       /* of the lists and the model: ranks must agree */
 } rl_select_t;
@@ -92,8 +119,10 @@ struct rl_comm {
     int topo_deferred;   /* RINGLET_TOPO_FILE planned once the hosts are known */
     uint64_t topo_hash;  /* its bytes' hash, in the agreement check meanwhile */
     rl_boot_t *boot;
-    const rl_tp_ops_t *ops;
-    rl_tp_t *tp;
+    rl_tport_t tps[RL_MAX_TP]; /* open transports: [0] the one named by RINGLET_TRANSPORT */
+    int ntp;                   /* 0 before they open (and with one rank) */
+    uint8_t *route;            /* [nranks]: index into tps of the transport that reaches the rank */
+    int err_tpi;               /* the transport whose last_error explains the last failure */
     int nch;
     size_t chunk_bytes;
     size_t min_chunk_bytes;
@@ -127,7 +156,7 @@ struct rl_comm {
     struct rl_request **group;
     int ngroup, group_cap;
     uint64_t reg_clock;
-    char desc[128];
+    char desc[256];
 };
 
 /* Whether a handle looks alive: catches NULL and most uses after destroy or
@@ -178,5 +207,78 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, cons
                               char *err, size_t len);
 /* Release what request r holds: its algorithm's state and registrations. */
 void rl_request_release(struct rl_comm *c, struct rl_request *r);
+
+/* ---- Connections and registrations across the open transports ---- */
+
+/* The transport that reaches rank peer (0 before routes exist). */
+static inline int rl_route(const struct rl_comm *c, int peer) { return c->route ? c->route[peer] : 0; }
+static inline const rl_tp_ops_t *rl_conn_ops(const struct rl_comm *c, const rl_conn_t *k) { return c->tps[k->tpi].ops; }
+
+/* Why the last transport call failed, from the backend that failed. */
+static inline const char *rl_comm_tp_error(const struct rl_comm *c)
+{
+    return c->ntp ? c->tps[c->err_tpi].ops->last_error(c->tps[c->err_tpi].tp) : "no transport is open";
+}
+static inline rl_status_t rl_tp_failed(struct rl_comm *c, int tpi, rl_status_t st)
+{
+    if (st != RL_OK && st != RL_ERR_AGAIN)
+        c->err_tpi = tpi;
+    return st;
+}
+
+/* Start a connection to peer for channel chan through the transport its
+ * route names; the blob goes to the peer. */
+static inline rl_status_t rl_conn_create(struct rl_comm *c, int peer, int chan, rl_conn_t *k, void *blob,
+                                         size_t *len)
+{
+    k->tpi = rl_route(c, peer);
+    const rl_tport_t *t = &c->tps[k->tpi];
+    return rl_tp_failed(c, k->tpi, t->ops->conn_create(t->tp, peer, chan, &k->tc, blob, len));
+}
+static inline rl_status_t rl_conn_establish(struct rl_comm *c, rl_conn_t *k, const void *blob, size_t len,
+                                            int64_t deadline)
+{
+    return rl_tp_failed(c, k->tpi, rl_conn_ops(c, k)->conn_establish(k->tc, blob, len, deadline));
+}
+static inline void rl_conn_destroy(struct rl_comm *c, rl_conn_t *k)
+{
+    if (k->tc)
+        rl_conn_ops(c, k)->conn_destroy(k->tc);
+    k->tc = NULL;
+}
+
+/* write_imm through k: the source's registration of k's transport. */
+static inline rl_status_t rl_conn_write_imm(struct rl_comm *c, const rl_conn_t *k, const void *src, size_t len,
+                                            const rl_mr_t *smr, uint64_t raddr, uint64_t rkey, uint32_t imm,
+                                            void *ctx)
+{
+    rl_tport_t *t = &c->tps[k->tpi];
+    rl_status_t st = t->ops->write_imm(k->tc, src, len, smr ? smr->m[k->tpi] : NULL, raddr, rkey, imm, ctx);
+    if (st == RL_OK) {
+        t->writes++;
+        t->bytes += len;
+    }
+    return rl_tp_failed(c, k->tpi, st);
+}
+
+/* Register [buf, buf + len) with every open transport; *mr is all NULL on
+ * failure (core/mem.c). */
+rl_status_t rl_mr_reg(struct rl_comm *c, void *buf, size_t len, unsigned access, rl_mr_t *mr);
+/* Release what rl_mr_reg made (entries that are NULL are skipped). */
+void rl_mr_dereg(struct rl_comm *c, rl_mr_t *mr);
+/* The name of ptr (inside mr) for the peer at the other end of to, which
+ * writes through to's transport. */
+static inline void rl_mr_remote(const struct rl_comm *c, const rl_mr_t *mr, const rl_conn_t *to, const void *ptr,
+                                rl_rkey_t *rk)
+{
+    c->tps[to->tpi].ops->mr_remote(mr->m[to->tpi], to->tc, ptr, rk);
+}
+/* The name of ptr for every rank that transport tpi reaches (keys published
+ * to all ranks at once). */
+static inline void rl_mr_remote_any(const struct rl_comm *c, const rl_mr_t *mr, int tpi, const void *ptr,
+                                    rl_rkey_t *rk)
+{
+    c->tps[tpi].ops->mr_remote(mr->m[tpi], NULL, ptr, rk);
+}
 
 #endif

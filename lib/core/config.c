@@ -24,6 +24,11 @@ const rl_config_field_t rl_config_fields[] = {
     INT_("TIMEOUT_MS", timeout_ms, "30000", 1, INT_MAX,
          "Deadline in ms for bootstrap, connection setup and each wait"),
     STR_("TRANSPORT", transport, "auto", "Transport backend: auto, shm (ringlet's own, all ranks on one host), verbs or ofi; auto: shm when all ranks share a host, else verbs if an RDMA port is up, else ofi"),
+    STR_("INTRA_TRANSPORT", intra_transport, "auto",
+         "Transport between ranks on one host when the communicator also spans other hosts: shm (ringlet's own "
+         "shared memory for the local peers, RINGLET_TRANSPORT for the others), none (RINGLET_TRANSPORT for "
+         "every peer), or auto (shm when the group spans several hosts, this host has more than one of its "
+         "ranks and RINGLET_TRANSPORT is not shm itself; shm also forces it when every rank is local)"),
     STR_("OFI_PROVIDER", ofi_provider, "auto",
          "libfabric provider (tcp, shm, verbs, efa...); auto: shm when all ranks share a host, else tcp"),
     STR_("SHM_CMA", shm_cma, "auto",

@@ -16,6 +16,7 @@ typedef struct {
     char boot_if[64];          /* interface rank 0 publishes through PMIx */
     int timeout_ms;
     char transport[32];        /* auto | ofi | verbs */
+    char intra_transport[8];   /* auto | shm | none: peers on this host */
     char ofi_provider[64];     /* auto | tcp | shm | ... */
     char shm_cma[8];           /* auto | on | off: libfabric shm's single-copy path */
     size_t chunk_bytes;

@@ -25,10 +25,32 @@
 #include "core/comm.h"
 #include "core/log.h"
 
+rl_status_t rl_mr_reg(struct rl_comm *c, void *buf, size_t len, unsigned access, rl_mr_t *mr)
+{
+    *mr = (rl_mr_t){{NULL}};
+    for (int i = 0; i < c->ntp; i++) {
+        rl_status_t st = c->tps[i].ops->mr_reg(c->tps[i].tp, buf, len, access, &mr->m[i]);
+        if (st != RL_OK) {
+            mr->m[i] = NULL;
+            rl_mr_dereg(c, mr);
+            return rl_tp_failed(c, i, st);
+        }
+    }
+    return RL_OK;
+}
+
+void rl_mr_dereg(struct rl_comm *c, rl_mr_t *mr)
+{
+    for (int i = 0; i < RL_MAX_TP; i++) {
+        if (mr->m[i])
+            c->tps[i].ops->mr_dereg(mr->m[i]);
+        mr->m[i] = NULL;
+    }
+}
+
 static void reg_free(struct rl_comm *c, rl_regent_t *e)
 {
-    if (e->mr)
-        c->ops->mr_dereg(e->mr);
+    rl_mr_dereg(c, &e->mr);
     free(e);
 }
 
@@ -73,11 +95,11 @@ static rl_status_t reg_new(struct rl_comm *c, const void *ptr, size_t len, unsig
     e->base = (char *)lo;
     e->len = hi - lo;
     e->access = access;
-    rl_status_t st = c->ops->mr_reg(c->tp, e->base, e->len, access, &e->mr);
+    rl_status_t st = rl_mr_reg(c, e->base, e->len, access, &e->mr);
     if (st != RL_OK) {
         /* Page rounding can reach an unmapped or read-only neighbour page. */
         if (align)
-            st = c->ops->mr_reg(c->tp, (void *)ptr, len, access, &e->mr), e->base = (char *)ptr, e->len = len;
+            st = rl_mr_reg(c, (void *)ptr, len, access, &e->mr), e->base = (char *)ptr, e->len = len;
         if (st != RL_OK) {
             free(e);
             return st;
@@ -190,11 +212,10 @@ rl_status_t rl_mem_register(rl_comm_t c, void *buf, size_t len, rl_mem_t *mem)
     if (!m)
         return RL_ERR_NO_MEMORY;
     m->comm = c;
-    if (c->tp) {
+    if (c->ntp) {
         rl_status_t st = reg_new(c, buf, len, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, 0, &m->ent);
         if (st != RL_OK) {
-            snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_register(%p, %zu): %s", buf, len,
-                     c->ops->last_error(c->tp));
+            snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_register(%p, %zu): %s", buf, len, rl_comm_tp_error(c));
             free(m);
             return st;
         }
@@ -229,7 +250,7 @@ rl_status_t rl_comm_scratch(struct rl_comm *c, size_t len)
     if (len <= c->scratch_len)
         return RL_OK;
     if (c->scratch_ent) {
-        c->ops->mr_dereg(c->scratch_ent->mr);
+        rl_mr_dereg(c, &c->scratch_ent->mr);
         free(c->scratch_ent);
         c->scratch_ent = NULL;
     }
@@ -246,7 +267,7 @@ rl_status_t rl_comm_scratch(struct rl_comm *c, size_t len)
     c->scratch = p;
     /* peers write into it too: halving-doubling receives its halves here */
     unsigned access = RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE;
-    rl_status_t st = c->ops->mr_reg(c->tp, p, len, access, &e->mr);
+    rl_status_t st = rl_mr_reg(c, p, len, access, &e->mr);
     if (st != RL_OK) {
         free(e);
         return st;
@@ -263,7 +284,7 @@ rl_status_t rl_comm_scratch(struct rl_comm *c, size_t len)
 void rl_comm_scratch_free(struct rl_comm *c)
 {
     if (c->scratch_ent) {
-        c->ops->mr_dereg(c->scratch_ent->mr);
+        rl_mr_dereg(c, &c->scratch_ent->mr);
         free(c->scratch_ent);
     }
     free(c->scratch);

@@ -36,7 +36,7 @@ typedef struct {
 
 typedef struct {
     int rank, nranks;
-    int all_local;               /* every rank on this host */
+    int all_local;               /* every rank it will connect to is on this host */
     const rl_config_t *cfg;
 } rl_tp_params_t;
 

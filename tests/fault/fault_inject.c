@@ -252,6 +252,7 @@ static int worker(const char *mode)
 typedef struct {
     const char *backend;
     int nranks, trials, bound_ms, max_delay_ms, verbose;
+    int hosts; /* > 0: emulated hosts (RINGLET_HOST_ID), ranks in blocks */
     uint64_t seed;
     char self[4096];
     char hca_list[512];
@@ -328,6 +329,10 @@ static void start_rank(const opts_t *o, rank_t *r, int rank, int nranks, int por
         } else {
             setenv("RINGLET_TRANSPORT", "ofi", 1);
             setenv("RINGLET_OFI_PROVIDER", o->backend, 1);
+        }
+        if (o->hosts > 0) { /* consecutive ranks share a host: a mixed shm + network communicator */
+            snprintf(v, sizeof(v), "host%d", rank / ((nranks + o->hosts - 1) / o->hosts));
+            setenv("RINGLET_HOST_ID", v, 1);
         }
         for (int i = 0; extra_env && extra_env[i]; i++)
             putenv((char *)extra_env[i]);
@@ -823,6 +828,8 @@ static void usage(FILE *f)
             "usage: fault_inject [options]\n"
             "  --backend B      tcp, shm (libfabric), native-shm (ringlet's own) or verbs (default tcp)\n"
             "  -n N             ranks (2..%d, default 3)\n"
+            "  --hosts H        emulate H hosts (RINGLET_HOST_ID, consecutive ranks on one): the ranks of a\n"
+            "                   host talk through ringlet's shm, the others through the backend\n"
             "  --scenario S     kill, stop, exit, absent, abort, auth, a comma list, or all (default kill)\n"
             "  --trials T       kill, stop and exit trials each (default 20)\n"
             "  --bound-ms MS    a survivor must report within MS after the kill, or the stop's timeout\n"
@@ -856,6 +863,8 @@ int main(int argc, char **argv)
             o.backend = argv[++i];
         } else if (v && !strcmp(a, "-n")) {
             o.nranks = atoi(argv[++i]);
+        } else if (v && !strcmp(a, "--hosts")) {
+            o.hosts = atoi(argv[++i]);
         } else if (v && !strcmp(a, "--scenario")) {
             scenario = argv[++i];
         } else if (v && !strcmp(a, "--trials")) {
@@ -873,7 +882,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (o.nranks < 2 || o.nranks > MAX_RANKS || o.trials < 0 || o.bound_ms < 1 || o.max_delay_ms < 0 ||
+    if (o.nranks < 2 || o.nranks > MAX_RANKS || o.trials < 0 || o.hosts < 0 || o.hosts > o.nranks || o.bound_ms < 1 || o.max_delay_ms < 0 ||
         (strcmp(o.backend, "tcp") && strcmp(o.backend, "shm") && strcmp(o.backend, "verbs") &&
          strcmp(o.backend, "native-shm"))) {
         usage(stderr);

@@ -77,7 +77,7 @@ Test(select, one_host_uses_direct)
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "direct");
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 64 << 20), "direct");
     cr_assert_str_eq(pick(c, RL_COLL_BARRIER, 4), "direct");
-    cr_assert_str_neq(pick(c, RL_COLL_BROADCAST, 4), "direct"); /* only when asked for */
+    cr_assert_str_eq(pick(c, RL_COLL_BROADCAST, 4), "tree"); /* direct only when asked for */
     c->nhosts = 2;
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rd");
     free(c);
@@ -235,6 +235,29 @@ Test(select, tuning_files)
     fprintf(f, "ofi:tcp 2 40 0.001 0.0002 -1\n");
     fclose(f);
     cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
+    /* an algorithm's own line: for it alone, and only a real all-reduce algorithm */
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15\nofi:tcp 4 10 0.004 0.0002 25 ring\n");
+    fclose(f);
+    snprintf(env, sizeof(env), "RINGLET_TUNE_FILE=%s", path);
+    struct rl_comm *d = comm_with(4, env);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring)->alpha_rdv_us, 25, 1e-9);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring)->beta_us_per_b, 0.004, 1e-12);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_rhd)->alpha_rdv_us, 15, 1e-9);
+    cr_assert_float_eq(d->sel.model.alpha_rdv_us, 15, 1e-9);
+    cr_assert(strstr(d->sel.model_src, "1 algorithm calibrated alone"), "%s", d->sel.model_src);
+    uint64_t with_ring = d->sel.hash;
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15\nofi:tcp 4 10 0.004 0.0002 25 rhd\n");
+    fclose(f);
+    struct rl_comm *e = comm_with(4, env);
+    cr_assert_neq(e->sel.hash, with_ring); /* which algorithm a line is for counts in the hash */
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15 nosuch\n");
+    fclose(f);
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
+    cr_assert(strstr(err, "\"nosuch\" is no all-reduce algorithm"), "%s", err);
+    free(d), free(e);
     unlink(path);
     cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
     free(a), free(b);
