@@ -512,8 +512,10 @@ static int kill_trial(const opts_t *o, int trial, uint64_t *rng, tally_t *t)
             ok = 0;
         }
     usleep((useconds_t)delay * 1000);
-    kill(rk[victim].pid, SIGKILL);
+    /* the clock before the kill: a driver preempted right after it (a
+     * loaded host) saw survivors report "before" the kill */
     int64_t t_kill = now_ns();
+    kill(rk[victim].pid, SIGKILL);
     pump(rk, n, 1, t_kill + (o->bound_ms + 15000) * 1000000LL);
     t->leaks += reap(rk, n, t_kill + (o->bound_ms + 20000) * 1000000LL);
     t->trials++;
@@ -589,8 +591,8 @@ static int stop_trial(const opts_t *o, int trial, uint64_t *rng, tally_t *t)
     int victim = trial % n;
     int delay = (int)(rng_next(rng) % (uint64_t)(o->max_delay_ms + 1));
     usleep((useconds_t)delay * 1000);
+    int64_t t_stop = now_ns(); /* before the signal, as for kill */
     kill(rk[victim].pid, SIGSTOP);
-    int64_t t_stop = now_ns();
     /* wait until every survivor has reported (its stream stays open: it is
      * the victim's that we must not wait for) */
     int64_t until = t_stop + (STOP_TIMEOUT_MS + o->bound_ms + 10000) * 1000000LL;

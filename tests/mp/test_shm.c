@@ -82,6 +82,12 @@ Test(direct, ranks_3, .timeout = 600) { cr_assert_eq(run_direct(3, "--big"), 0);
 Test(direct, ranks_4, .timeout = 600) { cr_assert_eq(run_direct(4, ""), 0); }
 Test(direct, ranks_5, .timeout = 600) { cr_assert_eq(run_direct(5, "--big"), 0); }
 Test(direct, ranks_8, .timeout = 600) { cr_assert_eq(run_direct(8, "--quick"), 0); }
+/* Its broadcast and all-gather (up to 16 KiB per rank; larger calls fall
+ * back to chain and ring) when asked for. */
+Test(direct, broadcast_all_gather_5_ranks, .timeout = 600)
+{
+    cr_assert_eq(run_env(5, "--env 'RINGLET_ALGOS=broadcast:0-:direct;all_gather:0-:direct'", ""), 0);
+}
 Test(direct, mismatch_is_reported, .timeout = 120)
 {
     cr_assert_eq(run_direct(4, "--mismatch"), 0);
