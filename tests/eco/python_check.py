@@ -102,6 +102,10 @@ def main():
         comm.recv(got, left)
         comm.send(inp(r, 1000, np.float64), right)
     expect_equal("recv from %d" % left, got, inp(left, 1000, np.float64))
+    # everyone past its send before the mismatch below fails the group: with
+    # the one-step in-host all-reduce two ranks can tell it before a third
+    # has seen its send complete, and that send then fails with the group
+    comm.barrier()
 
     # Bad arguments stop in Python, before any rank is involved.
     for call, exc in ((lambda: comm.all_reduce(np.zeros(4, np.complex64)), TypeError),
