@@ -55,7 +55,11 @@ static rl_status_t defaults(struct rl_comm *c, char *err, size_t len)
     const char *ar = c->cfg.allreduce_algo;
     rl_sel_list_t *l = &t->per[RL_COLL_ALL_REDUCE], *b = &t->per[RL_COLL_BARRIER];
     if (!strcmp(ar, "auto")) {
-        add(l, 0, UINT64_MAX, &rl_algo_direct); /* usable only when every rank is on one host */
+        /* usable only when every rank is on one host; with two ranks the
+         * eager and ring paths move medium and large messages faster
+         * (measured on native shm: direct 0.68-1.22 us against 0.75-1.31
+         * up to 2 KiB, then 1.3-1.5x slower from 8 KiB) */
+        add(l, 0, c->nranks == 2 ? 4096 : UINT64_MAX, &rl_algo_direct);
         add(b, 0, UINT64_MAX, &rl_algo_direct);
         add(l, 0, c->cfg.rd_max_bytes, &rl_algo_rd);
         add(l, 0, c->cfg.rhd_max_bytes, &rl_algo_rhd);

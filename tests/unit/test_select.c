@@ -81,6 +81,13 @@ Test(select, one_host_uses_direct)
     c->nhosts = 2;
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rd");
     free(c);
+    /* two ranks: direct for small messages only */
+    c = comm_with(2, NULL);
+    c->nhosts = 1;
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 4096), "direct");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8192), "rd");
+    cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 1 << 20), "ring");
+    free(c);
     c = comm_with(4, "RINGLET_ALLREDUCE_ALGO=rd");
     c->nhosts = 1;
     cr_assert_str_eq(pick(c, RL_COLL_ALL_REDUCE, 8), "rd"); /* an explicit choice stays */
