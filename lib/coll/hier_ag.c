@@ -66,11 +66,8 @@ static rl_status_t post(struct rl_comm *c, struct rl_request *r, struct rl_reque
 
 static rl_status_t start(struct rl_comm *c, struct rl_request *r)
 {
-    if (c->nranks == 1) {
-        if (r->in != r->out && blk(r))
-            memmove(r->out, r->in, blk(r));
-        return RL_OK;
-    }
+    if (c->nranks == 1) /* rl_coll_trivial copies in to out */
+        return rl_coll_trivial(c, r) ? RL_OK : RL_ERR_INTERNAL;
     hag_t *a = A(r);
     rl_status_t st = rl_hier_geom(c, &a->g);
     if (st != RL_OK)
@@ -98,14 +95,6 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
     return st == RL_OK ? RL_INPROGRESS : st;
 }
 
-static int all_ok(struct rl_request *const *m, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (m[i] && m[i]->status != RL_OK)
-            return 0;
-    return 1;
-}
-
 static int progress(struct rl_comm *c, struct rl_request *r)
 {
     hag_t *a = A(r);
@@ -128,7 +117,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
         }
         a->next_x++;
     }
-    if (a->next_x < H || !all_ok(a->m, a->nm))
+    if (a->next_x < H || !rl_p2p_all_ok(a->m, a->nm))
         return c->failed != RL_OK;
     r->status = RL_OK;
     return 1;

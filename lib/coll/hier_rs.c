@@ -87,11 +87,8 @@ static rl_status_t post(struct rl_comm *c, struct rl_request *r, struct rl_reque
 
 static rl_status_t start(struct rl_comm *c, struct rl_request *r)
 {
-    if (c->nranks == 1) {
-        if (r->in != r->out && blk(r))
-            memmove(r->out, r->in, blk(r));
-        return RL_OK;
-    }
+    if (c->nranks == 1) /* rl_coll_trivial copies in to out */
+        return rl_coll_trivial(c, r) ? RL_OK : RL_ERR_INTERNAL;
     hrs_t *s = S(r);
     rl_status_t st = rl_hier_geom(c, &s->g);
     if (st != RL_OK)
@@ -117,14 +114,6 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
     return st == RL_OK ? RL_INPROGRESS : st;
 }
 
-static int all_ok(struct rl_request *const *m, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (m[i] && m[i]->status != RL_OK)
-            return 0;
-    return 1;
-}
-
 /* acc = a0 op a1 op ... in order; src(i) gives the i-th contribution. */
 static void fold_into(struct rl_request *r, char *acc, const char *const *src, int n)
 {
@@ -143,7 +132,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
     if (c->failed != RL_OK)
         return 1;
     if (s->step == 0) {
-        if (!all_ok(&s->m[0], L * H)) /* step 1's receives */
+        if (!rl_p2p_all_ok(&s->m[0], L * H)) /* step 1's receives */
             return 0;
         const char **src = malloc(sizeof(char *) * (size_t)(L > H ? L : H));
         if (!src) {
@@ -164,7 +153,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
             }
         s->step = 1;
     }
-    if (!all_ok(s->m, s->nm))
+    if (!rl_p2p_all_ok(s->m, s->nm))
         return 0;
     if (blk(r)) { /* my block: the hosts' partials in host order */
         const char **src = malloc(sizeof(char *) * (size_t)H);

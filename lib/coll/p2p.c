@@ -323,6 +323,14 @@ void rl_p2p_drop(struct rl_comm *c, struct rl_request **msg)
     free(r);
 }
 
+int rl_p2p_all_ok(struct rl_request *const *msgs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (msgs[i] && msgs[i]->status != RL_OK)
+            return 0;
+    return 1;
+}
+
 void rl_p2p_drop_all(struct rl_comm *c, struct rl_request **msgs, int n)
 {
     for (int i = 0; msgs && i < n; i++)

@@ -26,6 +26,8 @@ rl_status_t rl_p2p_coll(struct rl_comm *c, int is_send, const void *buf, size_t 
 /* An algorithm's own message it no longer needs: off the queue and freed.
  * After a failure, one still queued is left to the communicator. */
 void rl_p2p_drop(struct rl_comm *c, struct rl_request **msg);
+/* Nonzero when every one of n messages (NULL ones skipped) has completed. */
+int rl_p2p_all_ok(struct rl_request *const *msgs, int n);
 /* rl_p2p_drop() of each of n messages (NULL ones skipped). */
 void rl_p2p_drop_all(struct rl_comm *c, struct rl_request **msgs, int n);
 /* What the first of n messages still running waits for, into buf; 0 when

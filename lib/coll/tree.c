@@ -112,14 +112,6 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
     return RL_INPROGRESS;
 }
 
-static int all_done(struct rl_request *const *m, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (m[i] && m[i]->status != RL_OK)
-            return 0;
-    return 1;
-}
-
 static int progress_bcast(struct rl_comm *c, struct rl_request *r)
 {
     tree_t *t = T(r);
@@ -137,7 +129,7 @@ static int progress_bcast(struct rl_comm *c, struct rl_request *r)
             }
         t->phase = 2;
     }
-    if (!all_done(t->down, t->nkids))
+    if (!rl_p2p_all_ok(t->down, t->nkids))
         return c->failed != RL_OK;
     r->status = RL_OK;
     return 1;
@@ -148,7 +140,7 @@ static int progress_reduce(struct rl_comm *c, struct rl_request *r)
     tree_t *t = T(r);
     int root = t->parent < 0;
     if (t->phase == 0) {
-        if (!all_done(t->down, t->nkids))
+        if (!rl_p2p_all_ok(t->down, t->nkids))
             return c->failed != RL_OK;
         /* input, then the children in order: the same order on every run */
         char *acc = root ? r->out : slot(c, r, 0);
