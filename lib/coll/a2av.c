@@ -225,6 +225,7 @@ static double a2av_cost(const struct rl_comm *c, const rl_call_t *call, const rl
 }
 
 const rl_algo_t rl_algo_pairwise_v = {
+    .id = RL_ALGO_ID_pairwise_v,
     .name = "pairwise_v",
     .desc = "all-to-allv: n - 1 sends and receives of each rank's own sizes, rotating order, over point-to-point",
     .colls = RL_COLL_BIT(RL_COLL_ALLTOALLV),
@@ -330,6 +331,7 @@ static double linear_cost(const struct rl_comm *c, const rl_call_t *call, const 
 }
 
 const rl_algo_t rl_algo_linear = {
+    .id = RL_ALGO_ID_linear,
     .name = "linear",
     .desc = "gather/scatter: the root exchanges one message with every rank over point-to-point",
     .colls = RL_COLL_BIT(RL_COLL_GATHER) | RL_COLL_BIT(RL_COLL_SCATTER),

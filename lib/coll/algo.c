@@ -7,19 +7,11 @@
 #include "core/comm.h"
 #include "core/log.h"
 
-/* Every algorithm, once: rl_algo_<id>, each defined in its own file.
- * Communicator set-up runs in this order (the eager slots use the
- * point-to-point connections, so p2p comes first). Adding an algorithm is
- * its file, its id here, its file in lib/meson.build and, to make it a
- * default somewhere, a range in coll/select.c's defaults(). */
-#define RL_ALGOS(X)                                                                                          \
-    X(ring) X(chain) X(p2p) X(rd) X(rhd) X(pairwise) X(tree) X(bruck) X(dbt) X(bruck_a2a) X(pairwise_v) X(linear) X(hier) \
-    X(hier_ag) X(hier_bcast) X(hier_rs) X(direct)
-
 #define RL_ALGO_DECL_(id) extern const rl_algo_t rl_algo_##id;
 RL_ALGOS(RL_ALGO_DECL_)
 #undef RL_ALGO_DECL_
 
+/* The list itself is RL_ALGOS in coll/algo.h. */
 static const rl_algo_t *const algos[] = {
 #define RL_ALGO_REF_(id) &rl_algo_##id,
     RL_ALGOS(RL_ALGO_REF_)
@@ -27,6 +19,7 @@ static const rl_algo_t *const algos[] = {
 };
 #define NALGOS ((int)(sizeof(algos) / sizeof(algos[0])))
 _Static_assert(NALGOS <= RL_ALGO_MAX, "raise RL_ALGO_MAX");
+_Static_assert(NALGOS == RL_ALGO_NIDS, "one registry id per algorithm");
 
 int rl_algo_count(void) { return NALGOS; }
 
@@ -42,6 +35,8 @@ const rl_algo_t *rl_algo_find(const char *name, rl_coll_t coll)
 
 int rl_algo_index(const rl_algo_t *a)
 {
+    if (a && a->id >= 0 && a->id < NALGOS && algos[a->id] == a)
+        return a->id;
     for (int i = 0; i < NALGOS; i++)
         if (algos[i] == a)
             return i;
@@ -50,6 +45,12 @@ int rl_algo_index(const rl_algo_t *a)
 
 rl_status_t rl_algos_setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
 {
+    for (int i = 0; i < NALGOS; i++)
+        if (algos[i]->id != i) { /* a table whose .id is not its RL_ALGOS name */
+            snprintf(err, len, "rank %d: algorithm %s has registry id %d, not %d", c->rank, algos[i]->name,
+                     algos[i]->id, i);
+            return RL_ERR_INTERNAL;
+        }
     for (int i = 0; i < NALGOS; i++) {
         if (!algos[i]->comm_setup)
             continue;
@@ -59,6 +60,15 @@ rl_status_t rl_algos_setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
                 snprintf(err, len, "rank %d: setting up %s failed: %s", c->rank, algos[i]->name, rl_strerror(st));
             return st;
         }
+    }
+    c->n_foreign = c->n_progress = 0;
+    for (int i = 0; i < NALGOS; i++) {
+        if (!c->algo_state[i])
+            continue;
+        if (algos[i]->foreign)
+            c->hk_foreign[c->n_foreign++] = algos[i];
+        if (algos[i]->comm_progress)
+            c->hk_progress[c->n_progress++] = algos[i];
     }
     return RL_OK;
 }
@@ -74,9 +84,23 @@ void rl_comm_route_imm(struct rl_comm *c, rl_imm_class_t cls, rl_imm_fn fn) { c-
 
 struct rl_request *rl_request_alloc(struct rl_comm *c, const rl_algo_t *a)
 {
-    struct rl_request *r = calloc(1, sizeof(*r) + a->state_size);
-    if (!r)
-        return NULL;
+    size_t need = sizeof(struct rl_request) + a->state_size;
+    struct rl_request *r = NULL;
+    for (int i = c->n_req_cache - 1; i >= 0 && !r; i--)
+        if (c->req_cache[i]->alloc_size >= need) {
+            r = c->req_cache[i];
+            c->req_cache[i] = c->req_cache[--c->n_req_cache];
+        }
+    if (r) {
+        size_t cap = r->alloc_size;
+        memset(r, 0, need);
+        r->alloc_size = cap;
+    } else {
+        size_t cap = need < RL_REQ_MIN_ALLOC ? RL_REQ_MIN_ALLOC : need;
+        if (!(r = calloc(1, cap)))
+            return NULL;
+        r->alloc_size = cap;
+    }
     r->magic = RL_REQ_MAGIC;
     r->comm = c;
     r->algo = a;

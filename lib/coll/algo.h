@@ -55,8 +55,28 @@ typedef struct rl_compl {
 /* Bit of a collective in rl_algo_t.colls. */
 #define RL_COLL_BIT(k) (1u << (unsigned)(k))
 
+/* Every algorithm, once: rl_algo_<id>, each defined in its own file.
+ * Communicator set-up runs in this order (the eager slots use the
+ * point-to-point connections, so p2p comes first). Adding an algorithm is
+ * its file, its id here, its file in lib/meson.build and, to make it a
+ * default somewhere, a range in coll/select.c's defaults(). */
+#define RL_ALGOS(X)                                                                                          \
+    X(ring) X(chain) X(p2p) X(rd) X(rhd) X(pairwise) X(tree) X(bruck) X(dbt) X(bruck_a2a) X(pairwise_v) X(linear) X(hier) \
+    X(hier_ag) X(hier_bcast) X(hier_rs) X(direct)
+
+/* Registry index of each algorithm (its table's .id, and its slot in
+ * c->algo_state), known at compile time: the data path looks up its own
+ * communicator state without searching. */
+enum {
+#define RL_ALGO_ID_(id) RL_ALGO_ID_##id,
+    RL_ALGOS(RL_ALGO_ID_)
+#undef RL_ALGO_ID_
+    RL_ALGO_NIDS
+};
+
 typedef struct rl_algo {
     const char *name;
+    int id;             /* RL_ALGO_ID_<name of its rl_algo_<id> table> */
     const char *desc;   /* one line, for ringlet-info */
     unsigned colls;     /* RL_COLL_BIT()s of the collectives it implements */
     size_t state_size;  /* private per-request state after the header */
@@ -106,8 +126,8 @@ const rl_algo_t *rl_algo_at(int i);
 /* The algorithm called name that implements coll (names are per collective). */
 const rl_algo_t *rl_algo_find(const char *name, rl_coll_t coll);
 int rl_algo_index(const rl_algo_t *a);
-/* Index of the algorithm's communicator state. */
-#define RL_ALGO_STATE(c, a) ((c)->algo_state[rl_algo_index(a)])
+/* The algorithm's communicator state (by its table's registry id). */
+#define RL_ALGO_STATE(c, a) ((c)->algo_state[(a)->id])
 
 /* Set up / tear down every algorithm's communicator state. */
 rl_status_t rl_algos_setup(struct rl_comm *c, int64_t deadline, char *err, size_t len);

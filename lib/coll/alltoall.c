@@ -79,6 +79,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_pairwise = {
+    .id = RL_ALGO_ID_pairwise,
     .name = "pairwise",
     .desc = "pairwise exchange: n - 1 sends and receives in rotating order over the point-to-point connections",
     .colls = RL_COLL_BIT(RL_COLL_ALLTOALL),

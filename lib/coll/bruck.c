@@ -130,6 +130,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_bruck = {
+    .id = RL_ALGO_ID_bruck,
     .name = "bruck",
     .desc = "Bruck all-gather: ceil(log2 n) steps for any n, blocks doubling, over the point-to-point connections",
     .colls = RL_COLL_BIT(RL_COLL_ALL_GATHER),

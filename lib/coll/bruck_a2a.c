@@ -157,6 +157,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_bruck_a2a = {
+    .id = RL_ALGO_ID_bruck_a2a,
     .name = "bruck", /* the all-gather of that name is another entry: names are per collective */
     .desc = "Bruck all-to-all: ceil(log2 n) messages of about half the blocks each, packed through scratch",
     .colls = RL_COLL_BIT(RL_COLL_ALLTOALL),

@@ -332,8 +332,6 @@ static int progress(struct rl_comm *c, struct rl_request *r)
         }
         moved |= reduce_ready(c, r);
         moved |= post_sends(c, r);
-        if (moved)
-            r->last_progress = rl_now_ns();
     } while (moved && c->failed == RL_OK);
     if (c->failed != RL_OK)
         return 1;
@@ -372,6 +370,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_dbt = {
+    .id = RL_ALGO_ID_dbt,
     .name = "dbt",
     .desc = "double binary tree: two mirrored trees each reduce and broadcast half, pipelined in chunks",
     .colls = RL_COLL_BIT(RL_COLL_ALL_REDUCE),

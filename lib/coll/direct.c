@@ -37,7 +37,7 @@
  * from this rank's own call, never from a peer's segment.
  *
  * Failure: waits never block (rl_wait drives progress); a pidfd per peer is
- * polled about every millisecond, and a peer whose process exited fails the
+ * polled every few milliseconds, and a peer whose process exited fails the
  * communicator with RL_ERR_PEER_FAILED naming it; a stopped peer meets the
  * communicator's deadline like any other.
  */
@@ -128,16 +128,7 @@ typedef struct {
 
 enum { PH_GATHER, PH_SLICES, PH_DONE };
 
-/* The registry index, looked up once (the data path asks on every poll). */
-static int my_index(void)
-{
-    static _Atomic int idx = -1;
-    int i = atomic_load_explicit(&idx, memory_order_relaxed);
-    if (i < 0)
-        atomic_store_explicit(&idx, i = rl_algo_index(&rl_algo_direct), memory_order_relaxed);
-    return i;
-}
-static direct_t *state(const struct rl_comm *c) { return c->algo_state[my_index()]; }
+static direct_t *state(const struct rl_comm *c) { return RL_ALGO_STATE(c, &rl_algo_direct); }
 static op_t *O(struct rl_request *r) { return RL_PRIV(r, op_t); }
 
 static slot_hdr_t *slot(direct_t *d, int rank, uint64_t step) { return (slot_hdr_t *)(d->seg[rank] + OFF_SLOT(step & 1)); }
@@ -333,7 +324,7 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
         free(all);
         return RL_ERR_NO_MEMORY;
     }
-    c->algo_state[my_index()] = d;
+    RL_ALGO_STATE(c, &rl_algo_direct) = d;
     d->n = c->nranks;
     d->me = c->rank;
     for (int q = 0; q < MAX_LOCAL; q++)
@@ -387,7 +378,7 @@ static void teardown(struct rl_comm *c)
             close(d->pidfd[q]);
     }
     free(d);
-    c->algo_state[my_index()] = NULL;
+    RL_ALGO_STATE(c, &rl_algo_direct) = NULL;
 }
 
 /* ------------------------------------------------------------ liveness */
@@ -414,13 +405,13 @@ static void peer_exited(struct rl_comm *c, int q, const struct rl_request *r)
                  c->rank, q, rl_coll_name(r->coll), (unsigned long long)r->seq);
 }
 
-/* About every millisecond of waiting: a peer whose process exited fails
+/* Every few milliseconds of waiting: a peer whose process exited fails
  * the communicator, naming it. */
 static void check_peers(struct rl_comm *c, direct_t *d, struct rl_request *r)
 {
     if ((++d->idle & 31) != 0)
         return;
-    int64_t now = rl_now_ns();
+    int64_t now = rl_coarse_ns();
     if (now < d->next_live)
         return;
     d->next_live = now + LIVENESS_NS;
@@ -665,7 +656,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
         }
     } else {
         while (c->failed == RL_OK && o->phase != PH_DONE && large_step(c, d, r))
-            r->last_progress = rl_now_ns();
+            ;
     }
     if (c->failed != RL_OK)
         return 1;
@@ -733,6 +724,7 @@ static void describe_comm(struct rl_comm *c, char *buf, size_t len)
 }
 
 const rl_algo_t rl_algo_direct = {
+    .id = RL_ALGO_ID_direct,
     .name = "direct",
     .desc = "one host: shared-memory fan-in of cache-line slots (small), reduce 1/L from every rank's segment "
             "then copy out (large)",

@@ -269,6 +269,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_hier = {
+    .id = RL_ALGO_ID_hier,
     .name = "hier",
     .desc = "hierarchical: reduce-scatter in the host, all-reduce of each slice across hosts on its rail, all-gather",
     .colls = RL_COLL_BIT(RL_COLL_ALL_REDUCE),

@@ -142,6 +142,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_hier_ag = {
+    .id = RL_ALGO_ID_hier_ag,
     .name = "hier", /* names are per collective */
     .desc = "hierarchical all-gather: blocks across hosts on each rail, then every rail's blocks within the host",
     .colls = RL_COLL_BIT(RL_COLL_ALL_GATHER),

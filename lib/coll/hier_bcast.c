@@ -132,6 +132,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_hier_bcast = {
+    .id = RL_ALGO_ID_hier_bcast,
     .name = "hier", /* names are per collective */
     .desc = "hierarchical broadcast: binomial tree over the hosts on the root's rail, then one within each host",
     .colls = RL_COLL_BIT(RL_COLL_BROADCAST),

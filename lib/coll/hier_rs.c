@@ -190,6 +190,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_hier_rs = {
+    .id = RL_ALGO_ID_hier_rs,
     .name = "hier", /* names are per collective */
     .desc = "hierarchical reduce-scatter: rail blocks reduced within the host, then the partials across hosts",
     .colls = RL_COLL_BIT(RL_COLL_REDUCE_SCATTER),

@@ -256,7 +256,6 @@ rl_status_t rl_p2p_new_tag(struct rl_comm *c, int space, int is_send, const void
     r->dtype = dtype;
     r->esize = rl_dtype_size(dtype);
     r->status = RL_INPROGRESS;
-    r->last_progress = rl_now_ns();
     m->space = space;
     m->is_send = is_send;
     m->peer = peer;
@@ -503,24 +502,21 @@ static int advance(struct rl_comm *c, struct rl_request *r)
 {
     msg_t *m = M(r);
     peer_t *pe = &state(c)->peers[m->peer];
-    int moved = 0;
     if (m->is_send) {
         if (!m->have_cts)
-            moved |= send_take_cts(c, r);
+            send_take_cts(c, r);
         if (m->have_cts && !m->writing && !pe->send_active[m->space])
             m->writing = pe->send_active[m->space] = 1;
         if (m->writing)
-            moved |= send_chunks(c, r);
-        if (moved)
-            r->last_progress = rl_now_ns();
+            send_chunks(c, r);
         if (m->writing && m->posted == m->nchunks && pe->send_inflight[m->space] == 0) {
             pe->send_active[m->space] = 0;
             return 1;
         }
         return 0;
     }
-    if (!m->cts_sent && recv_post_cts(c, r))
-        r->last_progress = rl_now_ns();
+    if (!m->cts_sent)
+        recv_post_cts(c, r);
     if (m->cts_sent && m->arrived == m->nchunks) {
         pe->rx_busy[m->space][m->pseq % RL_P2P_SLOTS] = 0;
         return 1;
@@ -640,6 +636,7 @@ static int never(const struct rl_comm *c, const rl_call_t *call)
 }
 
 const rl_algo_t rl_algo_p2p = {
+    .id = RL_ALGO_ID_p2p,
     .name = "p2p",
     .desc = "send/recv: one connection per pair, receiver-driven clear-to-send, zero copy",
     .colls = RL_COLL_BIT(RL_COLL_SENDRECV),

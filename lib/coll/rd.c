@@ -41,6 +41,7 @@ typedef struct {
     rl_mr_t land_mr, eager_tx_mr;
     rl_rkey_t *peer_land; /* [nranks]: where my messages to each peer go */
     uint8_t land_full[MAX_STEPS][2];
+    int nfull; /* slots landed and not yet taken: none is what every other algorithm's start sees */
     int land_from[MAX_STEPS][2];
     uint64_t nops;                    /* eager operations started: slots go by its parity */
     int inflight;                     /* writes not yet completed, all steps */
@@ -56,7 +57,7 @@ typedef struct {
     int32_t bar_word; /* a barrier's one element */
 } op_t;
 
-static rd_t *state(const struct rl_comm *c) { return c->algo_state[rl_algo_index(&rl_algo_rd)]; }
+static rd_t *state(const struct rl_comm *c) { return RL_ALGO_STATE(c, &rl_algo_rd); }
 static op_t *O(struct rl_request *r) { return RL_PRIV(r, op_t); }
 
 static int floor_log2(int n)
@@ -209,6 +210,7 @@ static const char *take_step(struct rl_comm *c, struct rl_request *r, int step, 
         return NULL;
     }
     d->land_full[step][par] = 0;
+    d->nfull--;
     return (const char *)slot + RL_CTRL_WIRE_SIZE;
 }
 
@@ -318,7 +320,7 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
 static int progress(struct rl_comm *c, struct rl_request *r)
 {
     while (c->failed == RL_OK && O(r)->phase != PH_DONE && step(c, r))
-        r->last_progress = rl_now_ns();
+        ;
     if (c->failed != RL_OK)
         return 1;
     /* Done when the result is in place: the user's buffers are never
@@ -333,7 +335,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
 static void foreign(struct rl_comm *c, const struct rl_request *r)
 {
     rd_t *d = state(c);
-    if (!d || !r || r->algo == &rl_algo_rd)
+    if (!d || !d->nfull || !r || r->algo == &rl_algo_rd)
         return;
     for (int s = 0; s < nsteps(c->nranks) && c->failed == RL_OK; s++)
         for (int par = 0; par < 2 && c->failed == RL_OK; par++) {
@@ -360,6 +362,7 @@ static void handle_imm(struct rl_comm *c, uint32_t imm)
         return;
     }
     d->land_full[step][parity] = 1;
+    d->nfull++;
     d->land_from[step][parity] = m.rank;
     foreign(c, c->head);
 }
@@ -409,6 +412,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_rd = {
+    .id = RL_ALGO_ID_rd,
     .name = "rd",
     .desc = "eager recursive doubling: log2(n) one-way messages into per-step landing slots, no handshake",
     .colls = RL_COLL_BIT(RL_COLL_ALL_REDUCE) | RL_COLL_BIT(RL_COLL_BARRIER),

@@ -210,7 +210,7 @@ static int progress(struct rl_comm *c, struct rl_request *r)
         }
         sub_free(c, &H(r)->send);
         sub_free(c, &H(r)->recv[s]);
-        H(r)->step_ns[s] = r->last_progress = rl_now_ns();
+        H(r)->step_ns[s] = rl_now_ns();
         if (++H(r)->step == 2 * m) {
             r->status = RL_OK;
             log_steps(c, r);
@@ -249,6 +249,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_rhd = {
+    .id = RL_ALGO_ID_rhd,
     .name = "rhd",
     .desc = "recursive halving-doubling (Rabenseifner): the ring's bytes in 2 log2(n) steps; powers of two",
     .colls = RL_COLL_BIT(RL_COLL_ALL_REDUCE),

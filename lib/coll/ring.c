@@ -79,7 +79,7 @@ typedef struct {
     rl_opch_t ch[RL_MAX_CHANNELS];
 } op_t;
 
-static ring_t *S(const struct rl_comm *c) { return c->algo_state[rl_algo_index(&rl_algo_ring)]; }
+static ring_t *S(const struct rl_comm *c) { return RL_ALGO_STATE(c, &rl_algo_ring); }
 static op_t *P(const struct rl_request *r) { return RL_PRIV(r, op_t); }
 /* Ring and chain share the channels, the control records and this code. */
 static int on_ring(const struct rl_request *r) { return r->algo == &rl_algo_ring || r->algo == &rl_algo_chain; }
@@ -611,7 +611,7 @@ static void check_foreign_ctrl(struct rl_comm *c, const struct rl_request *r)
 
 static int progress(struct rl_comm *c, struct rl_request *r)
 {
-    int all_done = 1, moved = 0;
+    int all_done = 1;
     for (int i = 0; i < c->nch && c->failed == RL_OK; i++) {
         rl_opch_t *o = &P(r)->ch[i];
         if (o->done)
@@ -623,7 +623,6 @@ static int progress(struct rl_comm *c, struct rl_request *r)
                              S(c)->ch[i].prev, rl_comm_tp_error(c));
                 break;
             }
-            moved |= st == RL_OK;
         }
         if (!o->have_peer) {
             rl_status_t st = take_peer_ctrl(c, r, i);
@@ -631,18 +630,15 @@ static int progress(struct rl_comm *c, struct rl_request *r)
                 all_done = 0;
                 continue;
             }
-            moved = 1;
         }
-        moved |= recv_units(c, r, i);
-        moved |= send_units(c, r, i);
-        moved |= recv_units(c, r, i);
+        recv_units(c, r, i);
+        send_units(c, r, i);
+        recv_units(c, r, i);
         if (o->ctrl_sent && o->sent == o->nsend && o->recvd == o->nrecv && o->inflight == 0)
             o->done = 1;
         else
             all_done = 0;
     }
-    if (moved)
-        r->last_progress = rl_now_ns();
     if (c->failed != RL_OK)
         return 1;
     if (all_done) {
@@ -998,6 +994,7 @@ static int busy(struct rl_comm *c)
 }
 
 const rl_algo_t rl_algo_ring = {
+    .id = RL_ALGO_ID_ring,
     .name = "ring",
     .desc = "pipelined ring: reduce-scatter then all-gather in 2(n-1) steps, chunks through staging slots",
     .colls = RL_COLL_BIT(RL_COLL_ALL_REDUCE) | RL_COLL_BIT(RL_COLL_ALL_GATHER) |
@@ -1017,6 +1014,7 @@ const rl_algo_t rl_algo_ring = {
 };
 
 const rl_algo_t rl_algo_chain = {
+    .id = RL_ALGO_ID_chain,
     .name = "chain",
     .desc = "pipelined chain along the ring from or to the root, closed by a token",
     .colls = RL_COLL_BIT(RL_COLL_BROADCAST) | RL_COLL_BIT(RL_COLL_REDUCE),

@@ -193,6 +193,7 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
 }
 
 const rl_algo_t rl_algo_tree = {
+    .id = RL_ALGO_ID_tree,
     .name = "tree",
     .desc = "binomial tree from or to the root: ceil(log2 n) message times, over the point-to-point connections",
     .colls = RL_COLL_BIT(RL_COLL_BROADCAST) | RL_COLL_BIT(RL_COLL_REDUCE),

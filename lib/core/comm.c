@@ -110,13 +110,13 @@ static int advance(struct rl_comm *c, struct rl_request *r)
     if (!r->started) {
         /* a peer's message for this operation that another algorithm
          * owns: the ranks called different operations */
-        for (int i = 0; i < rl_algo_count() && c->failed == RL_OK; i++)
-            if (rl_algo_at(i) != r->algo && rl_algo_at(i)->foreign && c->algo_state[i])
-                rl_algo_at(i)->foreign(c, r);
+        for (int i = 0; i < c->n_foreign && c->failed == RL_OK; i++)
+            if (c->hk_foreign[i] != r->algo && RL_ALGO_STATE(c, c->hk_foreign[i]))
+                c->hk_foreign[i]->foreign(c, r);
         if (c->failed != RL_OK)
             return 1;
         r->started = 1;
-        r->last_progress = r->start_ns = rl_now_ns();
+        r->start_ns = rl_log_level_cur >= RL_LOG_DEBUG ? rl_now_ns() : 0; /* for step traces only */
         rl_status_t st = r->algo->start(c, r);
         if (st == RL_OK) {
             r->status = RL_OK;
@@ -164,7 +164,8 @@ static void poll_transport(struct rl_comm *c, int tpi)
     }
 }
 
-/* Failures rank 0 relayed, every 2 ms (a syscall per rank). Checked before
+/* Failures rank 0 relayed, every 2-6 ms (a syscall per rank; the coarse
+ * clock, since this runs on every progress call). Checked before
  * completions are taken: an operation that starts after a failure was
  * relayed fails, even if a transport fast enough (native shm) could finish
  * it in its first progress call from data sent before the failure. */
@@ -172,7 +173,7 @@ static void boot_check_due(struct rl_comm *c)
 {
     if (c->nranks < 2 || c->failed != RL_OK)
         return;
-    int64_t now = rl_now_ns();
+    int64_t now = rl_coarse_ns();
     if (now < c->next_boot_check)
         return;
     c->next_boot_check = now + 2000000;
@@ -199,9 +200,9 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
         poll_transport(c, i);
     while (c->head && c->failed == RL_OK && advance(c, c->head))
         pop_head(c);
-    for (int i = 0; i < rl_algo_count() && c->failed == RL_OK; i++)
-        if (rl_algo_at(i)->comm_progress && c->algo_state[i])
-            rl_algo_at(i)->comm_progress(c);
+    for (int i = 0; i < c->n_progress && c->failed == RL_OK; i++)
+        if (RL_ALGO_STATE(c, c->hk_progress[i]))
+            c->hk_progress[i]->comm_progress(c);
     /* a collective built on point-to-point messages can take its next step
      * now rather than after the next yield */
     while (c->head && c->head->algo->on_p2p && c->failed == RL_OK && advance(c, c->head))
@@ -597,6 +598,8 @@ static void comm_free(struct rl_comm *c)
         rl_comm_scratch_free(c);
     }
     rl_reg_cleanup(c);
+    for (int i = 0; i < c->n_req_cache; i++)
+        free(c->req_cache[i]);
     free(c->group);
     for (int i = c->ntp - 1; i >= 0; i--)
         c->tps[i].ops->close(c->tps[i].tp);

@@ -60,6 +60,8 @@ struct rl_mem {
 };
 
 /* A request: the header every algorithm shares, then its private state. */
+#define RL_REQ_CACHE 4
+#define RL_REQ_MIN_ALLOC 512 /* header + every small algorithm's state: one size to recycle */
 #define RL_COMM_MAGIC 0x4d434c52u /* "RLCM" */
 #define RL_REQ_MAGIC 0x51524c52u  /* "RLRQ" */
 
@@ -80,9 +82,9 @@ struct rl_request {
     rl_status_t status; /* RL_INPROGRESS until final */
     int started;
     rl_regent_t *in_reg, *out_reg;
-    int64_t last_progress;
     int64_t start_ns;
     int internal; /* a collective's own message: the communicator frees it */
+    size_t alloc_size; /* bytes allocated (a recycled block may be larger than needed) */
     void *args;   /* the call's arguments beyond count (all-to-allv's counts); freed with it */
     struct rl_request *next;
     _Alignas(16) unsigned char priv[]; /* the algorithm's state (RL_PRIV) */
@@ -151,6 +153,15 @@ struct rl_comm {
     rl_regent_t *scratch_ent;
     rl_select_t sel;
     void *algo_state[RL_ALGO_MAX]; /* each algorithm's own, by registry index */
+    /* The algorithms set up here that have a foreign or comm_progress hook
+     * (rl_algos_setup fills them): what every operation's start and every
+     * progress call visit, rather than the whole registry. */
+    const rl_algo_t *hk_foreign[RL_ALGO_MAX], *hk_progress[RL_ALGO_MAX];
+    int n_foreign, n_progress;
+    /* Blocks of requests that blocking calls finished with, for the next
+     * call (no malloc/free per small operation); freed with the comm. */
+    struct rl_request *req_cache[RL_REQ_CACHE];
+    int n_req_cache;
     rl_imm_fn imm_fn[RL_IMMC_COUNT];
     int group_depth;
     struct rl_request **group;

@@ -111,30 +111,29 @@ static void call_bytes(const struct rl_comm *c, const call_t *a, size_t esize, s
 
 static rl_status_t check_call(struct rl_comm *c, const call_t *a, size_t *esize_out)
 {
-    char name[40];
-    snprintf(name, sizeof(name), "rl_%s", rl_coll_name(a->coll));
+    const char *name = rl_coll_name(a->coll); /* messages say rl_<name> */
     if (a->coll == RL_COLL_BARRIER) {
         *esize_out = 4;
         return RL_OK;
     }
     size_t esize = rl_dtype_size(a->dtype);
     if (!esize)
-        return bad_arg(c, "%s: unknown datatype %d", name, (int)a->dtype);
+        return bad_arg(c, "rl_%s: unknown datatype %d", name, (int)a->dtype);
     if (has_op(a->coll) && !rl_reduce_supported(a->dtype, a->op))
-        return bad_arg(c, "%s: op %s is not defined for %s (avg: floating types only; band, bor, bxor: integer "
+        return bad_arg(c, "rl_%s: op %s is not defined for %s (avg: floating types only; band, bor, bxor: integer "
                        "types only)", name, rl_op_name(a->op) ? rl_op_name(a->op) : "?", rl_dtype_name(a->dtype));
     if ((a->coll == RL_COLL_BROADCAST || a->coll == RL_COLL_REDUCE) && (a->root < 0 || a->root >= c->nranks))
-        return bad_arg(c, "%s: root %d is not a rank of this communicator (size %d)", name, a->root, c->nranks);
+        return bad_arg(c, "rl_%s: root %d is not a rank of this communicator (size %d)", name, a->root, c->nranks);
     size_t mult = a->coll == RL_COLL_ALL_GATHER || a->coll == RL_COLL_REDUCE_SCATTER ? (size_t)c->nranks : 1;
     if (a->count > SIZE_MAX / esize / mult || a->count * esize * mult > ((size_t)1 << 47))
-        return bad_arg(c, "%s: count %zu of %s is too large", name, a->count, rl_dtype_name(a->dtype));
+        return bad_arg(c, "rl_%s: count %zu of %s is too large", name, a->count, rl_dtype_name(a->dtype));
     size_t inb, outb;
     int inplace;
     call_bytes(c, a, esize, &inb, &outb, &inplace);
     if ((inb && !a->in) || (outb && !a->out))
-        return bad_arg(c, "%s: NULL %s buffer with count %zu", name, inb && !a->in ? "send" : "receive", a->count);
+        return bad_arg(c, "rl_%s: NULL %s buffer with count %zu", name, inb && !a->in ? "send" : "receive", a->count);
     if (!inplace && overlap(a->in, inb, a->out, outb))
-        return bad_arg(c, "%s: send and receive buffers overlap without being in-place", name);
+        return bad_arg(c, "rl_%s: send and receive buffers overlap without being in-place", name);
     *esize_out = esize;
     return RL_OK;
 }
@@ -231,18 +230,31 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
     struct rl_comm *c = r->comm;
     if (!c)
         return rl_test(r);
-    int64_t start = rl_now_ns();
+    /* The clock costs as much as a small operation's own work here: a call
+     * finished by its first progress reads none, and the spin reads it
+     * only every 8th round (within the spin nothing depends on it but the
+     * end of the spin itself). */
+    rl_status_t st = rl_test(r);
+    if (st != RL_INPROGRESS) {
+        adapt_spin(c, 0, 0);
+        return st;
+    }
+    int64_t start = rl_now_ns(), now = start;
     int64_t dl = start + (int64_t)(timeout_ms < 0 ? c->cfg.timeout_ms : timeout_ms) * 1000000LL;
     int64_t spin_until = start + (c->spin_fixed ? c->spin_ns : c->spin_cur);
     int64_t yield_until = spin_until + RL_WAIT_YIELD_NS, nap_ns = RL_WAIT_NAP_MIN_NS;
     uint64_t seen = c->nevents;
-    for (;;) {
-        rl_status_t st = rl_test(r);
-        int64_t now = rl_now_ns();
+    for (unsigned round = 1;; round++) {
+        st = rl_test(r);
         if (st != RL_INPROGRESS) {
-            adapt_spin(c, now - start, spin_until - start);
+            /* still spinning: it took no longer than the spin, which is all
+             * adapt_spin asks */
+            adapt_spin(c, now <= spin_until ? 0 : rl_now_ns() - start, spin_until - start);
             return st;
         }
+        if ((round & 7) && now <= spin_until)
+            continue;
+        now = rl_now_ns();
         if (now >= dl)
             return timeout_ms < 0 ? wait_expired(c, r) : RL_ERR_TIMEOUT;
         if (c->nevents != seen) { /* data moves: no naps yet (a pipeline keeps flowing) */
@@ -269,13 +281,15 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
     }
 }
 
-void rl_request_free(rl_request_t r)
+/* Unlink r from its communicator and release what it holds; zero when r
+ * is not a live request. The block itself is the caller's to free. */
+static int request_retire(rl_request_t r)
 {
     if (!r)
-        return;
+        return 0;
     if (!rl_req_ok(r)) {
         RL_WARN("rl_request_free(%p): not a live request (freed twice?); ignored", (void *)r);
-        return;
+        return 0;
     }
     struct rl_comm *c = r->comm;
     if (c) {
@@ -297,6 +311,38 @@ void rl_request_free(rl_request_t r)
         rl_request_release(c, r);
     }
     *(volatile uint32_t *)&r->magic = 0; /* volatile: a store before free() is otherwise dropped */
+    return 1;
+}
+
+void rl_request_free(rl_request_t r)
+{
+    if (request_retire(r))
+        free(r);
+}
+
+/* Under AddressSanitizer every block goes back to malloc, which then
+ * catches a use after free that recycling would hide. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RL_RECYCLE_REQUESTS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RL_RECYCLE_REQUESTS 0
+#endif
+#endif
+#ifndef RL_RECYCLE_REQUESTS
+#define RL_RECYCLE_REQUESTS 1
+#endif
+
+/* A blocking call's request, which no one else has seen: its block is
+ * kept for the communicator's next call. */
+static void request_recycle(struct rl_comm *c, rl_request_t r)
+{
+    if (!request_retire(r))
+        return;
+    if (RL_RECYCLE_REQUESTS && c->n_req_cache < RL_REQ_CACHE) {
+        c->req_cache[c->n_req_cache++] = r;
+        return;
+    }
     free(r);
 }
 
@@ -344,7 +390,7 @@ static rl_status_t run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t 
         return RL_OK;
     }
     st = wait_or_fail(c, r);
-    rl_request_free(r);
+    request_recycle(c, r);
     return st;
 }
 

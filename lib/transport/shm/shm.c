@@ -860,7 +860,7 @@ static rl_status_t shm_poll(rl_tp_t *tp, rl_tp_cqe_t *out, int max, int *n)
     if (tp->quiesced)
         return RL_OK;
     if ((++tp->polls & 63) == 0) {
-        int64_t now = rl_now_ns();
+        int64_t now = rl_coarse_ns();
         if (now >= tp->next_live) {
             tp->next_live = now + SHM_LIVENESS_NS;
             check_peers(tp);
