@@ -8,7 +8,9 @@
  * all-reduces run with each algorithm forced through RINGLET_ALGOS: every
  * algorithm's cost is linear in the parameters, so the fit is a
  * least-squares solve over all (algorithm, size) points, weighted so that
- * relative errors count alike. With --check it then measures every algorithm at
+ * relative errors count alike. Each algorithm is then fitted alone, in size
+ * bands (latencies over the small sizes, beta per band: a buffer set in the
+ * caches moves faster than one streamed from memory). With --check it then measures every algorithm at
  * other sizes (8 B to --check-max) and prints predicted against measured
  * time, the median absolute error, and how much slower the model's choice
  * is than the fastest measured algorithm.
@@ -23,7 +25,7 @@
 #include "core/comm.h"
 
 static const char usage_text[] =
-    "usage: ringlet-tune -o FILE [--seconds S] [--check] [--check-max BYTES] [-h|--help]\n"
+    "usage: ringlet-tune -o FILE [--seconds S] [--check] [--check-max BYTES] [-v] [-h|--help]\n"
     "Run under a launcher, e.g. ringlet-run -n 4 -- ringlet-tune -o tune.txt\n"
     "  -o FILE          tuning file to write; an existing one keeps its entries for\n"
     "                   other transports and group sizes (this one's is replaced)\n"
@@ -32,6 +34,7 @@ static const char usage_text[] =
     "  --check          then measure each algorithm at other sizes and compare with\n"
     "                   the fitted model (median error, cost of the model's choices)\n"
     "  --check-max B    largest size --check measures (default 64M)\n"
+    "  -v               print every calibration point (algorithm, size, median time)\n"
     "Use it with RINGLET_TUNE_FILE=FILE; ringlet-info --algos shows the result.\n";
 
 static double now_us(void)
@@ -57,13 +60,19 @@ static void die(rl_comm_t comm, const char *what, rl_status_t st)
 static double time_allreduce(rl_comm_t comm, float *buf, size_t count, double budget_us)
 {
     rl_status_t st;
-    if ((st = rl_all_reduce(comm, buf, buf, count, RL_FLOAT32, RL_SUM)) != RL_OK) /* warm-up */
-        die(comm, "all_reduce", st);
+    for (int i = 0; i < 3; i++) /* warm-up: a new communicator's first calls fault pages in */
+        if ((st = rl_all_reduce(comm, buf, buf, count, RL_FLOAT32, RL_SUM)) != RL_OK)
+            die(comm, "all_reduce", st);
     double t0 = now_us();
     if ((st = rl_all_reduce(comm, buf, buf, count, RL_FLOAT32, RL_SUM)) != RL_OK)
         die(comm, "all_reduce", st);
     double one = now_us() - t0;
     rl_all_reduce(comm, &one, &one, 1, RL_FLOAT64, RL_MAX); /* every rank runs as many */
+    /* then about 2 ms more of it, so the timed batches start warm */
+    int warm = (int)(2000 / (one > 1 ? one : 1));
+    for (int i = 0; i < (warm > 500 ? 500 : warm); i++)
+        if ((st = rl_all_reduce(comm, buf, buf, count, RL_FLOAT32, RL_SUM)) != RL_OK)
+            die(comm, "all_reduce", st);
     int iters = (int)(budget_us / 5 / (one > 1 ? one : 1));
     iters = iters < 1 ? 1 : iters > 1000 ? 1000 : iters;
     double batch[5];
@@ -183,6 +192,10 @@ static void write_file(const char *path, const char *key, int nranks, const rl_t
 
 static const char *const algos[] = {"rd", "rhd", "ring", "dbt"};
 #define NALG 4
+/* Size bands of each algorithm's calibration: in the caches, between, and
+ * streaming from memory (a band's points include both of its ends). */
+static const size_t band_from[] = {0, 1 << 20, 8 << 20};
+#define NBANDS 3
 
 static void check(rl_comm_t probe, size_t max_bytes, double budget_us)
 {
@@ -202,7 +215,7 @@ static void check(rl_comm_t probe, size_t max_bytes, double budget_us)
     for (int i = 0; i < np; i++) {
         rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = pts[i].bytes / 4, .dtype = RL_FLOAT32,
                           .bytes = pts[i].bytes};
-        double pred = pts[i].algo->cost(probe, &call, rl_model_for(probe, pts[i].algo));
+        double pred = pts[i].algo->cost(probe, &call, rl_model_for(probe, pts[i].algo, pts[i].bytes));
         err[ne++] = fabs(pred - pts[i].us) / pts[i].us;
         printf("%12zu %8s %12.1f %12.1f %7.1f%%\n", pts[i].bytes, pts[i].algo->name, pts[i].us, pred,
                100 * (pred - pts[i].us) / pts[i].us);
@@ -215,7 +228,7 @@ static void check(rl_comm_t probe, size_t max_bytes, double budget_us)
             if (pts[i].bytes != sizes[s])
                 continue;
             rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .bytes = sizes[s]};
-            double pred = pts[i].algo->cost(probe, &call, rl_model_for(probe, pts[i].algo));
+            double pred = pts[i].algo->cost(probe, &call, rl_model_for(probe, pts[i].algo, pts[i].bytes));
             if (!best || pts[i].us < best->us)
                 best = &pts[i];
             if (!cheap || pred < cheap_t)
@@ -239,7 +252,7 @@ int main(int argc, char **argv)
 {
     const char *out = NULL;
     double seconds = 30;
-    int do_check = 0;
+    int do_check = 0, verbose = 0;
     size_t check_max = 64u << 20;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
@@ -248,6 +261,8 @@ int main(int argc, char **argv)
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--check"))
             do_check = 1;
+        else if (!strcmp(argv[i], "-v"))
+            verbose = 1;
         else if (!strcmp(argv[i], "--check-max") && i + 1 < argc && rl_parse_size(argv[i + 1], &check_max) == 0)
             i++;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -266,9 +281,9 @@ int main(int argc, char **argv)
     double t_start = now_us();
     share_us = seconds * 1e6 * 0.9 / NALG;
     double gamma = measure_gamma();
-    static const size_t sizes[] = {16, 256, 4096, 65536, 1 << 20, 8 << 20};
+    static const size_t sizes[] = {16, 256, 4096, 65536, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 32 << 20};
     int ns = (int)(sizeof(sizes) / sizeof(sizes[0]));
-    point_t pts[NALG * 8];
+    point_t pts[NALG * 16];
     int np = 0;
     double budget = seconds * 1e6 * 0.8 / (NALG * ns);
     for (int a = 0; a < NALG; a++)
@@ -283,23 +298,34 @@ int main(int argc, char **argv)
     struct rl_comm *probe = malloc(sizeof(*probe));
     memcpy(probe, real, sizeof(*probe));
     rl_comm_destroy(real);
+    if (verbose && probe->rank == 0)
+        for (int i = 0; i < np; i++)
+            printf("ringlet-tune: calibration %-5s %10zu B %12.2f us\n", pts[i].algo->name, pts[i].bytes, pts[i].us);
     rl_model_t m = {.gamma_us_per_b = gamma};
-    rl_model_fit(probe, pts, np, &m);
-    /* then each algorithm alone: its protocol's latency and bandwidth */
-    rl_tune_entry_t ents[1 + NALG];
+    rl_model_fit(probe, pts, np, &m, 0);
+    /* then each algorithm alone: its protocol's latency and bandwidth, in
+     * size bands (latencies from the first, beta per band) */
+    rl_tune_entry_t ents[1 + NALG * NBANDS];
     int ne = 0;
     ents[ne++] = (rl_tune_entry_t){.nranks = probe->nranks, .m = m};
     for (int a = 0; a < NALG; a++) {
-        point_t mine[8];
-        int k = 0;
-        for (int i = 0; i < np && k < 8; i++)
-            if (!strcmp(pts[i].algo->name, algos[a]))
-                mine[k++] = pts[i];
-        if (k < 3) /* too few sizes to tell latency from bandwidth */
-            continue;
-        ents[ne] = (rl_tune_entry_t){.nranks = probe->nranks, .m = {.gamma_us_per_b = gamma}};
-        rl_model_fit(probe, mine, k, &ents[ne].m);
-        snprintf(ents[ne++].algo, sizeof(ents[0].algo), "%s", algos[a]);
+        rl_model_t base = {.gamma_us_per_b = gamma};
+        for (int b = 0; b < NBANDS; b++) {
+            size_t lo = band_from[b], hi = b + 1 < NBANDS ? band_from[b + 1] : SIZE_MAX;
+            point_t mine[16];
+            int k = 0;
+            for (int i = 0; i < np && k < 16; i++)
+                if (!strcmp(pts[i].algo->name, algos[a]) && pts[i].bytes >= lo && pts[i].bytes <= hi)
+                    mine[k++] = pts[i];
+            if (k < (b ? 2 : 3)) /* too few sizes: latency from bandwidth, or a band's slope */
+                break;
+            rl_model_t mb = base;
+            rl_model_fit(probe, mine, k, &mb, b > 0);
+            if (b == 0)
+                base = mb;
+            ents[ne] = (rl_tune_entry_t){.nranks = probe->nranks, .m = mb, .from_bytes = lo};
+            snprintf(ents[ne++].algo, sizeof(ents[0].algo), "%s", algos[a]);
+        }
     }
     for (int i = 0; i < ne; i++)
         snprintf(ents[i].transport, sizeof(ents[i].transport), "%s", key);
@@ -311,9 +337,10 @@ int main(int argc, char **argv)
                m.beta_us_per_b > 0 ? 1e-3 / m.beta_us_per_b : 0, m.gamma_us_per_b * 1e3, np,
                (now_us() - t_start) / 1e6, out);
         for (int i = 1; i < ne; i++)
-            printf("ringlet-tune:   %-5s alone: alpha %.2f us eager, %.2f us rendezvous, beta %.4f ns/B (%.2f GB/s)\n",
-                   ents[i].algo, ents[i].m.alpha_us, ents[i].m.alpha_rdv_us, ents[i].m.beta_us_per_b * 1e3,
-                   ents[i].m.beta_us_per_b > 0 ? 1e-3 / ents[i].m.beta_us_per_b : 0);
+            printf("ringlet-tune:   %-5s alone from %5zu KiB: alpha %.2f us eager, %.2f us rendezvous, beta %.4f ns/B "
+                   "(%.2f GB/s)\n",
+                   ents[i].algo, (size_t)(ents[i].from_bytes >> 10), ents[i].m.alpha_us, ents[i].m.alpha_rdv_us,
+                   ents[i].m.beta_us_per_b * 1e3, ents[i].m.beta_us_per_b > 0 ? 1e-3 / ents[i].m.beta_us_per_b : 0);
         fflush(stdout);
     }
     if (do_check) {

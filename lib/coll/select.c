@@ -211,7 +211,7 @@ static const rl_algo_t *cheapest(const struct rl_comm *c, const rl_call_t *call)
         const rl_algo_t *a = rl_algo_at(i);
         if (!(a->colls & RL_COLL_BIT(call->coll)) || !a->cost || !a->usable(c, call))
             continue;
-        double t = a->cost(c, call, rl_model_for(c, a));
+        double t = a->cost(c, call, rl_model_for(c, a, call->bytes));
         if (!best || t < best_t)
             best = a, best_t = t;
     }
@@ -299,7 +299,7 @@ rl_status_t rl_select_explain(FILE *out, int nranks, const char *transport, cons
                     fprintf(out, " %10s", "-");
                     continue;
                 }
-                fprintf(out, " %9.1f%s", a->cost(c, &call, rl_model_for(c, a)), rl_select(c, &call) == a ? "*" : " ");
+                fprintf(out, " %9.1f%s", a->cost(c, &call, rl_model_for(c, a, call.bytes)), rl_select(c, &call) == a ? "*" : " ");
             }
             fprintf(out, "\n");
         }

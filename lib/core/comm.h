@@ -105,8 +105,10 @@ typedef struct {
     rl_sel_list_t per[RL_COLL_COUNT];
     rl_tune_t tune;  /* RINGLET_TUNE_FILE's entries */
     rl_model_t model; /* the ones for this transport and size */
-    rl_model_t per_algo[RL_ALGO_MAX]; /* an algorithm's own calibration, where per_algo_set */
-    unsigned char per_algo_set[RL_ALGO_MAX];
+    /* an algorithm's own calibration: per_algo_n[i] size bands, ascending */
+    rl_model_t per_algo[RL_ALGO_MAX][RL_MODEL_BANDS];
+    uint64_t per_algo_from[RL_ALGO_MAX][RL_MODEL_BANDS];
+    unsigned char per_algo_n[RL_ALGO_MAX];
     char model_src[160]; /* where the model's parameters came from */
     uint64_t hash;       /* of the lists and the model: ranks must agree */
 } rl_select_t;

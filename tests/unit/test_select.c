@@ -248,9 +248,9 @@ Test(select, tuning_files)
     fclose(f);
     snprintf(env, sizeof(env), "RINGLET_TUNE_FILE=%s", path);
     struct rl_comm *d = comm_with(4, env);
-    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring)->alpha_rdv_us, 25, 1e-9);
-    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring)->beta_us_per_b, 0.004, 1e-12);
-    cr_assert_float_eq(rl_model_for(d, &rl_algo_rhd)->alpha_rdv_us, 15, 1e-9);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring, 0)->alpha_rdv_us, 25, 1e-9);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring, 0)->beta_us_per_b, 0.004, 1e-12);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_rhd, 0)->alpha_rdv_us, 15, 1e-9);
     cr_assert_float_eq(d->sel.model.alpha_rdv_us, 15, 1e-9);
     cr_assert(strstr(d->sel.model_src, "1 algorithm calibrated alone"), "%s", d->sel.model_src);
     uint64_t with_ring = d->sel.hash;
@@ -285,7 +285,7 @@ static void fit_from(struct rl_comm *c, const char *const *names, int nnames, co
         }
     }
     *got = (rl_model_t){.gamma_us_per_b = truth->gamma_us_per_b};
-    rl_model_fit(c, pts, n, got);
+    rl_model_fit(c, pts, n, got, 0);
 }
 
 Test(select, fit_recovers_both_latencies)
@@ -303,5 +303,80 @@ Test(select, fit_recovers_both_latencies)
     fit_from(c, rdv, 2, &truth, &m);
     cr_assert_float_eq(m.alpha_rdv_us, 7.5, 1e-6, "%g", m.alpha_rdv_us);
     cr_assert_float_eq(m.alpha_us, m.alpha_rdv_us, 1e-12);
+    free(c);
+}
+
+/* Size bands: an algorithm's lines from larger sizes hold from there up to
+ * its next one; they survive a write and a read, and count in the hash. */
+Test(select, tune_file_size_bands)
+{
+    char path[] = "/tmp/rl_tune_bandsXXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15\n"
+               "ofi:tcp 4 10 0.004 0.0002 25 ring\n"
+               "ofi:tcp 4 10 0.016 0.0002 25 ring 8388608\n"
+               "ofi:tcp 4 10 0.008 0.0002 25 ring 1048576\n");
+    fclose(f);
+    char env[128], err[256];
+    snprintf(env, sizeof(env), "RINGLET_TUNE_FILE=%s", path);
+    struct rl_comm *d = comm_with(4, env);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring, 0)->beta_us_per_b, 0.004, 1e-12);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring, (1u << 20) - 1)->beta_us_per_b, 0.004, 1e-12);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring, 1u << 20)->beta_us_per_b, 0.008, 1e-12);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring, (8u << 20) - 1)->beta_us_per_b, 0.008, 1e-12);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_ring, 64u << 20)->beta_us_per_b, 0.016, 1e-12);
+    cr_assert_float_eq(rl_model_for(d, &rl_algo_rhd, 64u << 20)->beta_us_per_b, 0.001, 1e-12);
+    cr_assert(strstr(d->sel.model_src, "(3 size bands)"), "%s", d->sel.model_src);
+    rl_tune_t t;
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_OK, "%s", err);
+    f = fopen(path, "w");
+    cr_assert_eq(rl_tune_write(f, &t), 0);
+    fclose(f);
+    rl_tune_t back;
+    cr_assert_eq(rl_tune_read(path, &back, err, sizeof(err)), RL_OK, "%s", err);
+    cr_assert_eq(back.n, 4);
+    cr_assert_eq(back.e[2].from_bytes, 8388608u);
+    cr_assert_eq(back.e[3].from_bytes, 1048576u);
+    cr_assert_str_eq(back.e[3].algo, "ring");
+    /* a band of its own changes the hash */
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15\nofi:tcp 4 10 0.004 0.0002 25 ring\n"
+               "ofi:tcp 4 10 0.016 0.0002 25 ring 4194304\nofi:tcp 4 10 0.008 0.0002 25 ring 1048576\n");
+    fclose(f);
+    struct rl_comm *e = comm_with(4, env);
+    cr_assert_neq(e->sel.hash, d->sel.hash);
+    f = fopen(path, "w");
+    fprintf(f, "ofi:tcp 4 10 0.001 0.0002 15 ring 12x\n");
+    fclose(f);
+    cr_assert_eq(rl_tune_read(path, &t, err, sizeof(err)), RL_ERR_CONFIG);
+    free(d), free(e);
+    unlink(path);
+}
+
+/* A band's fit keeps the latencies it is given and finds beta alone. */
+Test(select, fit_beta_only_keeps_latencies)
+{
+    struct rl_comm *c = comm_with(4, NULL);
+    const rl_model_t truth = {.alpha_us = 3, .alpha_rdv_us = 7.5, .beta_us_per_b = 0.002, .gamma_us_per_b = 0.0002};
+    const rl_algo_t *ring = rl_algo_find("ring", RL_COLL_ALL_REDUCE);
+    rl_fit_point_t pts[3];
+    for (int i = 0; i < 3; i++) {
+        size_t b = (size_t)1 << (20 + 2 * i);
+        rl_call_t call = {.coll = RL_COLL_ALL_REDUCE, .count = b / 4, .dtype = RL_FLOAT32, .bytes = b};
+        pts[i] = (rl_fit_point_t){ring, b, ring->cost(c, &call, &truth)};
+    }
+    rl_model_t m = {.alpha_us = 3, .alpha_rdv_us = 7.5, .gamma_us_per_b = 0.0002};
+    rl_model_fit(c, pts, 3, &m, 1);
+    cr_assert_float_eq(m.beta_us_per_b, 0.002, 1e-9, "%g", m.beta_us_per_b);
+    cr_assert_float_eq(m.alpha_rdv_us, 7.5, 1e-12);
+    cr_assert_float_eq(m.alpha_us, 3, 1e-12);
+    /* wrong latencies given: they stay, and beta absorbs what it can */
+    m = (rl_model_t){.alpha_us = 0, .alpha_rdv_us = 0, .gamma_us_per_b = 0.0002};
+    rl_model_fit(c, pts, 3, &m, 1);
+    cr_assert_eq(m.alpha_rdv_us, 0);
+    cr_assert(m.beta_us_per_b > 0.002, "%g", m.beta_us_per_b);
     free(c);
 }
