@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# ringlet-tune end to end: under ringlet-run on 3 tcp ranks, a short budget
+# writes a tuning file with the transport-wide line and each algorithm's own
+# lines in size bands; a communicator (ringlet-info) loads it; bad options
+# and a broken file are refused with a clear message.
+#   tune_check.sh RINGLET_RUN RINGLET_TUNE RINGLET_INFO
+set -euo pipefail
+run=$1 tune=$2 info=$3
+fail() { echo "tune_check: FAIL: $*" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+grep -q '^usage: ringlet-tune' <<<"$("$tune" --help)" || fail "--help"
+rc=0; "$tune" >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "no -o exits $rc, not 2"
+rc=0; "$tune" -o "$tmp/x" --seconds 61 >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "--seconds 61 exits $rc, not 2"
+
+start=$(date +%s)
+"$run" -n 3 --only-rank 0 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=tcp -- \
+  "$tune" -o "$tmp/tune.txt" --seconds 8 >"$tmp/out" 2>&1 || { cat "$tmp/out"; fail "ringlet-tune failed"; }
+took=$(( $(date +%s) - start ))
+cat "$tmp/out"
+[ $took -le 60 ] || fail "took $took s with --seconds 8"
+f=$tmp/tune.txt
+[ -s "$f" ] || fail "no tuning file"
+# the transport-wide line and the ring's bands, every number a non-negative decimal
+num='[0-9]+(\.[0-9]+)?'
+grep -qE "^ofi:tcp 3 $num $num $num $num$" "$f" || fail "no transport-wide line: $(cat "$f")"
+grep -qE "^ofi:tcp 3 $num $num $num $num ring$" "$f" || fail "no ring line: $(cat "$f")"
+grep -qE "^ofi:tcp 3 $num $num $num $num ring 1048576$" "$f" || fail "no ring band from 1 MiB: $(cat "$f")"
+grep -qE "^ofi:tcp 3 $num $num $num $num ring 8388608$" "$f" || fail "no ring band from 8 MiB: $(cat "$f")"
+# both large bands have a bandwidth term of their own
+awk '$7 == "ring" { b[$8 + 0] = $4 } END { if (!(b[1048576] > 0 && b[8388608] > 0)) exit 1 }' "$f" ||
+  fail "a ring band without a bandwidth: $(cat "$f")"
+
+out=$(RINGLET_TUNE_FILE=$f "$info" --algos --ranks 3 --transport ofi:tcp --sizes 8,1M,16M)
+grep -qE 'cost model \(tuning file: ofi:tcp at 3 ranks, [0-9]+ algorithms calibrated alone \([0-9]+ size bands\)\)' <<<"$out" ||
+  fail "ringlet-info does not show the file's model: $out"
+
+# a second run for another group size keeps the first one's lines
+"$run" -n 2 --only-rank 0 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=tcp -- \
+  "$tune" -o "$f" --seconds 4 >"$tmp/out2" 2>&1 || { cat "$tmp/out2"; fail "second ringlet-tune failed"; }
+grep -qE "^ofi:tcp 3 .* ring 8388608$" "$f" || fail "the 3-rank lines were lost: $(cat "$f")"
+grep -qE "^ofi:tcp 2 $num $num $num $num$" "$f" || fail "no 2-rank line: $(cat "$f")"
+
+echo "ofi:tcp 3 1 0.001 0.001 1 ring 1M" >"$tmp/bad.txt"
+rc=0; err=$(RINGLET_TUNE_FILE=$tmp/bad.txt "$info" --algos --ranks 3 --transport ofi:tcp 2>&1) || rc=$?
+[ $rc != 0 ] || fail "a broken tuning file was accepted"
+grep -q "bad.txt line 1" <<<"$err" || fail "the error does not name the file and line: $err"
+echo "tune_check: OK ($took s)"
