@@ -380,3 +380,17 @@ Test(select, fit_beta_only_keeps_latencies)
     cr_assert(m.beta_us_per_b > 0.002, "%g", m.beta_us_per_b);
     free(c);
 }
+
+/* Every table's id is its place in the registry: RL_ALGO_STATE indexes by
+ * it, so a wrong one would hand an algorithm another's state. */
+Test(select, registry_ids_are_positions)
+{
+    cr_assert_eq(rl_algo_count(), RL_ALGO_NIDS);
+    for (int i = 0; i < rl_algo_count(); i++) {
+        cr_assert_eq(rl_algo_at(i)->id, i, "%s", rl_algo_at(i)->name);
+        cr_assert_eq(rl_algo_index(rl_algo_at(i)), i, "%s", rl_algo_at(i)->name);
+    }
+    /* a table the registry does not hold has no index */
+    static const rl_algo_t stray = {.name = "stray", .id = 0};
+    cr_assert_eq(rl_algo_index(&stray), -1);
+}
