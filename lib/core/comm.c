@@ -431,8 +431,13 @@ static rl_status_t exchange_hosts(struct rl_comm *c, int *all_local, int64_t dl,
 
 /* Busy-polling only pays when every rank has a core: with more ranks than
  * cores a spinning rank steals the core of the rank it waits for. */
-static void set_spin(struct rl_comm *c)
+static rl_status_t set_spin(struct rl_comm *c, char *err, size_t len)
 {
+    const char *w = c->cfg.wait;
+    if (strcmp(w, "auto") && strcmp(w, "event") && strcmp(w, "yield")) {
+        comm_err(err, len, "RINGLET_WAIT=%s: use auto, event or yield", w);
+        return RL_ERR_CONFIG;
+    }
     cpu_set_t set;
     int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     c->oversubscribed = c->local_ranks > cores;
@@ -442,9 +447,13 @@ static void set_spin(struct rl_comm *c)
     c->spin_ns = c->cfg.spin_us >= 0 ? (int64_t)c->cfg.spin_us * 1000 : c->oversubscribed || soft ? 0 : 50000LL;
     c->spin_cur = c->spin_ns;
     c->spin_fixed = c->cfg.spin_us >= 0;
+    c->wait_events = strcmp(w, "yield") != 0;
     if (c->rank == 0)
-        RL_INFO("%d ranks on this host, %d cores%s: waits %s", c->local_ranks, cores,
-                soft ? ", software RDMA device" : "", c->spin_ns ? "spin (adaptive, up to 50 us), then yield" : "yield the CPU between polls");
+        RL_INFO("%d ranks on this host, %d cores%s: waits %s, then %s", c->local_ranks, cores,
+                soft ? ", software RDMA device" : "", c->spin_ns ? "spin (adaptive, up to 50 us)" : "do not spin",
+                c->wait_events ? "sleep on the completion channel where there is one, else yield"
+                               : "yield the CPU between polls");
+    return RL_OK;
 }
 
 /* RINGLET_TRANSPORT names one backend; "auto" takes the first that opens
@@ -736,7 +745,10 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;
     }
-    set_spin(c);
+    if ((st = set_spin(c, err, sizeof(err))) != RL_OK) {
+        rl_boot_abort(c->boot, st, c->rank, err);
+        goto fail;
+    }
     if (c->cfg.reg_cache < 0)
         c->cfg.reg_cache = !pins_memory(c);
     if (rl_log_level_cur >= RL_LOG_INFO) { /* every rank: each names its own device and neighbours */

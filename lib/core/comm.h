@@ -138,6 +138,7 @@ struct rl_comm {
     int64_t spin_ns; /* how long a wait busy-polls before yielding/sleeping */
     int64_t spin_cur; /* the adaptive spin now, 0..spin_ns (core/request.c's rl_wait) */
     int spin_fixed;   /* RINGLET_SPIN_US set: always spin_ns */
+    int wait_events;  /* a long wait sleeps on the completion channel (RINGLET_WAIT) */
     uint64_t nevents; /* completions seen so far: waits nap only while none come */
     uint64_t next_seq;
     struct rl_request *head, *tail;

@@ -67,6 +67,10 @@ const rl_config_field_t rl_config_fields[] = {
          "naps 20-200 us once nothing completed for 1 ms); -1: adaptive up to 50 (halved after a wait that "
          "outlasts it, doubled after one that does not), 0 when this host has more ranks than cores or the device "
          "is software RDMA (rxe, siw)"),
+    STR_("WAIT", wait, "auto",
+         "How a wait that stops spinning lets the CPU go: event (sleep on the transport's completion "
+         "channel, when the communicator has one transport and it has one), yield (yield, then nap), or "
+         "auto (event)"),
     STR_("P2P", p2p, "auto",
          "Connect every pair of ranks for send/recv and all-to-all: on, off, or auto (on up to 64 ranks)"),
     STR_("ALLREDUCE_ALGO", allreduce_algo, "auto",

@@ -31,6 +31,7 @@ typedef struct {
     int reg_cache_entries;
     int spin_us;               /* busy-poll time before yielding in waits */
     char p2p[16];              /* auto | on | off: connections between every pair */
+    char wait[16];             /* auto | event | yield: how a long wait gives the CPU up */
     char allreduce_algo[16];   /* auto | ring | rhd */
     size_t rhd_max_bytes;      /* auto: halving-doubling up to this size */
     size_t rd_max_bytes;       /* auto: eager recursive doubling up to this size */

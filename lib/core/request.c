@@ -269,7 +269,7 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
          * so a long wait leaves the CPU alone. */
         if (now <= spin_until)
             continue;
-        if (c->ntp == 1 && c->tps[0].ops->wait) { /* with several, none may sleep on one channel */
+        if (c->wait_events && c->ntp == 1 && c->tps[0].ops->wait) { /* with several, none may sleep on one channel */
             c->tps[0].ops->wait(c->tps[0].tp, 2);
         } else if (now <= yield_until) {
             sched_yield();
