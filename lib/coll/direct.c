@@ -2,11 +2,12 @@
  * Direct all-reduce (and barrier, broadcast, all-gather) through shared
  * memory, for a communicator whose ranks all run on one host.
  *
- * Memory: every rank owns one sealed memfd segment (transport/shm/memfd.h)
- * that only it can write; the others map it read-only after checking the
- * sender's uid and pid, the seals and the size. It is handed over an
- * abstract Unix socket with a random name carried by the bootstrap, so
- * nothing has a name in /dev/shm and nothing outlives a killed rank. A
+ * Memory: every rank owns one sealed memfd segment (core/shseg.c,
+ * transport/shm/memfd.h) that only it can write; the others map it
+ * read-only after checking the sender's uid and pid, the seals and the
+ * size. It is handed over an abstract Unix socket with a random name
+ * carried by the bootstrap, so nothing has a name in /dev/shm and nothing
+ * outlives a killed rank. A
  * segment holds two slots (a header line and up to SMALL_CAP bytes), two
  * "slice ready" lines, two input chunks and two output chunks: all by the
  * parity of the step.
@@ -31,6 +32,24 @@
  * (outputs). So with two buffers of each kind no rank overwrites what a
  * slower one still reads, and a peer's published step is always one of two
  * values: anything else is a protocol error naming the peer.
+ *
+ * In place (zero copy): a large all-reduce's first step is either chunk 0
+ * (K_LARGE) or, from a rank whose send and receive buffers both lie in
+ * rl_mem_alloc allocations, an offer without data (K_ZC: its slot holds the
+ * allocations' ids and the offsets). Every rank reads every first step, so
+ * all see the same: all offered -> zero copy; none -> the copying path goes
+ * on from chunk 0; some -> every rank sends chunk 0 again at the next step
+ * and copies. Zero copy takes two steps: rank j reduces slice j of the
+ * whole vector from every rank's send buffer, where it lies mapped
+ * read-only here, into its own receive buffer (in rank order, block by
+ * block; in place its own input block is copied aside first when its sum
+ * would overwrite it before it is added), publishes "slice ready", copies
+ * every other slice from its owner's receive buffer, then publishes step
+ * k + 1 and ends only when every rank has: until then a peer may still
+ * read its buffers. In place, rank j writes slice q of its own buffer only
+ * after rank q said its slice is ready, i.e. after q read slice q of every
+ * input. A peer's ids and offsets are copied once and must lie inside the
+ * length it announced for that allocation (else RL_ERR_PROTOCOL naming it).
  *
  * Validation: headers are copied once into locals and must match this
  * rank's own call (else RL_ERR_MISMATCH); lengths and offsets always come
