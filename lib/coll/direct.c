@@ -462,7 +462,9 @@ static void reduce_slice(struct rl_comm *c, direct_t *d, struct rl_request *r)
     atomic_store_explicit(outf(d, d->me, o->step), o->step, memory_order_release);
 }
 
-/* Copy out every slice whose owner published it; 1 when all are here. */
+/* Copy out every slice whose owner published it (from its segment's
+ * output chunk, or in zero copy from its receive buffer: the whole vector
+ * at once); 1 when all are here. */
 static int copy_slices(struct rl_comm *c, direct_t *d, struct rl_request *r)
 {
     op_t *o = O(r);
@@ -480,8 +482,13 @@ static int copy_slices(struct rl_comm *c, direct_t *d, struct rl_request *r)
             return 0;
         }
         size_t lo, len;
-        slice(r, d->n, o->k, q, &lo, &len);
-        memcpy(r->out + (size_t)o->k * CHUNK + lo, out_chunk(d, q, o->step) + lo, len);
+        if (o->phase == PH_ZCOPY) {
+            slice_of(r->count * r->esize, d->n, q, &lo, &len);
+            memcpy(r->out + lo, d->zout[q] + lo, len);
+        } else {
+            slice(r, d->n, o->k, q, &lo, &len);
+            memcpy(r->out + (size_t)o->k * CHUNK + lo, out_chunk(d, q, o->step) + lo, len);
+        }
         o->done |= 1ull << q;
         c->nevents++;
     }
@@ -563,32 +570,6 @@ static void zc_reduce(struct rl_comm *c, direct_t *d, struct rl_request *r)
         rl_reduce_scale(dst, len / r->esize, r->dtype, c->nranks);
 }
 
-/* Copy each peer's reduced slice from its receive buffer once it says it
- * is there; 1 when all are. */
-static int zc_copy(struct rl_comm *c, direct_t *d, struct rl_request *r)
-{
-    op_t *o = O(r);
-    uint64_t all = d->n == 64 ? ~0ull : (1ull << d->n) - 1;
-    for (int q = 0; q < d->n && o->done != all; q++) {
-        if (o->done >> q & 1)
-            continue;
-        uint64_t v = atomic_load_explicit(outf(d, q, o->step), memory_order_acquire);
-        if (v < o->step)
-            continue;
-        if (v != o->step) {
-            rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: rank %d published slice step %llu where %llu belongs",
-                         c->rank, q, (unsigned long long)v, (unsigned long long)o->step);
-            return 0;
-        }
-        size_t lo, len;
-        slice_of(r->count * r->esize, d->n, q, &lo, &len);
-        memcpy(r->out + lo, d->zout[q] + lo, len);
-        o->done |= 1ull << q;
-        c->nevents++;
-    }
-    return o->done == all;
-}
-
 /* ------------------------------------------------------------ large steps */
 
 /* Every rank's chunk k is in: reduce my slice, send the next chunk. */
@@ -645,7 +626,7 @@ static int zc_step(struct rl_comm *c, direct_t *d, struct rl_request *r)
         o->phase = PH_ZCOPY;
         return 1;
     case PH_ZCOPY:
-        if (!zc_copy(c, d, r))
+        if (!copy_slices(c, d, r))
             return 0;
         /* Done reading every peer's buffers: say so, and end only when every
          * peer has said so (until then a peer may still read mine). */
