@@ -135,7 +135,7 @@ typedef struct {
     zc_desc_t zdesc[MAX_LOCAL];
     const uint8_t *zin[MAX_LOCAL], *zout[MAX_LOCAL];
     uint64_t nzc_ops, ncopy_ops; /* large all-reduces in place and copied (info log at destroy) */
-    _Alignas(64) uint8_t ztmp[ZC_BLOCK]; /* in place: my own input block, before the sum overwrites it */
+    uint8_t ztmp[ZC_BLOCK]; /* in place: my own input block, before the sum overwrites it */
 } direct_t;
 
 /* One operation. */
