@@ -89,6 +89,10 @@ void bench_usage(FILE *out, const char *prog, const bench_coll_t *coll)
     fprintf(out,
             "  -z, --blocking 0|1    1: blocking calls (default); 0: rl_i*() + rl_wait()\n"
             "  -R, --register 0|1    register buffers with rl_mem_register (default 1)\n"
+            "  -A, --alloc A         malloc (default) or shared: buffers from rl_mem_alloc, in\n"
+            "                        the host's shared memory and registered (-R ignored); on one\n"
+            "                        host the direct all-reduce then reads the peers' buffers in\n"
+            "                        place (2 ranks: with RINGLET_ALGOS=all_reduce:0-:direct)\n"
             "  -J, --json FILE       also write the results as JSON (rank 0)\n"
             "  -h, --help            this help\n"
             "\n"
@@ -117,6 +121,7 @@ int bench_parse_args(bench_opts_t *o, const bench_coll_t *coll, int argc,
         {"op", required_argument, NULL, 'o'},
         {"blocking", required_argument, NULL, 'z'},
         {"register", required_argument, NULL, 'R'},
+        {"alloc", required_argument, NULL, 'A'},
         {"json", required_argument, NULL, 'J'},
         {"root", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
@@ -138,7 +143,7 @@ int bench_parse_args(bench_opts_t *o, const bench_coll_t *coll, int argc,
 
     opterr = 0;
     optind = 0; /* glibc: full re-initialisation, so this can be called again */
-    while ((c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:z:R:J:r:h", longopts,
+    while ((c = getopt_long(argc, argv, ":b:e:f:i:n:w:c:d:o:z:R:A:J:r:h", longopts,
                             NULL)) != -1) {
         switch (c) {
         case 'b':
@@ -192,6 +197,11 @@ int bench_parse_args(bench_opts_t *o, const bench_coll_t *coll, int argc,
             } else if (rl_op_parse(optarg, &o->op) != RL_OK) {
                 return set_err(err, errlen, "-o op", optarg), -1;
             }
+            break;
+        case 'A':
+            if (strcmp(optarg, "shared") && strcmp(optarg, "malloc"))
+                return set_err(err, errlen, "-A (malloc or shared)", optarg), -1;
+            o->shared = !strcmp(optarg, "shared");
             break;
         case 'J':
             o->json_path = optarg;
@@ -732,8 +742,8 @@ static int write_json(const bench_ctx_t *c, const char *cmdline, const bench_rec
     fputs(",\n  \"op\": ", f);
     json_str(f, !c->coll->has_op ? "none" : o->all_ops ? "all" : rl_op_name(o->op));
     fprintf(f, ",\n  \"iters\": %d,\n  \"warmup_iters\": %d,\n  \"check\": %d,\n"
-               "  \"blocking\": %d,\n  \"register\": %d,\n",
-            o->iters, o->warmup, o->check, o->blocking, o->reg);
+               "  \"blocking\": %d,\n  \"register\": %d,\n  \"alloc\": \"%s\",\n",
+            o->iters, o->warmup, o->check, o->blocking, o->reg, o->shared ? "shared" : "malloc");
     fputs("  \"time_stat\": \"median over iterations of the per-iteration max over ranks\",\n"
           "  \"bandwidth_unit\": \"GB/s (1e9 bytes/s)\",\n  \"rows\": [", f);
     for (size_t k = 0; k < nrecs; k++) {
@@ -768,10 +778,10 @@ static void print_header(const bench_ctx_t *c, const char *cmdline)
     printf("# Command: %s\n", cmdline);
     printf("# nranks: %d  transport: %s\n", c->nranks, rl_comm_transport(c->comm));
     printf("# dtype: %s  op: %s  iters: %d  warmup_iters: %d  check: %d  blocking: %d"
-           "  register: %d\n",
+           "  register: %d  alloc: %s\n",
            o->all_dtypes ? "all" : rl_dtype_name(o->dtype),
            !c->coll->has_op ? "none" : o->all_ops ? "all" : rl_op_name(o->op), o->iters,
-           o->warmup, o->check, o->blocking, o->reg);
+           o->warmup, o->check, o->blocking, o->reg, o->shared ? "shared" : "malloc");
     if (o->step_bytes)
         printf("# minBytes %zu maxBytes %zu step: %zu(bytes)\n", o->min_bytes, o->max_bytes,
                o->step_bytes);
@@ -845,8 +855,14 @@ int bench_main(const bench_coll_t *coll, int argc, char **argv)
     c.buf_bytes = o.max_bytes > 64 ? o.max_bytes : 64;
     c.buf_bytes = (c.buf_bytes + 4095) & ~(size_t)4095;
     c.times = calloc((size_t)o.iters, sizeof(double));
-    if (c.times == NULL || posix_memalign(&c.sendbuf, 4096, c.buf_bytes) != 0 ||
-        posix_memalign(&c.recvbuf, 4096, c.buf_bytes) != 0) {
+    if (o.shared) {
+        if ((st = rl_mem_alloc(c.comm, c.buf_bytes, &c.sendbuf)) != RL_OK ||
+            (st = rl_mem_alloc(c.comm, c.buf_bytes, &c.recvbuf)) != RL_OK)
+            bench_die("rl_mem_alloc", st);
+        o.reg = 0; /* registered already */
+    }
+    if (c.times == NULL || (!o.shared && (posix_memalign(&c.sendbuf, 4096, c.buf_bytes) != 0 ||
+                                          posix_memalign(&c.recvbuf, 4096, c.buf_bytes) != 0))) {
         fprintf(stderr, "%s: rank %d: cannot allocate 2 x %zu bytes\n", c.prog, c.rank,
                 c.buf_bytes);
         bench_die("allocation", RL_ERR_NO_MEMORY);
@@ -939,12 +955,16 @@ int bench_main(const bench_coll_t *coll, int argc, char **argv)
         bench_die("rl_mem_deregister", st);
     if (smem && (st = rl_mem_deregister(c.comm, smem)) != RL_OK)
         bench_die("rl_mem_deregister", st);
+    if (o.shared && ((st = rl_mem_free(c.comm, c.recvbuf)) != RL_OK || (st = rl_mem_free(c.comm, c.sendbuf)) != RL_OK))
+        bench_die("rl_mem_free", st);
     st = rl_comm_destroy(c.comm);
     c.comm = NULL;
     if (st != RL_OK)
         bench_die("rl_comm_destroy", st);
-    free(c.sendbuf);
-    free(c.recvbuf);
+    if (!o.shared) {
+        free(c.sendbuf);
+        free(c.recvbuf);
+    }
     free(c.times);
     free(recs);
     free(cmdline);

@@ -27,6 +27,7 @@ typedef struct {
     rl_op_t op;            /* -o */
     int blocking;          /* -z */
     int reg;               /* -R */
+    int shared;            /* -A shared: buffers from rl_mem_alloc */
     int root;              /* -r (rooted collectives) */
     const char *json_path; /* --json */
 } bench_opts_t;

@@ -160,6 +160,24 @@ rl_status_t rl_mem_register(rl_comm_t comm, void *buf, size_t len, rl_mem_t *mem
 rl_status_t rl_mem_deregister(rl_comm_t comm, rl_mem_t mem);
 
 /*
+ * Allocate len bytes (0 allowed; sizes may differ between ranks) in shared
+ * memory that the other ranks of this host map read-only, registered with
+ * every transport of comm (as rl_mem_register does). Collective: every rank
+ * calls rl_mem_alloc and rl_mem_free in the same order. On a one-host
+ * communicator, collectives whose buffers all lie in such allocations on
+ * every rank read the peers' data in place (an all-reduce: each rank
+ * reduces its slice from every rank's send buffer into its receive buffer,
+ * the others copy it from there); other buffers take the copying path.
+ * *ptr is page-aligned and zeroed; it stays valid until rl_mem_free.
+ */
+rl_status_t rl_mem_alloc(rl_comm_t comm, size_t len, void **ptr);
+/* Free what rl_mem_alloc returned (collective, same order on every rank);
+ * RL_ERR_INVALID_ARG for another pointer or one an unfinished operation
+ * uses (nothing is freed then), RL_ERR_MISMATCH if ranks freed different
+ * allocations (freed here anyway). */
+rl_status_t rl_mem_free(rl_comm_t comm, void *ptr);
+
+/*
  * All-reduce `count` elements: recvbuf = op over ranks of sendbuf. In-place
  * when sendbuf == recvbuf. Collective: every rank passes the same count,
  * dtype and op.

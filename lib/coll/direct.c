@@ -2,11 +2,12 @@
  * Direct all-reduce (and barrier, broadcast, all-gather) through shared
  * memory, for a communicator whose ranks all run on one host.
  *
- * Memory: every rank owns one sealed memfd segment (transport/shm/memfd.h)
- * that only it can write; the others map it read-only after checking the
- * sender's uid and pid, the seals and the size. It is handed over an
- * abstract Unix socket with a random name carried by the bootstrap, so
- * nothing has a name in /dev/shm and nothing outlives a killed rank. A
+ * Memory: every rank owns one sealed memfd segment (core/shseg.c,
+ * transport/shm/memfd.h) that only it can write; the others map it
+ * read-only after checking the sender's uid and pid, the seals and the
+ * size. It is handed over an abstract Unix socket with a random name
+ * carried by the bootstrap, so nothing has a name in /dev/shm and nothing
+ * outlives a killed rank. A
  * segment holds two slots (a header line and up to SMALL_CAP bytes), two
  * "slice ready" lines, two input chunks and two output chunks: all by the
  * parity of the step.
@@ -31,6 +32,24 @@
  * (outputs). So with two buffers of each kind no rank overwrites what a
  * slower one still reads, and a peer's published step is always one of two
  * values: anything else is a protocol error naming the peer.
+ *
+ * In place (zero copy): a large all-reduce's first step is either chunk 0
+ * (K_LARGE) or, from a rank whose send and receive buffers both lie in
+ * rl_mem_alloc allocations, an offer without data (K_ZC: its slot holds the
+ * allocations' ids and the offsets). Every rank reads every first step, so
+ * all see the same: all offered -> zero copy; none -> the copying path goes
+ * on from chunk 0; some -> every rank sends chunk 0 again at the next step
+ * and copies. Zero copy takes two steps: rank j reduces slice j of the
+ * whole vector from every rank's send buffer, where it lies mapped
+ * read-only here, into its own receive buffer (in rank order, block by
+ * block; in place its own input block is copied aside first when its sum
+ * would overwrite it before it is added), publishes "slice ready", copies
+ * every other slice from its owner's receive buffer, then publishes step
+ * k + 1 and ends only when every rank has: until then a peer may still
+ * read its buffers. In place, rank j writes slice q of its own buffer only
+ * after rank q said its slice is ready, i.e. after q read slice q of every
+ * input. A peer's ids and offsets are copied once and must lie inside the
+ * length it announced for that allocation (else RL_ERR_PROTOCOL naming it).
  *
  * Validation: headers are copied once into locals and must match this
  * rank's own call (else RL_ERR_MISMATCH); lengths and offsets always come
@@ -71,7 +90,10 @@
 #define LIVENESS_NS 1000000LL
 
 
-enum { K_SMALL = 1, K_LARGE = 2 };
+/* K_ZC: a large all-reduce's first step without data, its slot holding a
+ * zc_desc_t; K_ZDONE: a zero-copy rank is done reading every peer's
+ * buffers. */
+enum { K_FIRST = 0 /* K_LARGE or K_ZC */, K_SMALL = 1, K_LARGE = 2, K_ZC = 3, K_ZDONE = 4 };
 
 /* Slot header, as the owner writes it; readers copy it once. */
 typedef struct {
@@ -91,29 +113,29 @@ _Static_assert(sizeof(slot_hdr_t) == HDR, "slot header is half a line");
 #define OFF_OUT(p) (OFF_IN(2) + (size_t)(p) * CHUNK)
 #define SEG_LEN OFF_OUT(2)
 
-/* What each rank publishes through the bootstrap. */
+/* Zero-copy: where a rank's buffers lie (its shared allocations, by id). */
 typedef struct {
-    uint32_t magic, version;
-    int32_t rank, pid;
-    uint64_t seg_len;
-    uint8_t token[RL_MEMFD_TOKEN];
-    uint8_t boot_id[16];
-} blob_t;
+    uint64_t in_id, in_off, out_id, out_off;
+} zc_desc_t;
 
-/* What travels with the fd. */
-typedef struct {
-    uint32_t magic, version;
-    int32_t from, to;
-} fdmsg_t;
+#define ZC_BLOCK ((size_t)32 << 10) /* reduce this many bytes from every input at a time */
 
 typedef struct {
     int n, me;
     int ok; /* every rank mapped every segment (agreed through the bootstrap) */
+    rl_shseg_t shseg;
     uint8_t *seg[MAX_LOCAL]; /* by rank: mine writable, the others read-only */
     int pidfd[MAX_LOCAL];
     uint64_t step; /* last step started */
     unsigned idle;
     int64_t next_live;
+    /* The running zero-copy all-reduce (one operation runs at a time):
+     * every rank's descriptor, copied once from its slot, and what it
+     * resolved to in this process. */
+    zc_desc_t zdesc[MAX_LOCAL];
+    const uint8_t *zin[MAX_LOCAL], *zout[MAX_LOCAL];
+    uint64_t nzc_ops, ncopy_ops; /* large all-reduces in place and copied (info log at destroy) */
+    uint8_t ztmp[ZC_BLOCK]; /* in place: my own input block, before the sum overwrites it */
 } direct_t;
 
 /* One operation. */
@@ -124,9 +146,13 @@ typedef struct {
     int next;         /* first rank not yet seen in this phase */
     uint64_t done;    /* large copy-out: bit per rank copied */
     size_t bytes;     /* per rank */
+    int zc_self;      /* large: my buffers lie in shared allocations (my first step says so) */
+    int nzc;          /* large, first step: ranks that said so */
 } op_t;
 
-enum { PH_GATHER, PH_SLICES, PH_DONE };
+/* PH_FIRST: a large all-reduce's first step, where every rank says whether
+ * it offers its buffers in place; PH_Z*: the zero-copy path. */
+enum { PH_GATHER, PH_SLICES, PH_DONE, PH_FIRST, PH_ZREDUCE, PH_ZCOPY, PH_ZDONE };
 
 static direct_t *state(const struct rl_comm *c) { return RL_ALGO_STATE(c, &rl_algo_direct); }
 static op_t *O(struct rl_request *r) { return RL_PRIV(r, op_t); }
@@ -178,137 +204,16 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
 
 /* ------------------------------------------------------------ set-up */
 
-static int self_blob(direct_t *d, blob_t *b, int *lfd, int *memfd, char *err, size_t len, int rank)
-{
-    void *p;
-    if (rl_memfd_create("ringlet-direct", SEG_LEN, memfd, &p)) {
-        snprintf(err, len, "rank %d: direct shared memory: memfd of %zu bytes: %s", rank, (size_t)SEG_LEN,
-                 strerror(errno));
-        return -1;
-    }
-    d->seg[rank] = p;
-    *b = (blob_t){.magic = DIRECT_MAGIC, .version = DIRECT_VERSION, .rank = rank, .pid = (int32_t)getpid(),
-                  .seg_len = SEG_LEN};
-    rl_memfd_boot_id(b->boot_id);
-    if ((*lfd = rl_memfd_listen(b->token)) < 0) {
-        snprintf(err, len, "rank %d: direct shared memory: abstract socket: %s", rank, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* Whether every peer's record is sane and of this host and build. */
-static int blobs_ok(const struct rl_comm *c, const blob_t *all)
-{
-    const blob_t *me = &all[c->rank];
-    for (int q = 0; q < c->nranks; q++) {
-        const blob_t *b = &all[q];
-        if (b->magic != DIRECT_MAGIC || b->version != DIRECT_VERSION || b->rank != q || b->pid <= 0 ||
-            b->seg_len != SEG_LEN || memcmp(b->boot_id, me->boot_id, sizeof(b->boot_id))) {
-            RL_INFO("direct: rank %d: rank %d's shared-memory record does not match (another build or kernel): "
-                    "direct collectives off",
-                    c->rank, q);
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Queue my segment at every peer's socket; 0 when all went. */
-static int send_all(const struct rl_comm *c, const blob_t *all, int memfd, int64_t dl)
-{
-    for (int q = 0; q < c->nranks; q++) {
-        if (q == c->rank)
-            continue;
-        fdmsg_t m = {.magic = DIRECT_MAGIC, .version = DIRECT_VERSION, .from = c->rank, .to = q};
-        int r;
-        while ((r = rl_memfd_send(all[q].token, &m, sizeof(m), memfd)) == 1 && rl_now_ns() < dl)
-            usleep(200);
-        if (r) {
-            RL_INFO("direct: rank %d: rank %d's socket is unreachable (%s): direct collectives off", c->rank, q,
-                    r < 0 ? strerror(errno) : "full");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Map one received segment after checking who sent it and what it is. */
-static int map_peer(struct rl_comm *c, direct_t *d, const blob_t *all, const fdmsg_t *m, int fd, pid_t pid)
-{
-    const char *why = NULL;
-    if (m->magic != DIRECT_MAGIC || m->version != DIRECT_VERSION || m->to != c->rank || m->from < 0 ||
-        m->from >= c->nranks || m->from == c->rank)
-        why = "a malformed message";
-    else if (d->seg[m->from])
-        why = "a second segment";
-    else if (pid != all[m->from].pid)
-        why = "a segment from another process than the one it announced";
-    else
-        why = rl_memfd_check(fd, SEG_LEN);
-    void *p = why ? MAP_FAILED : mmap(NULL, SEG_LEN, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) {
-        RL_WARN("direct: rank %d: refused %s (pid %d)", c->rank, why ? why : strerror(errno), (int)pid);
-        return -1;
-    }
-    d->seg[m->from] = p;
-    return 0;
-}
-
-/* Take the n - 1 segments the peers queued (they were all sent before the
- * bootstrap round that precedes this, so they are there). */
-static int recv_all(struct rl_comm *c, direct_t *d, const blob_t *all, int lfd, int64_t dl)
-{
-    int got = 0;
-    while (got < c->nranks - 1) {
-        int s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (s < 0) {
-            if (rl_now_ns() > dl)
-                return -1;
-            usleep(100);
-            continue;
-        }
-        fdmsg_t m;
-        int fd = -1, r;
-        pid_t pid = -1;
-        while ((r = rl_memfd_recv(s, &m, sizeof(m), getuid(), &fd, &pid)) == 0 && rl_now_ns() < dl)
-            usleep(100);
-        close(s);
-        if (r <= 0 || fd < 0) {
-            RL_WARN("direct: rank %d: refused a malformed or foreign connection on its socket", c->rank);
-            continue; /* a stranger: the real peers' messages are queued too */
-        }
-        if (map_peer(c, d, all, &m, fd, pid))
-            return -1;
-        got++;
-    }
-    return 0;
-}
-
-static void watch_peers(struct rl_comm *c, direct_t *d, const blob_t *all)
+static void watch_peers(struct rl_comm *c, direct_t *d)
 {
     for (int q = 0; q < c->nranks; q++) {
         d->pidfd[q] = -1;
         if (q != c->rank)
-            d->pidfd[q] = (int)syscall(SYS_pidfd_open, (pid_t)all[q].pid, 0);
+            d->pidfd[q] = (int)syscall(SYS_pidfd_open, (pid_t)d->shseg.peer[q].pid, 0);
         if (q != c->rank && d->pidfd[q] < 0)
-            RL_DEBUG("direct: pidfd_open(%d): %s; rank %d's liveness rests on the bootstrap", all[q].pid,
-                     strerror(errno), q);
+            RL_DEBUG("direct: pidfd_open(%d): %s; rank %d's liveness rests on the bootstrap",
+                     (int)d->shseg.peer[q].pid, strerror(errno), q);
     }
-}
-
-/* Every rank's flag, ANDed over the group. */
-static rl_status_t agree(struct rl_comm *c, int *flag, int64_t dl, char *err, size_t len)
-{
-    int32_t mine = *flag, *all = calloc((size_t)c->nranks, sizeof(int32_t));
-    if (!all)
-        return RL_ERR_NO_MEMORY;
-    rl_status_t st = rl_boot_allgather(c->boot, &mine, sizeof(mine), all, dl, err, len);
-    for (int q = 0; st == RL_OK && q < c->nranks; q++)
-        *flag &= all[q] == 1;
-    free(all);
-    return st;
 }
 
 static void teardown(struct rl_comm *c);
@@ -318,51 +223,32 @@ static rl_status_t setup(struct rl_comm *c, int64_t dl, char *err, size_t len)
     if (!possible(c))
         return RL_OK;
     direct_t *d = calloc(1, sizeof(*d));
-    blob_t *all = calloc((size_t)c->nranks, sizeof(blob_t));
-    if (!d || !all) {
-        free(d);
-        free(all);
+    if (!d)
         return RL_ERR_NO_MEMORY;
-    }
     RL_ALGO_STATE(c, &rl_algo_direct) = d;
     d->n = c->nranks;
     d->me = c->rank;
     for (int q = 0; q < MAX_LOCAL; q++)
         d->pidfd[q] = -1;
-    int lfd = -1, memfd = -1;
-    blob_t mine = {0};
     /* A rank that cannot make its segment fails creation (out of memory or
-     * fds); peers that cannot reach each other (another network namespace,
-     * another build) only turn the algorithm off, on every rank alike. */
-    rl_status_t st = self_blob(d, &mine, &lfd, &memfd, err, len, c->rank) ? RL_ERR_NO_MEMORY : RL_OK;
-    if (st != RL_OK)
-        rl_boot_abort(c->boot, st, c->rank, err);
-    if (st == RL_OK)
-        st = rl_boot_allgather(c->boot, &mine, sizeof(mine), all, dl, err, len);
-    int ok = st == RL_OK && blobs_ok(c, all);
-    ok = ok && !send_all(c, all, memfd, dl);
-    if (st == RL_OK)
-        st = agree(c, &ok, dl, err, len);
-    ok = ok && !recv_all(c, d, all, lfd, dl);
-    if (st == RL_OK)
-        st = agree(c, &ok, dl, err, len);
-    if (st == RL_OK && ok)
-        watch_peers(c, d, all);
-    if (lfd >= 0)
-        close(lfd); /* nobody else may connect from now on */
-    if (memfd >= 0)
-        close(memfd);
-    free(all);
+     * fds) on every rank; peers that cannot reach each other (another
+     * network namespace, another build) only turn the algorithm off, on
+     * every rank alike (segment 0: rl_mem_alloc's count from 1). */
+    int made = !rl_shseg_open("ringlet-direct", SEG_LEN, &d->shseg);
+    if (!made)
+        d->shseg = (rl_shseg_t){.fd = -1, .len = SEG_LEN};
+    rl_status_t st = rl_shseg_share(c, &d->shseg, 0, made, dl, err, len);
+    int ok = st == RL_OK && d->shseg.shared;
+    for (int q = 0; ok && q < c->nranks; q++) /* announced lengths: alike on every rank */
+        ok = d->shseg.peer[q].map_len == SEG_LEN && d->shseg.peer[q].base;
+    for (int q = 0; ok && q < c->nranks; q++)
+        d->seg[q] = (uint8_t *)d->shseg.peer[q].base; /* written only where q == me */
+    if (ok)
+        watch_peers(c, d);
     d->ok = ok;
-    if (st == RL_OK && ok && c->rank == 0)
+    if (ok && c->rank == 0)
         RL_INFO("direct: %d ranks share %zu KiB segments (fan-in up to %u B, %zu KiB chunks above)", c->nranks,
                 (size_t)SEG_LEN >> 10, SMALL_MAX(c->nranks), CHUNK >> 10);
-    if (!ok && st == RL_OK)
-        for (int q = 0; q < c->nranks; q++)
-            if (q != c->rank && d->seg[q]) {
-                munmap(d->seg[q], SEG_LEN);
-                d->seg[q] = NULL;
-            }
     return st;
 }
 
@@ -371,12 +257,13 @@ static void teardown(struct rl_comm *c)
     direct_t *d = state(c);
     if (!d)
         return;
-    for (int q = 0; q < d->n; q++) {
-        if (d->seg[q])
-            munmap(d->seg[q], SEG_LEN);
+    if (d->ok && (d->nzc_ops || d->ncopy_ops))
+        RL_INFO("rank %d: direct: %llu large all-reduces read in place, %llu copied", c->rank,
+                (unsigned long long)d->nzc_ops, (unsigned long long)d->ncopy_ops);
+    for (int q = 0; q < d->n; q++)
         if (d->pidfd[q] >= 0)
             close(d->pidfd[q]);
-    }
+    rl_shseg_close(c, &d->shseg);
     free(d);
     RL_ALGO_STATE(c, &rl_algo_direct) = NULL;
 }
@@ -460,8 +347,11 @@ static int peer_ready(struct rl_comm *c, direct_t *d, struct rl_request *r, int 
     }
     slot_hdr_t h;
     memcpy((char *)&h + sizeof(h.step), (const char *)s + sizeof(h.step), sizeof(h) - sizeof(h.step));
+    /* a large all-reduce's first step: its chunk 0, or an offer of its
+     * buffers in place (the descriptor, copied once) */
+    int first_ok = kind == K_FIRST && (h.kind == K_LARGE || h.kind == K_ZC);
     if (h.seq != r->seq || h.coll != (uint8_t)r->coll || h.count != r->count || h.dtype != (uint8_t)r->dtype ||
-        h.op != (uint8_t)r->op || h.kind != kind || h.aux != aux) {
+        h.op != (uint8_t)r->op || (h.kind != kind && !first_ok) || h.aux != aux) {
         rl_ctrl_t theirs = {.seq = h.seq, .coll = h.coll, .dtype = h.dtype, .op = h.op, .rank = q,
                             .root = r->coll == RL_COLL_BROADCAST ? (int32_t)h.aux : 0, .count = h.count};
         if (h.seq == r->seq && h.coll == (uint8_t)r->coll && h.count == r->count && h.dtype == (uint8_t)r->dtype &&
@@ -471,6 +361,10 @@ static int peer_ready(struct rl_comm *c, direct_t *d, struct rl_request *r, int 
         else
             rl_fail_mismatch(c, r, &theirs);
         return -1;
+    }
+    if (first_ok && h.kind == K_ZC) {
+        memcpy(&d->zdesc[q], (const uint8_t *)s + HDR, sizeof(zc_desc_t));
+        O(r)->nzc++;
     }
     return 1;
 }
@@ -521,10 +415,8 @@ static void small_finish(struct rl_comm *c, direct_t *d, struct rl_request *r)
 
 /* Large: where slice q of chunk k lies (in bytes from the chunk's start);
  * slices are whole cache lines but the last. */
-static void slice(const struct rl_request *r, int n, uint64_t k, int q, size_t *lo, size_t *len)
+static void slice_of(size_t cb, int n, int q, size_t *lo, size_t *len)
 {
-    size_t total = r->count * r->esize, off = (size_t)k * CHUNK;
-    size_t cb = total - off < CHUNK ? total - off : CHUNK;
     uint64_t l0, ll;
     rl_split((cb + LINE - 1) / LINE, (uint64_t)n, (uint64_t)q, &l0, &ll);
     *lo = (size_t)l0 * LINE;
@@ -532,6 +424,12 @@ static void slice(const struct rl_request *r, int n, uint64_t k, int q, size_t *
     if (hi > cb)
         hi = cb;
     *len = hi > *lo ? hi - *lo : 0;
+}
+
+static void slice(const struct rl_request *r, int n, uint64_t k, int q, size_t *lo, size_t *len)
+{
+    size_t total = r->count * r->esize, off = (size_t)k * CHUNK;
+    slice_of(total - off < CHUNK ? total - off : CHUNK, n, q, lo, len);
 }
 
 static size_t chunk_len(const struct rl_request *r, uint64_t k)
@@ -564,7 +462,9 @@ static void reduce_slice(struct rl_comm *c, direct_t *d, struct rl_request *r)
     atomic_store_explicit(outf(d, d->me, o->step), o->step, memory_order_release);
 }
 
-/* Copy out every slice whose owner published it; 1 when all are here. */
+/* Copy out every slice whose owner published it (from its segment's
+ * output chunk, or in zero copy from its receive buffer: the whole vector
+ * at once); 1 when all are here. */
 static int copy_slices(struct rl_comm *c, direct_t *d, struct rl_request *r)
 {
     op_t *o = O(r);
@@ -582,28 +482,179 @@ static int copy_slices(struct rl_comm *c, direct_t *d, struct rl_request *r)
             return 0;
         }
         size_t lo, len;
-        slice(r, d->n, o->k, q, &lo, &len);
-        memcpy(r->out + (size_t)o->k * CHUNK + lo, out_chunk(d, q, o->step) + lo, len);
+        if (o->phase == PH_ZCOPY) {
+            slice_of(r->count * r->esize, d->n, q, &lo, &len);
+            memcpy(r->out + lo, d->zout[q] + lo, len);
+        } else {
+            slice(r, d->n, o->k, q, &lo, &len);
+            memcpy(r->out + (size_t)o->k * CHUNK + lo, out_chunk(d, q, o->step) + lo, len);
+        }
         o->done |= 1ull << q;
         c->nevents++;
     }
     return o->done == all;
 }
 
+/* ------------------------------------------------------------ zero copy */
+
+/* Whether my buffers of r lie in shared allocations; the descriptor that
+ * tells the peers where. */
+static int zc_mine(struct rl_comm *c, const struct rl_request *r, zc_desc_t *z)
+{
+    size_t n = r->count * r->esize, ioff, ooff;
+    const rl_shseg_t *in = rl_shalloc_find(c, r->in, n, &ioff), *out = in ? rl_shalloc_find(c, r->out, n, &ooff) : NULL;
+    if (!out)
+        return 0;
+    *z = (zc_desc_t){.in_id = in->id, .in_off = ioff, .out_id = out->id, .out_off = ooff};
+    return 1;
+}
+
+/* Where rank q's bytes [off, off + n) of its allocation id lie here, or
+ * NULL if they do not lie inside what q announced for it. */
+static const uint8_t *zc_peer(struct rl_comm *c, int q, uint64_t id, uint64_t off, size_t n)
+{
+    const rl_shseg_t *a = rl_shalloc_by_id(c, id);
+    if (!a || !a->peer[q].base || n > a->peer[q].len || off > a->peer[q].len - n)
+        return NULL;
+    return a->peer[q].base + off;
+}
+
+/* Every rank offered its buffers: resolve the peers' descriptors (copied
+ * once at their first step) against what they announced at allocation. */
+static int zc_resolve(struct rl_comm *c, direct_t *d, struct rl_request *r)
+{
+    size_t n = r->count * r->esize;
+    for (int q = 0; q < d->n; q++) {
+        if (q == d->me) {
+            d->zin[q] = (const uint8_t *)r->in;
+            d->zout[q] = (const uint8_t *)r->out;
+            continue;
+        }
+        const zc_desc_t *z = &d->zdesc[q];
+        d->zin[q] = zc_peer(c, q, z->in_id, z->in_off, n);
+        d->zout[q] = zc_peer(c, q, z->out_id, z->out_off, n);
+        if (!d->zin[q] || !d->zout[q]) {
+            rl_comm_fail(c, RL_ERR_PROTOCOL, "rank %d: rank %d offered buffers outside its shared allocations "
+                         "(allocation %llu + %llu, allocation %llu + %llu, %zu bytes) for %s %llu", c->rank, q,
+                         (unsigned long long)z->in_id, (unsigned long long)z->in_off,
+                         (unsigned long long)z->out_id, (unsigned long long)z->out_off, n,
+                         rl_coll_name(r->coll), (unsigned long long)r->seq);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* My slice of the whole vector from every rank's send buffer in place, in
+ * rank order, into my receive buffer; block by block, so that in place my
+ * own input is read before the partial sum overwrites it. */
+static void zc_reduce(struct rl_comm *c, direct_t *d, struct rl_request *r)
+{
+    size_t lo, len;
+    slice_of(r->count * r->esize, d->n, d->me, &lo, &len);
+    uint8_t *dst = (uint8_t *)r->out + lo;
+    int inplace = r->in == r->out;
+    for (size_t b = 0; b < len; b += ZC_BLOCK) {
+        size_t bl = len - b < ZC_BLOCK ? len - b : ZC_BLOCK, cnt = bl / r->esize;
+        const uint8_t *mine = d->zin[d->me] + lo + b;
+        if (inplace && d->me >= 2) {
+            memcpy(d->ztmp, mine, bl);
+            mine = d->ztmp;
+        }
+        const uint8_t *s0 = d->me == 0 ? mine : d->zin[0] + lo + b, *s1 = d->me == 1 ? mine : d->zin[1] + lo + b;
+        r->fn(dst + b, s0, s1, cnt);
+        for (int q = 2; q < d->n; q++)
+            r->fn(dst + b, dst + b, q == d->me ? mine : d->zin[q] + lo + b, cnt);
+    }
+    if (len && r->op == RL_AVG)
+        rl_reduce_scale(dst, len / r->esize, r->dtype, c->nranks);
+}
+
+/* ------------------------------------------------------------ large steps */
+
+/* Every rank's chunk k is in: reduce my slice, send the next chunk. */
+static void gathered(direct_t *d, struct rl_comm *c, struct rl_request *r)
+{
+    op_t *o = O(r);
+    reduce_slice(c, d, r);
+    /* the next chunk's input may go now: every rank is past the step that
+     * last read that buffer (it published this one) */
+    if (o->k + 1 < o->nk)
+        put_chunk(d, r, o->k + 1, o->step + 1);
+    o->phase = PH_SLICES;
+    o->done = 0;
+}
+
+/* Every rank's first step is in: all offered their buffers (zero copy),
+ * none did (chunk 0 is there: go on copying), or some did (every rank
+ * sends chunk 0 again one step later, and copies). Every rank sees the same
+ * headers, so all take the same path. */
+static int first_step(struct rl_comm *c, direct_t *d, struct rl_request *r)
+{
+    op_t *o = O(r);
+    if (!all_ready(c, d, r, K_FIRST, 0))
+        return 0;
+    if (o->nzc == d->n) {
+        if (zc_resolve(c, d, r))
+            return 0;
+        d->step = o->step + 1; /* the offer, then the end */
+        d->nzc_ops++;
+        o->phase = PH_ZREDUCE;
+        return 1;
+    }
+    d->ncopy_ops++;
+    if (o->nzc == 0) {
+        gathered(d, c, r);
+    } else {
+        o->step++;
+        d->step++;
+        put_chunk(d, r, 0, o->step);
+        o->next = 0;
+        o->phase = PH_GATHER;
+    }
+    return 1;
+}
+
+static int zc_step(struct rl_comm *c, direct_t *d, struct rl_request *r)
+{
+    op_t *o = O(r);
+    switch (o->phase) {
+    case PH_ZREDUCE:
+        zc_reduce(c, d, r);
+        atomic_store_explicit(outf(d, d->me, o->step), o->step, memory_order_release);
+        o->done = 0;
+        o->phase = PH_ZCOPY;
+        return 1;
+    case PH_ZCOPY:
+        if (!copy_slices(c, d, r))
+            return 0;
+        /* Done reading every peer's buffers: say so, and end only when every
+         * peer has said so (until then a peer may still read mine). */
+        o->step++;
+        publish(d, r, o->step, K_ZDONE, 0);
+        o->next = 0;
+        o->phase = PH_ZDONE;
+        return 1;
+    default:
+        if (!all_ready(c, d, r, K_ZDONE, 0))
+            return 0;
+        o->phase = PH_DONE;
+        return 1;
+    }
+}
+
 /* One move of a large operation; nonzero if it moved. */
 static int large_step(struct rl_comm *c, direct_t *d, struct rl_request *r)
 {
     op_t *o = O(r);
+    if (o->phase == PH_FIRST)
+        return first_step(c, d, r);
+    if (o->phase >= PH_ZREDUCE)
+        return zc_step(c, d, r);
     if (o->phase == PH_GATHER) {
         if (!all_ready(c, d, r, K_LARGE, (uint32_t)o->k))
             return 0;
-        reduce_slice(c, d, r);
-        /* the next chunk's input may go now: every rank is past the step
-         * that last read that buffer (it published this one) */
-        if (o->k + 1 < o->nk)
-            put_chunk(d, r, o->k + 1, o->step + 1);
-        o->phase = PH_SLICES;
-        o->done = 0;
+        gathered(d, c, r);
         return 1;
     }
     if (!copy_slices(c, d, r))
@@ -635,11 +686,18 @@ static rl_status_t start(struct rl_comm *c, struct rl_request *r)
         o->phase = PH_GATHER;
         return RL_INPROGRESS;
     }
+    /* d->step as if copying; the first step may change it (first_step) */
     o->nk = (o->bytes + CHUNK - 1) / CHUNK;
     o->step = d->step + 1;
     d->step += o->nk;
-    put_chunk(d, r, 0, o->step);
-    o->phase = PH_GATHER;
+    zc_desc_t z;
+    if ((o->zc_self = zc_mine(c, r, &z))) {
+        memcpy((uint8_t *)slot(d, d->me, o->step) + HDR, &z, sizeof(z));
+        publish(d, r, o->step, K_ZC, 0);
+    } else {
+        put_chunk(d, r, 0, o->step);
+    }
+    o->phase = PH_FIRST;
     return RL_INPROGRESS;
 }
 
@@ -705,9 +763,10 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
     op_t *o = O(r);
     const char *name = rl_coll_name(r->coll);
     unsigned long long seq = (unsigned long long)r->seq;
-    if (o->phase == PH_GATHER)
-        snprintf(buf, len, "%s %llu (direct) waits for rank %d's data in shared memory (step %llu)", name, seq,
-                 o->next < d->n ? o->next : d->n - 1, (unsigned long long)o->step);
+    if (o->phase == PH_GATHER || o->phase == PH_FIRST || o->phase == PH_ZDONE)
+        snprintf(buf, len, "%s %llu (direct) waits for rank %d's %s in shared memory (step %llu)", name, seq,
+                 o->next < d->n ? o->next : d->n - 1, o->phase == PH_ZDONE ? "end of reading" : "data",
+                 (unsigned long long)o->step);
     else {
         int q = 0;
         while (q < d->n - 1 && (o->done >> q & 1))

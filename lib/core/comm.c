@@ -606,6 +606,7 @@ static void comm_free(struct rl_comm *c)
         rl_algos_teardown(c);
         rl_comm_scratch_free(c);
     }
+    rl_shalloc_cleanup(c);
     rl_reg_cleanup(c);
     for (int i = 0; i < c->n_req_cache; i++)
         free(c->req_cache[i]);

@@ -59,6 +59,31 @@ struct rl_mem {
     rl_regent_t *ent;
 };
 
+/* A sealed memfd segment of this rank and, where shared, the same-host
+ * peers' segments mapped read-only here (core/shseg.c). */
+typedef struct {
+    const uint8_t *base; /* NULL: not on this host, or not shared */
+    size_t map_len;      /* bytes mapped (the memfd's size, checked) */
+    size_t len;          /* bytes its owner uses (announced, <= map_len) */
+    int32_t pid;
+} rl_shpeer_t;
+typedef struct {
+    uint64_t id;       /* the same on every rank */
+    uint8_t *mine;     /* writable here */
+    size_t len;        /* mapped */
+    size_t user_len;   /* what the owner uses of it */
+    int fd;            /* until shared */
+    int shared;        /* every same-host pair mapped each other's (agreed by every rank) */
+    rl_shpeer_t *peer; /* [nranks]; peer[rank] is mine */
+} rl_shseg_t;
+
+/* rl_mem_alloc's allocations (core/mem.c). */
+typedef struct rl_shalloc {
+    rl_shseg_t seg;
+    rl_regent_t *ent; /* with every open transport; pinned, in c->regs */
+    struct rl_shalloc *next;
+} rl_shalloc_t;
+
 /* A request: the header every algorithm shares, then its private state. */
 #define RL_REQ_CACHE 4
 #define RL_REQ_MIN_ALLOC 512 /* header + every small algorithm's state: one size to recycle */
@@ -170,6 +195,8 @@ struct rl_comm {
     struct rl_request **group;
     int ngroup, group_cap;
     uint64_t reg_clock;
+    rl_shalloc_t *shallocs; /* rl_mem_alloc, newest first */
+    uint64_t shalloc_ids;   /* allocations made so far (ids agree: the calls are collective) */
     char desc[256];
 };
 
@@ -205,6 +232,25 @@ rl_status_t rl_run_blocking(struct rl_comm *c, rl_status_t st, rl_request_t r);
 rl_status_t rl_reg_acquire(struct rl_comm *c, const void *ptr, size_t len, unsigned access, rl_regent_t **out);
 void rl_reg_release(struct rl_comm *c, rl_regent_t *e);
 void rl_reg_cleanup(struct rl_comm *c);
+
+/* Shared segments (core/shseg.c). open: a sealed memfd of len bytes
+ * mapped writable here (0, or -1 with errno). share: collective over every
+ * rank of c; hands it to the ranks of this host and maps theirs read-only
+ * (s->shared says whether every pair did, alike on every rank); ok = 0: this
+ * rank could not open its own, which fails the call on every rank
+ * (RL_ERR_NO_MEMORY, err names the rank). close: unmap everything. */
+int rl_shseg_open(const char *name, size_t len, rl_shseg_t *s);
+rl_status_t rl_shseg_share(struct rl_comm *c, rl_shseg_t *s, uint64_t id, int ok, int64_t deadline, char *err,
+                           size_t len);
+void rl_shseg_close(struct rl_comm *c, rl_shseg_t *s);
+/* Every rank's flag ANDed over the group (through the bootstrap). */
+rl_status_t rl_comm_agree(struct rl_comm *c, int *flag, int64_t deadline, char *err, size_t len);
+/* The shared allocation of this rank holding [p, p + len), with p's offset
+ * in it; or the one numbered id (the same allocation on every rank). NULL:
+ * none, or not shared with the host. */
+const rl_shseg_t *rl_shalloc_find(const struct rl_comm *c, const void *p, size_t len, size_t *off);
+const rl_shseg_t *rl_shalloc_by_id(const struct rl_comm *c, uint64_t id);
+void rl_shalloc_cleanup(struct rl_comm *c);
 
 /* The communicator's scratch grown to at least len bytes (core/mem.c). */
 rl_status_t rl_comm_scratch(struct rl_comm *c, size_t len);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/comm.h"
 #include "core/log.h"
 
@@ -291,4 +292,152 @@ void rl_comm_scratch_free(struct rl_comm *c)
     c->scratch = NULL;
     c->scratch_ent = NULL;
     c->scratch_len = 0;
+}
+
+/* ------------------------------------------------------------ shared allocations */
+
+const rl_shseg_t *rl_shalloc_find(const struct rl_comm *c, const void *p, size_t len, size_t *off)
+{
+    uintptr_t a = (uintptr_t)p;
+    for (const rl_shalloc_t *s = c->shallocs; s; s = s->next) {
+        uintptr_t lo = (uintptr_t)s->seg.mine;
+        if (s->seg.shared && a >= lo && a - lo <= s->seg.user_len && len <= s->seg.user_len - (a - lo)) {
+            *off = a - lo;
+            return &s->seg;
+        }
+    }
+    return NULL;
+}
+
+const rl_shseg_t *rl_shalloc_by_id(const struct rl_comm *c, uint64_t id)
+{
+    for (const rl_shalloc_t *s = c->shallocs; s; s = s->next)
+        if (s->seg.id == id)
+            return s->seg.shared ? &s->seg : NULL;
+    return NULL;
+}
+
+static void shalloc_free(struct rl_comm *c, rl_shalloc_t *s)
+{
+    if (s->ent) {
+        unlink_ent(c, s->ent);
+        reg_free(c, s->ent);
+    }
+    rl_shseg_close(c, &s->seg);
+    free(s);
+}
+
+rl_status_t rl_mem_alloc(rl_comm_t c, size_t len, void **ptr)
+{
+    if (!rl_comm_ok(c))
+        return RL_ERR_INVALID_ARG;
+    if (!ptr || len > ((size_t)1 << 47)) {
+        snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_alloc(%zu): %s", len,
+                 ptr ? "larger than 2^47 bytes" : "the output pointer is NULL");
+        return RL_ERR_INVALID_ARG;
+    }
+    if (c->failed != RL_OK)
+        return c->failed;
+    rl_shalloc_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return RL_ERR_NO_MEMORY;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), maplen = len ? (len + pg - 1) & ~(pg - 1) : pg;
+    int ok = !rl_shseg_open("ringlet-alloc", maplen, &s->seg);
+    if (!ok)
+        s->seg = (rl_shseg_t){.fd = -1, .len = maplen};
+    s->seg.user_len = len;
+    /* registered before it is shared: a rank whose registration fails
+     * fails the call on every rank, as one without memory does */
+    if (ok && c->ntp && reg_new(c, s->seg.mine, maplen, RL_ACCESS_LOCAL | RL_ACCESS_REMOTE_WRITE, 0, &s->ent) != RL_OK)
+        ok = 0;
+    char err[256] = "";
+    rl_status_t st = rl_shseg_share(c, &s->seg, c->shalloc_ids + 1, ok, rl_deadline_ms(c->cfg.timeout_ms), err,
+                                    sizeof(err));
+    c->shalloc_ids++; /* every rank counts the call, failed or not */
+    if (st != RL_OK) {
+        snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_alloc(%zu): rank %d: %s", len, c->rank, err);
+        if (s->ent)
+            reg_free(c, s->ent);
+        s->ent = NULL;
+        rl_shseg_close(c, &s->seg);
+        free(s);
+        return st;
+    }
+    if (s->ent) {
+        s->ent->pinned = 1;
+        s->ent->next = c->regs;
+        c->regs = s->ent;
+        c->nregs++;
+    }
+    s->next = c->shallocs;
+    c->shallocs = s;
+    RL_DEBUG("rl_mem_alloc: rank %d: allocation %llu, %zu bytes, %s", c->rank, (unsigned long long)s->seg.id, len,
+             s->seg.shared ? "mapped by the ranks of this host" : "not shared");
+    *ptr = s->seg.mine;
+    return RL_OK;
+}
+
+/* Whether a queued or running operation reads or writes [lo, lo + len). */
+static int in_use(const struct rl_comm *c, const uint8_t *lo, size_t len)
+{
+    for (const struct rl_request *r = c->head; r; r = r->next)
+        if ((r->in && (const uint8_t *)r->in >= lo && (const uint8_t *)r->in < lo + len) ||
+            (r->out && (const uint8_t *)r->out >= lo && (const uint8_t *)r->out < lo + len))
+            return 1;
+    return 0;
+}
+
+rl_status_t rl_mem_free(rl_comm_t c, void *ptr)
+{
+    if (!rl_comm_ok(c))
+        return RL_ERR_INVALID_ARG;
+    rl_shalloc_t **pp = &c->shallocs;
+    while (*pp && (*pp)->seg.mine != ptr)
+        pp = &(*pp)->next;
+    rl_shalloc_t *s = *pp;
+    if (!s || !ptr) {
+        snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_free(%p): not a pointer rl_mem_alloc returned on this "
+                 "communicator (or freed already)", ptr);
+        return RL_ERR_INVALID_ARG;
+    }
+    if ((s->ent && s->ent->refs > 0) || in_use(c, s->seg.mine, s->seg.len)) {
+        snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_free(%p): an operation still uses the buffer", ptr);
+        return RL_ERR_INVALID_ARG;
+    }
+    *pp = s->next;
+    uint64_t id = s->seg.id;
+    shalloc_free(c, s);
+    /* Collective: every rank frees the same allocation. Nothing else needs
+     * it: an operation reading peers' buffers in place ends only once every
+     * peer is done with them, and a peer's mapping outlives our unmap. */
+    if (c->nranks < 2 || c->failed != RL_OK)
+        return RL_OK;
+    uint64_t *all = calloc((size_t)c->nranks, sizeof(uint64_t));
+    char err[256] = "";
+    if (!all)
+        return RL_ERR_NO_MEMORY;
+    rl_status_t st = rl_boot_allgather(c->boot, &id, sizeof(id), all, rl_deadline_ms(c->cfg.timeout_ms), err,
+                                       sizeof(err));
+    if (st != RL_OK)
+        snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_free: rank %d: %s", c->rank, err);
+    for (int q = 0; st == RL_OK && q < c->nranks; q++)
+        if (all[q] != id) {
+            snprintf(c->errmsg, sizeof(c->errmsg), "rl_mem_free: rank %d freed allocation %llu, rank %d allocation "
+                     "%llu (the calls must come in the same order on every rank)", c->rank,
+                     (unsigned long long)id, q, (unsigned long long)all[q]);
+            st = RL_ERR_MISMATCH;
+        }
+    free(all);
+    return st;
+}
+
+void rl_shalloc_cleanup(struct rl_comm *c)
+{
+    if (c->shallocs)
+        RL_WARN("rl_comm_destroy: rank %d: a buffer from rl_mem_alloc was never freed", c->rank);
+    while (c->shallocs) {
+        rl_shalloc_t *s = c->shallocs;
+        c->shallocs = s->next;
+        shalloc_free(c, s);
+    }
 }

@@ -102,9 +102,23 @@ static void report_error(rl_comm_t comm, rl_status_t st)
     say("ERR %s %" PRId64 " %s\n", rl_status_name(st), t, msg);
 }
 
+/* FAULT_ALLOC=shared: the loop's buffers come from rl_mem_alloc (the
+ * direct all-reduce then reads the peers' buffers in place). */
+static void *shared_in, *shared_out;
+
+static void free_shared(rl_comm_t comm)
+{
+    if (shared_in && rl_mem_free(comm, shared_in) != RL_OK)
+        fprintf(stderr, "rl_mem_free: %s\n", rl_comm_last_error(comm));
+    if (shared_out && rl_mem_free(comm, shared_out) != RL_OK)
+        fprintf(stderr, "rl_mem_free: %s\n", rl_comm_last_error(comm));
+    shared_in = shared_out = NULL;
+}
+
 static int finish(rl_comm_t comm, rl_status_t st)
 {
     report_error(comm, st);
+    free_shared(comm);
     rl_comm_destroy(comm);
     say("DESTROYED %" PRId64 "\n", now_ns());
     return 0;
@@ -119,7 +133,21 @@ static int work_loop(rl_comm_t comm, int rank, int nranks)
     const char *mc = getenv("FAULT_MAX_COUNT"); /* --max-count: the driver's environment */
     if (mc && strtoull(mc, NULL, 0) > 0 && strtoull(mc, NULL, 0) < maxcount)
         maxcount = (size_t)strtoull(mc, NULL, 0);
-    float *in = malloc(maxcount * sizeof(float)), *out = malloc(maxcount * sizeof(float) * (size_t)nranks);
+    const char *alloc = getenv("FAULT_ALLOC");
+    int shared = alloc && !strcmp(alloc, "shared");
+    float *in, *out;
+    if (shared) {
+        if (rl_mem_alloc(comm, maxcount * sizeof(float), &shared_in) != RL_OK ||
+            rl_mem_alloc(comm, maxcount * sizeof(float) * (size_t)nranks, &shared_out) != RL_OK) {
+            fprintf(stderr, "rank %d: rl_mem_alloc: %s\n", rank, rl_comm_last_error(comm));
+            return 3;
+        }
+        in = shared_in;
+        out = shared_out;
+    } else {
+        in = malloc(maxcount * sizeof(float));
+        out = malloc(maxcount * sizeof(float) * (size_t)nranks);
+    }
     if (!in || !out)
         return 3;
     int64_t give_up = now_ns() + 120000000000LL;
@@ -138,7 +166,7 @@ static int work_loop(rl_comm_t comm, int rank, int nranks)
             if (!strcmp(how, "_exit"))
                 _exit(1);
             if (!strcmp(how, "destroy")) {
-                rl_comm_destroy(comm);
+                rl_comm_destroy(comm); /* frees the shared buffers too (rl_mem_free is collective) */
                 exit(0);
             }
             exit(1);
@@ -168,10 +196,13 @@ static int work_loop(rl_comm_t comm, int rank, int nranks)
             }
         }
     }
-    free(in);
-    free(out);
+    if (!shared) {
+        free(in);
+        free(out);
+    }
     if (st == RL_OK) {
         say("NOERR\n");
+        free_shared(comm);
         rl_comm_destroy(comm);
         return 5;
     }
@@ -838,6 +869,8 @@ static void usage(FILE *f)
             "  --seed S         random seed (default: from the clock; printed)\n"
             "  --max-count C    kill, stop, exit: at most C float32 elements per operation (default 262144;\n"
             "                   2: a loop of 8 B all-reduces)\n"
+            "  --alloc A        kill, stop, exit: the loop's buffers from malloc (default) or shared\n"
+            "                   (rl_mem_alloc: one-host all-reduces read the peers' buffers in place)\n"
             "  -v, --verbose    print every survivor's result\n"
             "  -h, --help       this text\n"
             "verbs: rank i gets entry i of RINGLET_HCA_LIST (as tools/rxe-vm sets it).\n"
@@ -873,6 +906,12 @@ int main(int argc, char **argv)
             o.bound_ms = atoi(argv[++i]);
         } else if (v && !strcmp(a, "--max-delay-ms")) {
             o.max_delay_ms = atoi(argv[++i]);
+        } else if (v && !strcmp(a, "--alloc")) {
+            if (strcmp(argv[i + 1], "shared") && strcmp(argv[i + 1], "malloc")) {
+                usage(stderr);
+                return 2;
+            }
+            setenv("FAULT_ALLOC", argv[++i], 1);
         } else if (v && !strcmp(a, "--max-count")) {
             setenv("FAULT_MAX_COUNT", argv[++i], 1);
         } else if (v && !strcmp(a, "--seed")) {

@@ -59,3 +59,31 @@ Test(mem, writable_ranges_are_accepted)
     cr_assert_eq(rl_mem_deregister(comm, m), RL_OK);
     free(heap);
 }
+
+/* rl_mem_alloc on one rank: zeroed, page-aligned, writable memory that
+ * rl_mem_free takes back once; other pointers are refused; outputs are set
+ * only on success. */
+Test(mem, shared_alloc_and_free)
+{
+    void *p = NULL, *z = NULL;
+    cr_assert_eq(rl_mem_alloc(comm, 10000, &p), RL_OK, "%s", rl_comm_last_error(comm));
+    cr_assert(p && ((uintptr_t)p & 4095) == 0);
+    for (int i = 0; i < 10000; i++)
+        cr_assert_eq(((unsigned char *)p)[i], 0, "byte %d is not zero", i);
+    memset(p, 0x7f, 10000);
+    cr_assert_eq(rl_mem_alloc(comm, 0, &z), RL_OK, "%s", rl_comm_last_error(comm));
+    cr_assert(z && z != p);
+    float one = 1, out = 0;
+    cr_assert_eq(rl_all_reduce(comm, &one, &out, 1, RL_FLOAT32, RL_SUM), RL_OK);
+    cr_assert_eq(rl_mem_free(comm, (char *)p + 4096), RL_ERR_INVALID_ARG);
+    cr_assert(strstr(rl_comm_last_error(comm), "rl_mem_free("), "%s", rl_comm_last_error(comm));
+    cr_assert_eq(rl_mem_free(comm, NULL), RL_ERR_INVALID_ARG);
+    cr_assert_eq(rl_mem_free(comm, p), RL_OK);
+    cr_assert_eq(rl_mem_free(comm, p), RL_ERR_INVALID_ARG, "a second free was accepted");
+    cr_assert_eq(rl_mem_free(comm, z), RL_OK);
+    void *q = (void *)1;
+    cr_assert_eq(rl_mem_alloc(comm, 10, NULL), RL_ERR_INVALID_ARG);
+    cr_assert_eq(rl_mem_alloc(comm, (size_t)1 << 50, &q), RL_ERR_INVALID_ARG);
+    cr_assert_eq(q, (void *)1, "the output was set on failure");
+    cr_assert_eq(rl_mem_alloc(NULL, 10, &q), RL_ERR_INVALID_ARG);
+}
