@@ -317,9 +317,10 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t 
     if (!c)
         return RL_ERR_NO_MEMORY;
     c->tp = tp;
-    /* Channels round-robin over the devices; each end picks its own by the
-     * channel, and its blob names the QPs and GID of that device. */
-    c->d = chan % tp->ndev;
+    /* Channels round-robin over the devices unless the plan pinned them
+     * (vb_pin_channels); each end picks its own by the channel, and its
+     * blob names the QPs and GID of that device. */
+    c->d = chan < tp->nchan_dev ? tp->chan_dev[chan] : chan % tp->ndev;
     c->dev = &tp->dev[c->d];
     c->peer = peer;
     c->nqp = tp->nqps;
@@ -728,6 +729,29 @@ static int vb_cpu_driven(rl_tp_t *tp)
     return 0;
 }
 
+static int vb_pin_channels(rl_tp_t *tp, const char (*names)[32], int nch, char *why, size_t whylen)
+{
+    uint8_t pick[RL_MAX_CHANNELS];
+    if (nch > RL_MAX_CHANNELS)
+        nch = RL_MAX_CHANNELS;
+    for (int i = 0; i < nch; i++) {
+        int d = 0;
+        for (; d < tp->ndev; d++) { /* by device name, without the port */
+            const char *dn = ibv_get_device_name(tp->dev[d].ctx->device);
+            if (dn && !strcmp(dn, names[i]))
+                break;
+        }
+        if (d == tp->ndev) {
+            snprintf(why, whylen, "channel %d's NIC %s is not among RINGLET_IB_HCA's devices", i, names[i]);
+            return 0;
+        }
+        pick[i] = (uint8_t)d;
+    }
+    memcpy(tp->chan_dev, pick, (size_t)nch);
+    tp->nchan_dev = nch;
+    return 1;
+}
+
 const rl_tp_ops_t rl_tp_verbs_ops = {
     .size = sizeof(rl_tp_ops_t),
     .name = "verbs",
@@ -747,4 +771,5 @@ const rl_tp_ops_t rl_tp_verbs_ops = {
     .pins_memory = vb_pins_memory,
     .cpu_driven = vb_cpu_driven,
     .last_error = vb_last_error,
+    .pin_channels = vb_pin_channels,
 };

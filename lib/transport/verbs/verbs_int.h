@@ -41,6 +41,8 @@ struct rl_tp {
     struct rdma_event_channel *cm_chan; /* every device's listener and connection */
     int ndev;
     vb_dev_t dev[VB_MAX_DEVS];
+    int nchan_dev;                      /* channels < nchan_dev use chan_dev[], others round-robin */
+    uint8_t chan_dev[RL_MAX_CHANNELS];
     const rl_config_t *cfg;
     int nqps;
     int max_inline;
