@@ -448,6 +448,7 @@ static rl_status_t vb_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access
     rl_tp_mr_t *m = calloc(1, sizeof(*m));
     if (!m)
         return RL_ERR_NO_MEMORY;
+    m->tp = tp;
     /* A write source needs no access flag; a write target needs both. */
     int acc = (access & RL_ACCESS_REMOTE_WRITE) ? IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE : 0;
     for (; m->ndev < tp->ndev; m->ndev++) {
@@ -469,7 +470,8 @@ static rl_status_t vb_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access
  * whose connections are on device 0 at both ends). */
 static void vb_mr_remote(rl_tp_mr_t *m, const rl_tp_conn_t *to, const void *ptr, rl_rkey_t *rk)
 {
-    int d = to ? to->d : 0;
+    /* NULL: for channel 0's connections, on the device that channel runs on */
+    int d = to ? to->d : m->tp->nchan_dev > 0 ? m->tp->chan_dev[0] : 0;
     rk->addr = (uint64_t)(uintptr_t)ptr;
     rk->key = m->mr[d < m->ndev ? d : 0]->rkey;
 }

@@ -91,6 +91,7 @@ enum { VB_CM_IDLE, VB_CM_ADDR, VB_CM_ROUTING, VB_CM_ROUTE, VB_CM_CONNECTING, VB_
 
 /* Registered on every device: a connection uses its own device's keys. */
 struct rl_tp_mr {
+    const rl_tp_t *tp; /* for the device of channel 0 (vb_mr_remote) */
     int ndev;
     struct ibv_mr *mr[VB_MAX_DEVS];
 };
