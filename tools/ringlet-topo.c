@@ -45,6 +45,9 @@ static const char *usage_plan =
     "  --rings K    at most K rings (default: one per rail, four on a square torus)\n"
     "  --order      print each ring on a line as RINGLET_RING_ORDER wants it (ring 0\n"
     "               first, the one RINGLET_RING_ORDER would take), nothing else\n"
+    "  --nics       print only the NIC of each channel (channel i runs on ring i\n"
+    "               mod K), as rl_comm_create pins them with RINGLET_TOPO_FILE on\n"
+    "               hosts of several NICs (nothing on one-NIC fabrics)\n"
     "  --json OUT   also write the plan and its loads as JSON\n";
 
 static int die(const char *msg)
@@ -228,13 +231,15 @@ static int cmd_plan(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *in = argv[1], *json = NULL;
-    int rings = 0, order_only = 0;
+    int rings = 0, order_only = 0, nics_only = 0;
     for (int i = 2; i < argc; i++) {
         double v;
         if (!strcmp(argv[i], "--json") && i + 1 < argc)
             json = argv[++i];
         else if (!strcmp(argv[i], "--order"))
             order_only = 1;
+        else if (!strcmp(argv[i], "--nics"))
+            nics_only = 1;
         else if (!strcmp(argv[i], "--rings")) {
             if (num_arg(argc, argv, &i, 1, 16, &v))
                 return 2;
@@ -258,7 +263,9 @@ static int cmd_plan(int argc, char **argv)
     double plan_s = (double)(t0.tv_sec - t1.tv_sec) + (double)(t0.tv_nsec - t1.tv_nsec) * 1e-9;
     double plan_cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
     if (st == RL_OK) {
-        if (order_only) {
+        if (nics_only) {
+            rl_topo_chan_print(&t, &p, stdout);
+        } else if (order_only) {
             for (int k = 0; k < p.nrings; k++) {
                 for (int i = 0; i < p.nranks; i++)
                     printf("%s%d", i ? "," : "", p.order[(size_t)k * (size_t)p.nranks + (size_t)i]);

@@ -340,6 +340,48 @@ static void number_hosts(struct rl_comm *c, const host_rec_t *all)
     free(idx);
 }
 
+/* The NIC of each of this rank's channels from RINGLET_TOPO_FILE, placed
+ * as the plan was (names: by host, NULL: as the file says). Every input
+ * is what the ring plan was made from (file bytes and settings hashed,
+ * host names exchanged), so the two ends of a hop choose alike. Only a
+ * rank whose host has several NICs gets one; the transport applies it in
+ * pin_chan_nics. */
+static void plan_chan_nics(struct rl_comm *c, const char *const *names)
+{
+    char why[256] = "";
+    if (!(c->chan_nic = calloc((size_t)c->nch, sizeof(*c->chan_nic))))
+        return;
+    if (rl_topo_chan_devs_file(c->cfg.topo_file, c->nranks, names, c->rank, c->nch, c->chan_nic, why,
+                               sizeof(why)) == RL_OK) {
+        c->nchan_nic = c->nch;
+        return;
+    }
+    RL_DEBUG("RINGLET_TOPO_FILE: no NIC per channel: %s", why);
+    free(c->chan_nic);
+    c->chan_nic = NULL;
+}
+
+/* Hand the plan's NIC per channel to the network transport; when it cannot
+ * take them (no device by one of the names, or one device), it keeps its
+ * round-robin. */
+static void pin_chan_nics(struct rl_comm *c)
+{
+    rl_tport_t *t = &c->tps[0];
+    char why[256] = "the transport picks its own device";
+    if (!c->nchan_nic)
+        return;
+    if (t->ops->pin_channels && t->ops->pin_channels(t->tp, (const char(*)[32])c->chan_nic, c->nchan_nic, why,
+                                                     sizeof(why))) {
+        char list[256] = "";
+        for (int i = 0, pos = 0; i < c->nchan_nic && pos < (int)sizeof(list); i++)
+            pos += snprintf(list + pos, sizeof(list) - (size_t)pos, "%s%d:%s", i ? "," : "", i, c->chan_nic[i]);
+        RL_INFO("rank %d: channel NICs from RINGLET_TOPO_FILE (channel:device) %s", c->rank, list);
+        return;
+    }
+    RL_INFO("rank %d: RINGLET_TOPO_FILE names a NIC per channel, but %s: channels round-robin over the devices",
+            c->rank, why);
+}
+
 /* RINGLET_TOPO_FILE with the ranks where they run: every rank has every
  * rank's host name now, so all plan alike. */
 static rl_status_t plan_on_hosts(struct rl_comm *c, const host_rec_t *all, char *err, size_t len)
@@ -359,11 +401,13 @@ static rl_status_t plan_on_hosts(struct rl_comm *c, const host_rec_t *all, char 
         st = rl_topo_ring_order_file(c->cfg.topo_file, c->nranks, want, c->order, &c->nrings, desc, sizeof(desc),
                                      err, len);
     }
+    if (st == RL_OK && c->nch < c->nrings)
+        c->nch = c->nrings;
+    if (st == RL_OK)
+        plan_chan_nics(c, missing >= 0 ? NULL : names);
     free(names);
     if (st != RL_OK)
         return st;
-    if (c->nch < c->nrings)
-        c->nch = c->nrings;
     if (c->rank == 0)
         RL_INFO("ring orders from RINGLET_TOPO_FILE %s, ranks placed %s; %d channels", desc, how, c->nch);
     return RL_OK;
@@ -616,6 +660,7 @@ static void comm_free(struct rl_comm *c)
     c->ntp = 0;
     free(c->route);
     free(c->order);
+    free(c->chan_nic);
     free(c->host_of);
     *(volatile uint32_t *)&c->magic = 0; /* volatile: a store before free() is otherwise dropped */
     free(c);
@@ -700,6 +745,8 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
                                      err, sizeof(err));
         if (st == RL_OK && c->nch < c->nrings)
             c->nch = c->nrings; /* a channel per planned ring, at least */
+        if (st == RL_OK)
+            plan_chan_nics(c, NULL);
         if (st == RL_OK && c->rank == 0)
             RL_INFO("ring orders from RINGLET_TOPO_FILE %s; %d channels", desc, c->nch);
     } else {
@@ -740,6 +787,7 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         rl_boot_abort(c->boot, st, c->rank, err);
         goto fail;
     }
+    pin_chan_nics(c);
     describe(c);
     rl_model_pick(c);
     if ((st = rl_algos_setup(c, dl, err, sizeof(err))) != RL_OK) {

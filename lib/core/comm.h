@@ -147,6 +147,8 @@ struct rl_comm {
     int stall_peer;      /* the rank an expired wait waited on, -1 (describe_wait sets it) */
     int topo_deferred;   /* RINGLET_TOPO_FILE planned once the hosts are known */
     uint64_t topo_hash;  /* its bytes' hash, in the agreement check meanwhile */
+    int nchan_nic;       /* channels < nchan_nic run on the NIC named chan_nic[] (the plan's) */
+    char (*chan_nic)[32];
     rl_boot_t *boot;
     rl_tport_t tps[RL_MAX_TP]; /* open transports: [0] the one named by RINGLET_TRANSPORT */
     int ntp;                   /* 0 before they open (and with one rank) */

@@ -412,6 +412,7 @@ void rl_topo_plan_print(const rl_topo_t *t, const rl_topo_plan_t *p, FILE *out)
             fprintf(out, "%s%d", i ? "," : " ", p->order[(size_t)c * p->nranks + i]);
         fprintf(out, "%s\n", show < p->nranks ? ",..." : "");
     }
+    rl_topo_chan_print(t, p, out);
 }
 
 rl_status_t rl_topo_plan_json(const rl_topo_t *t, const rl_topo_plan_t *p, const char *path, char *err, size_t errlen)

@@ -183,6 +183,23 @@ rl_status_t rl_topo_ring_order_hosts(const char *path, int nranks, const char *c
  * first rank whose host the fabric lacks. */
 int rl_topo_place_hosts(rl_topo_t *t, int nranks, const char *const *names);
 void rl_topo_plan_print(const rl_topo_t *t, const rl_topo_plan_t *p, FILE *out);
+/* The NIC (global index) of each of nch channels of rank on t (placed,
+ * finished) into nic[nch]: channel i runs on ring i mod K and takes, of the
+ * host's NICs in rail order, those the rank owns (position p of the host's
+ * m ranks by rail: every m-th from p; its own NIC if the host has no more
+ * NICs than ranks), number (i / m) mod owned: the same rail at both ends of
+ * a hop between hosts that have the same rails. Returns the number owned,
+ * or -1 with why when the rank's host has fewer than 2 NICs. */
+int rl_topo_chan_nics(const rl_topo_t *t, int rank, int nch, int *nic, char *why, size_t whylen);
+/* The same from the fabric in path, placed by host names (NULL: as the file
+ * places them): dev[i] gets channel i's NIC's device name. RL_ERR_CONFIG
+ * with why when it does not apply (one NIC, a host the file lacks...). */
+rl_status_t rl_topo_chan_devs_file(const char *path, int nranks, const char *const *names, int rank, int nch,
+                                   char (*dev)[32], char *why, size_t whylen);
+/* Channels that give every NIC one: nrings x the most NICs a rank owns (at most 64). */
+int rl_topo_chan_count(const rl_topo_t *t, int nrings);
+/* "channel i (ring k) NICs: dev/railR,..." per channel, when some host has several NICs. */
+void rl_topo_chan_print(const rl_topo_t *t, const rl_topo_plan_t *p, FILE *out);
 rl_status_t rl_topo_plan_json(const rl_topo_t *t, const rl_topo_plan_t *p, const char *path, char *err,
                               size_t errlen);
 

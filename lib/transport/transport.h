@@ -94,6 +94,11 @@ typedef struct rl_tp_ops {
      * Afterwards writes fail, poll reports nothing, and only close, the
      * conn/mr destructors and describe/last_error may be called. */
     void (*quiesce)(rl_tp_t *tp);
+    /* Optional, before any conn_create: channel i (< nch) runs on the
+     * device called names[i] instead of the backend's own choice. Returns
+     * 0, keeping its own choice, with why, unless every name is one of its
+     * devices. */
+    int (*pin_channels)(rl_tp_t *tp, const char (*names)[32], int nch, char *why, size_t whylen);
 } rl_tp_ops_t;
 
 /* The backend called `name`, or NULL. */

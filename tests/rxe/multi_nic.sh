@@ -19,8 +19,16 @@
 #       busbw of all_reduce_perf at SIZE bytes, one device per rank against
 #       two (both with 2 channels), interleaved REPS times; medians and the
 #       ratio (software RDMA on shared cores: no speed claim)
+#   multi_nic.sh --topo RINGLET_RUN NRANKS -- CMD [ARGS...]
+#       NIC per channel from the plan: a fabric file gives every rank its
+#       own host (RINGLET_HOST_ID) with rxe(2r) on rail 0 and rxe(2r+1) on
+#       rail 1, and RINGLET_IB_HCA lists them the other way round. Each
+#       rank must log channel 0 on rxe(2r) and channel 1 on rxe(2r+1)
+#       (round-robin would take them reversed), CMD must pass, and both
+#       devices must carry at least 30% of the rank's bytes
 #   multi_nic.sh --rank-exec CMD...   (internal) set this rank's two devices
-#       (one with MULTI_NIC_ONE=1, or on rank MULTI_NIC_ONE_RANK)
+#       (one with MULTI_NIC_ONE=1, or on rank MULTI_NIC_ONE_RANK; reversed,
+#       with its own host name, with MULTI_NIC_REVERSE=1)
 set -u
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "multi_nic.sh: $*" >&2; exit 1; }
@@ -29,7 +37,9 @@ die() { echo "multi_nic.sh: $*" >&2; exit 1; }
 if [ "${1:-}" = --rank-exec ]; then
   shift
   r=${RINGLET_RANK:?no RINGLET_RANK: run me under ringlet-run}
-  if [ "${MULTI_NIC_ONE:-0}" = 1 ] || [ "${MULTI_NIC_ONE_RANK:-x}" = "$r" ]; then
+  if [ "${MULTI_NIC_REVERSE:-0}" = 1 ]; then
+    export RINGLET_IB_HCA="rxe$((2 * r + 1)):1,rxe$((2 * r)):1" RINGLET_HOST_ID="mnh$r"
+  elif [ "${MULTI_NIC_ONE:-0}" = 1 ] || [ "${MULTI_NIC_ONE_RANK:-x}" = "$r" ]; then
     export RINGLET_IB_HCA="rxe$((2 * r)):1"
   else
     export RINGLET_IB_HCA="rxe$((2 * r)):1,rxe$((2 * r + 1)):1"
@@ -71,6 +81,48 @@ if [ "$1" = --bench ]; then
   snapshot | sed 's/^/# packets bytes: /'
   rm -f "$res"
   exit 0
+fi
+
+if [ "$1" = --topo ]; then
+  [ $# -ge 5 ] && [ "$4" = -- ] || die "usage: multi_nic.sh --topo RINGLET_RUN NRANKS -- CMD... (see --help)"
+  run=$2 n=$3
+  shift 4
+  fab=$(mktemp) out=$(mktemp)
+  {
+    echo '{"ringlet_fabric": 1, "name": "multi_nic --topo: two rails", "hosts": ['
+    for r in $(seq 0 $((n - 1))); do
+      echo "{\"name\": \"mnh$r\", \"nics\": [{\"dev\": \"rxe$((2 * r))\", \"rail\": 0, \"gbps\": 10},"
+      echo " {\"dev\": \"rxe$((2 * r + 1))\", \"rail\": 1, \"gbps\": 10}]}$([ "$r" -lt $((n - 1)) ] && echo ,)"
+    done
+    echo '], "switches": [{"name": "rail0", "tier": 1}, {"name": "rail1", "tier": 1}], "links": ['
+    for r in $(seq 0 $((n - 1))); do
+      echo "{\"a\": \"mnh$r/rxe$((2 * r))\", \"b\": \"rail0\", \"gbps\": 10},"
+      echo "{\"a\": \"mnh$r/rxe$((2 * r + 1))\", \"b\": \"rail1\", \"gbps\": 10},"
+    done
+    echo '{"a": "rail0", "b": "rail1", "gbps": 10}]}'
+  } >"$fab"
+  before=$(snapshot)
+  MULTI_NIC_REVERSE=1 timeout 500 "$run" -n "$n" --timeout 450 --env RINGLET_TRANSPORT=verbs \
+    --env RINGLET_LOG_LEVEL=info --env "RINGLET_TOPO_FILE=$fab" -- "$0" --rank-exec "$@" >"$out" 2>&1 ||
+    die "--topo: the group failed: $(tail -n 8 "$out")"
+  after=$(snapshot)
+  fail=0
+  for r in $(seq 0 $((n - 1))); do
+    a=$((2 * r)) b=$((2 * r + 1))
+    grep -m1 "rank $r: channel NICs" "$out" || { echo "multi_nic.sh: --topo: rank $r logged no channel NICs" >&2; fail=1; }
+    grep -q "rank $r: channel NICs from RINGLET_TOPO_FILE (channel:device) 0:rxe$a,1:rxe$b\$" "$out" ||
+      { echo "multi_nic.sh: --topo: rank $r: expected channel 0 on rxe$a (rail 0) and 1 on rxe$b (rail 1)" >&2; fail=1; }
+    line=$(printf '%s\n%s\n' "$before" "$after" | awk -v a="rxe$a" -v b="rxe$b" '
+      $1 == a {ba = $3 - ba} $1 == b {bb = $3 - bb}
+      END {t = ba + bb; printf "%d %d %.1f %.1f", ba, bb, t ? 100 * ba / t : 0, t ? 100 * bb / t : 0}')
+    read -r ba bb sa sb <<<"$line"
+    echo "rank $r: rxe$a (rail 0) ${ba} bytes (${sa}%), rxe$b (rail 1) ${bb} bytes (${sb}%)"
+    awk -v x="$sa" -v y="$sb" 'BEGIN {exit !(x >= 30 && y >= 30)}' ||
+      { echo "multi_nic.sh: --topo: rank $r: both devices must carry at least 30%" >&2; fail=1; }
+  done
+  grep -c 'all checks passed' "$out" | sed 's/$/ ranks passed the check/'
+  rm -f "$fab" "$out"
+  exit $fail
 fi
 
 min=30

@@ -621,3 +621,101 @@ Test(fabric, place_ranks_by_host_name)
     cr_assert_eq(t.nranks, 5); /* left as it was */
     rl_topo_free(&t);
 }
+
+/* ---- NIC per channel ---- */
+/* Three hosts (odd), one rank each, two NICs listed against rail order
+ * (rail 1 first): channel 0 must take the rail-0 NIC, channel 1 rail 1. */
+static const char *two_rails =
+    "{\"ringlet_fabric\": 1, \"name\": \"two rails\",\n"
+    " \"hosts\": [{\"name\": \"a\", \"nics\": [{\"dev\": \"d1\", \"rail\": 1, \"gbps\": 100}, {\"dev\": \"d0\", \"rail\": 0, \"gbps\": 100}]},\n"
+    "           {\"name\": \"b\", \"nics\": [{\"dev\": \"d1\", \"rail\": 1, \"gbps\": 100}, {\"dev\": \"d0\", \"rail\": 0, \"gbps\": 100}]},\n"
+    "           {\"name\": \"c\", \"nics\": [{\"dev\": \"d1\", \"rail\": 1, \"gbps\": 100}, {\"dev\": \"d0\", \"rail\": 0, \"gbps\": 100}]},\n"
+    "           {\"name\": \"z\", \"nics\": [{\"dev\": \"d0\", \"gbps\": 100}]}],\n"
+    " \"switches\": [{\"name\": \"r0\", \"tier\": 1}, {\"name\": \"r1\", \"tier\": 1}],\n"
+    " \"links\": [{\"a\": \"a/d0\", \"b\": \"r0\", \"gbps\": 100}, {\"a\": \"a/d1\", \"b\": \"r1\", \"gbps\": 100},\n"
+    "           {\"a\": \"b/d0\", \"b\": \"r0\", \"gbps\": 100}, {\"a\": \"b/d1\", \"b\": \"r1\", \"gbps\": 100},\n"
+    "           {\"a\": \"c/d0\", \"b\": \"r0\", \"gbps\": 100}, {\"a\": \"c/d1\", \"b\": \"r1\", \"gbps\": 100},\n"
+    "           {\"a\": \"z/d0\", \"b\": \"r0\", \"gbps\": 100}, {\"a\": \"r0\", \"b\": \"r1\", \"gbps\": 100}],\n"
+    " \"placement\": [[\"c\", \"d1\"], [\"a\", \"d1\"], [\"b\", \"d0\"], [\"z\", \"d0\"]]}\n";
+
+Test(chan, nic_per_channel_follows_rails_not_listing_order)
+{
+    rl_topo_t t;
+    cr_assert_eq(parse(two_rails, &t), RL_OK, "%s", err);
+    cr_assert_eq(rl_topo_finish(&t, err, sizeof(err)), RL_OK, "%s", err);
+    int nic[5];
+    char why[128];
+    for (int r = 0; r < 3; r++) {
+        cr_assert_eq(rl_topo_chan_nics(&t, r, 5, nic, why, sizeof(why)), 2, "rank %d: %s", r, why);
+        for (int i = 0; i < 5; i++) {
+            cr_assert_eq(t.nics[nic[i]].host, t.place[r].host, "rank %d channel %d: another host's NIC", r, i);
+            cr_assert_eq(t.nics[nic[i]].rail, i % 2, "rank %d channel %d on rail %d", r, i, t.nics[nic[i]].rail);
+        }
+    }
+    cr_assert_eq(rl_topo_chan_nics(&t, 3, 2, nic, why, sizeof(why)), -1); /* host z has one NIC */
+    cr_assert(strstr(why, "z"), "%s", why);
+    cr_assert_eq(rl_topo_chan_count(&t, 1), 2);
+    rl_topo_free(&t);
+
+    /* the same through the file, placed by host names as rl_comm_create does */
+    char path[] = "/tmp/rl_chan_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, two_rails, strlen(two_rails)), (ssize_t)strlen(two_rails));
+    close(fd);
+    const char *names[] = {"b", "a", "c"};
+    char dev[3][32];
+    cr_assert_eq(rl_topo_chan_devs_file(path, 3, names, 1, 3, dev, why, sizeof(why)), RL_OK, "%s", why);
+    cr_assert_str_eq(dev[0], "d0");
+    cr_assert_str_eq(dev[1], "d1");
+    cr_assert_str_eq(dev[2], "d0");
+    const char *lone[] = {"z", "a", "b"};
+    cr_assert_eq(rl_topo_chan_devs_file(path, 3, lone, 0, 2, dev, why, sizeof(why)), RL_ERR_CONFIG);
+    const char *unknown[] = {"a", "q", "b"};
+    cr_assert_eq(rl_topo_chan_devs_file(path, 3, unknown, 0, 2, dev, why, sizeof(why)), RL_ERR_CONFIG);
+    unlink(path);
+}
+
+/* Two ranks on hosts of four rails (shuffled hosts): every hop between
+ * hosts that the plan keeps on one rail has the same rail at both ends in
+ * every channel, and the
+ * channels of a rank use each of the NICs it owns equally often. */
+Test(chan, hops_between_hosts_stay_on_one_rail)
+{
+    rl_topo_gen_t g;
+    rl_topo_gen_defaults(&g);
+    g.rails = 4, g.ranks_per_host = 2, g.ranks = 2 * 7, g.hosts_per_leaf = 4, g.shuffle = 3;
+    rl_topo_t t;
+    cr_assert_eq(rl_topo_gen_rail(&g, &t, err, sizeof(err)), RL_OK, "%s", err);
+    rl_topo_plan_t p;
+    cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
+    int n = t.nranks, nch = rl_topo_chan_count(&t, p.nrings);
+    cr_assert_eq(nch, 2 * p.nrings);
+    int *nic = malloc(sizeof(int) * (size_t)n * (size_t)nch), used[64] = {0}, aligned = 0;
+    char why[128];
+    for (int r = 0; r < n; r++)
+        cr_assert_eq(rl_topo_chan_nics(&t, r, nch, nic + r * nch, why, sizeof(why)), 2, "%s", why);
+    for (int i = 0; i < nch; i++) {
+        const int *o = p.order + (i % p.nrings) * n;
+        for (int k = 0; k < n; k++) {
+            int a = o[k], b = o[(k + 1) % n];
+            /* where the plan's own hop stays on a rail (with 7 hosts, all but the one closing the ring) */
+            if (t.place[a].host != t.place[b].host &&
+                t.nics[t.place[a].nic].rail == t.nics[t.place[b].nic].rail && ++aligned)
+                cr_assert_eq(t.nics[nic[a * nch + i]].rail, t.nics[nic[b * nch + i]].rail, "channel %d: %d -> %d", i, a,
+                             b);
+        }
+    }
+    cr_assert_eq(aligned, nch * 6, "%d hops between hosts on one rail", aligned);
+    for (int i = 0; i < nch; i++)
+        used[t.nics[nic[0 * nch + i]].rail]++;
+    int owned = 0;
+    for (int rail = 0; rail < 4; rail++) {
+        cr_assert(used[rail] == 0 || used[rail] == nch / 2, "rail %d used by %d channels of rank 0", rail, used[rail]);
+        owned += used[rail] > 0;
+    }
+    cr_assert_eq(owned, 2);
+    free(nic);
+    rl_topo_plan_free(&p);
+    rl_topo_free(&t);
+}

@@ -317,9 +317,10 @@ static rl_status_t vb_conn_create(rl_tp_t *tp, int peer, int chan, rl_tp_conn_t 
     if (!c)
         return RL_ERR_NO_MEMORY;
     c->tp = tp;
-    /* Channels round-robin over the devices; each end picks its own by the
-     * channel, and its blob names the QPs and GID of that device. */
-    c->d = chan % tp->ndev;
+    /* Channels round-robin over the devices unless the plan pinned them
+     * (vb_pin_channels); each end picks its own by the channel, and its
+     * blob names the QPs and GID of that device. */
+    c->d = chan < tp->nchan_dev ? tp->chan_dev[chan] : chan % tp->ndev;
     c->dev = &tp->dev[c->d];
     c->peer = peer;
     c->nqp = tp->nqps;
@@ -447,6 +448,7 @@ static rl_status_t vb_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access
     rl_tp_mr_t *m = calloc(1, sizeof(*m));
     if (!m)
         return RL_ERR_NO_MEMORY;
+    m->tp = tp;
     /* A write source needs no access flag; a write target needs both. */
     int acc = (access & RL_ACCESS_REMOTE_WRITE) ? IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE : 0;
     for (; m->ndev < tp->ndev; m->ndev++) {
@@ -468,7 +470,8 @@ static rl_status_t vb_mr_reg(rl_tp_t *tp, void *buf, size_t len, unsigned access
  * whose connections are on device 0 at both ends). */
 static void vb_mr_remote(rl_tp_mr_t *m, const rl_tp_conn_t *to, const void *ptr, rl_rkey_t *rk)
 {
-    int d = to ? to->d : 0;
+    /* NULL: for channel 0's connections, on the device that channel runs on */
+    int d = to ? to->d : m->tp->nchan_dev > 0 ? m->tp->chan_dev[0] : 0;
     rk->addr = (uint64_t)(uintptr_t)ptr;
     rk->key = m->mr[d < m->ndev ? d : 0]->rkey;
 }
@@ -728,6 +731,29 @@ static int vb_cpu_driven(rl_tp_t *tp)
     return 0;
 }
 
+static int vb_pin_channels(rl_tp_t *tp, const char (*names)[32], int nch, char *why, size_t whylen)
+{
+    uint8_t pick[RL_MAX_CHANNELS];
+    if (nch > RL_MAX_CHANNELS)
+        nch = RL_MAX_CHANNELS;
+    for (int i = 0; i < nch; i++) {
+        int d = 0;
+        for (; d < tp->ndev; d++) { /* by device name, without the port */
+            const char *dn = ibv_get_device_name(tp->dev[d].ctx->device);
+            if (dn && !strcmp(dn, names[i]))
+                break;
+        }
+        if (d == tp->ndev) {
+            snprintf(why, whylen, "channel %d's NIC %s is not among RINGLET_IB_HCA's devices", i, names[i]);
+            return 0;
+        }
+        pick[i] = (uint8_t)d;
+    }
+    memcpy(tp->chan_dev, pick, (size_t)nch);
+    tp->nchan_dev = nch;
+    return 1;
+}
+
 const rl_tp_ops_t rl_tp_verbs_ops = {
     .size = sizeof(rl_tp_ops_t),
     .name = "verbs",
@@ -747,4 +773,5 @@ const rl_tp_ops_t rl_tp_verbs_ops = {
     .pins_memory = vb_pins_memory,
     .cpu_driven = vb_cpu_driven,
     .last_error = vb_last_error,
+    .pin_channels = vb_pin_channels,
 };

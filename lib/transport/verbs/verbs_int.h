@@ -41,6 +41,8 @@ struct rl_tp {
     struct rdma_event_channel *cm_chan; /* every device's listener and connection */
     int ndev;
     vb_dev_t dev[VB_MAX_DEVS];
+    int nchan_dev;                      /* channels < nchan_dev use chan_dev[], others round-robin */
+    uint8_t chan_dev[RL_MAX_CHANNELS];
     const rl_config_t *cfg;
     int nqps;
     int max_inline;
@@ -89,6 +91,7 @@ enum { VB_CM_IDLE, VB_CM_ADDR, VB_CM_ROUTING, VB_CM_ROUTE, VB_CM_CONNECTING, VB_
 
 /* Registered on every device: a connection uses its own device's keys. */
 struct rl_tp_mr {
+    const rl_tp_t *tp; /* for the device of channel 0 (vb_mr_remote) */
     int ndev;
     struct ibv_mr *mr[VB_MAX_DEVS];
 };
