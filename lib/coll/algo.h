@@ -114,6 +114,10 @@ typedef struct rl_algo {
     /* Nonzero: it moves data through the point-to-point service, so its
      * next step may follow that service's progress in the same call. */
     int on_p2p;
+    /* Nonzero: its progress needs nothing from the transports (it moves
+     * data through memory it maps itself), so a spinning wait may advance
+     * it alone between full progress calls. */
+    int self_driven;
 } rl_algo_t;
 
 /* Private state of request r, of type T. */

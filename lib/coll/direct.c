@@ -801,4 +801,5 @@ const rl_algo_t rl_algo_direct = {
     .foreign = foreign,
     .comm_progress = comm_progress,
     .describe_comm = describe_comm,
+    .self_driven = 1,
 };

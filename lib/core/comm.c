@@ -210,6 +210,16 @@ rl_status_t rl_comm_progress(struct rl_comm *c)
     return c->failed;
 }
 
+int rl_comm_poll_head(struct rl_comm *c)
+{
+    struct rl_request *r = c->head;
+    if (!r || !r->started || !r->algo->self_driven || c->failed != RL_OK)
+        return 0;
+    if (r->algo->progress(c, r))
+        pop_head(c);
+    return 1;
+}
+
 static void comm_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void comm_err(char *err, size_t len, const char *fmt, ...)
 {

@@ -216,6 +216,10 @@ void rl_comm_fail(struct rl_comm *c, rl_status_t st, const char *fmt, ...) __att
 void rl_comm_transport_failure(struct rl_comm *c, int peer);
 /* Drive completions and the running operation; never blocks. */
 rl_status_t rl_comm_progress(struct rl_comm *c);
+/* A spinning wait's cheap round: advance the head operation alone when
+ * its algorithm is self-driven and it has started; 0 when that does not
+ * apply (then a full rl_comm_progress is due). */
+int rl_comm_poll_head(struct rl_comm *c);
 
 /* rl_comm_create() whose rank 0 takes over a socket already listening
  * (listen_fd >= 0, closed in any case; rl_comm_split). */

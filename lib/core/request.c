@@ -245,7 +245,9 @@ rl_status_t rl_wait(rl_request_t r, int timeout_ms)
     int64_t yield_until = spin_until + RL_WAIT_YIELD_NS, nap_ns = RL_WAIT_NAP_MIN_NS;
     uint64_t seen = c->nevents;
     for (unsigned round = 1;; round++) {
-        st = rl_test(r);
+        /* while spinning, seven rounds in eight advance a self-driven head
+         * operation alone (no transport polls, no bootstrap check) */
+        st = (round & 7) && now <= spin_until && rl_comm_poll_head(c) ? r->status : rl_test(r);
         if (st != RL_INPROGRESS) {
             /* still spinning: it took no longer than the spin, which is all
              * adapt_spin asks */
