@@ -25,7 +25,8 @@
 #include "core/comm.h"
 
 static const char usage_text[] =
-    "usage: ringlet-tune -o FILE [--seconds S] [--check] [--check-max BYTES] [-v] [-h|--help]\n"
+    "usage: ringlet-tune -o FILE [--seconds S] [--check] [--check-max BYTES] [--check-rounds R] [-v]\n"
+    "                    [-h|--help]\n"
     "Run under a launcher, e.g. ringlet-run -n 4 -- ringlet-tune -o tune.txt\n"
     "  -o FILE          tuning file to write; an existing one keeps its entries for\n"
     "                   other transports and group sizes (this one's is replaced)\n"
@@ -34,6 +35,8 @@ static const char usage_text[] =
     "  --check          then measure each algorithm at other sizes and compare with\n"
     "                   the fitted model (median error, cost of the model's choices)\n"
     "  --check-max B    largest size --check measures (default 64M)\n"
+    "  --check-rounds R --check measures every algorithm R times (1-9, default 3),\n"
+    "                   the algorithms' order rotating, and takes each point's median\n"
     "  -v               print every calibration point (algorithm, size, median time)\n"
     "Use it with RINGLET_TUNE_FILE=FILE; ringlet-info --algos shows the result.\n";
 
@@ -199,16 +202,42 @@ static const char *const algos[] = {"rd", "rhd", "ring", "dbt"};
 static const size_t band_from[] = {0, 1 << 20, 4 << 20, 16 << 20};
 #define NBANDS 4
 
-static void check(rl_comm_t probe, size_t max_bytes, double budget_us)
+#define MAX_ROUNDS 9
+
+/* Every algorithm at every size, rounds times, the algorithms' order
+ * rotating from round to round; each point the median of its rounds (a
+ * single sitting of one algorithm can catch a passing disturbance that
+ * the others miss, and then decide the "fastest"). */
+static int measure_rounds(const size_t *sizes, int ns, double budget_us, int rounds, point_t *pts)
+{
+    static point_t all[MAX_ROUNDS][16 * NALG];
+    int n[MAX_ROUNDS] = {0};
+    for (int k = 0; k < rounds; k++)
+        for (int j = 0; j < NALG; j++)
+            n[k] = measure(algos[(j + k) % NALG], sizes, ns, budget_us, all[k], n[k]);
+    int np = 0;
+    for (int i = 0; i < n[0]; i++) {
+        double t[MAX_ROUNDS];
+        int m = 0;
+        for (int k = 0; k < rounds; k++)
+            for (int q = 0; q < n[k]; q++)
+                if (all[k][q].algo == all[0][i].algo && all[k][q].bytes == all[0][i].bytes)
+                    t[m++] = all[k][q].us;
+        qsort(t, (size_t)m, sizeof(double), cmp_double);
+        pts[np] = all[0][i];
+        pts[np++].us = m % 2 ? t[m / 2] : (t[m / 2 - 1] + t[m / 2]) / 2;
+    }
+    return np;
+}
+
+static void check(rl_comm_t probe, size_t max_bytes, double budget_us, int rounds)
 {
     size_t sizes[16];
     int ns = 0;
     for (size_t b = 8; b <= max_bytes && ns < 16; b *= 4)
         sizes[ns++] = b;
     point_t pts[16 * NALG];
-    int np = 0;
-    for (int a = 0; a < NALG; a++)
-        np = measure(algos[a], sizes, ns, budget_us, pts, np);
+    int np = measure_rounds(sizes, ns, budget_us, rounds, pts);
     if (probe->rank != 0)
         return;
     double err[16 * NALG], worst = 1;
@@ -254,7 +283,7 @@ int main(int argc, char **argv)
 {
     const char *out = NULL;
     double seconds = 30;
-    int do_check = 0, verbose = 0;
+    int do_check = 0, verbose = 0, check_rounds = 3;
     size_t check_max = 64u << 20;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
@@ -265,6 +294,9 @@ int main(int argc, char **argv)
             do_check = 1;
         else if (!strcmp(argv[i], "-v"))
             verbose = 1;
+        else if (!strcmp(argv[i], "--check-rounds") && i + 1 < argc && atoi(argv[i + 1]) >= 1 &&
+                 atoi(argv[i + 1]) <= MAX_ROUNDS)
+            check_rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--check-max") && i + 1 < argc && rl_parse_size(argv[i + 1], &check_max) == 0)
             i++;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -351,7 +383,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < ne; i++)
             probe->sel.tune.e[probe->sel.tune.n++] = ents[i];
         rl_model_pick(probe); /* as a communicator reading the file would */
-        check(probe, check_max, 2e5);
+        check(probe, check_max, 2e5, check_rounds);
     }
     free(probe);
     return 0;

@@ -44,7 +44,16 @@ grep -qE 'cost model \(tuning file: ofi:tcp at 3 ranks, [0-9]+ algorithms calibr
 
 # a second run for another group size keeps the first one's lines
 "$run" -n 2 --only-rank 0 --env RINGLET_TRANSPORT=ofi --env RINGLET_OFI_PROVIDER=tcp -- \
-  "$tune" -o "$f" --seconds 4 >"$tmp/out2" 2>&1 || { cat "$tmp/out2"; fail "second ringlet-tune failed"; }
+  "$tune" -o "$f" --seconds 4 --check --check-max 32K --check-rounds 2 >"$tmp/out2" 2>&1 ||
+  { cat "$tmp/out2"; fail "second ringlet-tune failed"; }
+cat "$tmp/out2"
+# the check: a row per (size, algorithm) from 8 B to 32 KiB, the choice per size, the summary
+grep -qE '^(\[0\] )? +8 +rd +[0-9.]+ +[0-9.]+ +-?[0-9.]+%$' "$tmp/out2" || fail "no check row for rd at 8 B"
+grep -qE '^(\[0\] )? +32768 +ring +[0-9.]+ +[0-9.]+ +-?[0-9.]+%$' "$tmp/out2" || fail "no check row for ring at 32 KiB"
+grep -qE '^(\[0\] )?model check over 2 ranks on ofi:tcp.*median absolute error [0-9.]+% over [0-9]+ points; .* at most [0-9.]+% slower .*\(7 sizes\)$' "$tmp/out2" ||
+  fail "no check summary over 7 sizes"
+rc=0; "$tune" -o "$tmp/x" --check --check-rounds 10 >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "--check-rounds 10 exits $rc, not 2"
 grep -qE "^ofi:tcp 3 .* ring$" "$f" || fail "the 3-rank lines were lost: $(cat "$f")"
 grep -qE "^ofi:tcp 2 $num $num $num $num$" "$f" || fail "no 2-rank line: $(cat "$f")"
 
