@@ -1484,9 +1484,12 @@ static rl_status_t root_send_result(rl_boot_t *b, const void *all, size_t total,
     rl_boot_hdr_t h = {RL_BOOT_MAGIC, RL_PROTOCOL_VERSION, RL_BOOT_RESULT, 0, (uint32_t)total};
     rl_boot_hdr_encode(&h, hdr);
     size_t want = 16 + total;
-    int left = b->nranks - 1;
+    int left = b->nranks - 1, failed = -1;
     rl_status_t st = RL_OK;
-    while (left > 0 && st == RL_OK) {
+    /* A rank that fails mid-send does not stop the others' sends: a rank
+     * left with half a result would read the abort that follows as the
+     * rest of it. The abort goes out once every message is whole. */
+    while (left > 0) {
         int n = 0;
         for (int r = 1; r < b->nranks; r++) {
             b->pfd[r - 1] = (struct pollfd){.fd = sent[r] < want ? b->fds[r] : -1, .events = POLLOUT};
@@ -1496,18 +1499,22 @@ static rl_status_t root_send_result(rl_boot_t *b, const void *all, size_t total,
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr == 0) {
-            int first = 0;
+            int first = 0, skip = failed;
             for (int r = 1; r < b->nranks && !first; r++)
                 first = sent[r] < want ? r : 0;
-            snprintf(err, errlen,
-                     "rank %d failed: it stopped reading (the bootstrap all-gather result could not be sent to it "
-                     "before the deadline: a hung or stopped process?)",
-                     first);
-            st = RL_ERR_TIMEOUT;
-            root_fail(b, st, first, err, -1);
-            break;
+            if (st == RL_OK) {
+                snprintf(err, errlen,
+                         "rank %d failed: it stopped reading (the bootstrap all-gather result could not be sent to "
+                         "it before the deadline: a hung or stopped process?)",
+                         first);
+                st = RL_ERR_TIMEOUT;
+                failed = first;
+            }
+            root_fail(b, st, failed, err, skip);
+            free(sent);
+            return st;
         }
-        for (int r = 1; r < b->nranks && st == RL_OK; r++) {
+        for (int r = 1; r < b->nranks; r++) {
             if (!b->pfd[r - 1].revents || sent[r] >= want)
                 continue;
             const uint8_t *src = sent[r] < 16 ? hdr + sent[r] : (const uint8_t *)all + (sent[r] - 16);
@@ -1517,12 +1524,19 @@ static rl_status_t root_send_result(rl_boot_t *b, const void *all, size_t total,
                 sent[r] += (size_t)k;
                 left -= sent[r] == want;
             } else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                snprintf(err, errlen, "rank %d failed: sending the all-gather result failed: %s", r, strerror(errno));
-                st = RL_ERR_PEER_FAILED;
-                root_fail(b, st, r, err, r);
+                if (st == RL_OK) {
+                    snprintf(err, errlen, "rank %d failed: sending the all-gather result failed: %s", r,
+                             strerror(errno));
+                    st = RL_ERR_PEER_FAILED;
+                    failed = r;
+                }
+                sent[r] = want;
+                left--;
             }
         }
     }
+    if (st != RL_OK)
+        root_fail(b, st, failed, err, failed);
     free(sent);
     return st;
 }

@@ -216,7 +216,9 @@ rl_status_t rl_shseg_share(struct rl_comm *c, rl_shseg_t *s, uint64_t id, int ok
         good = good && !send_all(c, all, s->fd, dl);
         if (st == RL_OK)
             st = rl_comm_agree(c, &good, dl, err, len);
-        good = good && !recv_all(c, s, all, lfd, dl);
+        /* only after a successful round: a failed peer sends nothing, and
+         * waiting for it would last until the deadline */
+        good = st == RL_OK && good && !recv_all(c, s, all, lfd, dl);
         if (st == RL_OK)
             st = rl_comm_agree(c, &good, dl, err, len);
     } else if (!all) {

@@ -137,11 +137,12 @@ static int work_loop(rl_comm_t comm, int rank, int nranks)
     int shared = alloc && !strcmp(alloc, "shared");
     float *in, *out;
     if (shared) {
-        if (rl_mem_alloc(comm, maxcount * sizeof(float), &shared_in) != RL_OK ||
-            rl_mem_alloc(comm, maxcount * sizeof(float) * (size_t)nranks, &shared_out) != RL_OK) {
-            fprintf(stderr, "rank %d: rl_mem_alloc: %s\n", rank, rl_comm_last_error(comm));
-            return 3;
-        }
+        /* collective: a kill inside it must fail it like any collective */
+        rl_status_t ast = rl_mem_alloc(comm, maxcount * sizeof(float), &shared_in);
+        if (ast == RL_OK)
+            ast = rl_mem_alloc(comm, maxcount * sizeof(float) * (size_t)nranks, &shared_out);
+        if (ast != RL_OK)
+            return finish(comm, ast);
         in = shared_in;
         out = shared_out;
     } else {
