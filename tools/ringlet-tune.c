@@ -33,7 +33,8 @@ static const char usage_text[] =
     "  --seconds S      time budget of the measurement (default 30, at most 60);\n"
     "                   sizes past it are skipped on every rank alike\n"
     "  --check          then measure each algorithm at other sizes and compare with\n"
-    "                   the fitted model (median error, cost of the model's choices)\n"
+    "                   the fitted model (median error, cost of the model's choices),\n"
+    "                   and print the measured winners as a RINGLET_ALGOS table\n"
     "  --check-max B    largest size --check measures (default 64M)\n"
     "  --check-rounds R --check measures every algorithm R times (1-9, default 3),\n"
     "                   the algorithms' order rotating, and takes each point's median\n"
@@ -231,6 +232,28 @@ static int measure_rounds(const size_t *sizes, int ns, double budget_us, int rou
     return np;
 }
 
+/* The measured winners as a selection table, for where the model's lines
+ * cannot place a crossover (two algorithms closer than the noise between
+ * sittings): a range changes hands halfway (geometrically) between sizes. */
+static void print_winners(const size_t *sizes, const char *const *won, int ns)
+{
+    char tab[512];
+    int pos = snprintf(tab, sizeof(tab), "all_reduce:0-");
+    const char *cur = NULL;
+    for (int s = 0; s < ns && pos < (int)sizeof(tab) - 64; s++) {
+        if (!won[s] || (cur && !strcmp(cur, won[s])))
+            continue;
+        if (cur) /* sizes are 4x apart: the midpoint is 2x the last one */
+            pos += snprintf(tab + pos, sizeof(tab) - (size_t)pos, "%zu:%s,%zu-", 2 * sizes[s - 1], cur,
+                            2 * sizes[s - 1]);
+        cur = won[s];
+    }
+    if (!cur)
+        return;
+    snprintf(tab + pos, sizeof(tab) - (size_t)pos, ":%s", cur);
+    printf("\nthe measured winners as a table: RINGLET_ALGOS=\"%s\"\n", tab);
+}
+
 static void check(rl_comm_t probe, size_t max_bytes, double budget_us, int rounds)
 {
     size_t sizes[16];
@@ -253,6 +276,7 @@ static void check(rl_comm_t probe, size_t max_bytes, double budget_us, int round
                100 * (pred - pts[i].us) / pts[i].us);
     }
     printf("\n%12s %10s %10s %10s\n", "size(B)", "fastest", "model's", "slower by");
+    const char *won[16] = {0};
     for (int s = 0; s < ns; s++) {
         const point_t *best = NULL, *chosen = NULL, *cheap = NULL;
         double cheap_t = 0;
@@ -270,10 +294,12 @@ static void check(rl_comm_t probe, size_t max_bytes, double budget_us, int round
         if (!best)
             continue;
         double r = chosen->us / best->us;
+        won[s] = best->algo->name;
         nsl++;
         worst = r > worst ? r : worst;
         printf("%12zu %10s %10s %9.1f%%\n", sizes[s], best->algo->name, chosen->algo->name, 100 * (r - 1));
     }
+    print_winners(sizes, won, ns);
     qsort(err, (size_t)ne, sizeof(double), cmp_double);
     printf("\nmodel check over %d ranks on %s: median absolute error %.1f%% over %d points; "
            "the model's choice is at most %.1f%% slower than the fastest measured (%d sizes)\n",

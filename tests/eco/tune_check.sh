@@ -52,6 +52,13 @@ grep -qE '^(\[0\] )? +8 +rd +[0-9.]+ +[0-9.]+ +-?[0-9.]+%$' "$tmp/out2" || fail 
 grep -qE '^(\[0\] )? +32768 +ring +[0-9.]+ +[0-9.]+ +-?[0-9.]+%$' "$tmp/out2" || fail "no check row for ring at 32 KiB"
 grep -qE '^(\[0\] )?model check over 2 ranks on ofi:tcp.*median absolute error [0-9.]+% over [0-9]+ points; .* at most [0-9.]+% slower .*\(7 sizes\)$' "$tmp/out2" ||
   fail "no check summary over 7 sizes"
+# the measured winners as a selection table that a communicator accepts
+tab=$(sed -nE 's/^(\[0\] )?the measured winners as a table: RINGLET_ALGOS="(all_reduce:0-[^"]*)"$/\2/p' "$tmp/out2")
+[ -n "$tab" ] || fail "no table of the measured winners"
+grep -qE '^all_reduce:0-([0-9]+:[a-z]+,[0-9]+-)*:[a-z]+$' <<<"$tab" || fail "malformed winners table: $tab"
+out=$(RINGLET_ALGOS=$tab "$info" --algos --ranks 2 --transport ofi:tcp --sizes 8,32K) ||
+  fail "ringlet-info refuses the winners table $tab: $out"
+grep -qF "$tab, then" <<<"$out" || fail "ringlet-info does not show the winners table $tab: $out"
 rc=0; "$tune" -o "$tmp/x" --check --check-rounds 10 >/dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || fail "--check-rounds 10 exits $rc, not 2"
 grep -qE "^ofi:tcp 3 .* ring$" "$f" || fail "the 3-rank lines were lost: $(cat "$f")"
