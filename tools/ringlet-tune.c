@@ -347,9 +347,8 @@ int main(int argc, char **argv)
     static const size_t sizes[] = {16, 256, 4096, 65536, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20, 32 << 20};
     int ns = (int)(sizeof(sizes) / sizeof(sizes[0]));
     point_t pts[NALG * 16];
-    int np = 0;
     double budget = seconds * 1e6 * 0.8 / (NALG * ns * CAL_ROUNDS);
-    np = measure_rounds(sizes, ns, budget, CAL_ROUNDS, pts);
+    int np = measure_rounds(sizes, ns, budget, CAL_ROUNDS, pts);
     rl_comm_t real = comm_for("ring");
     rl_all_reduce(real, &gamma, &gamma, 1, RL_FLOAT64, RL_MAX);
     char key[32];
