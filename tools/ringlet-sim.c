@@ -9,7 +9,7 @@
 static const char *usage =
     "usage: ringlet-sim FILE [--algo ring|planned|tree|rhd|hier] [--coll all_reduce|all_gather|reduce_scatter]\n"
     "                   [-b MIN] [-e MAX] [-f FACTOR] [--alpha-us A] [--eff E] [--gamma-gbps G]\n"
-    "                   [--rings K] [--chunks C] [--json OUT]\n"
+    "                   [--rings K] [--chunks C] [--cc fair|dcqcn [--dc NAME=VALUE]...] [--json OUT]\n"
     "Flow-level prediction on the fabric in FILE (ringlet-topo's JSON): each step\n"
     "of the algorithm is a set of flows with max-min fair rates on the links they\n"
     "share (ideal ECMP over minimal paths); a step costs alpha + path latency +\n"
@@ -23,6 +23,15 @@ static const char *usage =
     "  --eff        fraction of a link's rate a flow's payload gets (default 0.95)\n"
     "  --gamma-gbps reduction speed per rank in Gb/s (default: free)\n"
     "  --rings K    planned: at most K rings; --chunks C: tree pipeline chunks (default: best)\n"
+    "  --cc         fair: every flow has its max-min share from the first byte (default);\n"
+    "               dcqcn: a step's flows start at line rate and follow DCQCN's fluid\n"
+    "               model on the step's busiest link (ECN ramp 5-200 KB, Pmax 1%, g 1/256,\n"
+    "               CNP 50 us, timers 55 us, byte counter 10 MB, R_AI 40 Mb/s, F 5; the\n"
+    "               feedback delay is the path's round trip: the parameters the DCQCN\n"
+    "               paper evaluated at 40 Gb/s); adds a peakq(KB) column. A what-if model:\n"
+    "               only the fair model is checked against measurement (tools/fabric-lab)\n"
+    "  --dc N=V     a DCQCN parameter: kmin_kb, kmax_kb, pmax, g, cnp_us, alpha_us,\n"
+    "               timer_us, byte_kb, rai_mbps, fast_steps, pkt_bytes (repeatable)\n"
     "  --json OUT   rows as JSON, for tools/plot-bench\n"
     "Output: nccl-tests columns size, count (float32), time (us), algbw and busbw (GB/s).\n";
 
@@ -108,7 +117,19 @@ int main(int argc, char **argv)
             bad = (prm.nrings = atoi(v)) < 1 || prm.nrings > 16;
         else if (!strcmp(a, "--chunks"))
             bad = (prm.chunks = atoi(v)) < 1 || prm.chunks > 65536;
-        else if (!strcmp(a, "--json"))
+        else if (!strcmp(a, "--cc"))
+            bad = !strcmp(v, "dcqcn") ? (prm.dcqcn = 1, 0) : strcmp(v, "fair") ? 1 : (prm.dcqcn = 0, 0);
+        else if (!strcmp(a, "--dc")) {
+            char name[32];
+            const char *eq = strchr(v, '=');
+            bad = !eq || eq == v || (size_t)(eq - v) >= sizeof(name);
+            if (!bad) {
+                memcpy(name, v, (size_t)(eq - v));
+                name[eq - v] = '\0';
+                double x = strtod(eq + 1, &end);
+                bad = end == eq + 1 || *end || rl_dcqcn_set(&prm.dc, name, x);
+            }
+        } else if (!strcmp(a, "--json"))
             json = v;
         else {
             fprintf(stderr, "ringlet-sim: unknown option %s (see --help)\n", a);
@@ -142,10 +163,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringlet-sim: cannot write %s\n", json);
         return 1;
     }
-    printf("# ringlet-sim: %s, %s, %s, %d ranks; alpha %g us, eff %g\n", t.name, rl_sim_algo_name(algo), collname,
-           t.nranks, prm.alpha_us, prm.eff);
-    printf("#%11s %12s %8s %6s %12s %10s %10s  %s\n", "size(B)", "count", "type", "redop", "time(us)", "algbw",
-           "busbw", "busiest link");
+    printf("# ringlet-sim: %s, %s, %s, %d ranks; alpha %g us, eff %g%s\n", t.name, rl_sim_algo_name(algo), collname,
+           t.nranks, prm.alpha_us, prm.eff, prm.dcqcn ? ", DCQCN transient" : "");
+    printf("#%11s %12s %8s %6s %12s %10s %10s %s %s\n", "size(B)", "count", "type", "redop", "time(us)", "algbw",
+           "busbw", prm.dcqcn ? " peakq(KB)" : "", " busiest link");
     if (jf)
     {
         fprintf(jf, "{\"collective\": \"%s\", \"transport\": \"sim:%s\", \"algo\": \"%s\", \"nranks\": %d, \"fabric\": ",
@@ -159,8 +180,11 @@ int main(int argc, char **argv)
         rl_sim_time(s, b, &r);
         char worst[300];
         rl_topo_res_name(&t, r.worst, worst, sizeof(worst));
-        printf("%12.0f %12.0f %8s %6s %12.2f %10.3f %10.3f  %s\n", b, b / 4, "float", "sum", r.time_us, r.algbw, r.busbw,
-               worst);
+        char pq[32] = "";
+        if (prm.dcqcn)
+            snprintf(pq, sizeof(pq), " %10.1f", r.peak_queue_kb);
+        printf("%12.0f %12.0f %8s %6s %12.2f %10.3f %10.3f%s  %s\n", b, b / 4, "float", "sum", r.time_us, r.algbw,
+               r.busbw, pq, worst);
         if (jf)
             fprintf(jf, "%s\n {\"size\": %.0f, \"count\": %.0f, \"type\": \"float\", \"redop\": \"sum\", "
                         "\"oop\": {\"time_us\": %.4f, \"algbw\": %.6f, \"busbw\": %.6f, \"wrong\": 0}, "

@@ -9,7 +9,10 @@
  *     phase time = alpha + path latency + bytes x 8 x U / (eff x 1e9).
  * rl_sim_maxmin does full progressive filling (the tests check that its
  * slowest rate is 1 / U). Phases that repeat (a ring's 2(n-1) steps, the
- * two halves of halving-doubling) are computed once. */
+ * two halves of halving-doubling) are computed once.
+ * With dcqcn set, a step's flows instead follow DCQCN's transient on the
+ * phase's busiest link (dcqcn.c): they start at line rate, overfill the
+ * queue and back off, one trajectory per distinct (flows, link, latency). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,8 @@ typedef struct {
     double lat_us; /* longest path latency */
     double reduce; /* bytes reduced per rank = reduce x message bytes */
     int worst;
+    double flows, gbps; /* the busiest link's load and rate */
+    int cc;             /* dcqcn: index into rl_sim.cc, -1 none (one flow per link) */
 } sim_phase_t;
 
 struct rl_sim {
@@ -35,6 +40,8 @@ struct rl_sim {
     sim_phase_t ph[SIM_MAX_PHASES];
     int nph;
     int tree_depth; /* tree: pipeline stages */
+    rl_dcqcn_t *cc[SIM_MAX_PHASES];
+    int ncc;
 };
 
 void rl_sim_defaults(rl_sim_params_t *p)
@@ -43,6 +50,7 @@ void rl_sim_defaults(rl_sim_params_t *p)
     p->alpha_us = 5;
     p->eff = 0.95;
     p->gamma_gbps = 0;
+    rl_dcqcn_defaults(&p->dc);
 }
 
 static const char *algo_names[] = {"ring", "planned", "tree", "rhd", "hier"};
@@ -113,6 +121,8 @@ static int acc_close(acc_t *a, sim_phase_t *ph)
         if (u > ph->util) {
             ph->util = u;
             ph->worst = r;
+            ph->flows = a->load[r];
+            ph->gbps = rl_topo_res_gbps(a->t, r);
         }
         a->load[r] = 0;
     }
@@ -266,6 +276,32 @@ static rl_status_t sim_hier(rl_sim_t *s, acc_t *a, rl_topo_t *t, const rl_topo_p
     return st;
 }
 
+/* One DCQCN trajectory per distinct busiest link of the phases (with
+ * flows beyond the link's share; a link with one flow never queues). The
+ * feedback delay is the path's round trip. */
+static rl_status_t sim_dcqcn(rl_sim_t *s, char *err, size_t errlen)
+{
+    for (int i = 0; i < s->nph; i++) {
+        sim_phase_t *p = &s->ph[i];
+        p->cc = -1;
+        if (!(p->flows > 1 + 1e-9))
+            continue;
+        double gbps = p->gbps * s->prm.eff, delay = 2 * p->lat_us;
+        for (int j = 0; j < i && p->cc < 0; j++)
+            if (s->ph[j].cc >= 0 && s->ph[j].flows == p->flows && s->ph[j].gbps == p->gbps && s->ph[j].lat_us == p->lat_us)
+                p->cc = s->ph[j].cc;
+        if (p->cc >= 0)
+            continue;
+        rl_status_t st = rl_dcqcn_create(&s->prm.dc, p->flows, gbps, delay, &s->cc[s->ncc]);
+        if (st != RL_OK) {
+            snprintf(err, errlen, "sim: DCQCN parameters out of range (or out of memory)");
+            return st;
+        }
+        p->cc = s->ncc++;
+    }
+    return RL_OK;
+}
+
 rl_status_t rl_sim_create(rl_topo_t *t, rl_sim_algo_t algo, rl_sim_coll_t coll, const rl_sim_params_t *prm,
                           rl_sim_t **out, char *err, size_t errlen)
 {
@@ -314,10 +350,12 @@ rl_status_t rl_sim_create(rl_topo_t *t, rl_sim_algo_t algo, rl_sim_coll_t coll, 
             snprintf(err, errlen, "sim: rhd all_gather/reduce_scatter need a power-of-two rank count");
     }
     acc_free(&a);
+    if (st == RL_OK && s->prm.dcqcn)
+        st = sim_dcqcn(s, err, errlen);
     if (st != RL_OK) {
         if (st == RL_ERR_INVALID_ARG && !err[0])
             snprintf(err, errlen, "sim: some ranks cannot reach each other");
-        free(s);
+        rl_sim_destroy(s);
         return st;
     }
     *out = s;
@@ -327,7 +365,9 @@ rl_status_t rl_sim_create(rl_topo_t *t, rl_sim_algo_t algo, rl_sim_coll_t coll, 
 static double phase_time_us(const rl_sim_t *s, const sim_phase_t *p, double bytes)
 {
     double b = p->frac * bytes;
-    double us = s->prm.alpha_us + p->lat_us + b * 8 * p->util / (s->prm.eff * 1e3);
+    double wire = s->prm.dcqcn && p->cc >= 0 ? rl_dcqcn_time_us(s->cc[p->cc], b)
+                                             : b * 8 * p->util / (s->prm.eff * 1e3);
+    double us = s->prm.alpha_us + p->lat_us + wire;
     if (s->prm.gamma_gbps > 0)
         us += p->reduce * bytes * 8 / (s->prm.gamma_gbps * 1e3);
     return us;
@@ -359,6 +399,8 @@ void rl_sim_time(const rl_sim_t *s, double bytes, rl_sim_result_t *r)
             r->phase_util = p->util;
             r->worst = p->worst;
         }
+        double pk = s->prm.dcqcn && p->cc >= 0 ? rl_dcqcn_peak_queue_kb(s->cc[p->cc], p->frac * bytes) : 0;
+        r->peak_queue_kb = pk > r->peak_queue_kb ? pk : r->peak_queue_kb;
     }
     int n = s->nranks;
     r->time_us = us;
@@ -367,7 +409,14 @@ void rl_sim_time(const rl_sim_t *s, double bytes, rl_sim_result_t *r)
     r->busbw = r->algbw * f;
 }
 
-void rl_sim_destroy(rl_sim_t *s) { free(s); }
+void rl_sim_destroy(rl_sim_t *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->ncc; i++)
+        rl_dcqcn_destroy(s->cc[i]);
+    free(s);
+}
 
 /* Progressive filling: raise every unfrozen flow's rate together until a
  * resource fills, freeze the flows through it, repeat. */

@@ -203,6 +203,32 @@ void rl_topo_chan_print(const rl_topo_t *t, const rl_topo_plan_t *p, FILE *out);
 rl_status_t rl_topo_plan_json(const rl_topo_t *t, const rl_topo_plan_t *p, const char *path, char *err,
                               size_t errlen);
 
+/* ---- DCQCN fluid model (dcqcn.c) ---- */
+typedef struct {
+    double kmin_kb, kmax_kb, pmax; /* ECN marking ramp of the switch queue */
+    double g;                      /* alpha's gain */
+    double cnp_us, alpha_us;       /* CNP interval, alpha update interval */
+    double timer_us, byte_kb;      /* rate-increase timer and byte counter */
+    double rai_mbps;               /* additive increase */
+    int fast_steps;                /* increase periods before the additive stage */
+    double pkt_bytes;
+} rl_dcqcn_params_t;
+typedef struct rl_dcqcn rl_dcqcn_t;
+void rl_dcqcn_defaults(rl_dcqcn_params_t *p);
+/* Sets the field called name (kmin_kb, kmax_kb, pmax, g, cnp_us, alpha_us,
+ * timer_us, byte_kb, rai_mbps, fast_steps, pkt_bytes); -1: unknown name or
+ * value out of range. */
+int rl_dcqcn_set(rl_dcqcn_params_t *p, const char *name, double v);
+/* Integrates nflows identical flows that start at line rate (gbps, the
+ * link's) on one link of gbps, senders seeing marks delay_us late. */
+rl_status_t rl_dcqcn_create(const rl_dcqcn_params_t *p, double nflows, double gbps, double delay_us,
+                            rl_dcqcn_t **out);
+/* Time until every flow's bytes have crossed the link, us. */
+double rl_dcqcn_time_us(const rl_dcqcn_t *d, double bytes);
+/* The deepest the queue gets while flows of that many bytes send, KiB. */
+double rl_dcqcn_peak_queue_kb(const rl_dcqcn_t *d, double bytes);
+void rl_dcqcn_destroy(rl_dcqcn_t *d);
+
 /* ---- simulator ---- */
 typedef enum { RL_SIM_RING, RL_SIM_PLANNED, RL_SIM_TREE, RL_SIM_RHD, RL_SIM_HIER } rl_sim_algo_t;
 typedef enum { RL_SIM_ALL_REDUCE, RL_SIM_ALL_GATHER, RL_SIM_REDUCE_SCATTER } rl_sim_coll_t;
@@ -212,11 +238,14 @@ typedef struct {
     double gamma_gbps; /* reduction speed per rank, 0 = free */
     int nrings;        /* planned: rings (0 = planner's) */
     int chunks;        /* tree: pipeline chunks */
+    int dcqcn;         /* 1: a step's flows follow DCQCN's transient (dcqcn below), 0: fair from the start */
+    rl_dcqcn_params_t dc;
 } rl_sim_params_t;
 typedef struct {
     double time_us, algbw, busbw; /* GB/s = 1e9 B/s */
     double phase_util;            /* max link load / Gb/s in the busiest phase */
     int worst;                    /* its resource */
+    double peak_queue_kb;         /* dcqcn: the deepest queue of any step */
 } rl_sim_result_t;
 typedef struct rl_sim rl_sim_t;
 void rl_sim_defaults(rl_sim_params_t *p);
