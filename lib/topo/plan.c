@@ -280,12 +280,15 @@ static void diagonal_cycle(int k, int swap, int *seq)
  * - Phase 2 sweeps for moves that lower the total, evaluated exactly (a
  *   swap on one cycle keeps it whole iff the far link's ends come in the
  *   right order along it: positions), and re-walks the changed cycles,
- *   O(N) a move; about |dims[i] - dims[j]| moves.
- * - In a dead end it works only along the shortest cycle (every merge
- *   cuts it), with neutral kicks at random squares there.
+ *   O(N) a move; in 2D about |m - n| moves (63x512: 449).
+ * - In a dead end it works only along the shortest cycle (its factor is
+ *   one cycle only once that one has merged), with neutral kicks at random
+ *   squares there.
  * All work is counted against a budget (HD_WORK); over it, or over
- * HD_MAX_NODES nodes, the caller falls back to Gray codes. The search is
- * deterministic (constant seed): every rank plans the same rings. */
+ * HD_MAX_NODES nodes, the caller falls back to Gray codes. That happens at
+ * extreme aspect ratios: 4x255, 8x1023, 64x8x64, 4x4x2048, 3x3x3000 (all
+ * m x n and a x b x c up to 24 and 8 succeed). The search is deterministic
+ * (constant seed, no floating point): every rank plans the same rings. */
 
 #define HD_MAX_NODES (1 << 18)
 #define HD_WORK (1L << 26) /* walk steps + squares tried: ~0.5 s here when used up */
@@ -514,9 +517,9 @@ static int hd_try_at(hd_t *h, int u, int k, int neutral)
     return hd_try(h, v, i, j, neutral);
 }
 
-/* Out of a dead end: a move that merges must cut the shortest cycle C of
- * some factor, so try the squares along C; if none helps, a neutral move
- * at a random one of them, and again. 1 once a move helped. */
+/* Out of a dead end: the shortest cycle C (of a factor with several) has
+ * to merge some time, so try the squares along C; if none helps, a neutral
+ * move at a random one of them, and again. 1 once a move helped. */
 static int hd_unstick(hd_t *h, uint64_t *rng)
 {
     int F = 0, u0 = hd_smallest(h, &F), nk = 4 * (h->nd == 3 ? 3 : 1);
