@@ -424,10 +424,11 @@ Test(plan, torus_edge_disjoint_cycles)
 }
 
 /* Sizes where the search runs its long phases (32x24: staircase start; 16x16x8: hundreds of
- * exact moves; 4x63: one dimension odd, many dead ends), without a timing assert. */
+ * exact moves; 4x63: one dimension odd, many dead ends; 4x4x64: from layers), without a
+ * timing assert. */
 Test(plan, torus_edge_disjoint_cycles_large)
 {
-    static const int cases[][3] = {{32, 24, 0}, {16, 16, 8}, {4, 63, 0}};
+    static const int cases[][3] = {{32, 24, 0}, {16, 16, 8}, {4, 63, 0}, {4, 4, 64}};
     for (size_t d = 0; d < sizeof(cases) / sizeof(cases[0]); d++) {
         const int nd = cases[d][2] ? 3 : 2;
         char name[32];
