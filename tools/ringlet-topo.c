@@ -42,7 +42,7 @@ static const char *usage_plan =
     "prints the most-loaded link for the rank-order ring, the planned rings and\n"
     "the lower bound, as load / Gb/s (ring traffic through the link over its\n"
     "speed; 1/load is the rate each ring flow gets there).\n"
-    "  --rings K    at most K rings (default: one per rail, four on a square torus)\n"
+    "  --rings K    at most K rings (default: one per rail, 2d on a dD torus)\n"
     "  --order      print each ring on a line as RINGLET_RING_ORDER wants it (ring 0\n"
     "               first, the one RINGLET_RING_ORDER would take), nothing else\n"
     "  --nics       print only the NIC of each channel (channel i runs on ring i\n"

@@ -36,8 +36,9 @@ struct rl_topo_route {
     int *off, *nb, *dl; /* switch-to-switch adjacency: neighbour and directed link */
     int *dist, *queue;  /* the current destination's BFS (cached or scratch) */
     double *amount, *lat_to;
-    int *sdist, *squeue; /* scratch */
+    int *sdist, *squeue; /* scratch; sdist is DIST_INF but for squeue[0 .. stouched) */
     double *slat;
+    int stouched;
     char **cache;       /* per destination switch: dist, queue, lat_to in one block */
     int *creached;
     size_t cached_bytes;
@@ -822,6 +823,8 @@ static rl_topo_route_t *route_get(rl_topo_t *t)
         route_free(t);
         return NULL;
     }
+    for (int u = 0; u < t->nsw; u++)
+        r->sdist[u] = DIST_INF;
     int k = 0;
     for (int u = 0; u < t->nsw; u++) {
         r->off[u] = k;
@@ -837,58 +840,6 @@ static rl_topo_route_t *route_get(rl_topo_t *t)
     return r;
 }
 
-/* BFS from dst over switches; queue holds the nodes by distance. Also the
- * latency of the slowest minimal path from each switch to dst. Results are
- * kept per destination up to ROUTE_CACHE_MAX bytes: algorithms with many
- * phases (halving-doubling) reach the same destinations again and again. */
-#define ROUTE_CACHE_MAX ((size_t)512 << 20)
-static int bfs_to(const rl_topo_t *t, rl_topo_route_t *r, int dst)
-{
-    if (r->cache[dst]) {
-        r->dist = (int *)r->cache[dst];
-        r->queue = r->dist + t->nsw;
-        r->lat_to = (double *)(void *)(r->queue + t->nsw);
-        return r->creached[dst];
-    }
-    size_t bytes = (size_t)t->nsw * (2 * sizeof(int) + sizeof(double)); /* 8-byte aligned: 2 ints per switch */
-    char *blk = r->cached_bytes + bytes <= ROUTE_CACHE_MAX ? malloc(bytes) : NULL;
-    if (blk) {
-        r->dist = (int *)(void *)blk;
-        r->queue = r->dist + t->nsw;
-        r->lat_to = (double *)(void *)(r->queue + t->nsw);
-    } else {
-        r->dist = r->sdist;
-        r->queue = r->squeue;
-        r->lat_to = r->slat;
-    }
-    for (int i = 0; i < t->nsw; i++)
-        r->dist[i] = DIST_INF;
-    int head = 0, tail = 0;
-    r->dist[dst] = 0;
-    r->lat_to[dst] = 0;
-    r->queue[tail++] = dst;
-    while (head < tail) {
-        int u = r->queue[head++];
-        for (int k = r->off[u]; k < r->off[u + 1]; k++) {
-            int v = r->nb[k];
-            double lat = t->links[r->dl[k] >> 1].lat_ns + r->lat_to[u];
-            if (r->dist[v] == DIST_INF) {
-                r->dist[v] = r->dist[u] + 1;
-                r->lat_to[v] = lat;
-                r->queue[tail++] = v;
-            } else if (r->dist[v] == r->dist[u] + 1 && lat > r->lat_to[v]) {
-                r->lat_to[v] = lat;
-            }
-        }
-    }
-    if (blk) {
-        r->cache[dst] = blk;
-        r->creached[dst] = tail;
-        r->cached_bytes += bytes;
-    }
-    return tail;
-}
-
 typedef struct {
     int sa, sb;
     double w;
@@ -898,6 +849,82 @@ static int cmp_sb(const void *a, const void *b)
 {
     const sw_flow_t *x = a, *y = b;
     return x->sb != y->sb ? x->sb - y->sb : x->sa - y->sa;
+}
+
+static int is_source(const sw_flow_t *sf, int m, int v)
+{
+    int lo = 0, hi = m - 1; /* sf sorted by sa */
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (sf[mid].sa == v)
+            return 1;
+        if (sf[mid].sa < v)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return 0;
+}
+
+/* BFS from dst over switches; queue holds the nodes by distance. Also the
+ * latency of the slowest minimal path from each switch to dst. The BFS
+ * stops once the level of the farthest source (sa of sf[0 .. m), one
+ * destination's flows) is complete: the loads need nothing farther, and a
+ * ring's neighbour hops then cost a small ball instead of the whole fabric
+ * (N BFS of N switches made a 32768-node torus plan take 45 s). Complete
+ * BFS results are kept per destination up to ROUTE_CACHE_MAX bytes:
+ * algorithms with many phases (halving-doubling) reach the same
+ * destinations again and again. */
+#define ROUTE_CACHE_MAX ((size_t)512 << 20)
+static int bfs_to(const rl_topo_t *t, rl_topo_route_t *r, int dst, const sw_flow_t *sf, int m)
+{
+    if (r->cache[dst]) {
+        r->dist = (int *)r->cache[dst];
+        r->queue = r->dist + t->nsw;
+        r->lat_to = (double *)(void *)(r->queue + t->nsw);
+        return r->creached[dst];
+    }
+    r->dist = r->sdist;
+    r->queue = r->squeue;
+    r->lat_to = r->slat;
+    for (int i = 0; i < r->stouched; i++) /* back to all DIST_INF */
+        r->dist[r->queue[i]] = DIST_INF;
+    int need = 0;
+    for (int k = 0; k < m; k++)
+        need += k == 0 || sf[k].sa != sf[k - 1].sa;
+    int head = 0, tail = 0, found = is_source(sf, m, dst);
+    r->dist[dst] = 0;
+    r->lat_to[dst] = 0;
+    r->queue[tail++] = dst;
+    while (head < tail && found < need) {
+        for (int level_end = tail; head < level_end; head++) {
+            int u = r->queue[head];
+            for (int k = r->off[u]; k < r->off[u + 1]; k++) {
+                int v = r->nb[k];
+                double lat = t->links[r->dl[k] >> 1].lat_ns + r->lat_to[u];
+                if (r->dist[v] == DIST_INF) {
+                    r->dist[v] = r->dist[u] + 1;
+                    r->lat_to[v] = lat;
+                    r->queue[tail++] = v;
+                    found += is_source(sf, m, v);
+                } else if (r->dist[v] == r->dist[u] + 1 && lat > r->lat_to[v]) {
+                    r->lat_to[v] = lat;
+                }
+            }
+        }
+    }
+    r->stouched = tail;
+    size_t bytes = (size_t)t->nsw * (2 * sizeof(int) + sizeof(double)); /* 8-byte aligned: 2 ints per switch */
+    char *blk = head == tail && r->cached_bytes + bytes <= ROUTE_CACHE_MAX ? malloc(bytes) : NULL;
+    if (blk) { /* complete: keep it */
+        memcpy(blk, r->dist, sizeof(int) * (size_t)t->nsw);
+        memcpy(blk + sizeof(int) * (size_t)t->nsw, r->queue, sizeof(int) * (size_t)t->nsw);
+        memcpy(blk + 2 * sizeof(int) * (size_t)t->nsw, r->lat_to, sizeof(double) * (size_t)t->nsw);
+        r->cache[dst] = blk;
+        r->creached[dst] = tail;
+        r->cached_bytes += bytes;
+    }
+    return tail;
 }
 
 /* Loads of many flows at once. Flows are grouped by destination switch:
@@ -942,7 +969,7 @@ rl_status_t rl_topo_flow_loads(rl_topo_t *t, const rl_topo_flow_t *f, int n, dou
             i = j;
             continue;
         }
-        reached = bfs_to(t, r, sb);
+        reached = bfs_to(t, r, sb, sf + i, j - i);
         for (int k = i; k < j; k++) {
             if (r->dist[sf[k].sa] == DIST_INF) {
                 st = RL_ERR_INVALID_ARG;

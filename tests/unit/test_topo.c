@@ -360,39 +360,87 @@ static int torus_adjacent(const rl_topo_t *t, int ra, int rb)
     return 0;
 }
 
+static void torus_gen(const int *dims, rl_topo_t *t)
+{
+    rl_topo_gen_t g;
+    rl_topo_gen_defaults(&g);
+    g.ndims = dims[2] ? 3 : 2;
+    memcpy(g.dims, dims, sizeof(g.dims));
+    g.ranks = dims[0] * dims[1] * (dims[2] ? dims[2] : 1);
+    cr_assert_eq(rl_topo_gen_torus(&g, t, err, sizeof(err)), RL_OK, "%s", err);
+}
+
+/* Every directed torus link carries exactly one of the 2d rings. */
+static void torus_links_once(rl_topo_t *t, const rl_topo_plan_t *p, int nd, const char *name)
+{
+    rl_topo_loads_t l;
+    cr_assert_eq(rl_topo_ring_loads(t, p->order, p->nrings, &l), RL_OK);
+    for (int k = 0; k < t->nlinks; k++)
+        if (t->links[k].a < t->nsw && t->links[k].b < t->nsw)
+            for (int s = 0; s < 2; s++)
+                cr_assert_float_eq(l.load[2 * k + s], 1.0 / (2 * nd), 1e-12, "%s: link %d dir %d: %g", name, k, s,
+                                   l.load[2 * k + s]);
+    cr_assert_float_eq(p->util, p->util_bound, 1e-12, "%s: plan %g bound %g", name, p->util, p->util_bound);
+    rl_topo_loads_free(&l);
+}
+
 Test(plan, torus_edge_disjoint_cycles)
 {
-    static const int dims[][3] = {{6, 6, 0}, {5, 5, 0}, {4, 6, 0}, {3, 4, 0}, {4, 3, 4}, {3, 3, 2}};
-    for (size_t d = 0; d < sizeof(dims) / sizeof(dims[0]); d++) {
-        rl_topo_gen_t g;
-        rl_topo_gen_defaults(&g);
-        g.ndims = dims[d][2] ? 3 : 2;
-        memcpy(g.dims, dims[d], sizeof(g.dims));
-        g.ranks = dims[d][0] * dims[d][1] * (dims[d][2] ? dims[d][2] : 1);
+    /* exact: d edge-disjoint Hamiltonian cycles + reverses, so every directed link carries
+     * one ring; 3x3x2 has a 2-cycle (one link per pair), so Gray codes: 2 of them, 4 rings */
+    static const struct {
+        int dims[3], rings, exact;
+    } cases[] = {{{6, 6, 0}, 4, 1},  {{5, 5, 0}, 4, 1},  {{4, 6, 0}, 4, 1},  {{3, 4, 0}, 4, 1},  {{6, 4, 0}, 4, 1},
+                 {{5, 3, 0}, 4, 1},  {{3, 7, 0}, 4, 1},  {{3, 3, 0}, 4, 1},  {{8, 5, 0}, 4, 1},  {{4, 9, 0}, 4, 1},
+                 {{4, 3, 4}, 6, 1},  {{4, 4, 4}, 6, 1},  {{3, 3, 3}, 6, 1},  {{5, 4, 3}, 6, 1},  {{3, 4, 6}, 6, 1},
+                 {{5, 5, 3}, 6, 1},  {{3, 3, 2}, 4, 0}};
+    for (size_t d = 0; d < sizeof(cases) / sizeof(cases[0]); d++) {
+        const int *dims = cases[d].dims, nd = dims[2] ? 3 : 2;
+        char name[32];
+        snprintf(name, sizeof(name), "%dx%dx%d", dims[0], dims[1], dims[2]);
         rl_topo_t t;
-        cr_assert_eq(rl_topo_gen_torus(&g, &t, err, sizeof(err)), RL_OK, "%s", err);
-        rl_topo_plan_t p;
+        torus_gen(dims, &t);
+        rl_topo_plan_t p, p2;
         cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
-        int square = g.ndims == 2 && dims[d][0] == dims[d][1];
-        static const int want_rings[] = {4, 4, 4, 2, 6, 4}; /* 3x4: only y can close a cycle run x-fastest */
-        cr_assert_eq(p.nrings, want_rings[d], "%dx%dx%d: %d rings", dims[d][0], dims[d][1], dims[d][2], p.nrings);
+        cr_assert_eq(p.nrings, cases[d].rings, "%s: %d rings (%s)", name, p.nrings, p.method);
         int n = t.nranks;
         for (int c = 0; c < p.nrings; c++) {
             cr_assert(is_permutation(p.order + c * n, n));
             for (int i = 0; i < n; i++)
-                cr_assert(torus_adjacent(&t, p.order[c * n + i], p.order[c * n + (i + 1) % n]), "ring %d step %d", c, i);
+                cr_assert(torus_adjacent(&t, p.order[c * n + i], p.order[c * n + (i + 1) % n]), "%s: ring %d step %d",
+                          name, c, i);
         }
-        if (square) { /* every directed torus link carries exactly one ring: the bound */
-            rl_topo_loads_t l;
-            cr_assert_eq(rl_topo_ring_loads(&t, p.order, p.nrings, &l), RL_OK);
-            for (int k = 0; k < t.nlinks; k++)
-                if (t.links[k].a < t.nsw && t.links[k].b < t.nsw) {
-                    cr_assert_float_eq(l.load[2 * k], 0.25, 1e-12, "link %d", k);
-                    cr_assert_float_eq(l.load[2 * k + 1], 0.25, 1e-12, "link %d", k);
-                }
-            cr_assert_float_eq(p.util, p.util_bound, 1e-12);
-            rl_topo_loads_free(&l);
+        if (cases[d].exact) {
+            cr_assert(strstr(p.method, "edge-disjoint Hamiltonian"), "%s: %s", name, p.method);
+            torus_links_once(&t, &p, nd, name);
         }
+        cr_assert_eq(rl_topo_plan(&t, 0, &p2, err, sizeof(err)), RL_OK, "%s", err); /* every rank plans alike */
+        cr_assert_eq(p2.nrings, p.nrings);
+        cr_assert_eq(memcmp(p.order, p2.order, sizeof(int) * (size_t)n * (size_t)p.nrings), 0, "%s: plans differ", name);
+        rl_topo_plan_free(&p2);
+        rl_topo_plan_free(&p);
+        rl_topo_free(&t);
+    }
+}
+
+/* Sizes where the search runs its long phases (32x24: staircase start; 16x16x8: hundreds of
+ * exact moves; 4x63: one dimension odd, many dead ends; 4x4x64: from layers), without a
+ * timing assert. */
+Test(plan, torus_edge_disjoint_cycles_large)
+{
+    static const int cases[][3] = {{32, 24, 0}, {16, 16, 8}, {4, 63, 0}, {4, 4, 64}};
+    for (size_t d = 0; d < sizeof(cases) / sizeof(cases[0]); d++) {
+        const int nd = cases[d][2] ? 3 : 2;
+        char name[32];
+        snprintf(name, sizeof(name), "%dx%dx%d", cases[d][0], cases[d][1], cases[d][2]);
+        rl_topo_t t;
+        torus_gen(cases[d], &t);
+        rl_topo_plan_t p;
+        cr_assert_eq(rl_topo_plan(&t, 0, &p, err, sizeof(err)), RL_OK, "%s", err);
+        cr_assert_eq(p.nrings, 2 * nd, "%s: %d rings (%s)", name, p.nrings, p.method);
+        for (int c = 0; c < p.nrings; c++)
+            cr_assert(is_permutation(p.order + c * t.nranks, t.nranks));
+        torus_links_once(&t, &p, nd, name); /* with the permutations: only torus neighbours follow each other */
         rl_topo_plan_free(&p);
         rl_topo_free(&t);
     }
