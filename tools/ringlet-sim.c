@@ -7,7 +7,7 @@
 #include "topo/topo.h"
 
 static const char *usage =
-    "usage: ringlet-sim FILE [--algo ring|planned|tree|rhd|hier] [--coll all_reduce|all_gather|reduce_scatter]\n"
+    "usage: ringlet-sim FILE [--algo ring|planned|tree|ptree|rhd|hier] [--coll all_reduce|all_gather|reduce_scatter]\n"
     "                   [-b MIN] [-e MAX] [-f FACTOR] [--alpha-us A] [--eff E] [--gamma-gbps G]\n"
     "                   [--rings K] [--chunks C] [--cc fair|dcqcn [--dc NAME=VALUE]...] [--json OUT]\n"
     "Flow-level prediction on the fabric in FILE (ringlet-topo's JSON): each step\n"
@@ -15,8 +15,10 @@ static const char *usage =
     "share (ideal ECMP over minimal paths); a step costs alpha + path latency +\n"
     "bytes / (eff x fair rate). Identical steps are computed once.\n"
     "  --algo       ring (rank order), planned (ringlet-topo's rings), tree (double\n"
-    "               binary tree, pipelined), rhd (halving-doubling), hier (ring inside\n"
-    "               hosts, one ring per local rank across hosts); default planned\n"
+    "               binary tree over rank order, pipelined), ptree (the same over the\n"
+    "               planned first ring's order, as ringlet runs it with RINGLET_TOPO_FILE),\n"
+    "               rhd (halving-doubling), hier (ring inside hosts, one ring per local\n"
+    "               rank across hosts); default planned\n"
     "  --coll       all_reduce (default); all_gather, reduce_scatter for ring/planned/rhd\n"
     "  -b, -e, -f   sizes from MIN to MAX bytes, times FACTOR (default 1M, 1G, 2; K/M/G)\n"
     "  --alpha-us   per-message latency in us (default 5)\n"

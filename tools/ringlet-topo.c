@@ -224,6 +224,28 @@ static int cmd_import(int argc, char **argv)
     return st == RL_OK ? 0 : die(err);
 }
 
+/* The double binary tree all-reduce runs over the first ring's order:
+ * its load on the plan's order against rank order. */
+static void print_trees(rl_topo_t *t, const rl_topo_plan_t *p)
+{
+    int *ident = malloc(sizeof(int) * (size_t)t->nranks);
+    rl_topo_loads_t lp = {0}, lr = {0};
+    for (int i = 0; ident && i < t->nranks; i++)
+        ident[i] = i;
+    if (ident && t->nranks > 1 && rl_topo_tree_loads(t, p->order, &lp) == RL_OK &&
+        rl_topo_tree_loads(t, ident, &lr) == RL_OK) {
+        char w1[300], w2[300];
+        rl_topo_res_name(t, lp.argmax, w1, sizeof(w1));
+        rl_topo_res_name(t, lr.argmax, w2, sizeof(w2));
+        printf("# trees (double binary, each carrying half, over ring 0's order): max load/Gb/s, link hops\n");
+        printf("%-12s %14.6g %16s %12.1f  %s\n", "tree-rank", lr.max_util, "", lr.hops, w2);
+        printf("%-12s %14.6g %16s %12.1f  %s\n", "tree-planned", lp.max_util, "", lp.hops, w1);
+    }
+    rl_topo_loads_free(&lp);
+    rl_topo_loads_free(&lr);
+    free(ident);
+}
+
 static int cmd_plan(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -273,6 +295,7 @@ static int cmd_plan(int argc, char **argv)
             }
         } else {
             rl_topo_plan_print(&t, &p, stdout);
+            print_trees(&t, &p);
             printf("# read in %.3f s, planned and evaluated in %.3f s (%.3f s CPU)\n", load_s, plan_s, plan_cpu);
         }
         if (json)

@@ -6,10 +6,9 @@
  * in the other (n even), each rank sends and receives about the ring's
  * bytes in total.
  *
- * Trees: an in-order binary tree over v = rank + 1 (tree 0) and over
- * v = n - rank (tree 1, the mirror). Node v with lowest set bit b has
- * children v - b/2 and the first of v + b/2, v + b/4, ... that exists; the
- * root is the largest power of two not above n.
+ * Trees: topo/btree.h, over the positions of the first ring's order, so
+ * with a planned or given ring order tree edges stay as local as the
+ * ring's hops (as NCCL builds its trees from its rings' node order).
  *
  * Messages go through the point-to-point service, one per chunk, tree and
  * direction on each tree edge. Sends and receives between two ranks must
@@ -27,6 +26,7 @@
 #include "coll/p2p.h"
 #include "core/clock.h"
 #include "core/comm.h"
+#include "topo/btree.h"
 
 #define MAX_CHUNKS 64
 enum { UP = 0, DOWN = 1 };
@@ -53,54 +53,24 @@ typedef struct {
 
 static dbt_t *D(const struct rl_request *r) { return RL_PRIV(r, dbt_t); }
 
-static int top_pow2(int n)
+/* My position in the node order (the first ring's) and the rank at a position. */
+static int my_pos(const struct rl_comm *c)
 {
-    int t = 1;
-    while (2 * t <= n)
-        t *= 2;
-    return t;
+    for (int i = 0; i < c->nranks; i++)
+        if (c->order[i] == c->rank)
+            return i;
+    return c->rank; /* unreachable: the order is a permutation */
 }
-
-/* Parent and children of v (1-based) in the in-order tree over 1..n. */
-static int tree_parent(int v, int n)
-{
-    if (v == top_pow2(n))
-        return 0;
-    int p = v;
-    do {
-        int b = p & -p;
-        p = (p & (2 * b)) ? p - b : p + b;
-    } while (p > n);
-    return p;
-}
-
-static int tree_kids(int v, int n, int kids[2])
-{
-    int b = v & -v, nk = 0;
-    if (b == 1)
-        return 0;
-    kids[nk++] = v - b / 2;
-    for (int h = b / 2; h >= 1; h /= 2)
-        if (v + h <= n) {
-            kids[nk++] = v + h;
-            break;
-        }
-    return nk;
-}
-
-/* Tree t's numbering: v of a rank and the rank of a v. */
-static int v_of(int t, int rank, int n) { return t ? n - rank : rank + 1; }
-static int rank_of(int t, int v, int n) { return t ? n - v : v - 1; }
 
 static void shape(const struct rl_comm *c, dbt_t *d)
 {
-    int n = c->nranks;
+    int n = c->nranks, pos = my_pos(c);
     for (int t = 0; t < 2; t++) {
-        int v = v_of(t, c->rank, n), p = tree_parent(v, n), k[2];
-        d->parent[t] = p ? rank_of(t, p, n) : -1;
-        d->nkids[t] = tree_kids(v, n, k);
+        int v = rl_btree_v(t, pos, n), p = rl_btree_parent(v, n), k[2];
+        d->parent[t] = p ? c->order[rl_btree_pos(t, p, n)] : -1;
+        d->nkids[t] = rl_btree_kids(v, n, k);
         for (int i = 0; i < d->nkids[t]; i++)
-            d->kids[t][i] = rank_of(t, k[i], n);
+            d->kids[t][i] = c->order[rl_btree_pos(t, k[i], n)];
     }
 }
 
@@ -369,6 +339,27 @@ static void describe_wait(struct rl_comm *c, struct rl_request *r, char *buf, si
     snprintf(buf, len, "all_reduce %llu (dbt): %d messages to go", (unsigned long long)r->seq, d->remaining);
 }
 
+/* Each tree's parent and children of this rank (the log names its tree
+ * neighbours, which follow the first ring's order). */
+static void describe_comm(struct rl_comm *c, char *buf, size_t len)
+{
+    if (c->nranks < 2 || !c->order) {
+        snprintf(buf, len, "dbt: one rank");
+        return;
+    }
+    dbt_t d = {0};
+    shape(c, &d);
+    size_t pos = 0;
+    for (int t = 0; t < 2 && pos < len; t++) {
+        if (d.parent[t] < 0)
+            pos += (size_t)snprintf(buf + pos, len - pos, "%sdbt tree %d: root", t ? "; " : "", t);
+        else
+            pos += (size_t)snprintf(buf + pos, len - pos, "%sdbt tree %d: parent %d", t ? "; " : "", t, d.parent[t]);
+        for (int i = 0; i < d.nkids[t] && pos < len; i++)
+            pos += (size_t)snprintf(buf + pos, len - pos, "%s%d", i ? "," : ", children ", d.kids[t][i]);
+    }
+}
+
 const rl_algo_t rl_algo_dbt = {
     .id = RL_ALGO_ID_dbt,
     .name = "dbt",
@@ -381,5 +372,6 @@ const rl_algo_t rl_algo_dbt = {
     .progress = progress,
     .release = release,
     .describe_wait = describe_wait,
+    .describe_comm = describe_comm,
     .on_p2p = 1,
 };

@@ -814,7 +814,7 @@ rl_status_t rl_comm_create_listen(const rl_comm_opts_t *opts, int listen_fd, rl_
         char what[512] = "";
         size_t pos = 0;
         for (int i = 0; i < rl_algo_count() && pos < sizeof(what) - 2; i++)
-            if (rl_algo_at(i)->describe_comm && c->algo_state[i]) {
+            if (rl_algo_at(i)->describe_comm && (c->algo_state[i] || !rl_algo_at(i)->comm_setup)) {
                 pos += (size_t)snprintf(what + pos, sizeof(what) - pos, ", ");
                 if (pos < sizeof(what))
                     rl_algo_at(i)->describe_comm(c, what + pos, sizeof(what) - pos);

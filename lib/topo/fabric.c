@@ -1,4 +1,5 @@
 /* Fabric model: building, checking, the JSON format, routing and link loads. */
+#include "topo/btree.h"
 #include "topo/topo.h"
 
 #include <errno.h>
@@ -1054,6 +1055,46 @@ rl_status_t rl_topo_ring_loads(rl_topo_t *t, const int *order, int nrings, rl_to
     for (int k = 0; k < nrings && n > 1; k++)
         for (int i = 0; i < n; i++)
             f[nf++] = (rl_topo_flow_t){order[(size_t)k * n + i], order[(size_t)k * n + (i + 1) % n], 1.0 / nrings};
+    rl_status_t st = rl_topo_flow_loads(t, f, nf, out->load, &out->hops, &out->max_lat_ns);
+    free(f);
+    if (st != RL_OK) {
+        rl_topo_loads_free(out);
+        return st;
+    }
+    out->argmax = -1;
+    for (int r = 0; r < nres; r++) {
+        double u = out->load[r] / rl_topo_res_gbps(t, r);
+        if (u > out->max_util) {
+            out->max_util = u;
+            out->argmax = r;
+        }
+    }
+    return RL_OK;
+}
+
+/* Both trees of coll/dbt.c over the positions of order: each edge carries
+ * its tree's half of the data up and down. */
+rl_status_t rl_topo_tree_loads(rl_topo_t *t, const int *order, rl_topo_loads_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int nres = rl_topo_nres(t), n = t->nranks;
+    out->load = calloc((size_t)nres, sizeof(double));
+    rl_topo_flow_t *f = malloc(sizeof(*f) * (size_t)n * 4 + 1);
+    if (!out->load || !f) {
+        free(f);
+        rl_topo_loads_free(out);
+        return RL_ERR_NO_MEMORY;
+    }
+    int nf = 0;
+    for (int tr = 0; tr < 2; tr++)
+        for (int pos = 0; pos < n; pos++) {
+            int v = rl_btree_v(tr, pos, n), p = rl_btree_parent(v, n);
+            if (!p)
+                continue;
+            int a = order[pos], b = order[rl_btree_pos(tr, p, n)];
+            f[nf++] = (rl_topo_flow_t){a, b, 0.5};
+            f[nf++] = (rl_topo_flow_t){b, a, 0.5};
+        }
     rl_status_t st = rl_topo_flow_loads(t, f, nf, out->load, &out->hops, &out->max_lat_ns);
     free(f);
     if (st != RL_OK) {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "topo/btree.h"
 #include "topo/topo.h"
 
 #define SIM_MAX_PHASES 64
@@ -53,13 +54,14 @@ void rl_sim_defaults(rl_sim_params_t *p)
     rl_dcqcn_defaults(&p->dc);
 }
 
-static const char *algo_names[] = {"ring", "planned", "tree", "rhd", "hier"};
+static const char *algo_names[] = {"ring", "planned", "tree", "rhd", "hier", "ptree"};
+#define NALGOS ((int)(sizeof(algo_names) / sizeof(algo_names[0])))
 
-const char *rl_sim_algo_name(rl_sim_algo_t a) { return (unsigned)a < 5 ? algo_names[a] : "?"; }
+const char *rl_sim_algo_name(rl_sim_algo_t a) { return (unsigned)a < NALGOS ? algo_names[a] : "?"; }
 
 int rl_sim_algo_parse(const char *s, rl_sim_algo_t *a)
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < NALGOS; i++)
         if (!strcmp(s, algo_names[i])) {
             *a = (rl_sim_algo_t)i;
             return 0;
@@ -196,18 +198,21 @@ static rl_status_t sim_rhd(rl_sim_t *s, acc_t *a)
 /* Double binary tree over rank positions: tree 0 is a heap (parent (i-1)/2),
  * tree 1 mirrors it (even n) or shifts it by one (odd n). Both trees carry
  * half the data; every edge carries it up and down at once, pipelined. */
-static rl_status_t sim_tree(rl_sim_t *s, acc_t *a)
+/* The double binary tree of coll/dbt.c over the positions of order: every
+ * edge of both trees carries its tree's half both ways at once (pipelined,
+ * the up and down streams overlap). */
+static rl_status_t sim_tree(rl_sim_t *s, acc_t *a, const int *order)
 {
     int n = s->nranks;
     if (s->coll != RL_SIM_ALL_REDUCE)
         return RL_ERR_INVALID_ARG;
     for (int tr = 0; tr < 2; tr++)
-        for (int i = 1; i < n; i++) {
-            int c = i, par = (i - 1) / 2;
-            if (tr) {
-                c = n % 2 == 0 ? n - 1 - c : (c + 1) % n;
-                par = n % 2 == 0 ? n - 1 - par : (par + 1) % n;
-            }
+        for (int pos = 0; pos < n; pos++) {
+            int v = rl_btree_v(tr, pos, n), p = rl_btree_parent(v, n);
+            if (!p)
+                continue;
+            int c = order ? order[pos] : pos, par = rl_btree_pos(tr, p, n);
+            par = order ? order[par] : par;
             if (acc_flow(a, c, par) || acc_flow(a, par, c))
                 return RL_ERR_INVALID_ARG;
         }
@@ -340,8 +345,15 @@ rl_status_t rl_sim_create(rl_topo_t *t, rl_sim_algo_t algo, rl_sim_coll_t coll, 
         if (st == RL_ERR_INVALID_ARG && algo == RL_SIM_HIER)
             snprintf(err, errlen, "sim: hier needs the same number of ranks on every host");
         rl_topo_plan_free(&pl);
+    } else if (algo == RL_SIM_PTREE) {
+        st = rl_topo_plan(t, 1, &pl, err, errlen);
+        if (st == RL_OK)
+            st = sim_tree(s, &a, pl.order);
+        if (st == RL_ERR_INVALID_ARG)
+            snprintf(err, errlen, "sim: ptree models all_reduce only");
+        rl_topo_plan_free(&pl);
     } else if (algo == RL_SIM_TREE) {
-        st = sim_tree(s, &a);
+        st = sim_tree(s, &a, NULL);
         if (st == RL_ERR_INVALID_ARG)
             snprintf(err, errlen, "sim: tree models all_reduce only");
     } else {

@@ -148,6 +148,9 @@ double rl_topo_res_gbps(const rl_topo_t *t, int res);
 void rl_topo_res_name(const rl_topo_t *t, int res, char *buf, size_t len);
 /* Loads of nrings rings (order: nrings x nranks), each ring carrying weight 1/nrings. */
 rl_status_t rl_topo_ring_loads(rl_topo_t *t, const int *order, int nrings, rl_topo_loads_t *out);
+/* Loads of the double binary tree (topo/btree.h) over the positions of
+ * order, each tree's edges carrying its half (0.5) both ways. */
+rl_status_t rl_topo_tree_loads(rl_topo_t *t, const int *order, rl_topo_loads_t *out);
 void rl_topo_loads_free(rl_topo_loads_t *l);
 /* Lower bound on max_util of any set of rings carrying weight 1 in all:
  * every cut around one host, or around the hosts under one switch, is crossed. */
@@ -230,7 +233,9 @@ double rl_dcqcn_peak_queue_kb(const rl_dcqcn_t *d, double bytes);
 void rl_dcqcn_destroy(rl_dcqcn_t *d);
 
 /* ---- simulator ---- */
-typedef enum { RL_SIM_RING, RL_SIM_PLANNED, RL_SIM_TREE, RL_SIM_RHD, RL_SIM_HIER } rl_sim_algo_t;
+/* tree: the double binary tree over rank order; ptree: over the planned
+ * first ring's order, as ringlet runs it with RINGLET_TOPO_FILE */
+typedef enum { RL_SIM_RING, RL_SIM_PLANNED, RL_SIM_TREE, RL_SIM_RHD, RL_SIM_HIER, RL_SIM_PTREE } rl_sim_algo_t;
 typedef enum { RL_SIM_ALL_REDUCE, RL_SIM_ALL_GATHER, RL_SIM_REDUCE_SCATTER } rl_sim_coll_t;
 typedef struct {
     double alpha_us;   /* per message (software, NIC) */

@@ -140,4 +140,59 @@ rc=0; log=$(RINGLET_TOPO_FILE="$tmp/four.json" RINGLET_TOPO_PLACE=hosts RINGLET_
             RINGLET_TRANSPORT=ofi RINGLET_OFI_PROVIDER=tcp timeout 120 "$run" -n 4 -- "$tmp/where.sh" 2>&1) || rc=$?
 [ $rc != 0 ] || fail "a rank on an unknown host was placed"
 grep -q 'has no host named "nowhere" (rank 2 runs there)' <<<"$log" || fail "unknown host not named: $log"
+# the double binary tree follows the first ring's order: on a shuffled
+# oversubscribed fat tree the planned order's trees load the busiest link
+# less (ringlet-topo plan), the simulator's ptree beats tree, and 5 real
+# ranks with dbt forced build their trees over the planned order
+$topo gen fat-tree --tiers 2 --oversub 2 --ranks 64 --shuffle 3 -o "$tmp/ft64s.json" >/dev/null
+plan=$($topo plan "$tmp/ft64s.json")
+awk '$1 == "tree-rank" {r = $2} $1 == "tree-planned" {p = $2} END {exit !(r > 0 && p > 0 && r > 1.5 * p)}' <<<"$plan" ||
+  fail "planned trees do not load less than rank order's: $plan"
+bt=$($sim "$tmp/ft64s.json" --algo tree -b 256M -e 256M | awk '$1 ~ /^[0-9]/ {print $7}')
+bp=$($sim "$tmp/ft64s.json" --algo ptree -b 256M -e 256M | awk '$1 ~ /^[0-9]/ {print $7}')
+awk -v t="$bt" -v p="$bp" 'BEGIN {exit !(t > 0 && p > 1.5 * t)}' || fail "sim: ptree $bp GB/s not above tree $bt"
+$topo gen fat-tree --tiers 2 --radix 4 --oversub 1 --ranks 5 --shuffle 5 -o "$tmp/five.json" >/dev/null
+order5=$($topo plan "$tmp/five.json" --order | head -1)
+[ "$order5" != "0,1,2,3,4" ] || fail "test fabric's plan is rank order: pick another --shuffle"
+log=$(RINGLET_LOG_LEVEL=info RINGLET_TOPO_FILE="$tmp/five.json" RINGLET_ALGOS=all_reduce:0-:dbt \
+      RINGLET_TRANSPORT=ofi RINGLET_OFI_PROVIDER=tcp timeout 200 "$run" -n 5 -- "$coll" --quick 2>&1) ||
+  fail "coll_check with dbt over the planned order: $log"
+# expected parents: the in-order tree over positions (v = pos + 1, mirror v = n - pos)
+printf '%s\n' "$log" >"$tmp/dbt.log"
+python3 - "$order5" "$tmp/dbt.log" <<'PY' || fail "dbt trees do not follow the planned order $order5: $log"
+import re, sys
+order = [int(x) for x in sys.argv[1].split(",")]
+n = len(order)
+def root(n):
+    t = 1
+    while 2 * t <= n:
+        t *= 2
+    return t
+def parent(v):
+    if v == root(n):
+        return 0
+    p = v
+    while True:
+        b = p & -p
+        p = p - b if p & (2 * b) else p + b
+        if p <= n:
+            return p
+want = {}
+for pos, r in enumerate(order):
+    got = []
+    for t in (0, 1):
+        v = pos + 1 if t == 0 else n - pos
+        pv = parent(v)
+        got.append(-1 if pv == 0 else order[pv - 1 if t == 0 else n - pv])
+    want[r] = got
+seen = {}
+for line in open(sys.argv[2]):
+    m = re.match(r"\[(\d+)\].*dbt tree 0: (root|parent (\d+))[^;]*; dbt tree 1: (root|parent (\d+))", line)
+    if m:
+        r = int(m.group(1))
+        seen[r] = [-1 if m.group(2) == "root" else int(m.group(3)), -1 if m.group(4) == "root" else int(m.group(5))]
+assert len(seen) == n, seen
+for r in range(n):
+    assert seen[r] == want[r], (r, seen[r], want[r])
+PY
 echo "topo_check: OK"
