@@ -69,8 +69,9 @@ const rl_config_field_t rl_config_fields[] = {
          "is software RDMA (rxe, siw)"),
     STR_("WAIT", wait, "auto",
          "How a wait that stops spinning lets the CPU go: event (sleep on the transport's completion "
-         "channel, when the communicator has one transport and it has one), yield (yield, then nap), or "
-         "auto (event)"),
+         "channel at once, when the communicator has one transport and it has one), yield (yield, then nap "
+         "once nothing completed for 1 ms), or auto (yield on software RDMA such as rxe, whose transfers "
+         "need this host's CPUs; event otherwise)"),
     STR_("P2P", p2p, "auto",
          "Connect every pair of ranks for send/recv and all-to-all: on, off, or auto (on up to 64 ranks)"),
     STR_("ALLREDUCE_ALGO", allreduce_algo, "auto",
