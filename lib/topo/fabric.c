@@ -1040,21 +1040,11 @@ void rl_topo_res_name(const rl_topo_t *t, int res, char *buf, size_t len)
 }
 
 
-rl_status_t rl_topo_ring_loads(rl_topo_t *t, const int *order, int nrings, rl_topo_loads_t *out)
+/* Routes the nf flows of f (freed here) into out: loads, hops, latency and
+ * the busiest resource. */
+static rl_status_t loads_of(rl_topo_t *t, rl_topo_flow_t *f, int nf, rl_topo_loads_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    int nres = rl_topo_nres(t), n = t->nranks;
-    out->load = calloc((size_t)nres, sizeof(double));
-    rl_topo_flow_t *f = malloc(sizeof(*f) * (size_t)n * (size_t)nrings + 1);
-    if (!out->load || !f) {
-        free(f);
-        rl_topo_loads_free(out);
-        return RL_ERR_NO_MEMORY;
-    }
-    int nf = 0;
-    for (int k = 0; k < nrings && n > 1; k++)
-        for (int i = 0; i < n; i++)
-            f[nf++] = (rl_topo_flow_t){order[(size_t)k * n + i], order[(size_t)k * n + (i + 1) % n], 1.0 / nrings};
+    int nres = rl_topo_nres(t);
     rl_status_t st = rl_topo_flow_loads(t, f, nf, out->load, &out->hops, &out->max_lat_ns);
     free(f);
     if (st != RL_OK) {
@@ -1072,20 +1062,40 @@ rl_status_t rl_topo_ring_loads(rl_topo_t *t, const int *order, int nrings, rl_to
     return RL_OK;
 }
 
+/* Zeroed loads and room for nflows flows; NULL when out of memory. */
+static rl_topo_flow_t *loads_init(rl_topo_t *t, size_t nflows, rl_topo_loads_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->load = calloc((size_t)rl_topo_nres(t), sizeof(double));
+    rl_topo_flow_t *f = malloc(sizeof(*f) * nflows + 1);
+    if (!out->load || !f) {
+        free(f);
+        rl_topo_loads_free(out);
+        return NULL;
+    }
+    return f;
+}
+
+rl_status_t rl_topo_ring_loads(rl_topo_t *t, const int *order, int nrings, rl_topo_loads_t *out)
+{
+    int n = t->nranks, nf = 0;
+    rl_topo_flow_t *f = loads_init(t, (size_t)n * (size_t)nrings, out);
+    if (!f)
+        return RL_ERR_NO_MEMORY;
+    for (int k = 0; k < nrings && n > 1; k++)
+        for (int i = 0; i < n; i++)
+            f[nf++] = (rl_topo_flow_t){order[(size_t)k * n + i], order[(size_t)k * n + (i + 1) % n], 1.0 / nrings};
+    return loads_of(t, f, nf, out);
+}
+
 /* Both trees of coll/dbt.c over the positions of order: each edge carries
  * its tree's half of the data up and down. */
 rl_status_t rl_topo_tree_loads(rl_topo_t *t, const int *order, rl_topo_loads_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    int nres = rl_topo_nres(t), n = t->nranks;
-    out->load = calloc((size_t)nres, sizeof(double));
-    rl_topo_flow_t *f = malloc(sizeof(*f) * (size_t)n * 4 + 1);
-    if (!out->load || !f) {
-        free(f);
-        rl_topo_loads_free(out);
+    int n = t->nranks, nf = 0;
+    rl_topo_flow_t *f = loads_init(t, (size_t)n * 4, out);
+    if (!f)
         return RL_ERR_NO_MEMORY;
-    }
-    int nf = 0;
     for (int tr = 0; tr < 2; tr++)
         for (int pos = 0; pos < n; pos++) {
             int v = rl_btree_v(tr, pos, n), p = rl_btree_parent(v, n);
@@ -1095,21 +1105,7 @@ rl_status_t rl_topo_tree_loads(rl_topo_t *t, const int *order, rl_topo_loads_t *
             f[nf++] = (rl_topo_flow_t){a, b, 0.5};
             f[nf++] = (rl_topo_flow_t){b, a, 0.5};
         }
-    rl_status_t st = rl_topo_flow_loads(t, f, nf, out->load, &out->hops, &out->max_lat_ns);
-    free(f);
-    if (st != RL_OK) {
-        rl_topo_loads_free(out);
-        return st;
-    }
-    out->argmax = -1;
-    for (int r = 0; r < nres; r++) {
-        double u = out->load[r] / rl_topo_res_gbps(t, r);
-        if (u > out->max_util) {
-            out->max_util = u;
-            out->argmax = r;
-        }
-    }
-    return RL_OK;
+    return loads_of(t, f, nf, out);
 }
 
 void rl_topo_loads_free(rl_topo_loads_t *l)
