@@ -373,12 +373,20 @@ rl_status_t rl_topo_parse_slurm(const char *text, size_t len, const char *file, 
 
 /* ---------------------------------------------------------------- NCCL XML */
 
+/* Whether the tag text [p, e) starts with s (the text need not end in a NUL,
+ * so no str* function may look past e). */
+static int starts_with(const char *p, const char *e, const char *s)
+{
+    size_t n = strlen(s);
+    return (size_t)(e - p) >= n && !memcmp(p, s, n);
+}
+
 /* Value of attribute name in the tag text [p, e), unquoted into buf; 0 if absent. */
 static int xml_attr(const char *p, const char *e, const char *name, char *buf, size_t len, int *bad)
 {
     size_t n = strlen(name);
     for (const char *q = p; q + n + 2 < e; q++) {
-        if ((q == p || isspace((unsigned char)q[-1])) && !strncmp(q, name, n) && q[n] == '=') {
+        if ((q == p || isspace((unsigned char)q[-1])) && !memcmp(q, name, n) && q[n] == '=') {
             char quote = q[n + 1];
             if (quote != '"' && quote != '\'') {
                 *bad = 1;
@@ -427,9 +435,9 @@ rl_status_t rl_topo_parse_nccl(const char *text, size_t len, const char *file, r
         for (const char *x = p; x < q; x++)
             if (*x == '\n')
                 line++;
-        if (!strncmp(p, "<system", 7))
+        if (starts_with(p, q, "<system"))
             saw_system = 1;
-        if (!strncmp(p, "<net", 4) && (isspace((unsigned char)p[4]) || p[4] == '/' || p[4] == '>')) {
+        if (starts_with(p, q, "<net") && (isspace((unsigned char)p[4]) || p[4] == '/' || p[4] == '>')) {
             if (*n >= max)
                 return serr(err, errlen, file, line, "more than %d <net> elements", max);
             rl_topo_nic_tmpl_t *t = &nics[*n];
