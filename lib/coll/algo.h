@@ -159,6 +159,7 @@ rl_status_t rl_comm_sync(struct rl_comm *c, int64_t deadline, char *err, size_t 
  * services others build on, the defaults); the registry in coll/algo.c
  * lists them all. */
 extern const rl_algo_t rl_algo_ring, rl_algo_chain, rl_algo_p2p, rl_algo_rhd, rl_algo_rd, rl_algo_pairwise,
-    rl_algo_pairwise_v, rl_algo_linear, rl_algo_tree, rl_algo_bruck_a2a, rl_algo_direct;
+    rl_algo_pairwise_v, rl_algo_linear, rl_algo_tree, rl_algo_bruck_a2a, rl_algo_direct,
+    rl_algo_hier;
 
 #endif

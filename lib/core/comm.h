@@ -121,6 +121,8 @@ struct rl_request {
 typedef struct {
     uint64_t lo, hi; /* bytes, inclusive */
     int algo;        /* registry index, or -1: the cheapest by the model */
+    int multi;       /* a default that applies only when local peers go through ringlet's shm
+                        and the others through the network (two transports) */
 } rl_sel_range_t;
 typedef struct {
     rl_sel_range_t r[RL_SEL_MAX];

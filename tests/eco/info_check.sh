@@ -27,7 +27,7 @@ grep -qE '^  tcp(;ofi_rxm)? +rdm +yes' <<<"$out" || fail "libfabric tcp provider
 
 # the algorithm table: the defaults, an override, the model's choices, a bad table
 algos=$("$info" --algos --ranks 8 --transport ofi:shm --sizes 8,64K,64M)
-grep -q '^all_reduce:0-:direct,0-65536:rd,0-16777216:rhd, then ring$' <<<"$algos" || fail "default all-reduce table: $algos"
+grep -q '^all_reduce:65536-:hier(with shm inside hosts),0-:direct,0-65536:rd,0-16777216:rhd, then ring$' <<<"$algos" || fail "default all-reduce table: $algos"
 grep -qE '^  rd +[0-9.]+\* +[0-9.]+\* +- *$' <<<"$algos" || fail "rd chosen up to 64K, unusable above: $algos"
 over=$(RINGLET_ALGOS='broadcast:0-4K:tree' "$info" --algos --ranks 8 --sizes 8,1M)
 grep -q '^broadcast:0-4096:tree, then chain$' <<<"$over" || fail "RINGLET_ALGOS not shown: $over"
