@@ -20,8 +20,9 @@
  *    waits for all the slots of step k and reduces them in rank order, so
  *    every rank computes bitwise the same result (floats too): one fan-in.
  *  - Large: chunk k goes into the rank's input chunk k % 2 (published by
- *    the slot header); rank j reduces slice j of it from every rank's
- *    input, in rank order, into its output chunk and publishes it; then
+ *    the slot header), all but the rank's own slice, which only the rank
+ *    itself reads, from its send buffer; rank j reduces slice j of it from
+ *    every rank's input, in rank order, into its output chunk and publishes it; then
  *    every rank copies each slice from its owner. The input of chunk k + 1
  *    is published right after slice k is, so copying out overlaps the
  *    peers' reductions.
@@ -188,8 +189,8 @@ static int usable(const struct rl_comm *c, const rl_call_t *call)
 }
 
 /* Small: one publication, then L slots read and L - 1 reductions. Large:
- * a copy in, the slice reduced from L inputs, a copy out, two
- * publications per chunk. A pass over memory is modelled as half a
+ * a copy in of the peers' L - 1 slices, the slice reduced from L inputs, a
+ * copy out, two publications per chunk. A pass over memory is modelled as half a
  * transport byte (a message through the shm transport is two copies: in
  * and out of its ring); the model has no parameter of its own for it. */
 static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_model_t *m)
@@ -199,7 +200,7 @@ static double cost(const struct rl_comm *c, const rl_call_t *call, const rl_mode
     if (call->coll != RL_COLL_ALL_REDUCE || n <= SMALL_MAX(c->nranks))
         return a + L * n * copy + (L - 1) * n * g;
     double chunks = (double)((call_bytes(call) + CHUNK - 1) / CHUNK);
-    return 2 * chunks * a + 3 * n * copy + (L - 1) / L * n * g;
+    return 2 * chunks * a + (2 + (L - 1) / L) * n * copy + (L - 1) / L * n * g;
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -438,9 +439,16 @@ static size_t chunk_len(const struct rl_request *r, uint64_t k)
     return total - off < CHUNK ? total - off : CHUNK;
 }
 
+/* Only the peers read my input chunk, each its own slice: my slice stays
+ * in my send buffer, where reduce_slice reads it (1/L less copying in). */
 static void put_chunk(direct_t *d, struct rl_request *r, uint64_t k, uint64_t step)
 {
-    memcpy(in_chunk(d, d->me, step), r->in + (size_t)k * CHUNK, chunk_len(r, k));
+    size_t lo, len, cl = chunk_len(r, k);
+    slice(r, d->n, k, d->me, &lo, &len);
+    uint8_t *dst = in_chunk(d, d->me, step);
+    const uint8_t *src = (const uint8_t *)r->in + (size_t)k * CHUNK;
+    memcpy(dst, src, lo);
+    memcpy(dst + lo + len, src + lo + len, cl - lo - len);
     publish(d, r, step, K_LARGE, (uint32_t)k);
 }
 
@@ -451,11 +459,13 @@ static void reduce_slice(struct rl_comm *c, direct_t *d, struct rl_request *r)
     size_t lo, len;
     slice(r, d->n, o->k, d->me, &lo, &len);
     uint8_t *dst = out_chunk(d, d->me, o->step) + lo;
+    const uint8_t *mine = (const uint8_t *)r->in + (size_t)o->k * CHUNK + lo; /* in place too: my slice is copied out after this */
     size_t cnt = len / r->esize;
     if (cnt) {
-        r->fn(dst, in_chunk(d, 0, o->step) + lo, in_chunk(d, 1, o->step) + lo, cnt);
+        r->fn(dst, d->me == 0 ? mine : in_chunk(d, 0, o->step) + lo, d->me == 1 ? mine : in_chunk(d, 1, o->step) + lo,
+              cnt);
         for (int q = 2; q < d->n; q++)
-            r->fn(dst, dst, in_chunk(d, q, o->step) + lo, cnt);
+            r->fn(dst, dst, q == d->me ? mine : in_chunk(d, q, o->step) + lo, cnt);
         if (r->op == RL_AVG)
             rl_reduce_scale(dst, cnt, r->dtype, c->nranks);
     }
