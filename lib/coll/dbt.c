@@ -53,7 +53,8 @@ typedef struct {
 
 static dbt_t *D(const struct rl_request *r) { return RL_PRIV(r, dbt_t); }
 
-/* My position in the node order (the first ring's) and the rank at a position. */
+/* My position in the node order (the first ring's); c->order[i] gives the
+ * rank at position i. A scan per start: about 10 us at 32k ranks. */
 static int my_pos(const struct rl_comm *c)
 {
     for (int i = 0; i < c->nranks; i++)

@@ -445,6 +445,8 @@ static void put_chunk(direct_t *d, struct rl_request *r, uint64_t k, uint64_t st
 {
     size_t lo, len, cl = chunk_len(r, k);
     slice(r, d->n, k, d->me, &lo, &len);
+    if (lo > cl) /* a short last chunk: my (empty) slice starts past its end */
+        lo = cl;
     uint8_t *dst = in_chunk(d, d->me, step);
     const uint8_t *src = (const uint8_t *)r->in + (size_t)k * CHUNK;
     memcpy(dst, src, lo);
